@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Exit codes, as DESIGN §3 and every command's --help list them.
+const (
+	exitOK          = 0
+	exitFailure     = 1 // connection, I/O, a tool missing…
+	exitUsage       = 2 // bad flags or arguments
+	exitProofFailed = 3 // hash mismatch, restore error, broken chain, audit gap
+)
+
+// errUsage marks errors in what the user typed; they exit with 2.
+var errUsage = errors.New("usage error")
+
+// errProofFailed marks a result that proved something is wrong (a digest
+// that does not match, a restore that failed, a broken chain, a day without a
+// proven backup); it exits with 3. Lower packages mark their own errors by
+// implementing ProofFailure.
+var errProofFailed = errors.New("proof failed")
+
+// hinter is implemented by errors that know what the user should do next.
+// Lower packages implement it on their own error types; cli prints it.
+type hinter interface{ Hint() string }
+
+// proofFailure is implemented by errors of lower packages that mean "the
+// evidence says no" rather than "something broke".
+type proofFailure interface{ ProofFailed() bool }
+
+// hintError adds a hint (and, through kind, an exit code) to an error.
+type hintError struct {
+	err  error
+	hint string
+	kind error // errUsage, errProofFailed or nil
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }
+func (e *hintError) Hint() string  { return e.hint }
+func (e *hintError) Is(target error) bool {
+	return e.kind != nil && target == e.kind
+}
+
+// withHint wraps err with what to do next.
+func withHint(err error, hint string) error {
+	if err == nil {
+		return nil
+	}
+	return &hintError{err: err, hint: hint}
+}
+
+// usageErrorf reports a mistake in the command line, with a hint.
+func usageErrorf(hint, format string, args ...any) error {
+	return &hintError{err: fmt.Errorf(format, args...), hint: hint, kind: errUsage}
+}
+
+// proofErrorf reports evidence that something is wrong (exit 3).
+func proofErrorf(hint, format string, args ...any) error {
+	return &hintError{err: fmt.Errorf(format, args...), hint: hint, kind: errProofFailed}
+}
+
+// exitCode decides the process's exit code from an error, in one place.
+func exitCode(err error) int {
+	var pf proofFailure
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errUsage):
+		return exitUsage
+	case errors.Is(err, errProofFailed), errors.As(err, &pf) && pf.ProofFailed():
+		return exitProofFailed
+	default:
+		return exitFailure
+	}
+}
+
+// printError writes an error and its hint the way every command does:
+//
+//	pgattest: error: what went wrong
+//	pgattest: hint: what to do next
+func printError(w io.Writer, err error) {
+	msg := strings.TrimRight(err.Error(), "\n")
+	first, rest, _ := strings.Cut(msg, "\n")
+	fmt.Fprintf(w, "pgattest: error: %s\n", first)
+	if rest != "" {
+		fmt.Fprintln(w, rest)
+	}
+	var h hinter
+	if errors.As(err, &h) && h.Hint() != "" {
+		for _, line := range strings.Split(h.Hint(), "\n") {
+			fmt.Fprintf(w, "pgattest: hint: %s\n", line)
+		}
+	}
+}

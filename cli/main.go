@@ -1,0 +1,149 @@
+// Package cli is pgattest's command line: flags, environment variables,
+// terminal output (text and --json) and exit codes. Each command lives in its
+// own file (cmd_*.go) with an options struct and a run function; the work
+// itself happens in the pipeline, verify and catalog packages.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	ucli "github.com/urfave/cli/v2"
+)
+
+// Version is pgattest's version, set at build time with
+// -ldflags "-X github.com/pgattest/pgattest/cli.Version=…".
+var Version = "dev"
+
+// env is what every command gets: where to write, and the global flags.
+type env struct {
+	stdout, stderr io.Writer
+	json           bool // one JSON document on stdout, nothing else there
+	quiet          bool // no progress, only errors and the result
+	verbose        bool // tool output, command lines (redacted), head hashes
+	catalogPath    string
+	interactive    bool // stderr is a terminal: live progress lines
+}
+
+// Main runs pgattest with args (args[0] is the program name) and returns the
+// exit code. Tests call it in-process; main.go passes the result to os.Exit.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	e := &env{stdout: stdout, stderr: stderr}
+	app := newApp(e)
+	err := app.RunContext(ctx, normalizeArgs(app, args))
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, errProofFailed) {
+			err = withHint(fmt.Errorf("interrupted: %w", err), "nothing was recorded for the interrupted run; run the command again")
+		}
+		printError(e.stderr, err)
+	}
+	return exitCode(err)
+}
+
+func init() {
+	// -v is --verbose here, as in restic; the version is only --version.
+	ucli.VersionFlag = &ucli.BoolFlag{Name: "version", Usage: "print the version"}
+}
+
+func newApp(e *env) *ucli.App {
+	app := &ucli.App{
+		Name:      "pgattest",
+		Usage:     "PostgreSQL backups that prove themselves",
+		Version:   Version,
+		Writer:    e.stdout,
+		ErrWriter: e.stderr,
+		Description: `pgattest dumps a database with pg_dump, hashes the archive with BLAKE3 while
+it is written, lists its contents with pg_restore -l, restores it into a
+throwaway local Postgres to prove that it restores, and records the evidence
+in a catalog. Later it answers: which proven backup stood on a date
+(restore --as-of), did every night produce one (audit), has anything been
+altered (catalog verify).
+
+Start here:
+   pgattest demo                                   the whole pipeline on a sample database
+   pgattest backup --db "$DATABASE_URL"            a proven backup of your database
+   pgattest list                                   what the catalog holds
+
+Exit codes:
+   0  success
+   1  failure (connection, I/O, a tool missing, …)
+   2  usage error (bad flag or argument)
+   3  proof failed (digest mismatch, restore error, broken chain, audit gap)`,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "catalog", Usage: "catalog file", EnvVars: []string{"PGATTEST_CATALOG"}, Value: defaultCatalogPath()},
+			&ucli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout and nothing else there"},
+			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress, only the result and errors"},
+			&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print tool output, command lines and the catalog's head hash"},
+		},
+		Before: func(c *ucli.Context) error {
+			e.json = c.Bool("json")
+			e.quiet = c.Bool("quiet")
+			e.verbose = c.Bool("verbose")
+			e.catalogPath = c.String("catalog")
+			e.interactive = isTerminal(e.stderr) && !e.quiet
+			return nil
+		},
+		Commands: []*ucli.Command{
+			demoCommand(e),
+		},
+		HideHelpCommand:      true,
+		EnableBashCompletion: false,
+		Suggest:              true,
+		OnUsageError: func(c *ucli.Context, err error, _ bool) error {
+			return usageErrorf("run 'pgattest --help' or 'pgattest COMMAND --help'", "%v", err)
+		},
+		ExitErrHandler: func(*ucli.Context, error) {}, // Main decides exit codes, not urfave/cli
+		Action: func(c *ucli.Context) error {
+			if c.NArg() > 0 {
+				return usageErrorf("run 'pgattest --help' for the list of commands", "no command %q", c.Args().First())
+			}
+			return ucli.ShowAppHelp(c)
+		},
+	}
+	// Usage errors inside commands (bad flags) also exit 2.
+	for _, cmd := range app.Commands {
+		setUsageHandler(cmd)
+	}
+	return app
+}
+
+func setUsageHandler(cmd *ucli.Command) {
+	name := cmd.Name
+	cmd.OnUsageError = func(c *ucli.Context, err error, _ bool) error {
+		return usageErrorf(fmt.Sprintf("run 'pgattest %s --help'", name), "%v", err)
+	}
+	for _, sub := range cmd.Subcommands {
+		setUsageHandler(sub)
+	}
+}
+
+// defaultCatalogPath is $XDG_DATA_HOME/pgattest/catalog.db, or
+// ~/.local/share/pgattest/catalog.db.
+func defaultCatalogPath() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "pgattest", "catalog.db")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "pgattest", "catalog.db")
+	}
+	return "pgattest-catalog.db"
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,34 @@
+// Package testenv finds local PostgreSQL binaries and starts throwaway
+// clusters: the proof stage restores every archive into one, and every test
+// that needs a database starts its own.
+//
+// # Binaries
+//
+// [Find] looks for a folder holding the tools a caller needs (initdb and
+// postgres, or pg_dump and pg_restore) with at least a given major version:
+// in the folders the caller names (--pg-bin), else on PATH and in the
+// standard folders of Debian (/usr/lib/postgresql/*/bin), RHEL, Homebrew and
+// source builds. The newest wins.
+//
+// # Clusters
+//
+// [Start] runs initdb once per toolchain into a template in the user's cache
+// folder (creation is locked across processes), then copies the template for
+// each new cluster, so a start after the first takes a fraction of a second.
+// A cluster listens on a Unix socket in its own 0700 folder and on no TCP
+// port unless asked; it runs with fsync, full-page writes and WAL archiving
+// off, since it never has to survive a crash. As root, initdb and postgres
+// run as the "postgres" system user, as they refuse to run as root.
+//
+// A cluster's folder is a [Scratch] folder: it belongs to the process that
+// made it for as long as that process lives. [Cluster.Stop] shuts the server
+// down and removes the folder; if the owner is killed instead, the server
+// gets SIGQUIT from the kernel (parent-death signal) and the next Start in
+// the same parent folder removes what was left.
+//
+// # Tests
+//
+// [New] starts a cluster for a test and stops it in Cleanup. Tests skip when
+// no Postgres is installed, except under PGATTEST_REQUIRE_PG=1 (CI), where
+// they fail.
+package testenv

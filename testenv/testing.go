@@ -1,0 +1,53 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+)
+
+// RequirePGEnv is the environment variable that turns a missing Postgres
+// into a test failure instead of a skip. CI sets it to 1.
+const RequirePGEnv = "PGATTEST_REQUIRE_PG"
+
+// Require returns the toolchain a test needs, or skips the test when none is
+// installed — unless PGATTEST_REQUIRE_PG=1, where it fails instead.
+func Require(tb testing.TB, w Want) Toolchain {
+	tb.Helper()
+	tc, err := Find(w)
+	if err == nil {
+		return tc
+	}
+	if errors.Is(err, ErrNotFound) && os.Getenv(RequirePGEnv) != "1" {
+		tb.Skipf("skipping: %v (install the postgresql package; set %s=1 to fail instead)", err, RequirePGEnv)
+	}
+	tb.Fatalf("find postgres binaries: %v", err)
+	return Toolchain{}
+}
+
+// New starts a throwaway cluster for a test and stops it when the test ends.
+// It skips (or, under PGATTEST_REQUIRE_PG=1, fails) when Postgres is missing.
+func New(tb testing.TB, opts ...Options) *Cluster {
+	tb.Helper()
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.Toolchain.Dir == "" {
+		o.Toolchain = Require(tb, Want{Tools: ServerTools, MinMajor: o.MinMajor, Dirs: o.BinDirs})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := Start(ctx, o)
+	if err != nil {
+		tb.Fatalf("start throwaway cluster: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := c.Stop(context.Background()); err != nil {
+			tb.Errorf("stop throwaway cluster: %v", err)
+		}
+	})
+	return c
+}
