@@ -1,0 +1,284 @@
+package catalog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Bucket names.
+var (
+	bucketBackups = []byte("backups")  // id → record JSON
+	bucketByTime  = []byte("by_time")  // name 0x00 BE start-nanos id → nothing
+	bucketByStart = []byte("by_start") // BE start-nanos id → nothing (all names)
+	bucketEvents  = []byte("events")   // BE seq → event JSON
+	bucketMeta    = []byte("meta")     // "schema", "head", "head_seq"
+)
+
+// SchemaVersion is the layout of the buckets above.
+const SchemaVersion = 1
+
+// DefaultTimeout is how long Open waits for another pgattest to let go of
+// the catalog before it gives up.
+const DefaultTimeout = 30 * time.Second
+
+// Catalog is an open catalog file. It holds an exclusive lock on the file
+// while open (read-only opens share a lock), so keep it open briefly.
+type Catalog struct {
+	db   *bolt.DB
+	path string
+}
+
+// Options for Open.
+type Options struct {
+	Timeout  time.Duration // wait this long for the lock; 0 = DefaultTimeout
+	ReadOnly bool          // shared lock; the file must exist
+}
+
+// Open opens the catalog at path, creating it (mode 0600, folder 0700) unless
+// ReadOnly. A file that exists but is empty or not a catalog is an error and
+// is never overwritten.
+func Open(path string, o Options) (*Catalog, error) {
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil, &Error{Path: path, Err: ErrNotCatalog, Detail: "it is a folder"}
+	case err == nil && fi.Size() == 0:
+		return nil, &Error{Path: path, Err: ErrNotCatalog, Detail: "the file is empty"}
+	case errors.Is(err, fs.ErrNotExist):
+		if o.ReadOnly {
+			return nil, &Error{Path: path, Err: ErrNoCatalog}
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, &Error{Path: path, Err: err, Detail: "cannot create its folder"}
+		}
+	case err != nil:
+		return nil, &Error{Path: path, Err: err}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, ReadOnly: o.ReadOnly})
+	if err != nil {
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, &Error{Path: path, Err: ErrBusy, PID: lockHolder(path)}
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch),
+			errors.Is(err, berrors.ErrChecksum), strings.Contains(err.Error(), "file size too small"),
+			strings.Contains(err.Error(), "invalid"):
+			return nil, &Error{Path: path, Err: ErrNotCatalog, Detail: err.Error()}
+		}
+		return nil, &Error{Path: path, Err: err}
+	}
+	c := &Catalog{db: db, path: path}
+	if !o.ReadOnly {
+		if err := c.init(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	} else if err := c.checkSchema(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Catalog) init() error {
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketBackups, bucketByTime, bucketByStart, bucketEvents, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get([]byte("schema")); v == nil {
+			return meta.Put([]byte("schema"), []byte(strconv.Itoa(SchemaVersion)))
+		}
+		return nil
+	})
+	if err != nil {
+		return &Error{Path: c.path, Err: err, Detail: "cannot initialize"}
+	}
+	return c.checkSchema()
+}
+
+func (c *Catalog) checkSchema() error {
+	return c.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return &Error{Path: c.path, Err: ErrNotCatalog, Detail: "a bbolt file without pgattest's buckets"}
+		}
+		v, _ := strconv.Atoi(string(meta.Get([]byte("schema"))))
+		if v > SchemaVersion {
+			return &Error{Path: c.path, Err: ErrNewerSchema, Detail: fmt.Sprintf("schema %d, this pgattest knows %d", v, SchemaVersion)}
+		}
+		return nil
+	})
+}
+
+// Path returns the catalog file's path.
+func (c *Catalog) Path() string { return c.path }
+
+// Close releases the catalog.
+func (c *Catalog) Close() error { return c.db.Close() }
+
+// Add stores a new record and appends a "recorded" event, in one transaction.
+func (c *Catalog) Add(r *Record) (Event, error) {
+	return c.write(r, KindRecorded, "", true)
+}
+
+// Update stores a changed record (a new proof, pruned) and appends an event
+// of the given kind, in one transaction.
+func (c *Catalog) Update(r *Record, kind, detail string) (Event, error) {
+	return c.write(r, kind, detail, false)
+}
+
+// Note appends an event about a backup without changing its record (for
+// example "restored", with where to in detail).
+func (c *Catalog) Note(backupID, kind, detail string) (Event, error) {
+	var ev Event
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketBackups).Get([]byte(backupID)) == nil {
+			return fmt.Errorf("%w: %q", ErrNotFound, backupID)
+		}
+		var err error
+		ev, err = appendEvent(tx, kind, backupID, "", detail)
+		return err
+	})
+	return ev, err
+}
+
+func (c *Catalog) write(r *Record, kind, detail string, isNew bool) (Event, error) {
+	if r.ID == "" || r.Name == "" || r.StartedAt.IsZero() {
+		return Event{}, fmt.Errorf("record needs an id, a name and a start time")
+	}
+	r.StartedAt = r.StartedAt.UTC()
+	r.FinishedAt = r.FinishedAt.UTC()
+	body, err := json.Marshal(r)
+	if err != nil {
+		return Event{}, err
+	}
+	var ev Event
+	err = c.db.Update(func(tx *bolt.Tx) error {
+		backups := tx.Bucket(bucketBackups)
+		id := []byte(r.ID)
+		old := backups.Get(id)
+		switch {
+		case isNew && old != nil:
+			return fmt.Errorf("record %q already exists", r.ID)
+		case !isNew && old == nil:
+			return fmt.Errorf("%w: %q", ErrNotFound, r.ID)
+		}
+		if !isNew {
+			var prev Record
+			if err := json.Unmarshal(old, &prev); err != nil {
+				return fmt.Errorf("read record %q: %w", r.ID, err)
+			}
+			if prev.Name != r.Name || !prev.StartedAt.Equal(r.StartedAt) {
+				return fmt.Errorf("record %q: name and start time cannot change", r.ID)
+			}
+		}
+		if err := backups.Put(id, body); err != nil {
+			return err
+		}
+		if isNew {
+			if err := tx.Bucket(bucketByTime).Put(timeKey(r.Name, r.StartedAt, r.ID), nil); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketByStart).Put(startKey(r.StartedAt, r.ID), nil); err != nil {
+				return err
+			}
+		}
+		ev, err = appendEvent(tx, kind, r.ID, digest(body), detail)
+		return err
+	})
+	return ev, err
+}
+
+// Get returns the record with the given ID, or an error matching ErrNotFound.
+func (c *Catalog) Get(id string) (*Record, error) {
+	var r *Record
+	err := c.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketBackups).Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("%w: %q", ErrNotFound, id)
+		}
+		var err error
+		r, err = decode(v)
+		return err
+	})
+	return r, err
+}
+
+func decode(v []byte) (*Record, error) {
+	var r Record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDamagedRecord, err)
+	}
+	return &r, nil
+}
+
+// timeKey is name 0x00 BE(start nanos) id: one name's backups in time order.
+func timeKey(name string, t time.Time, id string) []byte {
+	k := make([]byte, 0, len(name)+1+8+len(id))
+	k = append(k, name...)
+	k = append(k, 0)
+	k = binary.BigEndian.AppendUint64(k, nanos(t))
+	return append(k, id...)
+}
+
+// startKey is BE(start nanos) id: all backups in time order.
+func startKey(t time.Time, id string) []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(id)), nanos(t))
+	return append(k, id...)
+}
+
+// nanos maps a time to an unsigned, order-preserving number (times before
+// 1970 are not backups; they clamp to 0).
+func nanos(t time.Time) uint64 {
+	n := t.UnixNano()
+	if n < 0 {
+		return 0
+	}
+	return uint64(n)
+}
+
+// lockHolder finds the pid holding a flock on path, from /proc/locks (Linux);
+// 0 when unknown.
+func lockHolder(path string) int {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return 0
+	}
+	ino := strconv.FormatUint(st.Ino, 10)
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		f := strings.Fields(string(line))
+		// 1: FLOCK  ADVISORY  WRITE 12345 fd:01:131090 0 EOF
+		if len(f) >= 6 && f[1] == "FLOCK" {
+			parts := strings.Split(f[5], ":")
+			if len(parts) == 3 && parts[2] == ino {
+				pid, _ := strconv.Atoi(f[4])
+				if pid != os.Getpid() {
+					return pid
+				}
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,62 @@
+package catalog
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors a caller may test for with errors.Is.
+var (
+	// ErrBusy: another process holds the catalog longer than the timeout.
+	ErrBusy = errors.New("catalog is in use by another pgattest")
+	// ErrNotCatalog: the file exists but is not a pgattest catalog (empty,
+	// truncated, another kind of file). It is never overwritten.
+	ErrNotCatalog = errors.New("not a pgattest catalog")
+	// ErrNoCatalog: a read-only open of a file that does not exist.
+	ErrNoCatalog = errors.New("no catalog")
+	// ErrNewerSchema: made by a newer pgattest.
+	ErrNewerSchema = errors.New("catalog made by a newer pgattest")
+	// ErrNotFound: no record with that ID, or no record matches a query.
+	ErrNotFound = errors.New("no such backup")
+	// ErrDamagedRecord: a stored record is not valid JSON.
+	ErrDamagedRecord = errors.New("damaged record")
+	// ErrChainBroken: the event chain or a record does not match its hash.
+	ErrChainBroken = errors.New("catalog chain is broken")
+)
+
+// Error is a failure to open or use the catalog file at Path.
+type Error struct {
+	Path   string
+	Err    error
+	Detail string
+	PID    int // for ErrBusy: who holds the lock, when known
+}
+
+func (e *Error) Error() string {
+	switch {
+	case errors.Is(e.Err, ErrBusy) && e.PID > 0:
+		return fmt.Sprintf("catalog is in use by another pgattest (pid %d): %s", e.PID, e.Path)
+	case errors.Is(e.Err, ErrBusy):
+		return fmt.Sprintf("catalog is in use by another pgattest: %s", e.Path)
+	case e.Detail != "":
+		return fmt.Sprintf("catalog %s: %v (%s)", e.Path, e.Err, e.Detail)
+	}
+	return fmt.Sprintf("catalog %s: %v", e.Path, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Hint says what to do next.
+func (e *Error) Hint() string {
+	switch {
+	case errors.Is(e.Err, ErrBusy):
+		return "wait for the other run to finish, or point this one at another file with --catalog"
+	case errors.Is(e.Err, ErrNotCatalog):
+		return "the file was left untouched; restore it from a copy, or use another file with --catalog"
+	case errors.Is(e.Err, ErrNoCatalog):
+		return "no backup has been recorded there yet; run 'pgattest backup', or pass --catalog PATH"
+	case errors.Is(e.Err, ErrNewerSchema):
+		return "use the newer pgattest that wrote it"
+	}
+	return "check the path and its permissions, or pass --catalog PATH"
+}

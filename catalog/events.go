@@ -1,0 +1,240 @@
+package catalog
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/zeebo/blake3"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Event kinds.
+const (
+	KindRecorded    = "recorded"     // a new backup record
+	KindProved      = "proved"       // a later proof passed
+	KindProofFailed = "proof-failed" // a later proof failed
+	KindRestored    = "restored"     // a backup was restored somewhere
+	KindPruned      = "pruned"       // retention deleted the archive
+)
+
+// Event is one link of the audit chain. Hash = BLAKE3(prev ‖ canonical
+// event), where the canonical event is the JSON of every field but Hash, and
+// prev is the previous event's hash (32 zero bytes for the first).
+type Event struct {
+	Seq      uint64    `json:"seq"`
+	At       time.Time `json:"at"`
+	Kind     string    `json:"kind"`
+	BackupID string    `json:"backup_id"`
+	BodyHash string    `json:"body_hash,omitempty"` // BLAKE3 of the record JSON as stored
+	Detail   string    `json:"detail,omitempty"`
+	Prev     string    `json:"prev"`
+	Hash     string    `json:"hash"`
+}
+
+// canonical is the event without its hash, in a fixed field order.
+func (e Event) canonical() []byte {
+	e.Hash = ""
+	b, _ := json.Marshal(struct {
+		Seq      uint64    `json:"seq"`
+		At       time.Time `json:"at"`
+		Kind     string    `json:"kind"`
+		BackupID string    `json:"backup_id"`
+		BodyHash string    `json:"body_hash,omitempty"`
+		Detail   string    `json:"detail,omitempty"`
+		Prev     string    `json:"prev"`
+	}{e.Seq, e.At, e.Kind, e.BackupID, e.BodyHash, e.Detail, e.Prev})
+	return b
+}
+
+// computeHash returns the hash the event must carry.
+func (e Event) computeHash() string {
+	prev, err := hex.DecodeString(e.Prev)
+	if err != nil || len(prev) != 32 {
+		prev = make([]byte, 32) // a malformed prev still hashes; VerifyChain flags it
+	}
+	h := blake3.New()
+	h.Write(prev)
+	h.Write(e.canonical())
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+var genesis = hex.EncodeToString(make([]byte, 32))
+
+func digest(b []byte) string {
+	sum := blake3.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+func appendEvent(tx *bolt.Tx, kind, backupID, bodyHash, detail string) (Event, error) {
+	events, meta := tx.Bucket(bucketEvents), tx.Bucket(bucketMeta)
+	seq, err := events.NextSequence()
+	if err != nil {
+		return Event{}, err
+	}
+	prev := string(meta.Get([]byte("head")))
+	if prev == "" {
+		prev = genesis
+	}
+	ev := Event{Seq: seq, At: time.Now().UTC(), Kind: kind, BackupID: backupID, BodyHash: bodyHash, Detail: detail, Prev: prev}
+	ev.Hash = ev.computeHash()
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return Event{}, err
+	}
+	if err := events.Put(seqKey(seq), b); err != nil {
+		return Event{}, err
+	}
+	if err := meta.Put([]byte("head"), []byte(ev.Hash)); err != nil {
+		return Event{}, err
+	}
+	return ev, meta.Put([]byte("head_seq"), seqKey(seq))
+}
+
+// Head returns the newest event's sequence number and hash ("" and 0 for an
+// empty catalog). Anchor the hash elsewhere to detect a rewritten chain.
+func (c *Catalog) Head() (uint64, string, error) {
+	var seq uint64
+	var hash string
+	err := c.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		hash = string(meta.Get([]byte("head")))
+		if v := meta.Get([]byte("head_seq")); len(v) == 8 {
+			seq = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return seq, hash, err
+}
+
+// Events calls fn for every event with seq ≥ from, oldest first; fn returning
+// an error stops the walk with that error.
+func (c *Catalog) Events(from uint64, fn func(Event) error) error {
+	return c.db.View(func(tx *bolt.Tx) error {
+		cur := tx.Bucket(bucketEvents).Cursor()
+		for k, v := cur.Seek(seqKey(from)); k != nil; k, v = cur.Next() {
+			var ev Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("event %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			if err := fn(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ChainReport is what VerifyChain found.
+type ChainReport struct {
+	Events  int    // events walked
+	Records int    // records checked against their last event
+	Head    string // hash of the newest event
+	HeadSeq uint64
+	// Broken is nil when everything matched; otherwise the first problem.
+	Broken *BrokenLink
+}
+
+// OK reports whether the chain and every record matched.
+func (r ChainReport) OK() bool { return r.Broken == nil }
+
+// BrokenLink names the first place the catalog does not match itself.
+type BrokenLink struct {
+	Seq      uint64 // the event where it broke (0 for a record-only problem)
+	BackupID string // the record concerned, if any
+	What     string // "event hash", "prev link", "sequence", "record body", "head"
+	Expected string
+	Found    string
+}
+
+func (b *BrokenLink) Error() string {
+	switch {
+	case b.What == "record body":
+		return fmt.Sprintf("record %s does not match event %d: body hash expected %s, found %s", b.BackupID, b.Seq, b.Expected, b.Found)
+	case b.Seq > 0:
+		return fmt.Sprintf("chain broken at event %d (%s): expected %s, found %s", b.Seq, b.What, b.Expected, b.Found)
+	}
+	return fmt.Sprintf("chain broken (%s): expected %s, found %s", b.What, b.Expected, b.Found)
+}
+
+// Is makes errors.Is(link, ErrChainBroken) true.
+func (b *BrokenLink) Is(target error) bool { return target == ErrChainBroken }
+
+// ProofFailed marks a broken chain as evidence of tampering (exit code 3).
+func (b *BrokenLink) ProofFailed() bool { return true }
+
+// VerifyChain walks every event, checking sequence numbers, prev links and
+// hashes, then checks every record against the body hash of the last event
+// that stored it, and the head in meta against the last event. It reports
+// the first broken link; err is for failures to read at all.
+func (c *Catalog) VerifyChain() (ChainReport, error) {
+	var rep ChainReport
+	lastBody := map[string]Event{} // backup id → last event with a body hash
+	prev, expectSeq := genesis, uint64(1)
+	err := c.db.View(func(tx *bolt.Tx) error {
+		cur := tx.Bucket(bucketEvents).Cursor()
+		for k, v := cur.First(); k != nil; k, v = cur.Next() {
+			seq := binary.BigEndian.Uint64(k)
+			var ev Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				rep.Broken = &BrokenLink{Seq: seq, What: "event JSON", Expected: "a JSON event", Found: err.Error()}
+				return nil
+			}
+			switch {
+			case ev.Seq != seq || seq != expectSeq:
+				rep.Broken = &BrokenLink{Seq: seq, What: "sequence", Expected: fmt.Sprint(expectSeq), Found: fmt.Sprint(ev.Seq)}
+			case ev.Prev != prev:
+				rep.Broken = &BrokenLink{Seq: seq, What: "prev link", Expected: prev, Found: ev.Prev}
+			case ev.computeHash() != ev.Hash:
+				rep.Broken = &BrokenLink{Seq: seq, What: "event hash", Expected: ev.computeHash(), Found: ev.Hash}
+			}
+			if rep.Broken != nil {
+				return nil
+			}
+			rep.Events++
+			if ev.BodyHash != "" {
+				lastBody[ev.BackupID] = ev
+			}
+			prev, expectSeq = ev.Hash, seq+1
+			rep.Head, rep.HeadSeq = ev.Hash, seq
+		}
+		meta := tx.Bucket(bucketMeta)
+		if head := string(meta.Get([]byte("head"))); rep.Events > 0 && head != rep.Head {
+			rep.Broken = &BrokenLink{Seq: rep.HeadSeq, What: "head", Expected: rep.Head, Found: head}
+			return nil
+		}
+		// Records: each must hash to what its last event says, and every
+		// record must have an event.
+		bc := tx.Bucket(bucketBackups).Cursor()
+		for k, v := bc.First(); k != nil; k, v = bc.Next() {
+			id := string(k)
+			ev, ok := lastBody[id]
+			if !ok {
+				rep.Broken = &BrokenLink{BackupID: id, What: "record body", Expected: "an event recording it", Found: "none"}
+				return nil
+			}
+			if got := digest(v); got != ev.BodyHash {
+				rep.Broken = &BrokenLink{Seq: ev.Seq, BackupID: id, What: "record body", Expected: ev.BodyHash, Found: got}
+				return nil
+			}
+			rep.Records++
+			delete(lastBody, id)
+		}
+		if len(lastBody) > 0 { // events about records that are gone: report the earliest
+			ids := make([]string, 0, len(lastBody))
+			for id := range lastBody {
+				ids = append(ids, id)
+			}
+			sort.Slice(ids, func(i, j int) bool { return lastBody[ids[i]].Seq < lastBody[ids[j]].Seq })
+			ev := lastBody[ids[0]]
+			rep.Broken = &BrokenLink{Seq: ev.Seq, BackupID: ids[0], What: "record body", Expected: "the record", Found: "no record with that id"}
+		}
+		return nil
+	})
+	return rep, err
+}

@@ -1,0 +1,157 @@
+package catalog
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Status of a backup record.
+const (
+	StatusVerified   = "verified"   // the last proof passed
+	StatusFailed     = "failed"     // the last proof failed
+	StatusUnverified = "unverified" // never proven (--verify none)
+	StatusPruned     = "pruned"     // archive deleted by retention; the record stays
+)
+
+// Record is everything pgattest knows about one backup. Its JSON form is the
+// contract of DESIGN §3: fields may be added, never renamed.
+type Record struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Status     string            `json:"status"`
+	StartedAt  time.Time         `json:"started_at"`
+	FinishedAt time.Time         `json:"finished_at"`
+	Source     Source            `json:"source"`
+	Archive    Archive           `json:"archive"`
+	TOC        TOC               `json:"toc"`
+	Proofs     []Proof           `json:"proofs"`
+	Labels     map[string]string `json:"labels"`
+	Tools      Tools             `json:"tools"`
+	Stages     []Stage           `json:"stages"`
+	Roles      []string          `json:"roles,omitempty"` // roles the archive references
+	PrunedAt   *time.Time        `json:"pruned_at,omitempty"`
+}
+
+// Source is the database a backup was taken from. It never holds a password
+// or a whole connection string.
+type Source struct {
+	Host          string `json:"host"`
+	Port          int    `json:"port"`
+	Database      string `json:"database"`
+	User          string `json:"user"`
+	ServerVersion string `json:"server_version"`
+}
+
+// Archive is the file (custom format) or folder (directory format) pg_dump
+// wrote, and its digest.
+type Archive struct {
+	Path        string `json:"path"`
+	Format      string `json:"format"` // "custom" or "directory"
+	Size        int64  `json:"size"`   // bytes; for a folder, the sum of its files
+	BLAKE3      string `json:"blake3"` // 64 hex digits
+	Files       int    `json:"files,omitempty"`
+	Compression int    `json:"compression"`
+	Jobs        int    `json:"jobs,omitempty"`
+	Manifest    string `json:"manifest,omitempty"`
+}
+
+// TOC summarizes the archive's table of contents.
+type TOC struct {
+	Entries       int            `json:"entries"`
+	Counts        map[string]int `json:"counts"` // entries by type: "TABLE": 12, …
+	Tables        []TableName    `json:"tables"`
+	DBName        string         `json:"dbname,omitempty"`
+	DumpVersion   string         `json:"dump_version,omitempty"` // archive format, e.g. "1.14-0"
+	ServerVersion string         `json:"server_version,omitempty"`
+	PgDumpVersion string         `json:"pg_dump_version,omitempty"`
+	Compression   string         `json:"compression,omitempty"`
+	CreatedAt     string         `json:"created_at,omitempty"`
+}
+
+// TableName is a schema-qualified table name.
+type TableName struct {
+	Schema string `json:"schema"`
+	Name   string `json:"name"`
+}
+
+// Proof is one attempt to prove an archive: at backup time, or later by
+// `pgattest verify`.
+type Proof struct {
+	Mode          string       `json:"mode"`   // "restore", "read" or "hash"
+	Status        string       `json:"status"` // "passed" or "failed"
+	StartedAt     time.Time    `json:"started_at"`
+	DurationMS    int64        `json:"duration_ms"`
+	Error         string       `json:"error,omitempty"`
+	Tables        []TableCount `json:"tables"`
+	Rows          int64        `json:"rows"`
+	DigestChecked bool         `json:"digest_checked"` // the archive was re-hashed and matched first
+	ServerVersion string       `json:"server_version,omitempty"`
+	RestoreTool   string       `json:"pg_restore_version,omitempty"`
+	FailedEntry   string       `json:"failed_entry,omitempty"`
+	Skipped       []string     `json:"skipped,omitempty"` // what the proof knowingly left out
+}
+
+// Proof statuses.
+const (
+	ProofPassed = "passed"
+	ProofFailed = "failed"
+)
+
+// TableCount is the exact row count of one restored table.
+type TableCount struct {
+	Schema string `json:"schema"`
+	Name   string `json:"name"`
+	Rows   int64  `json:"rows"`
+}
+
+// Tools are the versions of the programs that made and proved a backup.
+type Tools struct {
+	PgDump      string `json:"pg_dump"`
+	PgRestore   string `json:"pg_restore"`
+	ProofServer string `json:"proof_server,omitempty"`
+	Pgattest    string `json:"pgattest,omitempty"`
+}
+
+// Stage is how long one pipeline stage took.
+type Stage struct {
+	Name       string `json:"name"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+// LastProof returns the newest proof, or nil.
+func (r *Record) LastProof() *Proof {
+	if len(r.Proofs) == 0 {
+		return nil
+	}
+	return &r.Proofs[len(r.Proofs)-1]
+}
+
+// Proven reports whether the record's last proof passed and its archive has
+// not been pruned: a backup one may restore from.
+func (r *Record) Proven() bool { return r.Status == StatusVerified }
+
+var idUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
+
+// NewID returns a readable ID that sorts by time:
+// "20261124T222800Z-neondb-7f3a" for name "neondb@ep-cool-darkness" at that
+// instant. The name part is the name up to its first "@", lower-cased, with
+// anything but letters and digits turned into "-", at most 24 characters.
+func NewID(name string, at time.Time) string {
+	short, _, _ := strings.Cut(name, "@")
+	short = strings.Trim(idUnsafe.ReplaceAllString(strings.ToLower(short), "-"), "-")
+	if len(short) > 24 {
+		short = strings.Trim(short[:24], "-")
+	}
+	if short == "" {
+		short = "db"
+	}
+	var b [2]byte
+	rand.Read(b[:])
+	return at.UTC().Format(StampLayout) + "-" + short + "-" + hex.EncodeToString(b[:])
+}
+
+// StampLayout is the UTC time stamp used in IDs and archive file names.
+const StampLayout = "20060102T150405Z"
