@@ -1,0 +1,166 @@
+package verify
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/zeebo/blake3"
+)
+
+// Archive formats.
+const (
+	FormatCustom    = "custom"
+	FormatDirectory = "directory"
+)
+
+// Hasher is a BLAKE3 hash that counts what passes through it. Writing the
+// archive through one (io.MultiWriter with the file) gives its digest without
+// a second read.
+type Hasher struct {
+	h *blake3.Hasher
+	n int64
+}
+
+// NewHasher returns an empty Hasher.
+func NewHasher() *Hasher { return &Hasher{h: blake3.New()} }
+
+// Write adds p to the hash.
+func (h *Hasher) Write(p []byte) (int, error) {
+	h.h.Write(p)
+	h.n += int64(len(p))
+	return len(p), nil
+}
+
+// Size is the number of bytes hashed so far.
+func (h *Hasher) Size() int64 { return h.n }
+
+// Sum returns the digest as 64 hex digits.
+func (h *Hasher) Sum() string { return hex.EncodeToString(h.h.Sum(nil)) }
+
+// Digest is an archive's BLAKE3 digest and size.
+type Digest struct {
+	BLAKE3 string // 64 hex digits
+	Size   int64  // bytes (for a folder: the sum of its files)
+	Files  int    // for a folder: how many files
+}
+
+// HashArchive computes the digest of a custom-format file or a
+// directory-format folder, as DESIGN §3 defines them.
+func HashArchive(path, format string) (Digest, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return Digest{}, &MissingError{Path: path, Err: err}
+	}
+	switch format {
+	case FormatDirectory:
+		if !fi.IsDir() {
+			return Digest{}, fmt.Errorf("archive %s: want a directory-format folder, found %s", path, describe(fi))
+		}
+		return hashDir(path)
+	default:
+		if !fi.Mode().IsRegular() {
+			return Digest{}, fmt.Errorf("archive %s: want a custom-format file, found %s", path, describe(fi))
+		}
+		d, err := hashFile(path)
+		return d, err
+	}
+}
+
+func describe(fi fs.FileInfo) string {
+	switch {
+	case fi.IsDir():
+		return "a folder"
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case fi.Mode().IsRegular():
+		return "a file"
+	}
+	return "a special file"
+}
+
+func hashFile(path string) (Digest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Digest{}, err
+	}
+	defer f.Close()
+	h := NewHasher()
+	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
+		return Digest{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	return Digest{BLAKE3: h.Sum(), Size: h.Size(), Files: 1}, nil
+}
+
+// hashDir hashes every file of a directory-format archive in parallel, then
+// hashes the sorted lines "<relative path> <size> <blake3 of file>\n", so a
+// changed, added or missing file changes the digest.
+func hashDir(root string) (Digest, error) {
+	var files []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s: %s in an archive folder", p, "not a regular file")
+		}
+		rel, _ := filepath.Rel(root, p)
+		files = append(files, filepath.ToSlash(rel))
+		return nil
+	})
+	if err != nil {
+		return Digest{}, fmt.Errorf("list archive folder %s: %w", root, err)
+	}
+	sort.Strings(files)
+	sums := make([]Digest, len(files))
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				sums[i], errs[i] = hashFile(filepath.Join(root, files[i]))
+			}
+		}()
+	}
+	for i := range files {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return Digest{}, err
+	}
+	h := NewHasher()
+	var total int64
+	for i, f := range files {
+		fmt.Fprintf(h, "%s %d %s\n", f, sums[i].Size, sums[i].BLAKE3)
+		total += sums[i].Size
+	}
+	return Digest{BLAKE3: h.Sum(), Size: total, Files: len(files)}, nil
+}
+
+// CheckDigest re-hashes the archive and compares it with want. A mismatch is
+// a *DigestMismatchError; a missing archive a *MissingError.
+func CheckDigest(path, format, want string) (Digest, error) {
+	d, err := HashArchive(path, format)
+	if err != nil {
+		return d, err
+	}
+	if d.BLAKE3 != want {
+		return d, &DigestMismatchError{Path: path, Want: want, Got: d.BLAKE3}
+	}
+	return d, nil
+}

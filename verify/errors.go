@@ -1,0 +1,96 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinels for errors.Is; the typed errors below carry the details.
+var (
+	ErrDigestMismatch = errors.New("archive digest does not match")
+	ErrIncomplete     = errors.New("archive is incomplete")
+	ErrRestoreFailed  = errors.New("restore failed")
+	ErrMissing        = errors.New("archive is missing")
+	ErrUnreadable     = errors.New("archive cannot be read")
+)
+
+// DigestMismatchError: the archive on disk is not the one that was recorded.
+type DigestMismatchError struct {
+	Path      string
+	Want, Got string
+}
+
+func (e *DigestMismatchError) Error() string {
+	return fmt.Sprintf("archive digest does not match: %s\n    recorded BLAKE3 %s\n    file now       %s", e.Path, e.Want, e.Got)
+}
+func (e *DigestMismatchError) Is(t error) bool   { return t == ErrDigestMismatch }
+func (e *DigestMismatchError) ProofFailed() bool { return true }
+func (e *DigestMismatchError) Hint() string {
+	return "the archive changed after it was recorded (bit rot, tampering, or an overwrite); restore from another backup"
+}
+
+// MissingError: the archive is not where the record says.
+type MissingError struct {
+	Path string
+	Err  error
+}
+
+func (e *MissingError) Error() string {
+	return fmt.Sprintf("archive is missing: %s (%v)", e.Path, e.Err)
+}
+func (e *MissingError) Unwrap() error     { return e.Err }
+func (e *MissingError) Is(t error) bool   { return t == ErrMissing }
+func (e *MissingError) ProofFailed() bool { return true }
+
+// IncompleteError: the archive ends before all of its data (a truncated file,
+// a folder with a missing data file).
+type IncompleteError struct {
+	Detail string // what pg_restore said, or which entries were never read
+}
+
+func (e *IncompleteError) Error() string     { return "archive is incomplete: " + e.Detail }
+func (e *IncompleteError) Is(t error) bool   { return t == ErrIncomplete }
+func (e *IncompleteError) ProofFailed() bool { return true }
+func (e *IncompleteError) Hint() string {
+	return "the file was cut short (a copy or upload that did not finish, a full disk); restore from another backup"
+}
+
+// RestoreError: pg_restore stopped at a TOC entry.
+type RestoreError struct {
+	Entry   string // the TOC entry line, e.g. "3451; 0 16448 TABLE DATA shop order_items shop_owner"
+	Message string // Postgres' message, as pg_restore quoted it
+	Command string // the SQL that failed, first line
+	Exit    string // how pg_restore ended
+}
+
+func (e *RestoreError) Error() string {
+	var b strings.Builder
+	b.WriteString("restore failed")
+	if e.Entry != "" {
+		fmt.Fprintf(&b, " at TOC entry %s", e.Entry)
+	}
+	if e.Message != "" {
+		fmt.Fprintf(&b, ": %s", e.Message)
+	} else if e.Exit != "" {
+		fmt.Fprintf(&b, ": pg_restore %s", e.Exit)
+	}
+	if e.Command != "" {
+		fmt.Fprintf(&b, "\n    command was: %s", e.Command)
+	}
+	return b.String()
+}
+func (e *RestoreError) Is(t error) bool   { return t == ErrRestoreFailed }
+func (e *RestoreError) ProofFailed() bool { return true }
+
+// UnreadableError: pg_restore cannot even list the archive.
+type UnreadableError struct {
+	Path   string
+	Detail string
+}
+
+func (e *UnreadableError) Error() string {
+	return fmt.Sprintf("archive cannot be read: %s: %s", e.Path, e.Detail)
+}
+func (e *UnreadableError) Is(t error) bool   { return t == ErrUnreadable }
+func (e *UnreadableError) ProofFailed() bool { return true }

@@ -1,0 +1,445 @@
+package verify
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgattest/pgattest/testenv"
+)
+
+// Mode is how much a proof does.
+type Mode string
+
+// Proof modes.
+const (
+	ModeRestore Mode = "restore" // restore into a throwaway cluster and count rows
+	ModeRead    Mode = "read"    // read the whole archive through pg_restore -f /dev/null
+	ModeHash    Mode = "hash"    // only re-hash and compare the digest
+	ModeNone    Mode = "none"    // no proof at all
+)
+
+// ParseMode accepts "restore", "read", "hash" or "none".
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeRestore, ModeRead, ModeHash, ModeNone:
+		return m, nil
+	}
+	return "", fmt.Errorf("unknown proof mode %q (want restore, read or none)", s)
+}
+
+// ProofDB is the database an archive is restored into in the throwaway
+// cluster.
+const ProofDB = "pgattest_proof"
+
+// Options for Prove.
+type Options struct {
+	Archive string
+	Format  string // FormatCustom or FormatDirectory
+	Mode    Mode
+	Jobs    int // parallel restore of a directory-format archive when > 1
+
+	// Digest, when set, is the recorded BLAKE3: the archive is re-hashed and
+	// must match before anything else.
+	Digest string
+
+	// Client runs pg_restore.
+	Client testenv.Toolchain
+	// Cluster is a running throwaway cluster to restore into; nil starts one
+	// with ClusterOptions (and stops it after).
+	Cluster        *testenv.Cluster
+	ClusterOptions testenv.Options
+
+	// TOC and Facts, when known (the pipeline has read them), are not read
+	// again.
+	TOC   *TOC
+	Facts *SchemaFacts
+
+	// Log receives pg_restore's stderr, line by line.
+	Log func(line string)
+	// Scratch is a private folder for list files (default: the temp folder).
+	Scratch string
+}
+
+// Report is the outcome of one proof.
+type Report struct {
+	Mode      Mode
+	Passed    bool
+	Failure   error // why the archive failed the proof; nil when it passed
+	StartedAt time.Time
+	Duration  time.Duration
+
+	DigestChecked bool
+	Digest        Digest
+	TOC           *TOC
+	Facts         SchemaFacts
+
+	Tables         []TableCount // exact row counts after the restore
+	Rows           int64
+	ServerVersion  string // of the throwaway cluster
+	RestoreVersion string // of pg_restore
+	FailedEntry    string // the TOC entry that broke, when known
+}
+
+// TableCount is a restored table and its exact row count.
+type TableCount struct {
+	Schema string
+	Name   string
+	Rows   int64
+}
+
+// Prove checks an archive as o.Mode says. The returned error is for a proof
+// that could not be carried out (no server binaries, cancelled); a proof
+// that ran and found the archive wanting is a Report with Passed false and
+// Failure set (errors that report ProofFailed).
+func Prove(ctx context.Context, o Options) (*Report, error) {
+	rep := &Report{Mode: o.Mode, StartedAt: time.Now().UTC(), TOC: o.TOC, RestoreVersion: o.Client.Version.String()}
+	defer func() { rep.Duration = time.Since(rep.StartedAt) }()
+	fail := func(err error) (*Report, error) {
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+		rep.Failure = err
+		var re *RestoreError
+		if errors.As(err, &re) {
+			rep.FailedEntry = re.Entry
+		}
+		return rep, nil
+	}
+	if o.Scratch == "" {
+		o.Scratch = os.TempDir()
+	}
+
+	if o.Digest != "" {
+		d, err := CheckDigest(o.Archive, o.Format, o.Digest)
+		rep.Digest = d
+		if err != nil {
+			return fail(err)
+		}
+		rep.DigestChecked = true
+	}
+	switch o.Mode {
+	case ModeNone, ModeHash:
+		rep.Passed = o.Mode == ModeHash
+		return rep, nil
+	case ModeRead:
+		if err := readThrough(ctx, o); err != nil {
+			return fail(err)
+		}
+		rep.Passed = true
+		return rep, nil
+	case ModeRestore:
+	default:
+		return rep, fmt.Errorf("unknown proof mode %q", o.Mode)
+	}
+
+	if rep.TOC == nil {
+		toc, err := ReadTOC(ctx, o.Client.Path("pg_restore"), o.Archive)
+		if err != nil {
+			return fail(err)
+		}
+		rep.TOC = toc
+	}
+	if o.Facts != nil {
+		rep.Facts = *o.Facts
+	} else {
+		f, err := ReadSchemaFacts(ctx, o.Client.Path("pg_restore"), o.Archive, rep.TOC, o.Scratch)
+		if err != nil {
+			return fail(err)
+		}
+		rep.Facts = f
+		rep.TOC.Refine(f.Roles)
+	}
+
+	c := o.Cluster
+	if c == nil {
+		var err error
+		if c, err = testenv.Start(ctx, o.ClusterOptions); err != nil {
+			return rep, fmt.Errorf("start throwaway cluster for the proof: %w", err)
+		}
+		defer c.Stop(context.Background())
+	}
+	rep.ServerVersion = c.Toolchain.Version.String()
+
+	if err := prepare(ctx, c, rep); err != nil {
+		return rep, err
+	}
+	if err := restore(ctx, o, c, rep); err != nil {
+		return fail(err)
+	}
+	tables, err := countRows(ctx, c.ConnString(ProofDB))
+	if err != nil {
+		return fail(fmt.Errorf("count rows after restore: %w", err))
+	}
+	rep.Tables = tables
+	for _, t := range tables {
+		rep.Rows += t.Rows
+	}
+	rep.Passed = true
+	return rep, nil
+}
+
+// prepare creates the roles the archive names and the proof database, in
+// the archive's encoding.
+func prepare(ctx context.Context, c *testenv.Cluster, rep *Report) error {
+	conn, err := pgx.Connect(ctx, c.ConnString("postgres"))
+	if err != nil {
+		return fmt.Errorf("connect to throwaway cluster: %w", err)
+	}
+	defer conn.Close(context.Background())
+	roles := append(append([]string(nil), rep.Facts.Roles...), rep.TOC.Owners()...)
+	sort.Strings(roles)
+	for i, r := range roles {
+		if r == "" || strings.HasPrefix(r, "pg_") || (i > 0 && roles[i-1] == r) {
+			continue
+		}
+		_, err := conn.Exec(ctx, fmt.Sprintf(`DO $$ BEGIN
+			IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = %s) THEN CREATE ROLE %s NOLOGIN; END IF;
+		END $$`, quoteLiteral(r), pgx.Identifier{r}.Sanitize()))
+		if err != nil {
+			return fmt.Errorf("create role %q in throwaway cluster: %w", r, err)
+		}
+	}
+	enc := rep.Facts.Encoding
+	if enc == "" {
+		enc = "UTF8"
+	}
+	_, err = conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s LC_COLLATE 'C' LC_CTYPE 'C'",
+		pgx.Identifier{ProofDB}.Sanitize(), quoteLiteral(enc)))
+	if err != nil {
+		return fmt.Errorf("create proof database (encoding %s): %w", enc, err)
+	}
+	return nil
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+var (
+	reTOCEntry   = regexp.MustCompile(`^pg_restore: from TOC entry (.*)$`)
+	reError      = regexp.MustCompile(`^pg_restore: error: (.*)$`)
+	reProcessing = regexp.MustCompile(`^pg_restore: processing data for table "(.*)"$`)
+	incompleteRE = regexp.MustCompile(`end of file|could not find block ID|could not open input file|could not read input file|unexpected EOF|file is too short`)
+)
+
+// restore runs pg_restore into the proof database and turns its stderr into
+// a *RestoreError or *IncompleteError when it fails.
+func restore(ctx context.Context, o Options, c *testenv.Cluster, rep *Report) error {
+	args := []string{"--exit-on-error", "--verbose", "--no-password", "-d", c.ConnString(ProofDB)}
+	parallel := o.Jobs > 1 && o.Format == FormatDirectory
+	if parallel {
+		args = append(args, "--jobs", fmt.Sprint(o.Jobs))
+	} else {
+		args = append(args, "--single-transaction")
+	}
+	args = append(args, o.Archive)
+	var st restoreState
+	err := runTool(ctx, o.Client.Path("pg_restore"), args, func(line string) {
+		st.observe(line)
+		if o.Log != nil {
+			o.Log(line)
+		}
+	})
+	if err != nil {
+		return st.failure(err)
+	}
+	if !parallel {
+		// Defense in depth: every data entry of the TOC was read.
+		want := 0
+		for _, e := range rep.TOC.Entries {
+			if e.Type == "TABLE DATA" {
+				want++
+			}
+		}
+		if st.processed < want {
+			return &IncompleteError{Detail: fmt.Sprintf("pg_restore read data for %d of the %d tables in the table of contents", st.processed, want)}
+		}
+	}
+	return nil
+}
+
+type restoreState struct {
+	entry, lastTable string
+	errors           []string
+	command          string
+	inCommand        bool
+	processed        int
+}
+
+func (s *restoreState) observe(line string) {
+	switch {
+	case reTOCEntry.MatchString(line):
+		s.entry = reTOCEntry.FindStringSubmatch(line)[1]
+		s.inCommand = false
+	case reError.MatchString(line):
+		s.errors = append(s.errors, strings.TrimSpace(reError.FindStringSubmatch(line)[1]))
+		s.inCommand = false
+	case reProcessing.MatchString(line):
+		s.lastTable = reProcessing.FindStringSubmatch(line)[1]
+		s.processed++
+	case strings.HasPrefix(line, "Command was: "):
+		s.command = strings.TrimPrefix(line, "Command was: ")
+		s.inCommand = true
+	}
+}
+
+func (s *restoreState) failure(runErr error) error {
+	msg := strings.Join(s.errors, "; ")
+	if incompleteRE.MatchString(msg) {
+		d := msg
+		if s.lastTable != "" {
+			d = fmt.Sprintf("%s (while reading data for table %s)", msg, s.lastTable)
+		}
+		return &IncompleteError{Detail: d}
+	}
+	msg = strings.TrimPrefix(msg, "could not execute query: ")
+	return &RestoreError{Entry: s.entry, Message: msg, Command: s.command, Exit: exitText(runErr)}
+}
+
+func exitText(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return "was killed by " + ws.Signal().String()
+		}
+		return fmt.Sprintf("exited with status %d", ee.ExitCode())
+	}
+	return err.Error()
+}
+
+// readThrough runs pg_restore -f /dev/null: every byte of the archive is
+// read and decompressed, nothing is restored.
+func readThrough(ctx context.Context, o Options) error {
+	var st restoreState
+	err := runTool(ctx, o.Client.Path("pg_restore"), []string{"-f", os.DevNull, o.Archive}, func(line string) {
+		st.observe(line)
+		if o.Log != nil {
+			o.Log(line)
+		}
+	})
+	if err != nil {
+		return st.failure(err)
+	}
+	return nil
+}
+
+// runTool runs a client tool with stderr streamed line by line to onLine.
+// Cancelling ctx sends SIGTERM, then SIGKILL after 5 seconds.
+func runTool(ctx context.Context, path string, args []string, onLine func(string)) error {
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = toolEnv()
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("run %s: %w", path, err)
+	}
+	StreamLines(stderr, onLine)
+	return cmd.Wait()
+}
+
+// StreamLines calls fn for every line read from r until EOF.
+func StreamLines(r io.Reader, fn func(string)) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
+	for sc.Scan() {
+		fn(sc.Text())
+	}
+	io.Copy(io.Discard, r)
+}
+
+// toolEnv is the environment for pg_restore in a proof: no PG* variable of
+// the user's (the target is given whole with -d), messages in English so
+// they can be read.
+func toolEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "PG") || strings.HasPrefix(k, "LC_") || k == "LANG" || k == "LANGUAGE" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "LC_ALL=C", "LANG=C")
+}
+
+// countRows counts the rows of every table and materialized view in the
+// database, a few at a time.
+func countRows(ctx context.Context, connString string) ([]TableCount, error) {
+	conn, err := pgx.Connect(ctx, connString)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := conn.Query(ctx, `
+		SELECT n.nspname, c.relname
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'm') AND c.relispopulated
+		  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+		  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+		  AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+		                  AND d.objid = c.oid AND d.deptype = 'e')
+		ORDER BY 1, 2`)
+	if err != nil {
+		conn.Close(ctx)
+		return nil, err
+	}
+	var tables []TableCount
+	for rows.Next() {
+		var t TableCount
+		if err := rows.Scan(&t.Schema, &t.Name); err != nil {
+			conn.Close(ctx)
+			return nil, err
+		}
+		tables = append(tables, t)
+	}
+	if err := rows.Err(); err != nil {
+		conn.Close(ctx)
+		return nil, err
+	}
+	workers := min(4, len(tables))
+	conns := []*pgx.Conn{conn}
+	defer func() {
+		for _, c := range conns {
+			c.Close(context.Background())
+		}
+	}()
+	for len(conns) < workers {
+		c, err := pgx.Connect(ctx, connString)
+		if err != nil {
+			return nil, err
+		}
+		conns = append(conns, c)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(tables))
+	next := make(chan int)
+	for _, c := range conns {
+		wg.Add(1)
+		go func(c *pgx.Conn) {
+			defer wg.Done()
+			for i := range next {
+				q := "SELECT count(*) FROM ONLY " + pgx.Identifier{tables[i].Schema, tables[i].Name}.Sanitize()
+				errs[i] = c.QueryRow(ctx, q).Scan(&tables[i].Rows)
+			}
+		}(c)
+	}
+	for i := range tables {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return tables, errors.Join(errs...)
+}
