@@ -1,0 +1,163 @@
+package pipeline_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline"
+	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/verify"
+)
+
+// shopCluster starts a cluster with the sample database "shop" loaded.
+func shopCluster(t *testing.T) *testenv.Cluster {
+	t.Helper()
+	c := testenv.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := testenv.LoadSample(ctx, c, "shop"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// sourceCounts returns the exact row count of every table of db.
+func sourceCounts(t *testing.T, c *testenv.Cluster, db string) map[string]int64 {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.ConnString(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r','m') AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg_toast%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+		var s [2]string
+		err := r.Scan(&s[0], &s[1])
+		return s, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, n := range names {
+		var cnt int64
+		q := "SELECT count(*) FROM " + pgx.Identifier{n[0], n[1]}.Sanitize()
+		if err := conn.QueryRow(ctx, q).Scan(&cnt); err != nil {
+			t.Fatal(err)
+		}
+		out[n[0]+"."+n[1]] = cnt
+	}
+	return out
+}
+
+func backupOptions(t *testing.T, db string) pipeline.Options {
+	dir := t.TempDir()
+	return pipeline.Options{
+		DB:          db,
+		Dir:         filepath.Join(dir, "backups"),
+		CatalogPath: filepath.Join(dir, "catalog.db"),
+		Compress:    1,
+		Version:     "test",
+	}
+}
+
+func TestBackupSampleVerified(t *testing.T) {
+	src := shopCluster(t)
+	o := backupOptions(t, src.ConnString("shop"))
+	o.Name = "shop"
+	ctx := context.Background()
+	res, err := pipeline.Backup(ctx, o)
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	rec := res.Record
+	if rec.Status != catalog.StatusVerified {
+		t.Fatalf("status = %s, want verified; proofs %+v", rec.Status, rec.Proofs)
+	}
+	// The digest recomputed from the file equals the record.
+	d, err := verify.HashArchive(rec.Archive.Path, rec.Archive.Format)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.BLAKE3 != rec.Archive.BLAKE3 || d.Size != rec.Archive.Size {
+		t.Fatalf("file digest %s/%d, record %s/%d", d.BLAKE3, d.Size, rec.Archive.BLAKE3, rec.Archive.Size)
+	}
+	// Every table's restored row count equals the source's.
+	want := sourceCounts(t, src, "shop")
+	got := map[string]int64{}
+	for _, tc := range rec.Proofs[0].Tables {
+		got[tc.Schema+"."+tc.Name] = tc.Rows
+	}
+	if len(got) == 0 {
+		t.Fatal("proof counted no tables")
+	}
+	for name, n := range want {
+		if got[name] != n {
+			t.Errorf("table %s: restored %d rows, source has %d", name, got[name], n)
+		}
+	}
+	var total int64
+	for _, n := range want {
+		total += n
+	}
+	if rec.Proofs[0].Rows != total || total < 100000 {
+		t.Errorf("proof rows %d, source rows %d", rec.Proofs[0].Rows, total)
+	}
+	// The record is in the catalog, and the manifest beside the archive.
+	cat, err := catalog.Open(o.CatalogPath, catalog.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	stored, err := cat.Get(rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Archive.BLAKE3 != rec.Archive.BLAKE3 || stored.Status != catalog.StatusVerified {
+		t.Errorf("stored record differs: %+v", stored.Archive)
+	}
+	for _, p := range []string{rec.Archive.Path, rec.Archive.Manifest, o.CatalogPath} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", p, fi.Mode().Perm())
+		}
+	}
+	if fi, _ := os.Stat(filepath.Dir(rec.Archive.Path)); fi.Mode().Perm() != 0o700 {
+		t.Errorf("archive folder mode %v, want 0700", fi.Mode().Perm())
+	}
+	if rec.Tools.PgDump == "" || rec.Tools.ProofServer == "" || rec.Source.ServerVersion == "" {
+		t.Errorf("versions missing: %+v %+v", rec.Tools, rec.Source)
+	}
+	stages := map[string]bool{}
+	for _, s := range rec.Stages {
+		stages[s.Name] = true
+	}
+	for _, s := range []string{"preflight", "dump", "inventory", "prove", "record"} {
+		if !stages[s] {
+			t.Errorf("no duration for stage %s in %+v", s, rec.Stages)
+		}
+	}
+	if rec.TOC.Counts["TABLE"] < 5 || len(rec.TOC.Tables) < 5 {
+		t.Errorf("toc summary too small: %+v", rec.TOC)
+	}
+	// Nothing left in staging.
+	entries, _ := os.ReadDir(filepath.Dir(rec.Archive.Path))
+	for _, e := range entries {
+		if e.Name()[0] == '.' {
+			t.Errorf("leftover %s", e.Name())
+		}
+	}
+}

@@ -1,0 +1,346 @@
+package pipeline
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pgattest/pgattest/verify"
+)
+
+// archiveMagic starts every custom-format archive.
+var archiveMagic = []byte("PGDMP")
+
+// progressEvery is how often the dump reports bytes written.
+const progressEvery = 250 * time.Millisecond
+
+// dump runs pg_dump into the staging folder. A custom-format archive comes
+// from pg_dump's stdout through the BLAKE3 hasher into the file, so the
+// digest costs no second read; a directory-format archive (--jobs > 1) is
+// written by pg_dump's workers and hashed file by file afterwards.
+func (r *run) dump(ctx context.Context) error {
+	if r.o.Verify == verify.ModeRestore {
+		r.cluster = startCluster(ctx, r.server)
+	}
+	args := []string{"--no-password", "--verbose", "--compress=" + strconv.Itoa(r.o.Compress)}
+	if r.format == verify.FormatDirectory {
+		r.archive = filepath.Join(r.staging.Dir, r.base+".dir")
+		args = append(args, "--format=directory", "--jobs="+strconv.Itoa(r.o.Jobs), "--file="+r.archive)
+	} else {
+		r.archive = filepath.Join(r.staging.Dir, r.base+".dump")
+		args = append(args, "--format=custom")
+	}
+	if s := r.src.Conn.Sanitized(); s != "" {
+		args = append(args, "--dbname="+s)
+	}
+	path := r.client.Path("pg_dump")
+	r.log("dump", r.red.String(commandLine(path, args)))
+
+	var err error
+	if r.format == verify.FormatDirectory {
+		err = r.dumpDirectory(ctx, path, args)
+	} else {
+		err = r.dumpCustom(ctx, path, args)
+	}
+	if err != nil {
+		return err
+	}
+	r.rec.Archive.Format = r.format
+	r.rec.Archive.Compression = r.o.Compress
+	if r.o.Jobs > 1 {
+		r.rec.Archive.Jobs = r.o.Jobs
+	}
+	return nil
+}
+
+func (r *run) dumpCustom(ctx context.Context, path string, args []string) error {
+	f, err := os.OpenFile(r.archive, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return &DirError{Dir: r.o.Dir, Err: err}
+	}
+	defer f.Close()
+	h := verify.NewHasher()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w := &progressWriter{w: io.MultiWriter(h, bw), report: func(n int64, table string) {
+		r.o.OnEvent(Event{Stage: "dump", Kind: Progress, Bytes: n, Text: table})
+	}}
+	cmd, errs := r.dumpCommand(ctx, path, args, w)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return &DumpError{Err: err}
+	}
+	if err := cmd.Start(); err != nil {
+		return &DumpError{Err: fmt.Errorf("start %s: %w", path, err)}
+	}
+	_, copyErr := io.CopyBuffer(w, stdout, make([]byte, 1<<20))
+	if copyErr == nil {
+		copyErr = bw.Flush()
+	}
+	if copyErr != nil { // the disk is full, say: stop pg_dump, keep nothing
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &DirError{Dir: r.o.Dir, Err: fmt.Errorf("write archive: %w", copyErr)}
+	}
+	err = cmd.Wait()
+	w.flush()
+	if err != nil {
+		return errs.result(ctx, err)
+	}
+	if h.Size() == 0 {
+		return &DumpError{Err: errors.New("pg_dump wrote nothing")}
+	}
+	if !bytes.HasPrefix(w.head, archiveMagic) {
+		return &DumpError{Err: fmt.Errorf("pg_dump's output does not start with %q: not a custom-format archive", archiveMagic)}
+	}
+	if err := f.Sync(); err != nil {
+		return &DirError{Dir: r.o.Dir, Err: fmt.Errorf("sync archive: %w", err)}
+	}
+	if err := f.Close(); err != nil {
+		return &DirError{Dir: r.o.Dir, Err: err}
+	}
+	r.rec.Archive.Size = h.Size()
+	r.rec.Archive.BLAKE3 = h.Sum()
+	return nil
+}
+
+func (r *run) dumpDirectory(ctx context.Context, path string, args []string) error {
+	w := &progressWriter{report: func(n int64, table string) {
+		r.o.OnEvent(Event{Stage: "dump", Kind: Progress, Bytes: n, Text: table})
+	}}
+	cmd, errs := r.dumpCommand(ctx, path, args, w)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	if err := cmd.Start(); err != nil {
+		return &DumpError{Err: fmt.Errorf("start %s: %w", path, err)}
+	}
+	wg.Add(1)
+	go func() { // the folder's size stands in for bytes written
+		defer wg.Done()
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				w.set(dirSize(r.archive))
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		return errs.result(ctx, err)
+	}
+	// pg_dump leaves the folder 0700 and its files as the umask says;
+	// make them private, then durable, then hash them.
+	err = filepath.WalkDir(r.archive, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o600)
+		if d.IsDir() {
+			mode = 0o700
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return f.Sync()
+	})
+	if err != nil {
+		return &DirError{Dir: r.o.Dir, Err: fmt.Errorf("sync archive: %w", err)}
+	}
+	d, err := verify.HashArchive(r.archive, verify.FormatDirectory)
+	if err != nil {
+		return &DumpError{Err: err}
+	}
+	w.set(d.Size)
+	r.rec.Archive.Size, r.rec.Archive.BLAKE3, r.rec.Archive.Files = d.Size, d.BLAKE3, d.Files
+	return nil
+}
+
+// dumpCommand prepares pg_dump: the password in its environment, its own
+// process group (Ctrl-C reaches it through us, and a cancel kills all its
+// workers), killed with us if we die, stderr read line by line.
+func (r *run) dumpCommand(ctx context.Context, path string, args []string, w *progressWriter) (*exec.Cmd, *dumpErrors) {
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = r.src.ChildEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	errs := &dumpErrors{}
+	cmd.Stderr = &lineWriter{fn: func(line string) {
+		line = r.red.String(line)
+		errs.observe(line)
+		if t, ok := dumpingTable(line); ok {
+			w.table(t)
+		}
+		r.log("dump", line)
+	}}
+	return cmd, errs
+}
+
+// dumpingTable reads the table name from pg_dump's verbose
+// `pg_dump: dumping contents of table "shop.orders"`.
+func dumpingTable(line string) (string, bool) {
+	const marker = "dumping contents of table "
+	i := strings.Index(line, marker)
+	if i < 0 {
+		return "", false
+	}
+	return strings.Trim(line[i+len(marker):], `"`), true
+}
+
+// dumpErrors keeps pg_dump's error lines to explain a failure.
+type dumpErrors struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (d *dumpErrors) observe(line string) {
+	if strings.Contains(line, "error:") || strings.Contains(line, "FATAL:") || strings.HasPrefix(line, "DETAIL:") {
+		d.mu.Lock()
+		if len(d.lines) < 4 {
+			d.lines = append(d.lines, strings.TrimSpace(strings.TrimPrefix(line, "pg_dump: ")))
+		}
+		d.mu.Unlock()
+	}
+}
+
+func (d *dumpErrors) result(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	detail := strings.Join(d.lines, "; ")
+	if detail == "" {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && !ee.Exited() {
+			detail = "pg_dump was killed (" + ee.String() + ")"
+		}
+	}
+	return &DumpError{Err: err, Detail: detail}
+}
+
+// progressWriter counts bytes, remembers the archive's first bytes and
+// reports progress at most every progressEvery.
+type progressWriter struct {
+	w      io.Writer
+	mu     sync.Mutex
+	n      int64
+	head   []byte
+	tbl    string
+	last   time.Time
+	report func(n int64, table string)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.mu.Lock()
+	if len(p.head) < len(archiveMagic) {
+		p.head = append(p.head, b[:min(n, len(archiveMagic)-len(p.head))]...)
+	}
+	p.n += int64(n)
+	p.maybeReport()
+	p.mu.Unlock()
+	return n, err
+}
+
+func (p *progressWriter) set(n int64) {
+	p.mu.Lock()
+	p.n = n
+	p.maybeReport()
+	p.mu.Unlock()
+}
+
+func (p *progressWriter) table(t string) {
+	p.mu.Lock()
+	p.tbl = t
+	p.mu.Unlock()
+}
+
+func (p *progressWriter) maybeReport() {
+	if now := time.Now(); now.Sub(p.last) >= progressEvery {
+		p.last = now
+		p.report(p.n, p.tbl)
+	}
+}
+
+func (p *progressWriter) flush() {
+	p.mu.Lock()
+	p.report(p.n, "")
+	p.mu.Unlock()
+}
+
+// lineWriter calls fn for every complete line written to it.
+type lineWriter struct {
+	mu  sync.Mutex
+	buf []byte
+	fn  func(string)
+}
+
+func (l *lineWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, b...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		l.fn(string(l.buf[:i]))
+		l.buf = l.buf[i+1:]
+	}
+	if len(l.buf) > 64*1024 { // a runaway line: pass it on in pieces
+		l.fn(string(l.buf))
+		l.buf = l.buf[:0]
+	}
+	return len(b), nil
+}
+
+func dirSize(root string) int64 {
+	var n int64
+	filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// commandLine renders a command for --verbose, quoting where needed.
+func commandLine(path string, args []string) string {
+	parts := []string{path}
+	for _, a := range args {
+		if strings.ContainsAny(a, " '\"\\$") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,506 @@
+// Package pipeline runs one backup through its stages: preflight (connection
+// string, pooler check, choice of binaries), dump (pg_dump streamed through a
+// BLAKE3 hasher into a staging folder), inventory (pg_restore -l), proof
+// (restore into a throwaway cluster, started while the dump runs) and record
+// (manifest beside the archive, record and event in the catalog).
+//
+// Nothing reaches its final name before the proof is done: a failed,
+// cancelled or killed run leaves no archive and no record, and the next run
+// in the same folder removes what a killed one left in staging.
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/verify"
+)
+
+// Options configure one backup.
+type Options struct {
+	DB          string            // connection string; "" uses libpq's PG* variables
+	Name        string            // default: DefaultName(database, host)
+	Dir         string            // archives go to Dir/Name/; default "backups"
+	Jobs        int               // > 1: directory format, parallel dump and restore
+	Compress    int               // pg_dump --compress level, 0-9
+	Verify      verify.Mode       // restore (default), read or none
+	AllowPooled bool              // accept a pooled connection
+	PGBin       []string          // look for binaries only here
+	Labels      map[string]string // stored with the record
+	CatalogPath string
+	Redactor    *Redactor     // learns the password; nil makes one
+	OnEvent     func(Event)   // progress; nil ignores it
+	Version     string        // pgattest's version, for the record
+	Started     func(*Source) // called once preflight has connected (the CLI prints the source)
+}
+
+// Event reports progress.
+type Event struct {
+	Stage   string
+	Kind    EventKind
+	Bytes   int64         // Progress: archive bytes written so far
+	Text    string        // Log: a tool's line; Progress: the table being dumped; Done: a summary
+	Elapsed time.Duration // Done: the stage's duration
+}
+
+// EventKind says what an Event is.
+type EventKind int
+
+// Event kinds.
+const (
+	StageStart EventKind = iota
+	StageDone
+	Progress
+	Log // a tool's output line or a command line (shown with --verbose)
+)
+
+// Result is what a backup produced: the record (also when the proof failed)
+// and the catalog event that recorded it.
+type Result struct {
+	Record *catalog.Record
+	Event  catalog.Event
+}
+
+const stagingPrefix = ".pgattest-staging-"
+
+type run struct {
+	o       Options
+	red     *Redactor
+	rec     *catalog.Record
+	src     *Source
+	client  testenv.Toolchain
+	server  testenv.Toolchain
+	outDir  string
+	base    string // NAME-STAMP
+	staging *testenv.Scratch
+	archive string // in staging
+	format  string
+	toc     *verify.TOC
+	facts   verify.SchemaFacts
+	cluster *clusterStart
+	proof   *catalog.Proof
+	failure error // why the archive failed its proof (status failed)
+	infra   error // why the proof could not run (status unverified)
+}
+
+// Backup runs the pipeline. When the archive was made but failed its proof,
+// the record is stored (status failed) and returned with an error that
+// reports ProofFailed. Errors before the archive exists return no record.
+func Backup(ctx context.Context, o Options) (*Result, error) {
+	if o.Redactor == nil {
+		o.Redactor = &Redactor{}
+	}
+	if o.Dir == "" {
+		o.Dir = "backups"
+	}
+	if o.Verify == "" {
+		o.Verify = verify.ModeRestore
+	}
+	if o.Jobs < 1 {
+		o.Jobs = 1
+	}
+	if o.OnEvent == nil {
+		o.OnEvent = func(Event) {}
+	}
+	r := &run{o: o, red: o.Redactor, format: verify.FormatCustom}
+	if o.Jobs > 1 {
+		r.format = verify.FormatDirectory
+	}
+	defer r.cleanup()
+
+	started := time.Now().UTC().Truncate(time.Second)
+	r.rec = &catalog.Record{StartedAt: started, Labels: o.Labels, Status: catalog.StatusUnverified}
+	stages := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"preflight", r.preflight},
+		{"dump", r.dump},
+		{"inventory", r.inventory},
+		{"prove", r.prove},
+	}
+	for _, s := range stages {
+		if err := r.stage(ctx, s.name, s.fn); err != nil {
+			return nil, err
+		}
+	}
+	var ev catalog.Event
+	err := r.stage(ctx, "record", func(ctx context.Context) error {
+		var err error
+		ev, err = r.record(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Record: r.rec, Event: ev}
+	switch {
+	case r.failure != nil:
+		return res, r.failure
+	case r.infra != nil:
+		return res, &ProofNotRunError{Err: r.infra}
+	}
+	return res, nil
+}
+
+func (r *run) stage(ctx context.Context, name string, fn func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.o.OnEvent(Event{Stage: name, Kind: StageStart})
+	t0 := time.Now()
+	err := fn(ctx)
+	d := time.Since(t0)
+	r.rec.Stages = append(r.rec.Stages, catalog.Stage{Name: name, DurationMS: d.Milliseconds()})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	r.o.OnEvent(Event{Stage: name, Kind: StageDone, Elapsed: d})
+	return nil
+}
+
+func (r *run) log(stage, line string) {
+	r.o.OnEvent(Event{Stage: stage, Kind: Log, Text: r.red.String(line)})
+}
+
+// preflight checks the name and folder, connects, and picks the binaries.
+func (r *run) preflight(ctx context.Context) error {
+	if r.o.Name != "" {
+		if err := ValidName(r.o.Name); err != nil {
+			return &UsageError{Err: err, hint: "a name may hold letters, digits and . _ @ + -, and must start with a letter or digit"}
+		}
+	}
+	if r.o.Compress < 0 || r.o.Compress > 9 {
+		return &UsageError{Err: fmt.Errorf("--compress %d is out of range", r.o.Compress), hint: "use 0 (none) to 9 (smallest, slowest); 1 is the default"}
+	}
+	if err := checkCatalog(r.o.CatalogPath); err != nil {
+		return err
+	}
+	src, err := Connect(ctx, r.o.DB, r.o.AllowPooled, r.red)
+	if err != nil {
+		var ue *UsageError
+		if errors.Is(err, ErrBadConnString) && !errors.As(err, &ue) {
+			return &UsageError{Err: err, hint: connStringHint}
+		}
+		return err
+	}
+	r.src = src
+	if r.o.Started != nil {
+		r.o.Started(src)
+	}
+	name := r.o.Name
+	if name == "" {
+		name = DefaultName(src.Database, src.Host)
+	}
+	r.rec.Name = name
+	r.rec.ID = catalog.NewID(name, r.rec.StartedAt)
+	r.rec.Source = catalog.Source{Host: src.Host, Port: src.Port, Database: src.Database, User: src.User, ServerVersion: src.ServerVersion.Raw}
+
+	if r.client, err = ChooseTools(src.ServerVersion, r.o.PGBin); err != nil {
+		return err
+	}
+	r.rec.Tools = catalog.Tools{PgDump: r.client.Version.String(), PgRestore: r.client.Version.String(), Pgattest: r.o.Version}
+	if r.o.Verify == verify.ModeRestore {
+		if r.server, err = ChooseServer(src.ServerVersion, r.o.PGBin); err != nil {
+			return err
+		}
+		r.rec.Tools.ProofServer = r.server.Version.String()
+	}
+
+	// The destination: Dir/Name/, 0700, with a staging folder of our own.
+	r.outDir = filepath.Join(r.o.Dir, name)
+	if err := os.MkdirAll(r.outDir, 0o700); err != nil {
+		return &DirError{Dir: r.o.Dir, Err: err}
+	}
+	if removed, _ := testenv.SweepScratch(r.outDir, stagingPrefix, nil); len(removed) > 0 {
+		r.log("preflight", fmt.Sprintf("removed %d leftover staging folder(s) of killed runs in %s", len(removed), r.outDir))
+	}
+	if r.staging, err = testenv.NewScratch(r.outDir, stagingPrefix); err != nil {
+		return &DirError{Dir: r.o.Dir, Err: err}
+	}
+	r.base = name + "-" + r.rec.StartedAt.Format(catalog.StampLayout)
+	return nil
+}
+
+const connStringHint = `pass a URL such as postgresql://USER@HOST:5432/DB?sslmode=require, or a libpq string such as "host=HOST dbname=DB user=USER"`
+
+// checkCatalog fails early when the catalog exists but cannot be used, so a
+// long dump is not wasted; it never creates the file.
+func checkCatalog(path string) error {
+	if path == "" {
+		return nil
+	}
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		return nil
+	}
+	c, err := catalog.Open(path, catalog.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	if errors.Is(err, catalog.ErrBusy) {
+		return nil // another run holds it now; it will be free when we record
+	}
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// inventory lists the archive's contents and the roles its SQL names.
+func (r *run) inventory(ctx context.Context) error {
+	pgRestore := r.client.Path("pg_restore")
+	toc, err := verify.ReadTOC(ctx, pgRestore, r.archive)
+	if err == nil {
+		r.facts, err = verify.ReadSchemaFacts(ctx, pgRestore, r.archive, toc, r.staging.Dir)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.failure = err
+		r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: catalog.ProofFailed, StartedAt: time.Now().UTC(), Error: r.red.String(err.Error())}
+		return nil
+	}
+	toc.Refine(r.facts.Roles)
+	r.toc = toc
+	r.rec.TOC = summarize(toc)
+	r.rec.Roles = mergeRoles(r.facts.Roles, toc.Owners())
+	return nil
+}
+
+func summarize(t *verify.TOC) catalog.TOC {
+	s := catalog.TOC{
+		Entries: len(t.Entries), Counts: t.Counts(), DBName: t.Header.DBName,
+		DumpVersion: t.Header.DumpVersion, ServerVersion: t.Header.ServerVersion,
+		PgDumpVersion: t.Header.PgDumpVersion, Compression: t.Header.Compression, CreatedAt: t.Header.CreatedAt,
+	}
+	for _, tb := range t.Tables() {
+		s.Tables = append(s.Tables, catalog.TableName{Schema: tb[0], Name: tb[1]})
+	}
+	return s
+}
+
+func mergeRoles(lists ...[]string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, l := range lists {
+		for _, r := range l {
+			if r != "" && !seen[r] {
+				seen[r] = true
+				out = append(out, r)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// prove restores the archive into the throwaway cluster started during the
+// dump (or reads it through, per --verify).
+func (r *run) prove(ctx context.Context) error {
+	if r.failure != nil || r.o.Verify == verify.ModeNone {
+		return nil
+	}
+	o := verify.Options{
+		Archive: r.archive, Format: r.format, Mode: r.o.Verify, Jobs: r.o.Jobs,
+		Client: r.client, TOC: r.toc, Facts: &r.facts, Scratch: r.staging.Dir,
+		Log: func(line string) { r.log("prove", line) },
+	}
+	if r.o.Verify == verify.ModeRestore {
+		c, err := r.cluster.wait()
+		if err != nil {
+			r.infra = err
+			r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: "error", StartedAt: time.Now().UTC(), Error: r.red.String(err.Error())}
+			return nil
+		}
+		o.Cluster = c
+	}
+	rep, err := verify.Prove(ctx, o)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.infra = err
+		r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: "error", StartedAt: time.Now().UTC(), Error: r.red.String(err.Error())}
+		return nil
+	}
+	r.proof = ProofOf(rep, r.red)
+	if !rep.Passed {
+		r.failure = rep.Failure
+	}
+	return nil
+}
+
+// ProofOf turns a verify.Report into the catalog's Proof, redacting its
+// error text.
+func ProofOf(rep *verify.Report, red *Redactor) *catalog.Proof {
+	p := &catalog.Proof{
+		Mode: string(rep.Mode), Status: catalog.ProofPassed, StartedAt: rep.StartedAt,
+		DurationMS: rep.Duration.Milliseconds(), Rows: rep.Rows, DigestChecked: rep.DigestChecked,
+		ServerVersion: rep.ServerVersion, RestoreTool: rep.RestoreVersion, FailedEntry: rep.FailedEntry,
+		Tables: []catalog.TableCount{},
+	}
+	for _, t := range rep.Tables {
+		p.Tables = append(p.Tables, catalog.TableCount{Schema: t.Schema, Name: t.Name, Rows: t.Rows})
+	}
+	if !rep.Passed {
+		p.Status = catalog.ProofFailed
+		if rep.Failure != nil {
+			p.Error = red.String(rep.Failure.Error())
+		}
+	}
+	return p
+}
+
+// record writes the manifest, moves archive and manifest to their final
+// names, and stores the record with its event in the catalog.
+func (r *run) record(ctx context.Context) (catalog.Event, error) {
+	rec := r.rec
+	rec.FinishedAt = time.Now().UTC()
+	switch {
+	case r.proof == nil:
+		rec.Status = catalog.StatusUnverified
+		rec.Proofs = []catalog.Proof{}
+	case r.proof.Status == catalog.ProofPassed:
+		rec.Status = catalog.StatusVerified
+		rec.Proofs = []catalog.Proof{*r.proof}
+	case r.proof.Status == catalog.ProofFailed:
+		rec.Status = catalog.StatusFailed
+		rec.Proofs = []catalog.Proof{*r.proof}
+	default:
+		rec.Status = catalog.StatusUnverified
+		rec.Proofs = []catalog.Proof{*r.proof}
+	}
+	if rec.Labels == nil {
+		rec.Labels = map[string]string{}
+	}
+	ext := ".dump"
+	if r.format == verify.FormatDirectory {
+		ext = ".dir"
+	}
+	base := r.base
+	for i := 2; exists(filepath.Join(r.outDir, base+ext)) || exists(filepath.Join(r.outDir, base+".manifest.json")); i++ {
+		base = fmt.Sprintf("%s-%d", r.base, i)
+	}
+	finalArchive, err := filepath.Abs(filepath.Join(r.outDir, base+ext))
+	if err != nil {
+		return catalog.Event{}, err
+	}
+	finalManifest := strings.TrimSuffix(finalArchive, ext) + ".manifest.json"
+	rec.Archive.Path, rec.Archive.Manifest = finalArchive, finalManifest
+
+	manifest := filepath.Join(r.staging.Dir, "manifest.json")
+	if err := WriteManifest(manifest, rec); err != nil {
+		return catalog.Event{}, err
+	}
+	if err := os.Rename(r.archive, finalArchive); err != nil {
+		return catalog.Event{}, fmt.Errorf("move archive into place: %w", err)
+	}
+	r.archive = finalArchive
+	if err := os.Rename(manifest, finalManifest); err != nil {
+		return catalog.Event{}, fmt.Errorf("move manifest into place: %w", err)
+	}
+	syncDir(r.outDir)
+	r.staging.Remove()
+
+	cat, err := catalog.Open(r.o.CatalogPath, catalog.Options{})
+	if err != nil {
+		return catalog.Event{}, &NotRecordedError{Archive: finalArchive, Err: err}
+	}
+	defer cat.Close()
+	ev, err := cat.Add(rec)
+	if err != nil {
+		return catalog.Event{}, &NotRecordedError{Archive: finalArchive, Err: err}
+	}
+	return ev, nil
+}
+
+// Manifest is the JSON file beside each archive: the record as it was
+// written, so the catalog can be rebuilt from the archives' folder.
+type Manifest struct {
+	Manifest int             `json:"pgattest_manifest"`
+	Record   *catalog.Record `json:"record"`
+}
+
+// WriteManifest writes the manifest for rec to path (0600), durably.
+func WriteManifest(path string, rec *catalog.Record) error {
+	b, err := json.MarshalIndent(Manifest{Manifest: 1, Record: rec}, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	return f.Close()
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+func (r *run) cleanup() {
+	if r.cluster != nil {
+		r.cluster.stop()
+	}
+	if r.staging != nil {
+		r.staging.Remove()
+	}
+}
+
+// clusterStart starts the throwaway cluster in the background, so it is
+// ready by the time the dump is.
+type clusterStart struct {
+	done    chan struct{}
+	cluster *testenv.Cluster
+	err     error
+	once    sync.Once
+}
+
+func startCluster(ctx context.Context, tc testenv.Toolchain) *clusterStart {
+	cs := &clusterStart{done: make(chan struct{})}
+	go func() {
+		defer close(cs.done)
+		cs.cluster, cs.err = testenv.Start(ctx, testenv.Options{Toolchain: tc})
+	}()
+	return cs
+}
+
+func (cs *clusterStart) wait() (*testenv.Cluster, error) {
+	<-cs.done
+	return cs.cluster, cs.err
+}
+
+func (cs *clusterStart) stop() {
+	cs.once.Do(func() {
+		if c, err := cs.wait(); err == nil {
+			c.Stop(context.Background())
+		}
+	})
+}

@@ -1,0 +1,225 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgattest/pgattest/testenv"
+)
+
+// Source is the database being backed up, as preflight found it.
+type Source struct {
+	Conn          *ConnInfo
+	Host          string // the first host, or the socket folder
+	Port          int
+	Database      string
+	User          string
+	ServerVersion testenv.Version
+	InRecovery    bool // a standby
+	password      string
+}
+
+// Display is the source for messages: postgresql://user@host:port/db, no password.
+func (s *Source) Display() string {
+	host := s.Host
+	if strings.HasPrefix(host, "/") {
+		return fmt.Sprintf("postgresql://%s@/%s?host=%s", s.User, s.Database, host)
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return fmt.Sprintf("postgresql://%s@%s:%d/%s", s.User, host, s.Port, s.Database)
+}
+
+// ChildEnv is the environment for pg_dump: the caller's, plus the password
+// (when the connection string held it) and English messages to parse.
+func (s *Source) ChildEnv() []string {
+	env := make([]string, 0, len(os.Environ())+4)
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "LC_ALL" || k == "LC_MESSAGES" || k == "LANGUAGE" || (k == "PGPASSWORD" && s.password != "") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	if s.password != "" {
+		env = append(env, "PGPASSWORD="+s.password)
+	}
+	if os.Getenv("PGAPPNAME") == "" && s.Conn.Get("application_name") == "" {
+		env = append(env, "PGAPPNAME=pgattest")
+	}
+	return append(env, "LC_MESSAGES=C", "LANGUAGE=C")
+}
+
+// ConnectError is a failure to reach or log in to the source.
+type ConnectError struct {
+	Display string
+	Err     error
+	hint    string
+}
+
+func (e *ConnectError) Error() string {
+	return fmt.Sprintf("cannot connect to %s: %v", e.Display, e.Err)
+}
+func (e *ConnectError) Unwrap() error { return e.Err }
+func (e *ConnectError) Hint() string  { return e.hint }
+
+// PooledError refuses a pooled connection.
+type PooledError struct {
+	Host, Direct string
+	Reason       string
+}
+
+func (e *PooledError) Error() string {
+	return fmt.Sprintf("%s is a pooled connection (%s); pg_dump needs a direct one", e.Host, e.Reason)
+}
+
+// Hint shows the direct host.
+func (e *PooledError) Hint() string {
+	if e.Direct != "" && e.Direct != e.Host {
+		return fmt.Sprintf("use the direct host %s (drop \"-pooler\" from the first label), or pass --allow-pooled", e.Direct)
+	}
+	return "connect to the database directly, not through the pooler, or pass --allow-pooled"
+}
+
+// Connect parses the connection string, refuses a Neon pooled host unless
+// allowPooled, connects with pgx and reads what the pipeline needs to know
+// about the server. red learns the password before anything can print it.
+func Connect(ctx context.Context, connString string, allowPooled bool, red *Redactor) (*Source, error) {
+	ci, err := ParseConnString(connString)
+	if err != nil {
+		return nil, err
+	}
+	if p, ok := ci.Password(); ok {
+		red.Add(p)
+	}
+	if !allowPooled {
+		for _, h := range ci.Hosts() {
+			if direct, pooled := PooledHost(h); pooled {
+				return nil, &PooledError{Host: h, Direct: direct, Reason: "a Neon -pooler endpoint"}
+			}
+		}
+	}
+	cfg, err := pgx.ParseConfig(ci.withPassword())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrBadConnString, red.String(err.Error()))
+	}
+	red.Add(cfg.Password)
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 15 * time.Second
+	}
+	if !allowPooled {
+		if direct, pooled := PooledHost(cfg.Host); pooled {
+			return nil, &PooledError{Host: cfg.Host, Direct: direct, Reason: "a Neon -pooler endpoint"}
+		}
+	}
+	src := &Source{Conn: ci, Host: cfg.Host, Port: int(cfg.Port), Database: cfg.Database, User: cfg.User}
+	if p, ok := ci.Password(); ok {
+		src.password = p
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, connectError(src, err, red)
+	}
+	defer conn.Close(context.Background())
+	var version string
+	var num int
+	err = conn.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('server_version_num')::int,
+		current_database(), current_user, pg_is_in_recovery()`).Scan(&version, &num, &src.Database, &src.User, &src.InRecovery)
+	if err != nil {
+		return nil, fmt.Errorf("read server version from %s: %s", src.Display(), red.String(err.Error()))
+	}
+	src.ServerVersion = testenv.Version{Major: num / 10000, Minor: num % 10000, Raw: version}
+	if num < 100000 { // 9.6.24 is 90624
+		src.ServerVersion = testenv.Version{Major: num / 10000, Minor: num / 100 % 100, Raw: version}
+	}
+	return src, nil
+}
+
+func connectError(src *Source, err error, red *Redactor) error {
+	msg := red.String(err.Error())
+	ce := &ConnectError{Display: src.Display(), Err: errors.New(msg)}
+	var pgErr *pgconn.PgError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "28P01":
+		ce.Err = fmt.Errorf("password authentication failed for user %q", src.User)
+		ce.hint = "check the password; pgattest reads it from the connection string, PGPASSWORD or ~/.pgpass"
+	case errors.As(err, &pgErr) && pgErr.Code == "28000":
+		ce.Err = errors.New(red.String(pgErr.Message))
+		ce.hint = "the server refused this user from here (pg_hba.conf, or the provider's IP allowlist)"
+	case errors.As(err, &pgErr) && pgErr.Code == "3D000":
+		ce.Err = fmt.Errorf("database %q does not exist", src.Database)
+		ce.hint = "check the database name at the end of the URL; psql -l lists the databases"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		ce.Err = errors.New("timed out")
+		ce.hint = "check the host and port, and that the server accepts connections from this machine (firewall, allowlist)"
+	case strings.Contains(msg, "no such host"), strings.Contains(msg, "connection refused"),
+		strings.Contains(msg, "no such file or directory"), strings.Contains(msg, "network is unreachable"):
+		ce.hint = "check the host and port, and that the server is running and reachable from this machine"
+	default:
+		ce.hint = "check the connection string; test it with: psql \"$DATABASE_URL\" -c 'select 1'"
+	}
+	return ce
+}
+
+// ToolsError says no pg_dump/pg_restore (or server, for the proof) fits the
+// source's version.
+type ToolsError struct {
+	Err    error
+	Server testenv.Version
+	Proof  bool // the server binaries for the proof are missing, not the client tools
+}
+
+func (e *ToolsError) Error() string {
+	if e.Proof {
+		return fmt.Sprintf("no PostgreSQL server %d or newer to prove the backup in: %v", e.Server.Major, e.Err)
+	}
+	var nf *testenv.NotFoundError
+	if errors.As(e.Err, &nf) && len(nf.Found) > 0 {
+		return fmt.Sprintf("server is PostgreSQL %s but the newest pg_dump found is %s", e.Server, nf.Found[0].Version)
+	}
+	return fmt.Sprintf("server is PostgreSQL %s: %v", e.Server, e.Err)
+}
+func (e *ToolsError) Unwrap() error { return e.Err }
+
+// Hint names the Debian package to install.
+func (e *ToolsError) Hint() string {
+	if e.Proof {
+		return fmt.Sprintf("install postgresql-%d (Debian/Ubuntu, from apt.postgresql.org for new versions) or pass --pg-bin; "+
+			"or use --verify read to only read the archive through", e.Server.Major)
+	}
+	return fmt.Sprintf("install postgresql-client-%d (Debian/Ubuntu, from apt.postgresql.org for new versions) or pass --pg-bin DIR", e.Server.Major)
+}
+
+// ChooseTools picks pg_dump/pg_restore whose major version is at least the
+// server's (newer pg_dump reads older servers; never the other way round).
+func ChooseTools(server testenv.Version, pgBin []string) (testenv.Toolchain, error) {
+	tc, err := testenv.Find(testenv.Want{Tools: testenv.ClientTools, MinMajor: server.Major, Dirs: pgBin})
+	if err != nil {
+		return tc, &ToolsError{Err: err, Server: server}
+	}
+	return tc, nil
+}
+
+// ChooseServer picks the server binaries for the throwaway proof cluster:
+// at least the source's major version, from --pg-bin when it has them.
+func ChooseServer(server testenv.Version, pgBin []string) (testenv.Toolchain, error) {
+	if len(pgBin) > 0 {
+		if tc, err := testenv.Find(testenv.Want{Tools: testenv.ServerTools, MinMajor: server.Major, Dirs: pgBin}); err == nil {
+			return tc, nil
+		}
+	}
+	tc, err := testenv.Find(testenv.Want{Tools: testenv.ServerTools, MinMajor: server.Major})
+	if err != nil {
+		return tc, &ToolsError{Err: err, Server: server, Proof: true}
+	}
+	return tc, nil
+}
