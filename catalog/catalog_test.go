@@ -387,3 +387,27 @@ func TestBusyNamesTheHolder(t *testing.T) {
 	}
 	c.Close()
 }
+
+func TestResolveShortID(t *testing.T) {
+	c := open(t)
+	at := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+	a := &Record{ID: "20261101T030000Z-shop-aaaa", Name: "shop", StartedAt: at, Status: StatusVerified}
+	b := &Record{ID: "20261101T030000Z-shop-aabb", Name: "shop", StartedAt: at, Status: StatusVerified}
+	for _, r := range []*Record{a, b} {
+		if _, err := c.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, err := c.Resolve("20261101T030000Z-shop-aaaa"); err != nil || r.ID != a.ID {
+		t.Fatalf("full ID: %v %v", r, err)
+	}
+	if r, err := c.Resolve("20261101T030000Z-shop-aab"); err != nil || r.ID != b.ID {
+		t.Fatalf("unique prefix: %v %v", r, err)
+	}
+	if _, err := c.Resolve("20261101T030000Z-shop-aa"); !errors.Is(err, ErrAmbiguous) {
+		t.Fatalf("ambiguous prefix: %v", err)
+	}
+	if _, err := c.Resolve("2025"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("no match: %v", err)
+	}
+}

@@ -18,6 +18,8 @@ var (
 	ErrNewerSchema = errors.New("catalog made by a newer pgattest")
 	// ErrNotFound: no record with that ID, or no record matches a query.
 	ErrNotFound = errors.New("no such backup")
+	// ErrAmbiguous: a short ID matches more than one record.
+	ErrAmbiguous = errors.New("ambiguous backup ID")
 	// ErrDamagedRecord: a stored record is not valid JSON.
 	ErrDamagedRecord = errors.New("damaged record")
 	// ErrChainBroken: the event chain or a record does not match its hash.

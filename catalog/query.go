@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -170,4 +171,46 @@ func (c *Catalog) Names() ([]string, error) {
 	})
 	sort.Strings(names)
 	return names, err
+}
+
+// Resolve returns the record whose ID is id, or else the only record whose ID
+// starts with id (as git resolves a short hash). Several matches are an
+// error that names a few of them.
+func (c *Catalog) Resolve(id string) (*Record, error) {
+	if id == "" {
+		return nil, fmt.Errorf("%w: empty ID", ErrNotFound)
+	}
+	var matches []string
+	var r *Record
+	err := c.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBackups)
+		if v := b.Get([]byte(id)); v != nil {
+			var err error
+			r, err = decode(v)
+			return err
+		}
+		cur := b.Cursor()
+		for k, v := cur.Seek([]byte(id)); k != nil && bytes.HasPrefix(k, []byte(id)); k, v = cur.Next() {
+			matches = append(matches, string(k))
+			if len(matches) == 1 {
+				var err error
+				if r, err = decode(v); err != nil {
+					return err
+				}
+			}
+			if len(matches) > 3 {
+				break
+			}
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case len(matches) > 1:
+		return nil, fmt.Errorf("%w: %q matches several backups (%s…); give more of the ID", ErrAmbiguous, id, strings.Join(matches[:min(3, len(matches))], ", "))
+	case r == nil:
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return r, nil
 }

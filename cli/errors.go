@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/pgattest/pgattest/pipeline"
 )
 
 // Exit codes, as DESIGN §3 and every command's --help list them.
@@ -70,7 +72,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, errUsage):
+	case errors.Is(err, errUsage), errors.Is(err, pipeline.ErrUsage):
 		return exitUsage
 	case errors.Is(err, errProofFailed), errors.As(err, &pf) && pf.ProofFailed():
 		return exitProofFailed

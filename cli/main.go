@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/pgattest/pgattest/pipeline"
 )
 
 // Version is pgattest's version, set at build time with
@@ -28,7 +30,8 @@ type env struct {
 	quiet          bool // no progress, only errors and the result
 	verbose        bool // tool output, command lines (redacted), head hashes
 	catalogPath    string
-	interactive    bool // stderr is a terminal: live progress lines
+	interactive    bool               // stderr is a terminal: live progress lines
+	red            *pipeline.Redactor // every byte to stdout and stderr passes it
 }
 
 // Main runs pgattest with args (args[0] is the program name) and returns the
@@ -37,7 +40,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	e := &env{stdout: stdout, stderr: stderr}
+	// Secrets are redacted from everything pgattest prints: PGPASSWORD now,
+	// passwords in connection strings as soon as they are parsed.
+	red := &pipeline.Redactor{}
+	red.Add(os.Getenv("PGPASSWORD"))
+	e := &env{stdout: red.Writer(stdout), stderr: red.Writer(stderr), red: red, interactive: isTerminal(stderr)}
 	app := newApp(e)
 	err := app.RunContext(ctx, normalizeArgs(app, args))
 	if err != nil {
@@ -89,10 +96,13 @@ Exit codes:
 			e.quiet = c.Bool("quiet")
 			e.verbose = c.Bool("verbose")
 			e.catalogPath = c.String("catalog")
-			e.interactive = isTerminal(e.stderr) && !e.quiet
+			e.interactive = e.interactive && !e.quiet
 			return nil
 		},
 		Commands: []*ucli.Command{
+			backupCommand(e),
+			listCommand(e),
+			showCommand(e),
 			demoCommand(e),
 		},
 		HideHelpCommand:      true,

@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline"
+	"github.com/pgattest/pgattest/verify"
+)
+
+func backupCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "backup",
+		Usage:     "dump a database, hash it, prove it restores, record it",
+		ArgsUsage: " ",
+		Description: `Runs pg_dump (custom format; directory format with --jobs N > 1), hashes the
+archive with BLAKE3 while it is written, lists its contents with pg_restore -l,
+restores it into a throwaway local Postgres and counts every table's rows, then
+records the evidence in the catalog and writes DIR/NAME/NAME-<UTC time>.dump
+with a .manifest.json beside it. Nothing reaches its final name before the
+proof: a failed or interrupted run leaves no archive and no record.
+
+The connection comes from --db, else DATABASE_URL, else libpq's PG* variables
+(PGHOST, PGUSER, PGPASSWORD, ~/.pgpass …). The password is passed to pg_dump in
+its environment, never on its command line, and is never printed or stored.
+
+Examples:
+   # Neon: use the direct connection string, not the -pooler one
+   pgattest backup --db "postgresql://alex@ep-cool-darkness-a1b2c3d4.eu-central-1.aws.neon.tech/neondb?sslmode=require"
+
+   # a local database, libpq style, parallel dump and restore in 4 jobs
+   pgattest backup --db "host=/var/run/postgresql dbname=shop" --jobs 4 --dir /srv/backups
+
+   # nightly from cron, with labels and only errors on the terminal
+   DATABASE_URL=... pgattest -q backup --name shop-prod --label env=prod
+
+Exit codes: 0 proven (or recorded, with --verify none); 1 failure, nothing
+recorded; 2 usage error; 3 the archive failed its proof (recorded as failed).`,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "db", Usage: "connection string: postgresql://… URL or libpq key=value", EnvVars: []string{"DATABASE_URL"}},
+			&ucli.StringFlag{Name: "name", Usage: "name the backups of this database are filed under (default: database@host's first label)"},
+			&ucli.StringFlag{Name: "dir", Usage: "folder for archives (NAME/ is made inside)", EnvVars: []string{"PGATTEST_DIR"}, Value: "backups"},
+			&ucli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel jobs; > 1 writes a directory-format archive", Value: 1},
+			&ucli.IntFlag{Name: "compress", Aliases: []string{"Z"}, Usage: "pg_dump compression level 0-9", Value: 1},
+			&ucli.StringFlag{Name: "verify", Usage: "proof: restore (into a throwaway Postgres), read (pg_restore reads it through) or none", Value: "restore"},
+			&ucli.BoolFlag{Name: "allow-pooled", Usage: "accept a pooled connection (pg_dump needs a direct one)"},
+			&ucli.StringSliceFlag{Name: "pg-bin", Usage: "folder with pg_dump, pg_restore (and postgres, initdb); repeatable"},
+			&ucli.StringSliceFlag{Name: "label", Usage: "key=value stored with the record; repeatable"},
+		},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() > 0 {
+				return usageErrorf("pass the connection string with --db", "backup takes no arguments, got %q", c.Args().First())
+			}
+			mode, err := verify.ParseMode(c.String("verify"))
+			if err != nil || mode == verify.ModeHash {
+				return usageErrorf("use --verify restore, read or none", "--verify %q is not a proof mode for backup", c.String("verify"))
+			}
+			labels, err := parseLabels(c.StringSlice("label"))
+			if err != nil {
+				return err
+			}
+			if c.Int("jobs") < 1 || c.Int("jobs") > 64 {
+				return usageErrorf("use --jobs 1 (custom format) up to 64", "--jobs %d is out of range", c.Int("jobs"))
+			}
+			o := pipeline.Options{
+				DB: c.String("db"), Name: c.String("name"), Dir: c.String("dir"),
+				Jobs: c.Int("jobs"), Compress: c.Int("compress"), Verify: mode,
+				AllowPooled: c.Bool("allow-pooled"), PGBin: c.StringSlice("pg-bin"),
+				Labels: labels, CatalogPath: e.catalogPath,
+			}
+			_, err = runBackup(c, e, o)
+			return err
+		},
+	}
+}
+
+func parseLabels(kvs []string) (map[string]string, error) {
+	labels := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageErrorf("write labels as --label key=value", "--label %q has no key=value", kv)
+		}
+		labels[k] = v
+	}
+	return labels, nil
+}
+
+// runBackup runs the pipeline with progress on stderr and prints the record
+// (text or JSON) on stdout, also when the proof failed.
+func runBackup(c *ucli.Context, e *env, o pipeline.Options) (*pipeline.Result, error) {
+	p := newProgress(e)
+	o.Redactor = e.red
+	o.Version = Version
+	o.OnEvent = p.event
+	o.Started = func(src *pipeline.Source) {
+		p.line("backing up %s (PostgreSQL %s)", src.Display(), src.ServerVersion.Raw)
+	}
+	res, err := pipeline.Backup(c.Context, o)
+	p.done()
+	if res != nil {
+		if e.json {
+			if jerr := writeJSON(e.stdout, res.Record); jerr != nil {
+				return res, jerr
+			}
+		} else if !e.quiet || err != nil {
+			printRecord(e.stdout, res.Record)
+		}
+		if e.verbose {
+			p.line("catalog head: event %d %s", res.Event.Seq, res.Event.Hash)
+		}
+	}
+	return res, err
+}
+
+// openCatalog opens the catalog for reading; a missing one is explained.
+func openCatalog(e *env) (*catalog.Catalog, error) {
+	cat, err := catalog.Open(e.catalogPath, catalog.Options{ReadOnly: true})
+	if errors.Is(err, catalog.ErrNoCatalog) {
+		if _, serr := os.Stat(e.catalogPath); os.IsNotExist(serr) {
+			return nil, withHint(fmt.Errorf("no catalog at %s yet", e.catalogPath),
+				"run 'pgattest backup' first, or point to a catalog with --catalog PATH (or PGATTEST_CATALOG)")
+		}
+	}
+	return cat, err
+}

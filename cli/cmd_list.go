@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/pgattest/pgattest/catalog"
+)
+
+func listCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "list",
+		Usage:     "list the backups in the catalog, newest first",
+		ArgsUsage: " ",
+		Description: `Examples:
+   pgattest list
+   pgattest list --name shop-prod --since 2026-11-01 --status verified
+   pgattest --json list --limit 0 | jq '.[] | select(.status != "verified") | .id'`,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "name", Usage: "only backups filed under this name"},
+			&ucli.StringFlag{Name: "status", Usage: "only this status: verified, failed, unverified or pruned"},
+			&ucli.StringFlag{Name: "since", Usage: "only backups started at or after this time (RFC 3339 or date)"},
+			&ucli.StringFlag{Name: "until", Usage: "only backups started at or before this time (a date means its end)"},
+			&ucli.IntFlag{Name: "limit", Usage: "at most this many (0: all)", Value: 50},
+		},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() > 0 {
+				return usageErrorf("'pgattest show ID' shows one backup", "list takes no arguments, got %q", c.Args().First())
+			}
+			q := catalog.Query{Name: c.String("name"), Status: c.String("status"), Limit: c.Int("limit")}
+			switch q.Status {
+			case "", catalog.StatusVerified, catalog.StatusFailed, catalog.StatusUnverified, catalog.StatusPruned:
+			default:
+				return usageErrorf("use verified, failed, unverified or pruned", "--status %q is not a status", q.Status)
+			}
+			var err error
+			if s := c.String("since"); s != "" {
+				if q.Since, err = parseTime("since", s, true); err != nil {
+					return err
+				}
+			}
+			if s := c.String("until"); s != "" {
+				if q.Until, err = parseTime("until", s, false); err != nil {
+					return err
+				}
+			}
+			cat, err := openCatalog(e)
+			if err != nil {
+				return err
+			}
+			defer cat.Close()
+			recs, err := cat.List(q)
+			if err != nil {
+				return err
+			}
+			if e.json {
+				if recs == nil {
+					recs = []*catalog.Record{}
+				}
+				return writeJSON(e.stdout, recs)
+			}
+			if len(recs) == 0 {
+				fmt.Fprintf(e.stdout, "no backups match in %s\n", cat.Path())
+				return nil
+			}
+			printRecords(e.stdout, recs)
+			return nil
+		},
+	}
+}
+
+func showCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "show",
+		Usage:     "show one backup: archive, digest, contents, proofs, row counts",
+		ArgsUsage: "ID",
+		Description: `ID may be shortened to any unique prefix, as 'pgattest list' prints it.
+
+Examples:
+   pgattest show 20261124T222800Z-shop-7f3a
+   pgattest --json show 20261124T2228 | jq .proofs`,
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 {
+				return usageErrorf("'pgattest list' prints the IDs", "show takes one backup ID")
+			}
+			cat, err := openCatalog(e)
+			if err != nil {
+				return err
+			}
+			defer cat.Close()
+			rec, err := cat.Resolve(c.Args().First())
+			if errors.Is(err, catalog.ErrNotFound) || errors.Is(err, catalog.ErrAmbiguous) {
+				return usageErrorf("'pgattest list' prints the IDs in "+cat.Path(), "%v", err)
+			}
+			if err != nil {
+				return err
+			}
+			if e.json {
+				return writeJSON(e.stdout, rec)
+			}
+			printRecord(e.stdout, rec)
+			return nil
+		},
+	}
+}
