@@ -189,6 +189,10 @@ func (r *run) preflight(ctx context.Context) error {
 	if err := checkCatalog(r.o.CatalogPath); err != nil {
 		return err
 	}
+	// Fail on an unusable destination before a connection is even tried.
+	if err := os.MkdirAll(r.o.Dir, 0o700); err != nil {
+		return &DirError{Dir: r.o.Dir, Err: err}
+	}
 	src, err := Connect(ctx, r.o.DB, r.o.AllowPooled, r.red)
 	if err != nil {
 		var ue *UsageError

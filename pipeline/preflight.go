@@ -144,7 +144,7 @@ func Connect(ctx context.Context, connString string, allowPooled bool, red *Reda
 }
 
 func connectError(src *Source, err error, red *Redactor) error {
-	msg := red.String(err.Error())
+	msg := oneLine(red.String(err.Error()))
 	ce := &ConnectError{Display: src.Display(), Err: errors.New(msg)}
 	var pgErr *pgconn.PgError
 	var netErr net.Error
@@ -222,4 +222,19 @@ func ChooseServer(server testenv.Version, pgBin []string) (testenv.Toolchain, er
 		return tc, &ToolsError{Err: err, Server: server, Proof: true}
 	}
 	return tc, nil
+}
+
+// oneLine folds pgx's multi-line connect errors (one line per address
+// tried) into one line, without repeats.
+func oneLine(s string) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, l := range strings.Split(s, "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !seen[l] {
+			seen[l] = true
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " ")
 }
