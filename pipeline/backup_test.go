@@ -2,8 +2,13 @@ package pipeline_test
 
 import (
 	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +17,7 @@ import (
 	"github.com/pgattest/pgattest/pipeline"
 	"github.com/pgattest/pgattest/testenv"
 	"github.com/pgattest/pgattest/verify"
+	"github.com/zeebo/blake3"
 )
 
 // shopCluster starts a cluster with the sample database "shop" loaded.
@@ -159,5 +165,112 @@ func TestBackupSampleVerified(t *testing.T) {
 		if e.Name()[0] == '.' {
 			t.Errorf("leftover %s", e.Name())
 		}
+	}
+}
+
+func TestBackupDirectoryFormatJobs(t *testing.T) {
+	src := shopCluster(t)
+	o := backupOptions(t, src.ConnString("shop"))
+	o.Name, o.Jobs = "shop", 2
+	res, err := pipeline.Backup(context.Background(), o)
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	rec := res.Record
+	if rec.Status != catalog.StatusVerified || rec.Archive.Format != verify.FormatDirectory || rec.Archive.Jobs != 2 {
+		t.Fatalf("status %s format %s jobs %d", rec.Status, rec.Archive.Format, rec.Archive.Jobs)
+	}
+	fi, err := os.Stat(rec.Archive.Path)
+	if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("archive %s: %v %v", rec.Archive.Path, fi, err)
+	}
+	// The digest is DESIGN §3's: BLAKE3 over sorted "path size blake3" lines.
+	var lines []string
+	filepath.WalkDir(rec.Archive.Path, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if info, _ := d.Info(); info.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v", p, info.Mode().Perm())
+		}
+		rel, _ := filepath.Rel(rec.Archive.Path, p)
+		sum := blake3.Sum256(b)
+		lines = append(lines, fmt.Sprintf("%s %d %x\n", filepath.ToSlash(rel), len(b), sum))
+		return nil
+	})
+	sort.Strings(lines)
+	want := blake3.Sum256([]byte(strings.Join(lines, "")))
+	if rec.Archive.BLAKE3 != hex.EncodeToString(want[:]) {
+		t.Errorf("digest %s, computed by hand %x", rec.Archive.BLAKE3, want)
+	}
+	if rec.Archive.Files != len(lines) || rec.Archive.Files < 3 {
+		t.Errorf("files %d, found %d", rec.Archive.Files, len(lines))
+	}
+	got := map[string]int64{}
+	for _, tc := range rec.Proofs[0].Tables {
+		got[tc.Schema+"."+tc.Name] = tc.Rows
+	}
+	for name, n := range sourceCounts(t, src, "shop") {
+		if got[name] != n {
+			t.Errorf("table %s: restored %d rows, source has %d", name, got[name], n)
+		}
+	}
+}
+
+// A database that dumps fine and does not restore: a CHECK constraint calls
+// a SQL function that reads a table without a schema. pg_dump runs with an
+// empty search_path, so the restore's COPY fails. This is why the proof
+// exists; the record says failed, and names the entry.
+func TestBackupThatDoesNotRestore(t *testing.T) {
+	src := testenv.New(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, src.ConnString("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE allowed (code text PRIMARY KEY)`,
+		`INSERT INTO allowed VALUES ('a'), ('b')`,
+		`CREATE FUNCTION is_allowed(c text) RETURNS boolean LANGUAGE sql AS 'SELECT EXISTS (SELECT 1 FROM allowed WHERE code = c)'`,
+		`CREATE TABLE items (id int PRIMARY KEY, code text CHECK (is_allowed(code)))`,
+		`INSERT INTO items SELECT g, CASE WHEN g % 2 = 0 THEN 'a' ELSE 'b' END FROM generate_series(1, 100) g`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close(ctx)
+	o := backupOptions(t, src.ConnString("postgres"))
+	o.Name = "broken"
+	res, err := pipeline.Backup(ctx, o)
+	if err == nil {
+		t.Fatal("a backup that cannot be restored was reported as proven")
+	}
+	var pf interface{ ProofFailed() bool }
+	if !errors.As(err, &pf) || !pf.ProofFailed() {
+		t.Errorf("error %v does not report a failed proof", err)
+	}
+	if res == nil || res.Record.Status != catalog.StatusFailed {
+		t.Fatalf("want a record with status failed, got %+v", res)
+	}
+	p := res.Record.Proofs[0]
+	if !strings.Contains(p.FailedEntry, "items") || !strings.Contains(p.Error, "allowed") {
+		t.Errorf("proof does not name the entry and Postgres' message: entry %q, error %q", p.FailedEntry, p.Error)
+	}
+	// The archive is kept (it is evidence), and the catalog says failed.
+	if _, err := os.Stat(res.Record.Archive.Path); err != nil {
+		t.Error(err)
+	}
+	cat, err := catalog.Open(o.CatalogPath, catalog.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	if _, err := cat.AsOf("broken", time.Now()); !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("AsOf found a backup whose proof failed: %v", err)
 	}
 }
