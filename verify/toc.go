@@ -172,8 +172,8 @@ func parseEntry(line string) (Entry, error) {
 	e.CatalogOID, e.ObjectOID = uint32(cat), uint32(obj)
 	rest = f[2]
 	for _, t := range knownTypes {
-		if strings.HasPrefix(rest, t+" ") {
-			e.Type, rest = t, rest[len(t)+1:]
+		if strings.HasPrefix(rest, t+" ") || rest == t {
+			e.Type, rest = t, strings.TrimPrefix(rest[len(t):], " ")
 			break
 		}
 	}
