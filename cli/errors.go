@@ -99,3 +99,12 @@ func printError(w io.Writer, err error) {
 		}
 	}
 }
+
+// hintOf returns the hint an error carries, or "".
+func hintOf(err error) string {
+	var h hinter
+	if errors.As(err, &h) {
+		return h.Hint()
+	}
+	return ""
+}

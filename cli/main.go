@@ -103,6 +103,8 @@ Exit codes:
 			backupCommand(e),
 			listCommand(e),
 			showCommand(e),
+			verifyCommand(e),
+			catalogCommand(e),
 			demoCommand(e),
 		},
 		HideHelpCommand:      true,

@@ -1,0 +1,182 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline"
+)
+
+func verifyCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "verify",
+		Usage:     "prove recorded backups again: re-hash, and restore unless --hash-only",
+		ArgsUsage: "[ID...]",
+		Description: `The scheduled scrub for long-term archives. For each backup, the archive is
+re-hashed and must match the catalog (a missing archive fails); then, unless
+--hash-only, it is restored into a throwaway Postgres and every table's rows
+are counted. Each result is appended to the record with an event in the
+chain. Pruned backups are skipped.
+
+Examples:
+   pgattest verify 20261124T222800Z-shop-7f3a
+   pgattest verify --all --hash-only             # cheap weekly check of every archive
+   pgattest verify --since 2026-11-01            # re-prove this month's backups
+
+Exit codes: 0 all passed; 1 a proof could not run; 3 an archive failed.`,
+		Flags: []ucli.Flag{
+			&ucli.BoolFlag{Name: "all", Usage: "every backup in the catalog"},
+			&ucli.StringFlag{Name: "since", Usage: "backups started at or after this time (RFC 3339 or date)"},
+			&ucli.StringFlag{Name: "name", Usage: "with --all or --since: only this name"},
+			&ucli.BoolFlag{Name: "hash-only", Usage: "only re-hash the archives; no restore"},
+			&ucli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel restore jobs for directory-format archives", Value: 1},
+			&ucli.StringSliceFlag{Name: "pg-bin", Usage: "folder with pg_restore, postgres and initdb; repeatable"},
+		},
+		Action: func(c *ucli.Context) error {
+			ids := c.Args().Slice()
+			sel := 0
+			for _, b := range []bool{len(ids) > 0, c.Bool("all"), c.IsSet("since")} {
+				if b {
+					sel++
+				}
+			}
+			if sel != 1 {
+				return usageErrorf("for example: pgattest verify ID, or pgattest verify --all", "say which backups: IDs, --all or --since")
+			}
+			q := catalog.Query{Name: c.String("name")}
+			if s := c.String("since"); s != "" {
+				t, err := parseTime("since", s, true)
+				if err != nil {
+					return err
+				}
+				q.Since = t
+			}
+			cat, err := openCatalog(e)
+			if err != nil {
+				return err
+			}
+			var recs []*catalog.Record
+			if len(ids) > 0 {
+				for _, id := range ids {
+					r, err := cat.Resolve(id)
+					if err != nil {
+						cat.Close()
+						if errors.Is(err, catalog.ErrNotFound) || errors.Is(err, catalog.ErrAmbiguous) {
+							return usageErrorf("'pgattest list' prints the IDs", "%v", err)
+						}
+						return err
+					}
+					recs = append(recs, r)
+				}
+			} else {
+				recs, err = cat.List(q)
+			}
+			cat.Close() // not held while proofs run: others may use the catalog meanwhile
+			if err != nil {
+				return err
+			}
+			o := pipeline.ReproveOptions{HashOnly: c.Bool("hash-only"), Jobs: c.Int("jobs"), PGBin: c.StringSlice("pg-bin"), Redactor: e.red}
+			return runVerify(c, e, recs, o, len(ids) == 1)
+		},
+	}
+}
+
+type verifyRow struct {
+	rec    *catalog.Record
+	result string // passed, failed, skipped, error
+	detail string
+	took   time.Duration
+}
+
+func runVerify(c *ucli.Context, e *env, recs []*catalog.Record, o pipeline.ReproveOptions, single bool) error {
+	p := newProgress(e)
+	if e.verbose {
+		o.Log = func(line string) { p.line("    | %s", line) }
+	}
+	var rows []verifyRow
+	var failed, broken int
+	var lastEvent catalog.Event
+	for i, rec := range recs {
+		if rec.Status == catalog.StatusPruned {
+			rows = append(rows, verifyRow{rec: rec, result: "skipped", detail: "pruned"})
+			continue
+		}
+		p.line("[%d/%d] %s %s", i+1, len(recs), map[bool]string{true: "hashing", false: "proving"}[o.HashOnly], rec.ID)
+		t0 := time.Now()
+		proof, err := pipeline.Reprove(c.Context, rec, o)
+		row := verifyRow{rec: rec, took: time.Since(t0)}
+		if err != nil {
+			if c.Context.Err() != nil {
+				return err
+			}
+			broken++
+			row.result, row.detail = "error", oneLineError(err)
+			rows = append(rows, row)
+			continue
+		}
+		kind := pipeline.ApplyProof(rec, proof)
+		row.result, row.detail = proof.Status, pipeline.ProofSummary(proof)
+		if proof.Status != catalog.ProofPassed {
+			failed++
+		}
+		cat, err := catalog.Open(e.catalogPath, catalog.Options{})
+		if err != nil {
+			return err
+		}
+		lastEvent, err = cat.Update(rec, kind, proof.Mode)
+		cat.Close()
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row)
+	}
+	p.done()
+	if e.json {
+		if single && len(rows) == 1 {
+			if err := writeJSON(e.stdout, rows[0].rec); err != nil {
+				return err
+			}
+		} else {
+			out := make([]*catalog.Record, 0, len(rows))
+			for _, r := range rows {
+				out = append(out, r.rec)
+			}
+			if err := writeJSON(e.stdout, out); err != nil {
+				return err
+			}
+		}
+	} else {
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tRESULT\tTOOK\tDETAIL")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.rec.ID, r.rec.Name, r.result, formatDuration(r.took), r.detail)
+		}
+		tw.Flush()
+		fmt.Fprintf(e.stdout, "%d checked: %d passed, %d failed, %d could not run\n", len(rows), len(rows)-failed-broken, failed, broken)
+	}
+	if e.verbose && lastEvent.Seq > 0 {
+		p.line("catalog head: event %d %s", lastEvent.Seq, lastEvent.Hash)
+	}
+	switch {
+	case failed > 0:
+		return proofErrorf("'pgattest show ID' has the details of each failed proof", "%d of %d backups failed their proof", failed, len(rows))
+	case broken > 0:
+		return withHint(fmt.Errorf("%d of %d proofs could not run", broken, len(rows)), "the DETAIL column says why; fix it and run verify again")
+	case len(rows) == 0:
+		fmt.Fprintln(e.stderr, "pgattest: no backups matched")
+	}
+	return nil
+}
+
+// oneLineError is an error and its hint on one line, for a table cell.
+func oneLineError(err error) string {
+	if h := hintOf(err); h != "" {
+		return err.Error() + " (" + h + ")"
+	}
+	return err.Error()
+}
