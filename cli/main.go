@@ -104,6 +104,7 @@ Exit codes:
 			listCommand(e),
 			showCommand(e),
 			verifyCommand(e),
+			restoreCommand(e),
 			catalogCommand(e),
 			demoCommand(e),
 		},

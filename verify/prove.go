@@ -333,11 +333,39 @@ func readThrough(ctx context.Context, o Options) error {
 	return nil
 }
 
+// RunRestore runs pg_restore with args (target, options, archive: the
+// caller's), in env (nil: no PG* variables of the user's), streaming its
+// stderr to log. A failure is a *RestoreError naming the TOC entry that
+// broke and quoting Postgres, or an *IncompleteError.
+func RunRestore(ctx context.Context, pgRestore string, args, env []string, log func(string)) error {
+	var st restoreState
+	err := runToolEnv(ctx, pgRestore, args, env, func(line string) {
+		st.observe(line)
+		if log != nil {
+			log(line)
+		}
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return st.failure(err)
+	}
+	return nil
+}
+
 // runTool runs a client tool with stderr streamed line by line to onLine.
 // Cancelling ctx sends SIGTERM, then SIGKILL after 5 seconds.
 func runTool(ctx context.Context, path string, args []string, onLine func(string)) error {
+	return runToolEnv(ctx, path, args, nil, onLine)
+}
+
+func runToolEnv(ctx context.Context, path string, args, env []string, onLine func(string)) error {
 	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = toolEnv()
+	cmd.Env = env
+	if env == nil {
+		cmd.Env = toolEnv()
+	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
 	stderr, err := cmd.StderrPipe()

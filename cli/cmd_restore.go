@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline"
+)
+
+func restoreCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "restore",
+		Usage:     "restore a proven backup into a database, picked by ID or by date",
+		ArgsUsage: " ",
+		Description: `Picks the newest backup of --name whose last proof passed and whose dump
+started at or before --as-of (a bare date means the end of that day, UTC;
+default: now), or the backup --id names. The archive is re-hashed first and a
+mismatch refuses the restore (exit 3). The target database must exist
+(createdb it first); the backup's own source is refused unless --force.
+
+Examples:
+   createdb shop_nov1
+   pgattest restore --name shop-prod --as-of 2026-11-01 --target "postgresql://me@localhost/shop_nov1"
+   pgattest restore --id 20261124T222800Z-shop-7f3a --target "$SCRATCH_URL" --table shop.orders --dry-run
+   pgattest restore --name shop-prod --target "$STAGING_URL" --clean --no-owner --jobs 4
+
+Exit codes: 0 restored (or planned, with --dry-run); 1 failure; 2 usage error;
+3 the archive no longer matches its digest, or pg_restore failed.`,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "id", Usage: "the backup to restore (any unique prefix)"},
+			&ucli.StringFlag{Name: "name", Usage: "restore the newest proven backup of this name"},
+			&ucli.StringFlag{Name: "as-of", Usage: "with --name: newest proven backup started at or before this time (RFC 3339 or date)"},
+			&ucli.StringFlag{Name: "target", Usage: "connection string of the database to restore into (required)", EnvVars: []string{"PGATTEST_TARGET"}},
+			&ucli.BoolFlag{Name: "no-owner", Usage: "do not set object owners; the target user owns everything"},
+			&ucli.BoolFlag{Name: "clean", Usage: "drop objects before creating them (with --if-exists)"},
+			&ucli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel restore jobs (not in one transaction)", Value: 1},
+			&ucli.StringSliceFlag{Name: "table", Usage: "schema.name: restore only this table with its data, indexes and constraints; repeatable"},
+			&ucli.BoolFlag{Name: "dry-run", Usage: "say which backup, which entries and where; change nothing"},
+			&ucli.BoolFlag{Name: "force", Usage: "allow restoring into the backup's own source database"},
+			&ucli.StringSliceFlag{Name: "pg-bin", Usage: "folder with pg_restore; repeatable"},
+		},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() > 0 {
+				return usageErrorf("use --id ID or --name NAME", "restore takes no arguments, got %q", c.Args().First())
+			}
+			if c.String("target") == "" {
+				return usageErrorf("pass --target URL of an existing database (createdb it first)", "restore needs --target")
+			}
+			if (c.String("id") == "") == (c.String("name") == "") {
+				return usageErrorf("for example: --name shop-prod --as-of 2026-11-01, or --id ID", "say which backup: --id, or --name with an optional --as-of")
+			}
+			if c.String("id") != "" && c.IsSet("as-of") {
+				return usageErrorf("--as-of picks among the backups of --name", "--as-of goes with --name, not --id")
+			}
+			if c.Int("jobs") < 1 {
+				return usageErrorf("use --jobs 1 or more", "--jobs %d is out of range", c.Int("jobs"))
+			}
+			asOf := time.Now().UTC()
+			if s := c.String("as-of"); s != "" {
+				t, err := parseTime("as-of", s, false)
+				if err != nil {
+					return err
+				}
+				asOf = t
+			}
+			cat, err := openCatalog(e)
+			if err != nil {
+				return err
+			}
+			var rec *catalog.Record
+			if id := c.String("id"); id != "" {
+				rec, err = cat.Resolve(id)
+				if errors.Is(err, catalog.ErrNotFound) || errors.Is(err, catalog.ErrAmbiguous) {
+					err = usageErrorf("'pgattest list' prints the IDs", "%v", err)
+				}
+			} else {
+				rec, err = cat.AsOf(c.String("name"), asOf)
+				var none *catalog.NoneAsOfError
+				if errors.As(err, &none) {
+					err = withHint(err, "'pgattest list --name "+c.String("name")+"' shows its backups; --id restores one that is not proven")
+				}
+			}
+			cat.Close()
+			if err != nil {
+				return err
+			}
+			p := newProgress(e)
+			o := pipeline.RestoreOptions{
+				Record: rec, Target: c.String("target"), NoOwner: c.Bool("no-owner"), Clean: c.Bool("clean"),
+				Jobs: c.Int("jobs"), Tables: c.StringSlice("table"), DryRun: c.Bool("dry-run"), Force: c.Bool("force"),
+				PGBin: c.StringSlice("pg-bin"), Redactor: e.red,
+			}
+			if e.verbose {
+				o.Log = func(line string) { p.line("    | %s", line) }
+			}
+			if !o.DryRun {
+				p.line("restoring %s (%s, started %s) …", rec.ID, rec.Name, formatTime(rec.StartedAt))
+			}
+			t0 := time.Now()
+			plan, err := pipeline.Restore(c.Context, o)
+			if err != nil {
+				return err
+			}
+			took := time.Since(t0)
+			var ev catalog.Event
+			if !o.DryRun {
+				cat, err := catalog.Open(e.catalogPath, catalog.Options{})
+				if err != nil {
+					return withHint(fmt.Errorf("restored, but the restore could not be noted in the catalog: %w", err), hintOf(err))
+				}
+				ev, err = cat.Note(rec.ID, catalog.KindRestored, fmt.Sprintf("into %s, %d of %d entries", plan.Target.Display(), len(plan.Entries), plan.Total))
+				cat.Close()
+				if err != nil {
+					return err
+				}
+			}
+			return printRestore(e, plan, o.DryRun, took, ev)
+		},
+	}
+}
+
+type restoreJSON struct {
+	DryRun  bool            `json:"dry_run"`
+	Backup  *catalog.Record `json:"backup"`
+	Target  string          `json:"target"`
+	Entries []string        `json:"entries"`
+	Skipped []string        `json:"skipped"`
+	Total   int             `json:"total_entries"`
+	Command string          `json:"command"`
+	TookMS  int64           `json:"duration_ms"`
+}
+
+func printRestore(e *env, plan *pipeline.RestorePlan, dry bool, took time.Duration, ev catalog.Event) error {
+	if e.json {
+		out := restoreJSON{DryRun: dry, Backup: plan.Record, Target: plan.Target.Display(), Total: plan.Total,
+			Command: plan.Command, TookMS: took.Milliseconds(), Skipped: plan.Skipped, Entries: []string{}}
+		for _, en := range plan.Entries {
+			out.Entries = append(out.Entries, en.Line())
+		}
+		if out.Skipped == nil {
+			out.Skipped = []string{}
+		}
+		return writeJSON(e.stdout, out)
+	}
+	w := e.stdout
+	verb := "restored"
+	if dry {
+		verb = "would restore"
+	}
+	rec := plan.Record
+	fmt.Fprintf(w, "%s backup %s (%s, started %s, %s)\n", verb, rec.ID, rec.Name, formatTime(rec.StartedAt), rec.Status)
+	fmt.Fprintf(w, "  archive  %s (digest matches)\n", rec.Archive.Path)
+	fmt.Fprintf(w, "  into     %s (PostgreSQL %s)\n", plan.Target.Display(), plan.Target.ServerVersion.Raw)
+	fmt.Fprintf(w, "  entries  %d of %d\n", len(plan.Entries), plan.Total)
+	if dry || len(plan.Entries) < plan.Total {
+		for _, en := range plan.Entries {
+			schema := en.Schema
+			if schema == "" {
+				schema = "-"
+			}
+			fmt.Fprintf(w, "    %-18s %s %s\n", en.Type, schema, en.Name)
+		}
+	}
+	for _, s := range plan.Skipped {
+		fmt.Fprintf(w, "  skipped  %s\n", s)
+	}
+	if dry {
+		fmt.Fprintf(w, "  command  %s\n", plan.Command)
+		fmt.Fprintln(w, "nothing was changed (--dry-run)")
+	} else {
+		fmt.Fprintf(w, "  took     %s\n", formatDuration(took))
+		if e.verbose {
+			fmt.Fprintf(e.stderr, "catalog head: event %d %s\n", ev.Seq, ev.Hash)
+		}
+	}
+	return nil
+}

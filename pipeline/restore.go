@@ -1,0 +1,397 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/verify"
+)
+
+// RestoreOptions configure a restore of a recorded backup into a target.
+type RestoreOptions struct {
+	Record   *catalog.Record
+	Target   string   // connection string of the target database (must exist)
+	NoOwner  bool     // --no-owner: objects owned by the connecting user
+	Clean    bool     // --clean --if-exists: drop objects before creating them
+	Jobs     int      // > 1: parallel pg_restore (no single transaction)
+	Tables   []string // schema.name: restore only these tables, with their data, indexes and constraints
+	DryRun   bool     // say what would happen; change nothing
+	Force    bool     // allow the backup's own source database as the target
+	PGBin    []string
+	Redactor *Redactor
+	Log      func(line string)
+}
+
+// RestorePlan is what a restore did, or would do with DryRun.
+type RestorePlan struct {
+	Record  *catalog.Record
+	Target  *Source
+	Entries []verify.Entry // the selected entries; all of them when no table was named
+	Skipped []string       // entries left out of a selective restore, and why
+	Total   int            // entries in the archive
+	Command string         // the pg_restore command line, password-free
+}
+
+// SameSourceError refuses to restore over the backup's own source.
+type SameSourceError struct{ Target string }
+
+func (e *SameSourceError) Error() string {
+	return fmt.Sprintf("the target %s is the database this backup was taken from", e.Target)
+}
+
+// Hint says how to go on.
+func (e *SameSourceError) Hint() string {
+	return "restore into a new database (createdb, then --target its URL), or pass --force if overwriting the source is what you mean"
+}
+
+// TableNotFoundError names a --table the archive does not hold.
+type TableNotFoundError struct {
+	Table   string
+	Similar []string
+}
+
+func (e *TableNotFoundError) Error() string {
+	return fmt.Sprintf("the archive holds no table %s", e.Table)
+}
+
+// Hint lists tables of the same name in other schemas, or how to list them.
+func (e *TableNotFoundError) Hint() string {
+	if len(e.Similar) > 0 {
+		return "did you mean " + strings.Join(e.Similar, " or ") + "?"
+	}
+	return "write it as schema.name; 'pgattest show ID' lists the archive's tables"
+}
+
+// Restore re-hashes the backup's archive (a mismatch refuses the restore),
+// checks the target, selects entries for --table, and runs pg_restore. On
+// cancel the target is left as pg_restore left it; the error says so.
+func Restore(ctx context.Context, o RestoreOptions) (*RestorePlan, error) {
+	rec := o.Record
+	if o.Redactor == nil {
+		o.Redactor = &Redactor{}
+	}
+	if rec.Status == catalog.StatusPruned {
+		return nil, withHintErr(fmt.Errorf("backup %s was pruned on %s: its archive is gone", rec.ID, rec.PrunedAt.Format("2006-01-02")),
+			"pick another backup: 'pgattest list --name "+rec.Name+" --status verified'")
+	}
+	if _, err := verify.CheckDigest(rec.Archive.Path, rec.Archive.Format, rec.Archive.BLAKE3); err != nil {
+		return nil, err // DigestMismatchError or MissingError: evidence, exit 3
+	}
+	target, err := Connect(ctx, o.Target, false, o.Redactor)
+	if err != nil {
+		var ue *UsageError
+		if errors.Is(err, ErrBadConnString) && !errors.As(err, &ue) {
+			return nil, &UsageError{Err: err, hint: connStringHint}
+		}
+		return nil, err
+	}
+	if sameDatabase(target, rec.Source) && !o.Force {
+		return nil, &SameSourceError{Target: target.Display()}
+	}
+	tools, err := ChooseTools(maxVersion(recordedServer(rec), target.ServerVersion), o.PGBin)
+	if err != nil {
+		return nil, err
+	}
+	pgRestore := tools.Path("pg_restore")
+	scratch, err := testenv.NewScratch(os.TempDir(), "pgattest-restore-")
+	if err != nil {
+		return nil, err
+	}
+	defer scratch.Remove()
+
+	toc, err := verify.ReadTOC(ctx, pgRestore, rec.Archive.Path)
+	if err != nil {
+		return nil, err
+	}
+	plan := &RestorePlan{Record: rec, Target: target, Entries: toc.Entries, Total: len(toc.Entries)}
+	args := []string{"--verbose", "--exit-on-error", "--no-password", "--dbname=" + target.Conn.Sanitized()}
+	if len(o.Tables) > 0 {
+		deps, err := verify.ReadDependencies(ctx, pgRestore, rec.Archive.Path, toc, scratch.Dir)
+		if err != nil {
+			return nil, err
+		}
+		exists, conn, err := targetHas(ctx, target, o.Redactor)
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close(context.Background())
+		if plan.Entries, plan.Skipped, err = SelectTables(toc, deps, o.Tables, exists); err != nil {
+			return nil, err
+		}
+		list := filepath.Join(scratch.Dir, "restore.list")
+		if err := os.WriteFile(list, verify.List(plan.Entries), 0o600); err != nil {
+			return nil, err
+		}
+		args = append(args, "--use-list="+list)
+	}
+	if o.NoOwner {
+		args = append(args, "--no-owner")
+	}
+	if o.Clean {
+		args = append(args, "--clean", "--if-exists")
+	}
+	if o.Jobs > 1 {
+		args = append(args, "--jobs="+strconv.Itoa(o.Jobs))
+	} else {
+		args = append(args, "--single-transaction")
+	}
+	args = append(args, rec.Archive.Path)
+	plan.Command = o.Redactor.String(commandLine(pgRestore, args))
+	if o.DryRun {
+		return plan, nil
+	}
+	if o.Log != nil {
+		o.Log(plan.Command)
+	}
+	err = verify.RunRestore(ctx, pgRestore, args, target.ChildEnv(), o.Log)
+	if ctx.Err() != nil {
+		state := "the changes of the interrupted transaction were rolled back"
+		if o.Jobs > 1 {
+			state = "it holds what pg_restore's jobs had finished"
+		}
+		return plan, withHintErr(fmt.Errorf("restore interrupted: the target %s was left as pg_restore left it: %s", target.Display(), state),
+			"run the restore again, with --clean to replace what is there")
+	}
+	return plan, err
+}
+
+func sameDatabase(t *Source, s catalog.Source) bool {
+	norm := func(h string) string {
+		h = strings.ToLower(strings.TrimSuffix(h, "/"))
+		if h == "localhost" || h == "127.0.0.1" || h == "::1" {
+			return "loopback"
+		}
+		return h
+	}
+	return norm(t.Host) == norm(s.Host) && t.Port == s.Port && t.Database == s.Database
+}
+
+func maxVersion(a, b testenv.Version) testenv.Version {
+	if b.Major > a.Major {
+		return b
+	}
+	return a
+}
+
+// tableTypes are the entries that belong to a table: restored with it when it
+// is named with --table.
+var tableTypes = map[string]bool{
+	"INDEX": true, "CONSTRAINT": true, "FK CONSTRAINT": true, "CHECK CONSTRAINT": true,
+	"TRIGGER": true, "COMMENT": true, "ACL": true, "DEFAULT": true, "POLICY": true,
+	"ROW SECURITY": true, "RULE": true, "INDEX ATTACH": true, "STATISTICS": true,
+	"SEQUENCE OWNED BY": true, "SEQUENCE": true, "SEQUENCE SET": true, "SECURITY LABEL": true,
+	"TABLE ATTACH": true,
+}
+
+// prereqTypes are what a restored table may need to exist first.
+var prereqTypes = map[string]bool{
+	"SCHEMA": true, "TYPE": true, "DOMAIN": true, "FUNCTION": true, "SEQUENCE": true,
+	"EXTENSION": true, "COLLATION": true, "SHELL TYPE": true, "PROCEDURE": true, "AGGREGATE": true,
+}
+
+// SelectTables picks the entries that restore the named tables: each
+// TABLE, its TABLE DATA, and the entries that depend on it (indexes,
+// constraints, triggers, defaults with their sequences, comments, grants,
+// policies). An entry that also needs a table not named (a foreign key to
+// it) is left out and reported in skipped. The entries keep the archive's
+// order, which is pg_dump's dependency order.
+//
+// What the tables need and the target may lack (their schema, types,
+// domains, functions, sequences, extensions) is added unless exists says
+// the target has it already; exists nil means the target is empty.
+func SelectTables(toc *verify.TOC, deps map[int][]int, tables []string, exists func(verify.Entry) bool) (selected []verify.Entry, skipped []string, err error) {
+	byID := map[int]verify.Entry{}
+	for _, e := range toc.Entries {
+		byID[e.DumpID] = e
+	}
+	isTable := func(e verify.Entry) bool { return e.Type == "TABLE" || e.Type == "FOREIGN TABLE" }
+	want := map[int]bool{}
+	for _, name := range tables {
+		schema, rel, ok := strings.Cut(name, ".")
+		if !ok {
+			schema, rel = "public", name
+		}
+		found := false
+		var similar []string
+		for _, e := range toc.Entries {
+			if !isTable(e) {
+				continue
+			}
+			if e.Schema == schema && e.Name == rel {
+				want[e.DumpID], found = true, true
+			} else if e.Name == rel || e.Name == name {
+				similar = append(similar, e.Schema+"."+e.Name)
+			}
+		}
+		if !found {
+			return nil, nil, &TableNotFoundError{Table: schema + "." + rel, Similar: similar}
+		}
+	}
+	tablesWanted := map[[2]string]bool{}
+	for id := range want {
+		tablesWanted[[2]string{byID[id].Schema, byID[id].Name}] = true
+	}
+	// tablesOf is the set of tables an entry belongs to, through its
+	// dependencies on tables and on other table entries (a foreign key
+	// depends on the referenced table's primary key, which is that table's).
+	memo := map[int][]int{}
+	var tablesOf func(id int, depth int) []int
+	tablesOf = func(id int, depth int) []int {
+		if t, ok := memo[id]; ok {
+			return t
+		}
+		e, ok := byID[id]
+		switch {
+		case !ok || depth > 8:
+			return nil
+		case isTable(e):
+			return []int{id}
+		case !tableTypes[e.Type] || e.Type == "SEQUENCE" || e.Type == "SEQUENCE SET":
+			return nil
+		}
+		var out []int
+		for _, d := range deps[id] {
+			out = append(out, tablesOf(d, depth+1)...)
+		}
+		memo[id] = out
+		return out
+	}
+	belongs := func(e verify.Entry) (on, other []string) {
+		seen := map[int]bool{}
+		for _, d := range deps[e.DumpID] {
+			ts := tablesOf(d, 0)
+			if de, ok := byID[d]; ok && (de.Type == "SEQUENCE" || de.Type == "SEQUENCE SET") && want[d] {
+				on = append(on, de.Schema+"."+de.Name)
+			}
+			for _, t := range ts {
+				if seen[t] {
+					continue
+				}
+				seen[t] = true
+				if name := byID[t].Schema + "." + byID[t].Name; want[t] {
+					on = append(on, name)
+				} else {
+					other = append(other, name)
+				}
+			}
+		}
+		return on, other
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, e := range toc.Entries {
+			if want[e.DumpID] {
+				continue
+			}
+			if e.HasData() {
+				if e.Type == "TABLE DATA" && tablesWanted[[2]string{e.Schema, e.Name}] {
+					want[e.DumpID], changed = true, true
+				}
+				continue
+			}
+			if !tableTypes[e.Type] {
+				continue
+			}
+			on, other := belongs(e)
+			if len(on) == 0 || len(other) > 0 {
+				continue
+			}
+			want[e.DumpID], changed = true, true
+			if e.Type == "DEFAULT" { // the sequence behind nextval()
+				for _, d := range deps[e.DumpID] {
+					if de := byID[d]; de.Type == "SEQUENCE" && !want[d] {
+						want[d] = true
+					}
+				}
+			}
+		}
+	}
+	// Prerequisites, transitively: a table's schema, its column types, the
+	// function its CHECK or trigger calls, the schema of that function…
+	var need func(id int, depth int)
+	need = func(id int, depth int) {
+		for _, d := range deps[id] {
+			de, ok := byID[d]
+			if !ok || want[d] || !prereqTypes[de.Type] || depth > 16 {
+				continue
+			}
+			if exists != nil && exists(de) {
+				continue
+			}
+			want[d] = true
+			need(d, depth+1)
+		}
+	}
+	for id := range want {
+		need(id, 0)
+	}
+	for _, e := range toc.Entries {
+		if want[e.DumpID] {
+			selected = append(selected, e)
+			continue
+		}
+		if !tableTypes[e.Type] {
+			continue
+		}
+		if on, other := belongs(e); len(on) > 0 && len(other) > 0 {
+			skipped = append(skipped, fmt.Sprintf("%s %s %s: needs table %s, which is not restored", e.Type, e.Schema, e.Name, strings.Join(other, ", ")))
+		}
+	}
+	return selected, skipped, nil
+}
+
+// withHintErr attaches a hint to an error of this package.
+func withHintErr(err error, hint string) error { return &hinted{err: err, hint: hint} }
+
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (h *hinted) Error() string { return h.err.Error() }
+func (h *hinted) Unwrap() error { return h.err }
+func (h *hinted) Hint() string  { return h.hint }
+
+// targetHas returns a check of whether the target database already has the
+// object an entry creates (schemas, types, functions, sequences, extensions).
+// Close the returned connection when done.
+func targetHas(ctx context.Context, target *Source, red *Redactor) (func(verify.Entry) bool, *pgx.Conn, error) {
+	conn, err := pgx.Connect(ctx, target.Conn.withPassword())
+	if err != nil {
+		return nil, nil, connectError(target, err, red)
+	}
+	return func(e verify.Entry) bool {
+		qualified := pgx.Identifier{e.Schema, e.Name}.Sanitize()
+		var q string
+		var arg any
+		switch e.Type {
+		case "SCHEMA":
+			q, arg = `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, e.Name
+		case "EXTENSION":
+			q, arg = `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = $1)`, e.Name
+		case "TYPE", "DOMAIN", "SHELL TYPE":
+			q, arg = `SELECT to_regtype($1) IS NOT NULL`, qualified
+		case "SEQUENCE":
+			q, arg = `SELECT to_regclass($1) IS NOT NULL`, qualified
+		case "FUNCTION", "PROCEDURE", "AGGREGATE":
+			q, arg = `SELECT to_regprocedure($1) IS NOT NULL`, pgx.Identifier{e.Schema}.Sanitize()+"."+e.Name
+		case "COLLATION":
+			q, arg = `SELECT to_regcollation($1) IS NOT NULL`, qualified
+		default:
+			return false
+		}
+		var ok bool
+		if err := conn.QueryRow(ctx, q, arg).Scan(&ok); err != nil {
+			return false
+		}
+		return ok
+	}, conn, nil
+}
