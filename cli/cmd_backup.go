@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -122,10 +121,8 @@ func runBackup(c *ucli.Context, e *env, o pipeline.Options) (*pipeline.Result, e
 func openCatalog(e *env) (*catalog.Catalog, error) {
 	cat, err := catalog.Open(e.catalogPath, catalog.Options{ReadOnly: true})
 	if errors.Is(err, catalog.ErrNoCatalog) {
-		if _, serr := os.Stat(e.catalogPath); os.IsNotExist(serr) {
-			return nil, withHint(fmt.Errorf("no catalog at %s yet", e.catalogPath),
-				"run 'pgattest backup' first, or point to a catalog with --catalog PATH (or PGATTEST_CATALOG)")
-		}
+		return nil, withHint(fmt.Errorf("no catalog at %s yet", e.catalogPath),
+			"run 'pgattest backup' first, or point to a catalog with --catalog PATH (or PGATTEST_CATALOG)")
 	}
 	return cat, err
 }

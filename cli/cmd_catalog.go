@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"sort"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -104,8 +105,13 @@ func runCatalogVerify(e *env, archives bool) error {
 		fmt.Fprintf(e.stdout, "  head     event %d %s\n", res.HeadSeq, res.Head)
 		if a := res.Archives; a != nil {
 			fmt.Fprintf(e.stdout, "  archives %d checked, %d do not match\n", a.Checked, len(a.Failures))
-			for id, why := range a.Failures {
-				fmt.Fprintf(e.stdout, "    %s: %s\n", id, why)
+			ids := make([]string, 0, len(a.Failures))
+			for id := range a.Failures {
+				ids = append(ids, id)
+			}
+			sort.Strings(ids)
+			for _, id := range ids {
+				fmt.Fprintf(e.stdout, "    %s: %s\n", id, a.Failures[id])
 			}
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/pgattest/pgattest/testenv"
 )
 
 // ConnInfo is a connection string as libpq reads it, split into keywords,
@@ -232,26 +234,15 @@ func (c *ConnInfo) Password() (string, bool) { return c.password, c.hasPass }
 
 // Sanitized renders the connection string for a child's argv: libpq
 // key=value form, every keyword but the password.
-func (c *ConnInfo) Sanitized() string {
-	parts := make([]string, 0, len(c.params))
-	for _, p := range c.params {
-		v := strings.ReplaceAll(p[1], `\`, `\\`)
-		v = strings.ReplaceAll(v, `'`, `\'`)
-		parts = append(parts, p[0]+"='"+v+"'")
-	}
-	return strings.Join(parts, " ")
-}
+func (c *ConnInfo) Sanitized() string { return testenv.KeyValue(c.params) }
 
 // WithPassword renders the full connection string (key=value form) for pgx.
 // Never print it.
 func (c *ConnInfo) withPassword() string {
-	s := c.Sanitized()
-	if c.hasPass {
-		v := strings.ReplaceAll(c.password, `\`, `\\`)
-		v = strings.ReplaceAll(v, `'`, `\'`)
-		s = strings.TrimSpace(s + " password='" + v + "'")
+	if !c.hasPass {
+		return c.Sanitized()
 	}
-	return s
+	return testenv.KeyValue(append(c.params[:len(c.params):len(c.params)], [2]string{"password", c.password}))
 }
 
 // Hosts returns the hosts named in the string.

@@ -73,9 +73,7 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	defer f.Close()
 	h := verify.NewHasher()
 	bw := bufio.NewWriterSize(f, 1<<20)
-	w := &progressWriter{w: io.MultiWriter(h, bw), report: func(n int64, table string) {
-		r.o.OnEvent(Event{Stage: "dump", Kind: Progress, Bytes: n, Text: table})
-	}}
+	w := &progressWriter{w: io.MultiWriter(h, bw), report: r.reportDump}
 	cmd, errs := r.dumpCommand(ctx, path, args, w)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -119,9 +117,7 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 }
 
 func (r *run) dumpDirectory(ctx context.Context, path string, args []string) error {
-	w := &progressWriter{report: func(n int64, table string) {
-		r.o.OnEvent(Event{Stage: "dump", Kind: Progress, Bytes: n, Text: table})
-	}}
+	w := &progressWriter{report: r.reportDump}
 	cmd, errs := r.dumpCommand(ctx, path, args, w)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -176,8 +172,13 @@ func (r *run) dumpDirectory(ctx context.Context, path string, args []string) err
 		return &DumpError{Err: err}
 	}
 	w.set(d.Size)
+	w.flush()
 	r.rec.Archive.Size, r.rec.Archive.BLAKE3, r.rec.Archive.Files = d.Size, d.BLAKE3, d.Files
 	return nil
+}
+
+func (r *run) reportDump(n int64, table string) {
+	r.o.OnEvent(Event{Stage: "dump", Kind: Progress, Bytes: n, Text: table})
 }
 
 // dumpCommand prepares pg_dump: the password in its environment, its own

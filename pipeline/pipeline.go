@@ -49,8 +49,8 @@ type Event struct {
 	Stage   string
 	Kind    EventKind
 	Bytes   int64         // Progress: archive bytes written so far
-	Text    string        // Log: a tool's line; Progress: the table being dumped; Done: a summary
-	Elapsed time.Duration // Done: the stage's duration
+	Text    string        // Log: a tool's line; Progress: the table being dumped
+	Elapsed time.Duration // StageDone: the stage's duration
 }
 
 // EventKind says what an Event is.
@@ -195,10 +195,6 @@ func (r *run) preflight(ctx context.Context) error {
 	}
 	src, err := Connect(ctx, r.o.DB, r.o.AllowPooled, r.red)
 	if err != nil {
-		var ue *UsageError
-		if errors.Is(err, ErrBadConnString) && !errors.As(err, &ue) {
-			return &UsageError{Err: err, hint: connStringHint}
-		}
 		return err
 	}
 	r.src = src

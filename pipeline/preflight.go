@@ -89,13 +89,14 @@ func (e *PooledError) Hint() string {
 	return "connect to the database directly, not through the pooler, or pass --allow-pooled"
 }
 
-// Connect parses the connection string, refuses a Neon pooled host unless
+// Connect parses the connection string (one that cannot be read is a
+// *UsageError), refuses a Neon pooled host unless
 // allowPooled, connects with pgx and reads what the pipeline needs to know
 // about the server. red learns the password before anything can print it.
 func Connect(ctx context.Context, connString string, allowPooled bool, red *Redactor) (*Source, error) {
 	ci, err := ParseConnString(connString)
 	if err != nil {
-		return nil, err
+		return nil, &UsageError{Err: err, hint: connStringHint}
 	}
 	if p, ok := ci.Password(); ok {
 		red.Add(p)
@@ -109,7 +110,7 @@ func Connect(ctx context.Context, connString string, allowPooled bool, red *Reda
 	}
 	cfg, err := pgx.ParseConfig(ci.withPassword())
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrBadConnString, red.String(err.Error()))
+		return nil, &UsageError{Err: fmt.Errorf("%w: %s", ErrBadConnString, red.String(err.Error())), hint: connStringHint}
 	}
 	red.Add(cfg.Password)
 	if cfg.ConnectTimeout == 0 {

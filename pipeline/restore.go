@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -87,10 +86,6 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestorePlan, error) {
 	}
 	target, err := Connect(ctx, o.Target, false, o.Redactor)
 	if err != nil {
-		var ue *UsageError
-		if errors.Is(err, ErrBadConnString) && !errors.As(err, &ue) {
-			return nil, &UsageError{Err: err, hint: connStringHint}
-		}
 		return nil, err
 	}
 	if sameDatabase(target, rec.Source) && !o.Force {

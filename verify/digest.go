@@ -69,8 +69,7 @@ func HashArchive(path, format string) (Digest, error) {
 		if !fi.Mode().IsRegular() {
 			return Digest{}, fmt.Errorf("archive %s: want a custom-format file, found %s", path, describe(fi))
 		}
-		d, err := hashFile(path)
-		return d, err
+		return hashFile(path)
 	}
 }
 
@@ -112,7 +111,7 @@ func hashDir(root string) (Digest, error) {
 			return nil
 		}
 		if !d.Type().IsRegular() {
-			return fmt.Errorf("%s: %s in an archive folder", p, "not a regular file")
+			return fmt.Errorf("%s is not a regular file", p)
 		}
 		rel, _ := filepath.Rel(root, p)
 		files = append(files, filepath.ToSlash(rel))

@@ -104,7 +104,10 @@ type TableCount struct {
 // that ran and found the archive wanting is a Report with Passed false and
 // Failure set (errors that report ProofFailed).
 func Prove(ctx context.Context, o Options) (*Report, error) {
-	rep := &Report{Mode: o.Mode, StartedAt: time.Now().UTC(), TOC: o.TOC, RestoreVersion: o.Client.Version.String()}
+	rep := &Report{Mode: o.Mode, StartedAt: time.Now().UTC(), TOC: o.TOC}
+	if o.Client.Dir != "" { // a hash-only proof runs no pg_restore
+		rep.RestoreVersion = o.Client.Version.String()
+	}
 	defer func() { rep.Duration = time.Since(rep.StartedAt) }()
 	fail := func(err error) (*Report, error) {
 		if ctx.Err() != nil {
