@@ -25,6 +25,7 @@ var (
 	bucketByStart = []byte("by_start") // BE start-nanos id → nothing (all names)
 	bucketEvents  = []byte("events")   // BE seq → event JSON
 	bucketMeta    = []byte("meta")     // "schema", "head", "head_seq"
+	bucketTOCs    = []byte("tocs")     // id → JSON array of TOC entries
 )
 
 // SchemaVersion is the layout of the buckets above.
@@ -97,7 +98,7 @@ func Open(path string, o Options) (*Catalog, error) {
 
 func (c *Catalog) init() error {
 	err := c.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketBackups, bucketByTime, bucketByStart, bucketEvents, bucketMeta} {
+		for _, b := range [][]byte{bucketBackups, bucketByTime, bucketByStart, bucketEvents, bucketMeta, bucketTOCs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -136,13 +137,28 @@ func (c *Catalog) Close() error { return c.db.Close() }
 
 // Add stores a new record and appends a "recorded" event, in one transaction.
 func (c *Catalog) Add(r *Record) (Event, error) {
-	return c.write(r, KindRecorded, "", true)
+	return c.AddWithTOC(r, nil)
+}
+
+// AddWithTOC is Add that also stores the archive's TOC entries. The record
+// keeps their digest (TOC.EntriesBLAKE3), so the event chain, which covers
+// the record, covers the entries too.
+func (c *Catalog) AddWithTOC(r *Record, entries []TOCEntry) (Event, error) {
+	var tocJSON []byte
+	if entries != nil {
+		var err error
+		if tocJSON, err = json.Marshal(entries); err != nil {
+			return Event{}, err
+		}
+		r.TOC.EntriesBLAKE3 = digest(tocJSON)
+	}
+	return c.write(r, KindRecorded, "", true, tocJSON)
 }
 
 // Update stores a changed record (a new proof, pruned) and appends an event
 // of the given kind, in one transaction.
 func (c *Catalog) Update(r *Record, kind, detail string) (Event, error) {
-	return c.write(r, kind, detail, false)
+	return c.write(r, kind, detail, false, nil)
 }
 
 // Note appends an event about a backup without changing its record (for
@@ -160,7 +176,7 @@ func (c *Catalog) Note(backupID, kind, detail string) (Event, error) {
 	return ev, err
 }
 
-func (c *Catalog) write(r *Record, kind, detail string, isNew bool) (Event, error) {
+func (c *Catalog) write(r *Record, kind, detail string, isNew bool, tocJSON []byte) (Event, error) {
 	if r.ID == "" || r.Name == "" || r.StartedAt.IsZero() {
 		return Event{}, fmt.Errorf("record needs an id, a name and a start time")
 	}
@@ -200,6 +216,11 @@ func (c *Catalog) write(r *Record, kind, detail string, isNew bool) (Event, erro
 			if err := tx.Bucket(bucketByStart).Put(startKey(r.StartedAt, r.ID), nil); err != nil {
 				return err
 			}
+			if tocJSON != nil {
+				if err := tx.Bucket(bucketTOCs).Put(id, tocJSON); err != nil {
+					return err
+				}
+			}
 		}
 		ev, err = appendEvent(tx, kind, r.ID, digest(body), detail)
 		return err
@@ -220,6 +241,45 @@ func (c *Catalog) Get(id string) (*Record, error) {
 		return err
 	})
 	return r, err
+}
+
+// Entries returns the TOC entries stored with a backup, after checking them
+// against the digest in its record. A record made before pgattest stored
+// entries has none: the error matches ErrNoEntries.
+func (c *Catalog) Entries(id string) ([]TOCEntry, error) {
+	var out []TOCEntry
+	err := c.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketBackups).Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("%w: %q", ErrNotFound, id)
+		}
+		r, err := decode(v)
+		if err != nil {
+			return err
+		}
+		var raw []byte
+		if b := tx.Bucket(bucketTOCs); b != nil {
+			raw = b.Get([]byte(id))
+		}
+		switch {
+		case r.TOC.EntriesBLAKE3 == "" && raw == nil:
+			return fmt.Errorf("%w: backup %s was recorded without them", ErrNoEntries, id)
+		case r.TOC.EntriesBLAKE3 == "" || raw == nil || digest(raw) != r.TOC.EntriesBLAKE3:
+			return &BrokenLink{BackupID: id, What: "toc entries", Expected: r.TOC.EntriesBLAKE3, Found: digestOrNone(raw)}
+		}
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return fmt.Errorf("%w: toc entries of %s: %v", ErrDamagedRecord, id, err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func digestOrNone(b []byte) string {
+	if b == nil {
+		return "none"
+	}
+	return digest(b)
 }
 
 func decode(v []byte) (*Record, error) {

@@ -411,3 +411,51 @@ func TestResolveShortID(t *testing.T) {
 		t.Fatalf("no match: %v", err)
 	}
 }
+
+func TestTOCEntriesAreCoveredByTheChain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := []TOCEntry{
+		{DumpID: 215, CatalogOID: 1259, ObjectOID: 16390, Type: "TABLE", Schema: "shop", Name: "orders", Owner: "shop_owner"},
+		{DumpID: 3451, Type: "TABLE DATA", Schema: "shop", Name: "orders", Owner: "shop_owner"},
+	}
+	with := rec("app", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), StatusVerified)
+	if _, err := c.AddWithTOC(with, entries); err != nil {
+		t.Fatal(err)
+	}
+	without := mustAdd(t, c, rec("app", time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC), StatusVerified))
+
+	got, err := c.Entries(with.ID)
+	if err != nil || len(got) != 2 || got[1] != entries[1] {
+		t.Fatalf("Entries = %+v, %v; want the two stored", got, err)
+	}
+	if stored, _ := c.Get(with.ID); stored.TOC.EntriesBLAKE3 == "" {
+		t.Error("the record does not carry the entries' digest")
+	}
+	if _, err := c.Entries(without.ID); !errors.Is(err, ErrNoEntries) {
+		t.Errorf("record without entries: err = %v, want ErrNoEntries", err)
+	}
+	c.Close()
+
+	// Rename a table in the stored entries behind pgattest's back.
+	tamper(t, path, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTOCs)
+		v := bytes.Replace(b.Get([]byte(with.ID)), []byte(`"orders"`), []byte(`"ordres"`), 1)
+		return b.Put([]byte(with.ID), v)
+	})
+	c, err = Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rep, err := c.VerifyChain()
+	if err != nil || rep.OK() || rep.Broken.What != "toc entries" || rep.Broken.BackupID != with.ID {
+		t.Errorf("VerifyChain = %+v, %v; want toc entries of %s", rep.Broken, err, with.ID)
+	}
+	if _, err := c.Entries(with.ID); !errors.Is(err, ErrChainBroken) || !strings.Contains(err.Error(), with.ID) {
+		t.Errorf("Entries of tampered = %v, want a chain error naming %s", err, with.ID)
+	}
+}

@@ -22,6 +22,8 @@ var (
 	ErrAmbiguous = errors.New("ambiguous backup ID")
 	// ErrDamagedRecord: a stored record is not valid JSON.
 	ErrDamagedRecord = errors.New("damaged record")
+	// ErrNoEntries: the record was made without its TOC entries.
+	ErrNoEntries = errors.New("no TOC entries in the catalog")
 	// ErrChainBroken: the event chain or a record does not match its hash.
 	ErrChainBroken = errors.New("catalog chain is broken")
 )

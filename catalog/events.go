@@ -154,6 +154,8 @@ type BrokenLink struct {
 
 func (b *BrokenLink) Error() string {
 	switch {
+	case b.What == "toc entries":
+		return fmt.Sprintf("TOC entries of %s do not match their digest in the record: expected %s, found %s", b.BackupID, b.Expected, b.Found)
 	case b.What == "record body":
 		return fmt.Sprintf("record %s does not match event %d: body hash expected %s, found %s", b.BackupID, b.Seq, b.Expected, b.Found)
 	case b.Seq > 0:
@@ -221,6 +223,22 @@ func (c *Catalog) VerifyChain() (ChainReport, error) {
 			if got := digest(v); got != ev.BodyHash {
 				rep.Broken = &BrokenLink{Seq: ev.Seq, BackupID: id, What: "record body", Expected: ev.BodyHash, Found: got}
 				return nil
+			}
+			var r struct {
+				TOC struct {
+					EntriesBLAKE3 string `json:"entries_blake3"`
+				} `json:"toc"`
+			}
+			_ = json.Unmarshal(v, &r) // a record that is not JSON has already failed its body hash
+			if want := r.TOC.EntriesBLAKE3; want != "" {
+				var raw []byte
+				if b := tx.Bucket(bucketTOCs); b != nil {
+					raw = b.Get(k)
+				}
+				if got := digestOrNone(raw); got != want {
+					rep.Broken = &BrokenLink{Seq: ev.Seq, BackupID: id, What: "toc entries", Expected: want, Found: got}
+					return nil
+				}
 			}
 			rep.Records++
 			delete(lastBody, id)

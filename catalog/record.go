@@ -69,6 +69,21 @@ type TOC struct {
 	PgDumpVersion string         `json:"pg_dump_version,omitempty"`
 	Compression   string         `json:"compression,omitempty"`
 	CreatedAt     string         `json:"created_at,omitempty"`
+	// EntriesBLAKE3 is the digest of the entries stored beside the record
+	// (Catalog.Entries); empty for records made before pgattest kept them.
+	EntriesBLAKE3 string `json:"entries_blake3,omitempty"`
+}
+
+// TOCEntry is one line of the archive's table of contents, as
+// `pg_restore -l` prints it.
+type TOCEntry struct {
+	DumpID     int    `json:"dump_id"`
+	CatalogOID uint32 `json:"catalog_oid"`
+	ObjectOID  uint32 `json:"object_oid"`
+	Type       string `json:"type"`
+	Schema     string `json:"schema"`
+	Name       string `json:"name"`
+	Owner      string `json:"owner"`
 }
 
 // TableName is a schema-qualified table name.

@@ -90,10 +90,7 @@ Examples:
 				return err
 			}
 			defer cat.Close()
-			rec, err := cat.Resolve(c.Args().First())
-			if errors.Is(err, catalog.ErrNotFound) || errors.Is(err, catalog.ErrAmbiguous) {
-				return usageErrorf("'pgattest list' prints the IDs in "+cat.Path(), "%v", err)
-			}
+			rec, err := resolve(cat, c.Args().First())
 			if err != nil {
 				return err
 			}
@@ -104,4 +101,14 @@ Examples:
 			return nil
 		},
 	}
+}
+
+// resolve finds the backup an ID (or a unique prefix of one) names; an ID
+// that names none or several is a usage error.
+func resolve(cat *catalog.Catalog, id string) (*catalog.Record, error) {
+	rec, err := cat.Resolve(id)
+	if errors.Is(err, catalog.ErrNotFound) || errors.Is(err, catalog.ErrAmbiguous) {
+		return nil, usageErrorf("'pgattest list' prints the IDs in "+cat.Path(), "%v", err)
+	}
+	return rec, err
 }

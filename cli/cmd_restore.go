@@ -73,10 +73,7 @@ Exit codes: 0 restored (or planned, with --dry-run); 1 failure; 2 usage error;
 			}
 			var rec *catalog.Record
 			if id := c.String("id"); id != "" {
-				rec, err = cat.Resolve(id)
-				if errors.Is(err, catalog.ErrNotFound) || errors.Is(err, catalog.ErrAmbiguous) {
-					err = usageErrorf("'pgattest list' prints the IDs", "%v", err)
-				}
+				rec, err = resolve(cat, id)
 			} else {
 				rec, err = cat.AsOf(c.String("name"), asOf)
 				var none *catalog.NoneAsOfError

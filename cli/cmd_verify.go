@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -63,12 +62,9 @@ Exit codes: 0 all passed; 1 a proof could not run; 3 an archive failed.`,
 			var recs []*catalog.Record
 			if len(ids) > 0 {
 				for _, id := range ids {
-					r, err := cat.Resolve(id)
+					r, err := resolve(cat, id)
 					if err != nil {
 						cat.Close()
-						if errors.Is(err, catalog.ErrNotFound) || errors.Is(err, catalog.ErrAmbiguous) {
-							return usageErrorf("'pgattest list' prints the IDs", "%v", err)
-						}
 						return err
 					}
 					recs = append(recs, r)

@@ -103,6 +103,7 @@ Exit codes:
 			backupCommand(e),
 			listCommand(e),
 			showCommand(e),
+			tocCommand(e),
 			verifyCommand(e),
 			restoreCommand(e),
 			catalogCommand(e),

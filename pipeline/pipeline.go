@@ -290,6 +290,20 @@ func summarize(t *verify.TOC) catalog.TOC {
 	return s
 }
 
+// Entries converts a parsed TOC to the entries the catalog stores (an empty,
+// non-nil list for an archive with none: the record then says so).
+func Entries(t *verify.TOC) []catalog.TOCEntry {
+	if t == nil {
+		return nil
+	}
+	out := make([]catalog.TOCEntry, 0, len(t.Entries))
+	for _, e := range t.Entries {
+		out = append(out, catalog.TOCEntry{DumpID: e.DumpID, CatalogOID: e.CatalogOID, ObjectOID: e.ObjectOID,
+			Type: e.Type, Schema: e.Schema, Name: e.Name, Owner: e.Owner})
+	}
+	return out
+}
+
 func mergeRoles(lists ...[]string) []string {
 	seen := map[string]bool{}
 	var out []string
@@ -418,7 +432,7 @@ func (r *run) record(ctx context.Context) (catalog.Event, error) {
 		return catalog.Event{}, &NotRecordedError{Archive: finalArchive, Err: err}
 	}
 	defer cat.Close()
-	ev, err := cat.Add(rec)
+	ev, err := cat.AddWithTOC(rec, Entries(r.toc))
 	if err != nil {
 		return catalog.Event{}, &NotRecordedError{Archive: finalArchive, Err: err}
 	}

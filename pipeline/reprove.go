@@ -96,3 +96,25 @@ func ProofSummary(p *catalog.Proof) string {
 	}
 	return p.Error
 }
+
+// LiveTOC re-reads a recorded archive's table of contents with pg_restore -l
+// (the pg_restore that matches the recorded server, as a proof would pick).
+func LiveTOC(ctx context.Context, rec *catalog.Record, pgBin []string) ([]catalog.TOCEntry, error) {
+	if rec.Status == catalog.StatusPruned {
+		return nil, withHintErr(fmt.Errorf("backup %s was pruned: its archive is gone", rec.ID),
+			"drop --live to list the entries the catalog kept")
+	}
+	if _, err := os.Stat(rec.Archive.Path); err != nil {
+		return nil, &verify.MissingError{Path: rec.Archive.Path, Err: err}
+	}
+	tools, err := ChooseTools(recordedServer(rec), pgBin)
+	if err != nil {
+		return nil, err
+	}
+	toc, err := verify.ReadTOC(ctx, tools.Path("pg_restore"), rec.Archive.Path)
+	if err != nil {
+		return nil, err
+	}
+	toc.Refine(rec.Roles)
+	return Entries(toc), nil
+}

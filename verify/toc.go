@@ -93,6 +93,18 @@ var knownTypes = func() []string {
 	return t
 }()
 
+// KnownType reports whether t (in any case) is an entry type pg_dump writes,
+// and returns it as pg_restore -l prints it.
+func KnownType(t string) (string, bool) {
+	t = strings.ToUpper(strings.Join(strings.Fields(t), " "))
+	for _, k := range knownTypes {
+		if k == t {
+			return k, true
+		}
+	}
+	return "", false
+}
+
 // ParseTOC reads the output of `pg_restore -l`. Lines it cannot read as an
 // entry or a header comment are an error naming the line, so a change in
 // pg_restore's format is noticed rather than silently miscounted.
