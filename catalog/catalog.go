@@ -132,6 +132,9 @@ func (c *Catalog) checkSchema() error {
 // Path returns the catalog file's path.
 func (c *Catalog) Path() string { return c.path }
 
+// ReadOnly reports whether the catalog was opened read-only.
+func (c *Catalog) ReadOnly() bool { return c.db.IsReadOnly() }
+
 // Close releases the catalog.
 func (c *Catalog) Close() error { return c.db.Close() }
 

@@ -3,6 +3,8 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -121,8 +123,21 @@ func runBackup(c *ucli.Context, e *env, o pipeline.Options) (*pipeline.Result, e
 func openCatalog(e *env) (*catalog.Catalog, error) {
 	cat, err := catalog.Open(e.catalogPath, catalog.Options{ReadOnly: true})
 	if errors.Is(err, catalog.ErrNoCatalog) {
-		return nil, withHint(fmt.Errorf("no catalog at %s yet", e.catalogPath),
-			"run 'pgattest backup' first, or point to a catalog with --catalog PATH (or PGATTEST_CATALOG)")
+		return nil, noCatalog(e)
 	}
 	return cat, err
+}
+
+// openCatalogForWrite opens an existing catalog to change it; it never
+// creates one.
+func openCatalogForWrite(e *env) (*catalog.Catalog, error) {
+	if _, err := os.Stat(e.catalogPath); errors.Is(err, fs.ErrNotExist) {
+		return nil, noCatalog(e)
+	}
+	return catalog.Open(e.catalogPath, catalog.Options{})
+}
+
+func noCatalog(e *env) error {
+	return withHint(fmt.Errorf("no catalog at %s yet", e.catalogPath),
+		"run 'pgattest backup' first, or point to a catalog with --catalog PATH (or PGATTEST_CATALOG)")
 }

@@ -1,0 +1,191 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline"
+)
+
+func pruneCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "prune",
+		Usage:     "delete old archives by a retention policy, keeping their records",
+		ArgsUsage: " ",
+		Description: `Decides, for each name, which backups a policy keeps, with restic's rules:
+--keep-daily 7 keeps the newest backup of each of the 7 newest days that have
+one, and so on; a backup kept by any rule is kept; -1 means all. Days, weeks
+(ISO), months and years are in UTC. Only proven backups fill a slot, and the
+newest proven backup of each name is never removed. A failed or unproven
+backup is kept while it is newer than every proven one, else removed.
+
+Removing deletes the archive and its manifest and marks the record "pruned"
+with an event in the chain: the record stays, so 'list' and 'audit' still
+show what existed and when it went. The chain is verified first; prune
+refuses to act on a catalog that does not verify.
+
+Examples:
+   pgattest prune --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
+   pgattest prune --name shop-prod --keep-within 30d --keep-monthly -1
+   pgattest prune --keep-last 10
+
+Exit codes: 0 done; 1 an archive could not be deleted; 2 no or bad policy;
+3 the catalog's chain is broken.`,
+		Flags: []ucli.Flag{
+			&ucli.IntFlag{Name: "keep-last", Usage: "keep the newest N proven backups"},
+			&ucli.IntFlag{Name: "keep-hourly", Usage: "keep the newest proven backup of each of the newest N hours"},
+			&ucli.IntFlag{Name: "keep-daily", Usage: "keep the newest proven backup of each of the newest N days"},
+			&ucli.IntFlag{Name: "keep-weekly", Usage: "keep the newest proven backup of each of the newest N weeks"},
+			&ucli.IntFlag{Name: "keep-monthly", Usage: "keep the newest proven backup of each of the newest N months"},
+			&ucli.IntFlag{Name: "keep-yearly", Usage: "keep the newest proven backup of each of the newest N years"},
+			&ucli.StringFlag{Name: "keep-within", Usage: "keep every proven backup started within this span of the newest (30d, 6m, 1y6m, 36h)"},
+			&ucli.StringFlag{Name: "name", Usage: "only backups filed under this name"},
+			&ucli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show the decision table; delete nothing"},
+		},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() > 0 {
+				return usageErrorf("for example: pgattest prune --keep-daily 7 --dry-run", "prune takes no arguments, got %q", c.Args().First())
+			}
+			var p catalog.Policy
+			for _, f := range []struct {
+				name string
+				to   *int
+			}{{"keep-last", &p.Last}, {"keep-hourly", &p.Hourly}, {"keep-daily", &p.Daily}, {"keep-weekly", &p.Weekly}, {"keep-monthly", &p.Monthly}, {"keep-yearly", &p.Yearly}} {
+				n := c.Int(f.name)
+				if n < -1 {
+					return usageErrorf("use a count, or -1 for all", "--%s %d is out of range", f.name, n)
+				}
+				*f.to = n
+			}
+			if s := c.String("keep-within"); s != "" {
+				span, err := catalog.ParseSpan(s)
+				if err != nil {
+					return usageErrorf("for example --keep-within 30d", "--keep-within: %v", err)
+				}
+				p.Within = span
+			}
+			if p.Empty() {
+				return usageErrorf("say what to keep, for example --keep-daily 7 --keep-weekly 4 --keep-monthly 12 (add --dry-run to see the decision first)",
+					"no retention policy given")
+			}
+			return runPrune(e, pipeline.PruneOptions{Policy: p, Name: c.String("name"), DryRun: c.Bool("dry-run")})
+		},
+	}
+}
+
+// pruneJSON is the JSON of prune.
+type pruneJSON struct {
+	Policy     string            `json:"policy"`
+	DryRun     bool              `json:"dry_run"`
+	Kept       []pruneRow        `json:"kept"`
+	Removed    []pruneRow        `json:"removed"`
+	FreedBytes int64             `json:"freed_bytes"`
+	Failed     map[string]string `json:"failed,omitempty"`
+	Head       string            `json:"head,omitempty"`
+}
+
+type pruneRow struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	StartedAt time.Time `json:"started_at"`
+	Status    string    `json:"status"`
+	Size      int64     `json:"size"`
+	Reasons   []string  `json:"reasons,omitempty"`
+}
+
+func runPrune(e *env, o pipeline.PruneOptions) error {
+	open := openCatalogForWrite
+	if o.DryRun {
+		open = openCatalog
+	}
+	cat, err := open(e)
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	if e.verbose {
+		o.Log = func(line string) { fmt.Fprintf(e.stderr, "  %s\n", line) }
+	}
+	res, err := pipeline.Prune(cat, o)
+	var broken *catalog.BrokenLink
+	if errors.As(err, &broken) {
+		return &hintError{err: fmt.Errorf("refusing to prune: %w", err), kind: errProofFailed,
+			hint: "'pgattest catalog verify' shows the broken link; nothing was deleted"}
+	}
+	if err != nil && res == nil {
+		return err
+	}
+	out := pruneJSON{Policy: res.Policy, DryRun: o.DryRun, Kept: []pruneRow{}, Removed: []pruneRow{}, FreedBytes: res.Freed, Head: res.Event.Hash}
+	for _, k := range res.Kept {
+		out.Kept = append(out.Kept, rowOf(k.Record, k.Reasons))
+	}
+	for _, r := range res.Removed {
+		out.Removed = append(out.Removed, rowOf(r, nil))
+	}
+	if len(res.Failed) > 0 {
+		out.Failed = map[string]string{}
+		for id, ferr := range res.Failed {
+			out.Failed[id] = ferr.Error()
+		}
+	}
+	if e.json {
+		if werr := writeJSON(e.stdout, out); werr != nil {
+			return werr
+		}
+	} else {
+		printPrune(e, out)
+	}
+	if e.verbose && res.Event.Seq > 0 {
+		fmt.Fprintf(e.stderr, "catalog head: event %d %s\n", res.Event.Seq, res.Event.Hash)
+	}
+	if err != nil {
+		return err
+	}
+	if len(res.Failed) > 0 {
+		return withHint(fmt.Errorf("%d archives could not be deleted; their records are unchanged", len(res.Failed)),
+			"fix what the failures say and run prune again")
+	}
+	return nil
+}
+
+func rowOf(r *catalog.Record, reasons []string) pruneRow {
+	return pruneRow{ID: r.ID, Name: r.Name, StartedAt: r.StartedAt, Status: r.Status, Size: r.Archive.Size, Reasons: reasons}
+}
+
+func printPrune(e *env, out pruneJSON) {
+	w := e.stdout
+	fmt.Fprintf(w, "policy: %s\n", out.Policy)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "DECISION\tID\tNAME\tSTARTED (UTC)\tSTATUS\tSIZE\tREASONS")
+	verb := "removed"
+	if out.DryRun {
+		verb = "remove"
+	}
+	for _, r := range out.Kept {
+		fmt.Fprintf(tw, "keep\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.StartedAt.UTC().Format("2006-01-02 15:04:05"), r.Status, formatBytes(r.Size), strings.Join(r.Reasons, ", "))
+	}
+	for _, r := range out.Removed {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", verb, r.ID, r.Name, r.StartedAt.UTC().Format("2006-01-02 15:04:05"), r.Status, formatBytes(r.Size))
+	}
+	tw.Flush()
+	ids := make([]string, 0, len(out.Failed))
+	for id := range out.Failed {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		fmt.Fprintf(w, "failed  %s: %s\n", id, out.Failed[id])
+	}
+	if out.DryRun {
+		fmt.Fprintf(w, "dry run: would keep %d and remove %d backups, freeing %s; nothing was changed\n", len(out.Kept), len(out.Removed), formatBytes(out.FreedBytes))
+		return
+	}
+	fmt.Fprintf(w, "kept %d, removed %d backups, freed %s; their records stay, marked pruned\n", len(out.Kept), len(out.Removed), formatBytes(out.FreedBytes))
+}
