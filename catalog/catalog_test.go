@@ -459,3 +459,48 @@ func TestTOCEntriesAreCoveredByTheChain(t *testing.T) {
 		t.Errorf("Entries of tampered = %v, want a chain error naming %s", err, with.ID)
 	}
 }
+
+func TestAuditCountsOnlyTrackedPastDays(t *testing.T) {
+	c := open(t)
+	proven := func(name string, at time.Time) {
+		r := rec(name, at, StatusVerified)
+		r.Proofs = []Proof{{Mode: "restore", Status: ProofPassed, StartedAt: at}}
+		mustAdd(t, c, r)
+	}
+	// "new" starts on Nov 20; "old" runs every night from Nov 1.
+	for d := 1; d <= 24; d++ {
+		proven("old", time.Date(2026, 11, d, 2, 0, 0, 0, time.UTC))
+		if d >= 20 {
+			proven("new", time.Date(2026, 11, d, 3, 0, 0, 0, time.UTC))
+		}
+	}
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	rep, err := c.Audit(AuditQuery{From: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC), Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || len(rep.Names) != 2 {
+		t.Fatalf("ok=%v names=%d", rep.OK, len(rep.Names))
+	}
+	nw, old := rep.Names[0], rep.Names[1]
+	if old.DaysInRange != 24 || old.DaysCovered != 24 {
+		t.Errorf("old: %d/%d days, want 24/24 (days after today are not counted)", old.DaysCovered, old.DaysInRange)
+	}
+	if nw.TrackedFrom != "2026-11-20" || nw.DaysInRange != 5 || nw.DaysCovered != 5 {
+		t.Errorf("new: tracked from %s, %d/%d days; want from 11-20, 5/5", nw.TrackedFrom, nw.DaysCovered, nw.DaysInRange)
+	}
+	// The gap after the last backup runs to now (10h), not to the range's
+	// end (6 days), so the longest is a night's 24h.
+	if g := old.LongestGap; g.Hours != 24 {
+		t.Errorf("old gap = %+v", g)
+	}
+	// Asked for by name, "new" counts over the whole range, and a name with
+	// no backups at all is all gap.
+	rep, err = c.Audit(AuditQuery{From: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), To: now, Now: now, Names: []string{"new", "typo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || rep.Names[0].DaysCovered != 5 || rep.Names[0].DaysInRange != 24 || rep.Names[1].DaysInRange != 24 || rep.Names[1].DaysCovered != 0 {
+		t.Errorf("by name: ok=%v new %d/%d typo %d/%d", rep.OK, rep.Names[0].DaysCovered, rep.Names[0].DaysInRange, rep.Names[1].DaysCovered, rep.Names[1].DaysInRange)
+	}
+}

@@ -3,9 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/pgattest/pgattest/pipeline"
 )
 
 func TestNormalizeArgs(t *testing.T) {
@@ -35,6 +38,36 @@ func TestUsageErrorsExit2(t *testing.T) {
 		}
 		if !strings.Contains(stderr.String(), "pgattest: error: ") || !strings.Contains(stderr.String(), "pgattest: hint: ") {
 			t.Errorf("pgattest %v: stderr lacks error and hint lines:\n%s", args, stderr.String())
+		}
+	}
+}
+
+// Every command's --help teaches by example: an "Examples:" section with at
+// least one command line of that very command, and the exit codes.
+func TestHelpShowsExamples(t *testing.T) {
+	app := newApp(&env{stdout: io.Discard, stderr: io.Discard, red: &pipeline.Redactor{}})
+	var paths [][]string
+	for _, c := range app.Commands {
+		if len(c.Subcommands) == 0 {
+			paths = append(paths, []string{c.Name})
+		}
+		for _, s := range c.Subcommands {
+			paths = append(paths, []string{c.Name, s.Name})
+		}
+	}
+	if len(paths) < 10 {
+		t.Fatalf("only %d commands: %v", len(paths), paths)
+	}
+	for _, p := range paths {
+		var stdout, stderr bytes.Buffer
+		code := Main(context.Background(), append(append([]string{"pgattest"}, p...), "--help"), &stdout, &stderr)
+		help := stdout.String()
+		example := "   pgattest " + strings.Join(p, " ")
+		if code != 0 || !strings.Contains(help, "Examples:") || !strings.Contains(help, example) {
+			t.Errorf("pgattest %s --help (exit %d) has no example %q:\n%s%s", strings.Join(p, " "), code, example, help, stderr.String())
+		}
+		if p[0] != "demo" && !strings.Contains(help, "Exit codes:") {
+			t.Errorf("pgattest %s --help does not list its exit codes", strings.Join(p, " "))
 		}
 	}
 }

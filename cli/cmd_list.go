@@ -17,7 +17,10 @@ func listCommand(e *env) *ucli.Command {
 		Description: `Examples:
    pgattest list
    pgattest list --name shop-prod --since 2026-11-01 --status verified
-   pgattest --json list --limit 0 | jq '.[] | select(.status != "verified") | .id'`,
+   pgattest --json list --limit 0 | jq '.[] | select(.status != "verified") | .id'
+
+Exit codes: 0 listed (also when nothing matches); 1 the catalog cannot be
+read; 2 bad flags.`,
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "name", Usage: "only backups filed under this name"},
 			&ucli.StringFlag{Name: "status", Usage: "only this status: verified, failed, unverified or pruned"},
@@ -80,7 +83,10 @@ func showCommand(e *env) *ucli.Command {
 
 Examples:
    pgattest show 20261124T222800Z-shop-7f3a
-   pgattest --json show 20261124T2228 | jq .proofs`,
+   pgattest --json show 20261124T2228 | jq .proofs
+
+Exit codes: 0 shown; 1 the catalog cannot be read; 2 no such backup, or
+an ID prefix that matches several.`,
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return usageErrorf("'pgattest list' prints the IDs", "show takes one backup ID")

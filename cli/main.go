@@ -106,6 +106,7 @@ Exit codes:
 			tocCommand(e),
 			verifyCommand(e),
 			restoreCommand(e),
+			auditCommand(e),
 			pruneCommand(e),
 			catalogCommand(e),
 			demoCommand(e),

@@ -1,0 +1,266 @@
+package catalog
+
+import (
+	"sort"
+	"time"
+)
+
+// AuditQuery selects what Audit reports on.
+type AuditQuery struct {
+	From, To time.Time // the days from From's day to To's day, UTC, both included
+	Names    []string  // "" or empty: every name in the catalog
+	Now      time.Time // days after Now's day are not counted; zero: time.Now()
+	// Check, when set, re-examines each backup's archive (not pruned) and
+	// returns "" when it still matches its digest, else why not. A backup
+	// whose archive fails the check does not cover its day.
+	Check func(*Record) string
+}
+
+// AuditReport is the evidence for an auditor: for each name and each day,
+// whether a proven backup stands for that day, and the chain's state.
+type AuditReport struct {
+	From        time.Time    `json:"from"`
+	To          time.Time    `json:"to"`
+	GeneratedAt time.Time    `json:"generated_at"`
+	OK          bool         `json:"ok"` // every day covered, chain intact, every archive checked matched
+	DaysInRange int          `json:"days_in_range"`
+	DaysCovered int          `json:"days_covered"`
+	Names       []NameAudit  `json:"names"`
+	Chain       ChainSummary `json:"chain"`
+	Rehashed    bool         `json:"rehashed"`
+}
+
+// ChainSummary is VerifyChain's result in a report.
+type ChainSummary struct {
+	OK      bool        `json:"ok"`
+	Events  int         `json:"events"`
+	HeadSeq uint64      `json:"head_seq"`
+	Head    string      `json:"head"`
+	Broken  *BrokenLink `json:"broken,omitempty"`
+}
+
+// NameAudit is one name's part of a report.
+type NameAudit struct {
+	Name string `json:"name"`
+	// TrackedFrom is the first day counted: the range's first day, or the
+	// day of the name's first backup when that is later.
+	TrackedFrom string     `json:"tracked_from"`
+	DaysInRange int        `json:"days_in_range"`
+	DaysCovered int        `json:"days_covered"`
+	Backups     int        `json:"backups"`
+	Proven      int        `json:"proven"`
+	Failed      int        `json:"failed"`
+	Unverified  int        `json:"unverified"`
+	Pruned      int        `json:"pruned"`
+	ProofsRun   int        `json:"proofs_run"`
+	ProofsOK    int        `json:"proofs_passed"`
+	ProofsBad   int        `json:"proofs_failed"`
+	LongestGap  Gap        `json:"longest_gap"`
+	Uncovered   []string   `json:"uncovered"` // days without a proven backup
+	Failures    []Failure  `json:"failures"`  // failed proofs and failed archive checks
+	Days        []DayAudit `json:"days"`
+	Mismatched  []string   `json:"mismatched,omitempty"` // backups whose archive failed Check
+}
+
+// Gap is the longest stretch without a proven backup.
+type Gap struct {
+	From  time.Time `json:"from"`
+	To    time.Time `json:"to"`
+	Hours float64   `json:"hours"`
+}
+
+// Failure is a failed proof or archive check of one backup.
+type Failure struct {
+	BackupID string    `json:"backup_id"`
+	At       time.Time `json:"at"`
+	What     string    `json:"what"` // "proof" or "archive check"
+	Error    string    `json:"error"`
+}
+
+// DayAudit is one name's evidence for one day.
+type DayAudit struct {
+	Date      string `json:"date"` // YYYY-MM-DD, UTC
+	Covered   bool   `json:"covered"`
+	BackupID  string `json:"backup_id,omitempty"` // the newest proven backup of the day
+	BLAKE3    string `json:"blake3,omitempty"`
+	Status    string `json:"status,omitempty"` // of that backup: verified or pruned
+	Backups   int    `json:"backups"`
+	ProofsOK  int    `json:"proofs_passed"`
+	ProofsBad int    `json:"proofs_failed"`
+	Check     string `json:"archive_check,omitempty"` // with Check: "match", "pruned" or why not
+}
+
+// Audit reports, for every day in the range and every name, whether a proven
+// backup exists: a backup that started that day (UTC) whose newest proof
+// passed — including one pruned since, whose archive is gone but whose proof
+// stands in the record. A name is counted from the day of its first backup
+// if that is later than the range's start; days after today are not counted.
+func (c *Catalog) Audit(q AuditQuery) (*AuditReport, error) {
+	now := q.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	first, last := day(q.From), day(q.To)
+	if today := day(now); last.After(today) {
+		last = today
+	}
+	rep := &AuditReport{From: q.From.UTC(), To: q.To.UTC(), GeneratedAt: now.UTC(), Rehashed: q.Check != nil}
+
+	chain, err := c.VerifyChain()
+	if err != nil {
+		return nil, err
+	}
+	rep.Chain = ChainSummary{OK: chain.OK(), Events: chain.Events, HeadSeq: chain.HeadSeq, Head: chain.Head, Broken: chain.Broken}
+
+	names := q.Names
+	if len(names) == 0 {
+		if names, err = c.Names(); err != nil {
+			return nil, err
+		}
+	}
+	rangeEnd := last.Add(24*time.Hour - time.Nanosecond)
+	for _, name := range names {
+		oldest, err := c.List(Query{Name: name, Until: rangeEnd})
+		if err != nil {
+			return nil, err
+		}
+		if len(oldest) == 0 && len(q.Names) == 0 {
+			continue // nothing of this name up to the range's end: not tracked yet
+		}
+		start := first // a name asked for by name is counted over the whole range
+		if len(oldest) > 0 && len(q.Names) == 0 {
+			if f := day(oldest[len(oldest)-1].StartedAt); f.After(start) {
+				start = f
+			}
+		}
+		recs, err := c.List(Query{Name: name, Since: start, Until: rangeEnd})
+		if err != nil {
+			return nil, err
+		}
+		end := last.Add(24 * time.Hour)
+		if end.After(now) {
+			end = now
+		}
+		na := auditName(name, start, last, end, recs, q.Check)
+		rep.Names = append(rep.Names, na)
+		rep.DaysInRange += na.DaysInRange
+		rep.DaysCovered += na.DaysCovered
+	}
+	sort.Slice(rep.Names, func(i, j int) bool { return rep.Names[i].Name < rep.Names[j].Name })
+	rep.OK = rep.Chain.OK && rep.DaysCovered == rep.DaysInRange
+	for _, n := range rep.Names {
+		rep.OK = rep.OK && len(n.Mismatched) == 0
+	}
+	return rep, nil
+}
+
+func day(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// standsProven reports whether a record's newest proof passed (verified, or
+// pruned after passing).
+func standsProven(r *Record) bool {
+	p := r.LastProof()
+	return p != nil && p.Status == ProofPassed && (r.Status == StatusVerified || r.Status == StatusPruned)
+}
+
+// auditName audits one name's records over the days first..last; end is
+// where the range stops for the longest gap (the last day's end, or now).
+func auditName(name string, first, last, end time.Time, recs []*Record, check func(*Record) string) NameAudit {
+	na := NameAudit{Name: name, TrackedFrom: first.Format(time.DateOnly), Uncovered: []string{}, Failures: []Failure{}}
+	byDay := map[string][]*Record{}
+	for _, r := range recs { // newest first
+		k := r.StartedAt.UTC().Format(time.DateOnly)
+		byDay[k] = append(byDay[k], r)
+	}
+	var provenTimes []time.Time
+	for d := first; !d.After(last); d = d.AddDate(0, 0, 1) {
+		k := d.Format(time.DateOnly)
+		da := DayAudit{Date: k}
+		for _, r := range byDay[k] {
+			da.Backups++
+			na.Backups++
+			switch p := r.LastProof(); {
+			case p == nil:
+				na.Unverified++
+			case p.Status == ProofPassed:
+				na.Proven++
+			default:
+				na.Failed++
+			}
+			if r.Status == StatusPruned {
+				na.Pruned++
+			}
+			for _, p := range r.Proofs {
+				na.ProofsRun++
+				if p.Status == ProofPassed {
+					na.ProofsOK++
+					da.ProofsOK++
+				} else {
+					na.ProofsBad++
+					da.ProofsBad++
+					na.Failures = append(na.Failures, Failure{BackupID: r.ID, At: p.StartedAt, What: "proof", Error: firstLine(p.Error)})
+				}
+			}
+			if !standsProven(r) {
+				continue
+			}
+			verdict := ""
+			if check != nil {
+				verdict = "pruned"
+				if r.Status != StatusPruned {
+					verdict = "match"
+					if why := check(r); why != "" {
+						verdict = why
+						na.Mismatched = append(na.Mismatched, r.ID)
+						na.Failures = append(na.Failures, Failure{BackupID: r.ID, At: r.StartedAt, What: "archive check", Error: why})
+						if da.Check == "" {
+							da.Check = why
+						}
+						continue
+					}
+				}
+			}
+			provenTimes = append(provenTimes, r.StartedAt)
+			if !da.Covered { // the newest proven backup of the day stands for it
+				da.Covered, da.BackupID, da.BLAKE3, da.Status, da.Check = true, r.ID, r.Archive.BLAKE3, r.Status, verdict
+			}
+		}
+		if da.Covered {
+			na.DaysCovered++
+		} else {
+			na.Uncovered = append(na.Uncovered, k)
+		}
+		na.DaysInRange++
+		na.Days = append(na.Days, da)
+	}
+	sort.Slice(na.Failures, func(i, j int) bool { return na.Failures[i].At.Before(na.Failures[j].At) })
+	na.LongestGap = longestGap(first, end, provenTimes)
+	return na
+}
+
+// longestGap is the longest stretch between consecutive proven backups,
+// counting from the first day's start and up to end.
+func longestGap(from, to time.Time, times []time.Time) Gap {
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	points := append(append([]time.Time{from}, times...), to)
+	var g Gap
+	for i := 1; i < len(points); i++ {
+		if d := points[i].Sub(points[i-1]); d > g.To.Sub(g.From) {
+			g.From, g.To = points[i-1].UTC(), points[i].UTC()
+		}
+	}
+	g.Hours = g.To.Sub(g.From).Hours()
+	return g
+}
+
+func firstLine(s string) string {
+	for i, c := range s {
+		if c == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}

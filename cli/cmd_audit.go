@@ -1,0 +1,303 @@
+package cli
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/verify"
+)
+
+func auditCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "audit",
+		Usage:     "report, day by day, whether each database has a proven backup",
+		ArgsUsage: " ",
+		Description: `For every day from --from to --to (UTC) and every name in the catalog: was a
+backup started that day whose newest proof passed? A backup pruned since
+still counts (its record keeps the proof). Also reports every proof run on
+those backups and each failure, the longest gap between proven backups, and
+whether the catalog's chain is intact. With --rehash every archive still on
+disk is re-hashed and must match its digest, or it does not count.
+
+A name is counted from the day of its first backup when that is later than
+--from; days after today are not counted. --name NAME counts the whole range.
+
+Examples:
+   pgattest audit --from 2026-07-01 --to 2026-09-30
+   pgattest audit --from 2026-11-01 --to 2026-11-30 --name shop-prod --format markdown > audit.md
+   pgattest audit --from 2026-11-01 --to 2026-11-24 --rehash --format csv > november.csv
+
+Exit codes: 0 every day covered and the chain intact; 1 the catalog cannot
+be read; 2 bad flags; 3 a day without a proven backup, a broken chain, or
+(with --rehash) an archive that no longer matches its digest. The report is
+printed either way, so a CI job can both attach it and alert on the code.`,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "from", Usage: "first day (a date, or RFC 3339: its day counts)"},
+			&ucli.StringFlag{Name: "to", Usage: "last day, included (a date, or RFC 3339: its day counts)"},
+			&ucli.StringSliceFlag{Name: "name", Usage: "only this name; repeatable"},
+			&ucli.StringFlag{Name: "format", Usage: "text, json, csv or markdown", Value: "text"},
+			&ucli.BoolFlag{Name: "rehash", Usage: "re-hash every archive on disk against its recorded digest"},
+		},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() > 0 {
+				return usageErrorf("for example: pgattest audit --from 2026-11-01 --to 2026-11-30", "audit takes no arguments, got %q", c.Args().First())
+			}
+			for _, f := range []string{"from", "to"} {
+				if c.String(f) == "" {
+					return usageErrorf("for example: pgattest audit --from 2026-11-01 --to 2026-11-30", "audit needs --from and --to")
+				}
+			}
+			from, err := parseTime("from", c.String("from"), true)
+			if err != nil {
+				return err
+			}
+			to, err := parseTime("to", c.String("to"), false)
+			if err != nil {
+				return err
+			}
+			if to.Before(from) {
+				return usageErrorf("--from is the first day, --to the last", "--to %s is before --from %s", c.String("to"), c.String("from"))
+			}
+			format := c.String("format")
+			if e.json {
+				format = "json"
+			}
+			switch format {
+			case "text", "json", "csv", "markdown":
+			default:
+				return usageErrorf("use text, json, csv or markdown", "--format %q is not a report format", format)
+			}
+			q := catalog.AuditQuery{From: from, To: to, Names: c.StringSlice("name")}
+			if c.Bool("rehash") {
+				q.Check = func(r *catalog.Record) string {
+					if _, err := verify.CheckDigest(r.Archive.Path, r.Archive.Format, r.Archive.BLAKE3); err != nil {
+						return err.Error()
+					}
+					return ""
+				}
+			}
+			return runAudit(e, q, format)
+		},
+	}
+}
+
+func runAudit(e *env, q catalog.AuditQuery, format string) error {
+	cat, err := openCatalog(e)
+	if err != nil {
+		return err
+	}
+	rep, err := cat.Audit(q)
+	cat.Close()
+	if err != nil {
+		return err
+	}
+	switch format {
+	case "json":
+		err = writeJSON(e.stdout, rep)
+	case "csv":
+		err = auditCSV(e.stdout, rep)
+	case "markdown":
+		auditMarkdown(e.stdout, rep, e.catalogPath)
+	default:
+		auditText(e.stdout, rep, e.catalogPath)
+	}
+	if err != nil {
+		return err
+	}
+	if rep.OK {
+		return nil
+	}
+	var why []string
+	if n := rep.DaysInRange - rep.DaysCovered; n > 0 {
+		why = append(why, fmt.Sprintf("%d of %d days without a proven backup", n, rep.DaysInRange))
+	}
+	if !rep.Chain.OK {
+		why = append(why, "the catalog's chain is broken")
+	}
+	if n := mismatched(rep); n > 0 {
+		why = append(why, fmt.Sprintf("%d archives no longer match their digest", n))
+	}
+	return proofErrorf("the report above lists the days and backups concerned", "audit failed: %s", strings.Join(why, "; "))
+}
+
+func mismatched(rep *catalog.AuditReport) int {
+	n := 0
+	for _, na := range rep.Names {
+		n += len(na.Mismatched)
+	}
+	return n
+}
+
+func percent(a, b int) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(a)/float64(b))
+}
+
+func gapText(g catalog.Gap) string {
+	if g.Hours == 0 {
+		return "-"
+	}
+	m := int(time.Duration(g.Hours * float64(time.Hour)).Round(time.Minute).Minutes())
+	return fmt.Sprintf("%dd %dh %02dm (%s → %s)", m/(24*60), m/60%24, m%60, g.From.Format("2006-01-02 15:04"), g.To.Format("2006-01-02 15:04"))
+}
+
+func chainText(c catalog.ChainSummary) string {
+	if c.OK {
+		return fmt.Sprintf("intact, %d events, head event %d %s", c.Events, c.HeadSeq, c.Head)
+	}
+	return "BROKEN: " + c.Broken.Error()
+}
+
+// calendar draws one line per month: + a proven backup, x backups but none
+// proven, . none; days outside the counted range are blank.
+func calendar(w io.Writer, na catalog.NameAudit) {
+	var month string
+	var line []byte
+	flush := func() {
+		if month != "" {
+			fmt.Fprintf(w, "    %s  %s\n", month, strings.TrimRight(string(line), " "))
+		}
+	}
+	for _, d := range na.Days {
+		if d.Date[:7] != month {
+			flush()
+			month, line = d.Date[:7], []byte(strings.Repeat(" ", 31))
+		}
+		n, _ := strconv.Atoi(d.Date[8:])
+		c := byte('.')
+		switch {
+		case d.Covered:
+			c = '+'
+		case d.Backups > 0:
+			c = 'x'
+		}
+		line[n-1] = c
+	}
+	flush()
+}
+
+func auditText(w io.Writer, rep *catalog.AuditReport, path string) {
+	fmt.Fprintf(w, "audit of %s, %s to %s (UTC)\n", path, rep.From.Format(time.DateOnly), rep.To.Format(time.DateOnly))
+	verdict := "PASSED"
+	if !rep.OK {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(w, "  result   %s: %d of %d days covered by a proven backup (%s)\n", verdict, rep.DaysCovered, rep.DaysInRange, percent(rep.DaysCovered, rep.DaysInRange))
+	fmt.Fprintf(w, "  chain    %s\n", chainText(rep.Chain))
+	if rep.Rehashed {
+		fmt.Fprintf(w, "  archives re-hashed: %d no longer match\n", mismatched(rep))
+	}
+	if len(rep.Names) == 0 {
+		fmt.Fprintln(w, "  no backups in the catalog up to the range's end")
+	}
+	for _, na := range rep.Names {
+		fmt.Fprintf(w, "\n%s: %d of %d days covered", na.Name, na.DaysCovered, na.DaysInRange)
+		if na.TrackedFrom != rep.From.Format(time.DateOnly) {
+			fmt.Fprintf(w, " (counted from its first backup, %s)", na.TrackedFrom)
+		}
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "  backups\t%d: %d proven, %d failed, %d never proven; %d pruned since\n", na.Backups, na.Proven, na.Failed, na.Unverified, na.Pruned)
+		fmt.Fprintf(tw, "  proofs\t%d run: %d passed, %d failed\n", na.ProofsRun, na.ProofsOK, na.ProofsBad)
+		fmt.Fprintf(tw, "  longest gap\t%s\n", gapText(na.LongestGap))
+		if len(na.Uncovered) > 0 {
+			fmt.Fprintf(tw, "  not covered\t%s\n", strings.Join(na.Uncovered, ", "))
+		}
+		tw.Flush()
+		calendar(w, na)
+		for _, f := range na.Failures {
+			fmt.Fprintf(w, "  failed %s of %s on %s: %s\n", f.What, f.BackupID, f.At.UTC().Format("2006-01-02 15:04"), f.Error)
+		}
+	}
+	fmt.Fprintln(w, "\n(+ proven backup, x backups but none proven, . no backup)")
+}
+
+func auditCSV(w io.Writer, rep *catalog.AuditReport) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"date", "name", "covered", "backup_id", "blake3", "status", "backups", "proofs_passed", "proofs_failed", "archive_check"})
+	for _, na := range rep.Names {
+		for _, d := range na.Days {
+			cw.Write([]string{d.Date, na.Name, strconv.FormatBool(d.Covered), d.BackupID, d.BLAKE3, d.Status,
+				strconv.Itoa(d.Backups), strconv.Itoa(d.ProofsOK), strconv.Itoa(d.ProofsBad), d.Check})
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// mdCell escapes what would break a markdown table cell.
+func mdCell(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+func auditMarkdown(w io.Writer, rep *catalog.AuditReport, path string) {
+	verdict := "**PASSED**"
+	if !rep.OK {
+		verdict = "**FAILED**"
+	}
+	fmt.Fprintf(w, "# Backup audit, %s to %s\n\n", rep.From.Format(time.DateOnly), rep.To.Format(time.DateOnly))
+	fmt.Fprintf(w, "- Result: %s — %d of %d days covered by a proven backup (%s)\n", verdict, rep.DaysCovered, rep.DaysInRange, percent(rep.DaysCovered, rep.DaysInRange))
+	fmt.Fprintf(w, "- Catalog: `%s`\n", path)
+	fmt.Fprintf(w, "- Event chain: %s\n", mdCell(chainText(rep.Chain)))
+	if rep.Rehashed {
+		fmt.Fprintf(w, "- Archives re-hashed with BLAKE3 against the catalog: %d no longer match\n", mismatched(rep))
+	} else {
+		fmt.Fprintf(w, "- Archives were not re-hashed for this report (`--rehash` does)\n")
+	}
+	fmt.Fprintf(w, "- Generated by pgattest %s at %s\n\n", Version, rep.GeneratedAt.Format(time.RFC3339))
+	fmt.Fprintln(w, "A day is covered when a backup started that day (UTC) and its newest proof passed: the archive was restored into a throwaway PostgreSQL and every table's rows counted, or re-hashed and found unchanged since such a restore.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "## Summary")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| Database | Days covered | Backups | Proofs passed | Proofs failed | Longest gap |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, na := range rep.Names {
+		fmt.Fprintf(w, "| %s | %d / %d | %d | %d | %d | %s |\n", mdCell(na.Name), na.DaysCovered, na.DaysInRange, na.Backups, na.ProofsOK, na.ProofsBad, mdCell(gapText(na.LongestGap)))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "## Exceptions")
+	fmt.Fprintln(w)
+	listed := false
+	for _, na := range rep.Names {
+		for _, d := range na.Uncovered {
+			fmt.Fprintf(w, "- %s: **no proven backup on %s**\n", mdCell(na.Name), d)
+			listed = true
+		}
+		for _, f := range na.Failures {
+			fmt.Fprintf(w, "- %s: failed %s of `%s` on %s: %s\n", mdCell(na.Name), f.What, f.BackupID, f.At.UTC().Format("2006-01-02 15:04"), mdCell(f.Error))
+			listed = true
+		}
+	}
+	if !rep.Chain.OK {
+		fmt.Fprintf(w, "- The catalog's event chain is broken: %s\n", mdCell(rep.Chain.Broken.Error()))
+		listed = true
+	}
+	if !listed {
+		fmt.Fprintln(w, "None.")
+	}
+	for _, na := range rep.Names {
+		fmt.Fprintf(w, "\n## %s, day by day\n\n", mdCell(na.Name))
+		fmt.Fprintln(w, "| Date | Proven backup | BLAKE3 | Backups | Proofs passed | Proofs failed |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|")
+		for _, d := range na.Days {
+			id, digest := "**none**", ""
+			if d.Covered {
+				id, digest = "`"+d.BackupID+"`", "`"+d.BLAKE3+"`"
+				if d.Status == catalog.StatusPruned {
+					id += " (pruned since)"
+				}
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %d | %d | %d |\n", d.Date, id, digest, d.Backups, d.ProofsOK, d.ProofsBad)
+		}
+	}
+}
