@@ -41,6 +41,7 @@ Exit codes: 0 restored (or planned, with --dry-run); 1 failure; 2 usage error;
 			&ucli.StringSliceFlag{Name: "table", Usage: "schema.name: restore only this table with its data, indexes and constraints; repeatable"},
 			&ucli.BoolFlag{Name: "dry-run", Usage: "say which backup, which entries and where; change nothing"},
 			&ucli.BoolFlag{Name: "force", Usage: "allow restoring into the backup's own source database"},
+			&ucli.BoolFlag{Name: "allow-pooled", Usage: "accept a target behind a pooler in transaction or statement mode"},
 			&ucli.StringSliceFlag{Name: "pg-bin", Usage: "folder with pg_restore; repeatable"},
 		},
 		Action: func(c *ucli.Context) error {
@@ -88,7 +89,7 @@ Exit codes: 0 restored (or planned, with --dry-run); 1 failure; 2 usage error;
 			p := newProgress(e)
 			o := pipeline.RestoreOptions{
 				Record: rec, Target: c.String("target"), NoOwner: c.Bool("no-owner"), Clean: c.Bool("clean"),
-				Jobs: c.Int("jobs"), Tables: c.StringSlice("table"), DryRun: c.Bool("dry-run"), Force: c.Bool("force"),
+				Jobs: c.Int("jobs"), Tables: c.StringSlice("table"), DryRun: c.Bool("dry-run"), Force: c.Bool("force"), AllowPooled: c.Bool("allow-pooled"),
 				PGBin: c.StringSlice("pg-bin"), Redactor: e.red,
 			}
 			if e.verbose {

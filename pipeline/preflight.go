@@ -116,6 +116,9 @@ func Connect(ctx context.Context, connString string, allowPooled bool, red *Reda
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 15 * time.Second
 	}
+	// The simple protocol works through every pooler mode, so preflight
+	// can get far enough to tell the user what it found.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	if !allowPooled {
 		if direct, pooled := PooledHost(cfg.Host); pooled {
 			return nil, &PooledError{Host: cfg.Host, Direct: direct, Reason: "a Neon -pooler endpoint"}
@@ -141,7 +144,68 @@ func Connect(ctx context.Context, connString string, allowPooled bool, red *Reda
 	if num < 100000 { // 9.6.24 is 90624
 		src.ServerVersion = testenv.Version{Major: num / 10000, Minor: num / 100 % 100, Raw: version}
 	}
+	if !allowPooled {
+		reason, err := detectPooling(ctx, cfg, conn)
+		if err != nil {
+			return nil, fmt.Errorf("check %s for a connection pooler: %s", src.Display(), red.String(err.Error()))
+		}
+		if reason != "" {
+			return nil, &PooledError{Host: src.Display(), Reason: reason}
+		}
+	}
 	return src, nil
+}
+
+// detectPooling tells whether conn goes through a pooler that hands server
+// connections out per transaction or per statement (PgBouncer's transaction
+// and statement modes, Neon's pooler, Supavisor, …), under which pg_dump's
+// snapshot and session settings do not hold. A second client opens a
+// transaction right after conn's query: directly or in session mode it gets
+// a server process of its own; in transaction mode it gets the one conn
+// just released (poolers reuse the most recent), and conn's next query
+// lands on another. In statement mode the transaction itself is refused.
+// It returns "" for a direct (or session-pooled) connection, else why not.
+func detectPooling(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn) (string, error) {
+	other, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return "", err
+	}
+	defer other.Close(context.Background())
+	pid := func(c interface {
+		QueryRow(context.Context, string, ...any) pgx.Row
+	}) (int, error) {
+		var p int
+		err := c.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&p)
+		return p, err
+	}
+	for round := 0; round < 2; round++ {
+		first, err := pid(conn)
+		if err != nil {
+			return "", err
+		}
+		tx, err := other.Begin(ctx)
+		if err != nil {
+			if strings.Contains(err.Error(), "statement pooling mode") {
+				return "PgBouncer in statement pooling mode: it refused a transaction", nil
+			}
+			return "", err
+		}
+		held, err := pid(tx)
+		if err != nil {
+			tx.Rollback(ctx)
+			return "", err
+		}
+		again, err := pid(conn)
+		tx.Rollback(ctx)
+		if err != nil {
+			return "", err
+		}
+		if held == first || again != first {
+			return fmt.Sprintf("a pooler in transaction mode: one client's queries ran in server processes %d and %d, "+
+				"and another client's transaction in %d", first, again, held), nil
+		}
+	}
+	return "", nil
 }
 
 func connectError(src *Source, err error, red *Redactor) error {

@@ -16,17 +16,20 @@ import (
 
 // RestoreOptions configure a restore of a recorded backup into a target.
 type RestoreOptions struct {
-	Record   *catalog.Record
-	Target   string   // connection string of the target database (must exist)
-	NoOwner  bool     // --no-owner: objects owned by the connecting user
-	Clean    bool     // --clean --if-exists: drop objects before creating them
-	Jobs     int      // > 1: parallel pg_restore (no single transaction)
-	Tables   []string // schema.name: restore only these tables, with their data, indexes and constraints
-	DryRun   bool     // say what would happen; change nothing
-	Force    bool     // allow the backup's own source database as the target
-	PGBin    []string
-	Redactor *Redactor
-	Log      func(line string)
+	Record  *catalog.Record
+	Target  string   // connection string of the target database (must exist)
+	NoOwner bool     // --no-owner: objects owned by the connecting user
+	Clean   bool     // --clean --if-exists: drop objects before creating them
+	Jobs    int      // > 1: parallel pg_restore (no single transaction)
+	Tables  []string // schema.name: restore only these tables, with their data, indexes and constraints
+	DryRun  bool     // say what would happen; change nothing
+	Force   bool     // allow the backup's own source database as the target
+	// AllowPooled accepts a target behind a pooler in transaction or
+	// statement mode (pg_restore's session settings may not hold there).
+	AllowPooled bool
+	PGBin       []string
+	Redactor    *Redactor
+	Log         func(line string)
 }
 
 // RestorePlan is what a restore did, or would do with DryRun.
@@ -84,7 +87,7 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestorePlan, error) {
 	if _, err := verify.CheckDigest(rec.Archive.Path, rec.Archive.Format, rec.Archive.BLAKE3); err != nil {
 		return nil, err // DigestMismatchError or MissingError: evidence, exit 3
 	}
-	target, err := Connect(ctx, o.Target, false, o.Redactor)
+	target, err := Connect(ctx, o.Target, o.AllowPooled, o.Redactor)
 	if err != nil {
 		return nil, err
 	}

@@ -51,3 +51,28 @@ func New(tb testing.TB, opts ...Options) *Cluster {
 	})
 	return c
 }
+
+// NewBouncer starts PgBouncer in pool mode mode in front of c for a test and
+// stops it when the test ends. A missing pgbouncer skips the test, or fails
+// it under PGATTEST_REQUIRE_PG=1 (CI installs the package).
+func NewBouncer(tb testing.TB, c *Cluster, mode string) *Bouncer {
+	tb.Helper()
+	if _, err := FindPgBouncer(); err != nil {
+		if os.Getenv(RequirePGEnv) != "1" {
+			tb.Skipf("skipping: %v; set %s=1 to fail instead", err, RequirePGEnv)
+		}
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := StartBouncer(ctx, c, mode)
+	if err != nil {
+		tb.Fatalf("start pgbouncer: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := b.Stop(); err != nil {
+			tb.Errorf("stop pgbouncer: %v", err)
+		}
+	})
+	return b
+}
