@@ -132,6 +132,9 @@ func parseURL(s string) (*ConnInfo, error) {
 			if err1 != nil || err2 != nil {
 				return nil, fmt.Errorf("%w: bad percent-encoding in a query parameter", ErrBadConnString)
 			}
+			if !keywordRE.MatchString(k) {
+				return nil, fmt.Errorf("%w: %q is not a connection parameter (sslmode, application_name, …)", ErrBadConnString, k)
+			}
 			if k == "ssl" && v == "true" { // libpq's JDBC compatibility
 				k, v = "sslmode", "require"
 			}
@@ -140,6 +143,9 @@ func parseURL(s string) (*ConnInfo, error) {
 	}
 	return c, nil
 }
+
+// keywordRE is what a libpq connection keyword looks like.
+var keywordRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
 // parseKeyValue follows libpq's conninfo_parse: keyword = value pairs,
 // values bare (backslash escapes) or in single quotes (\' and \\).
