@@ -94,3 +94,21 @@ func (e *UnreadableError) Error() string {
 }
 func (e *UnreadableError) Is(t error) bool   { return t == ErrUnreadable }
 func (e *UnreadableError) ProofFailed() bool { return true }
+
+// NewerArchiveError: the archive was written by a pg_dump newer than the
+// pg_restore at hand can read ("unsupported version (1.16) in file header").
+type NewerArchiveError struct {
+	Path          string
+	FormatVersion string // the archive's format version, "1.16"
+	Tool          string // the pg_restore that could not read it, "15.18"
+}
+
+func (e *NewerArchiveError) Error() string {
+	return fmt.Sprintf("archive format %s of %s is newer than pg_restore %s reads: it was written by a newer pg_dump",
+		e.FormatVersion, e.Path, e.Tool)
+}
+func (e *NewerArchiveError) Is(t error) bool   { return t == ErrUnreadable }
+func (e *NewerArchiveError) ProofFailed() bool { return true }
+func (e *NewerArchiveError) Hint() string {
+	return "install the postgresql-client package of the pg_dump that wrote it (apt.postgresql.org has every version) and point --pg-bin at its bin folder"
+}

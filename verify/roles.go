@@ -53,7 +53,7 @@ func ReadSchemaFacts(ctx context.Context, pgRestore, archive string, toc *TOC, s
 		if ctx.Err() != nil {
 			return SchemaFacts{}, ctx.Err()
 		}
-		return SchemaFacts{}, &UnreadableError{Path: archive, Detail: firstError(stderr.String(), err)}
+		return SchemaFacts{}, unreadable(pgRestore, archive, stderr.String(), err)
 	}
 	return facts, scanErr
 }

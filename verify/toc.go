@@ -9,9 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/pgattest/pgattest/testenv"
 )
 
 // Entry is one line of an archive's table of contents, as `pg_restore -l`
@@ -331,9 +334,23 @@ func ReadTOC(ctx context.Context, pgRestore, archive string) (*TOC, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, &UnreadableError{Path: archive, Detail: firstError(stderr.String(), err)}
+		return nil, unreadable(pgRestore, archive, stderr.String(), err)
 	}
 	return ParseTOC(bytes.NewReader(out))
+}
+
+var unsupportedRE = regexp.MustCompile(`unsupported version \(([0-9.]+)\) in file header`)
+
+// unreadable explains why pg_restore could not read an archive.
+func unreadable(pgRestore, archive, stderr string, err error) error {
+	if m := unsupportedRE.FindStringSubmatch(stderr); m != nil {
+		tool := "?"
+		if v, verr := testenv.ToolVersion(pgRestore); verr == nil {
+			tool = v.String()
+		}
+		return &NewerArchiveError{Path: archive, FormatVersion: m[1], Tool: tool}
+	}
+	return &UnreadableError{Path: archive, Detail: firstError(stderr, err)}
 }
 
 // firstError picks pg_restore's own error line out of its stderr.
@@ -382,7 +399,7 @@ func ReadDependencies(ctx context.Context, pgRestore, archive string, toc *TOC, 
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, &UnreadableError{Path: archive, Detail: firstError(stderr.String(), err)}
+		return nil, unreadable(pgRestore, archive, stderr.String(), err)
 	}
 	return deps, nil
 }
