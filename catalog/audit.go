@@ -95,22 +95,47 @@ type DayAudit struct {
 // passed — including one pruned since, whose archive is gone but whose proof
 // stands in the record. A name is counted from the day of its first backup
 // if that is later than the range's start; days after today are not counted.
+// It is ReadAudit, then Report.
 func (c *Catalog) Audit(q AuditQuery) (*AuditReport, error) {
-	now := q.Now
-	if now.IsZero() {
-		now = time.Now()
+	d, err := c.ReadAudit(q)
+	if err != nil {
+		return nil, err
 	}
-	first, last := day(q.From), day(q.To)
-	if today := day(now); last.After(today) {
-		last = today
-	}
-	rep := &AuditReport{From: q.From.UTC(), To: q.To.UTC(), GeneratedAt: now.UTC(), Rehashed: q.Check != nil}
+	return d.Report(), nil
+}
 
+// AuditData is what an audit reads from the catalog. Report turns it into the
+// report; call it after closing the catalog when q.Check re-hashes archives,
+// which takes long, so that no backup waits for the catalog meanwhile.
+type AuditData struct {
+	q                AuditQuery
+	now, first, last time.Time
+	chain            ChainSummary
+	names            []nameRecords
+}
+
+type nameRecords struct {
+	name  string
+	start time.Time // the first day counted
+	recs  []*Record // newest first
+}
+
+// ReadAudit reads the chain's state and the records of every name in the
+// query's range.
+func (c *Catalog) ReadAudit(q AuditQuery) (*AuditData, error) {
+	d := &AuditData{q: q, now: q.Now}
+	if d.now.IsZero() {
+		d.now = time.Now()
+	}
+	d.first, d.last = day(q.From), day(q.To)
+	if today := day(d.now); d.last.After(today) {
+		d.last = today
+	}
 	chain, err := c.VerifyChain()
 	if err != nil {
 		return nil, err
 	}
-	rep.Chain = ChainSummary{OK: chain.OK(), Events: chain.Events, HeadSeq: chain.HeadSeq, Head: chain.Head, Broken: chain.Broken}
+	d.chain = ChainSummary{OK: chain.OK(), Events: chain.Events, HeadSeq: chain.HeadSeq, Head: chain.Head, Broken: chain.Broken}
 
 	names := q.Names
 	if len(names) == 0 {
@@ -118,18 +143,18 @@ func (c *Catalog) Audit(q AuditQuery) (*AuditReport, error) {
 			return nil, err
 		}
 	}
-	rangeEnd := last.Add(24*time.Hour - time.Nanosecond)
+	rangeEnd := d.last.Add(24*time.Hour - time.Nanosecond)
 	for _, name := range names {
-		oldest, err := c.List(Query{Name: name, Until: rangeEnd})
-		if err != nil {
-			return nil, err
-		}
-		if len(oldest) == 0 && len(q.Names) == 0 {
-			continue // nothing of this name up to the range's end: not tracked yet
-		}
-		start := first // a name asked for by name is counted over the whole range
-		if len(oldest) > 0 && len(q.Names) == 0 {
-			if f := day(oldest[len(oldest)-1].StartedAt); f.After(start) {
+		start := d.first // a name asked for by name is counted over the whole range
+		if len(q.Names) == 0 {
+			oldest, ok, err := c.firstStart(name)
+			if err != nil {
+				return nil, err
+			}
+			if !ok || oldest.After(rangeEnd) {
+				continue // nothing of this name up to the range's end: not tracked yet
+			}
+			if f := day(oldest); f.After(start) {
 				start = f
 			}
 		}
@@ -137,21 +162,29 @@ func (c *Catalog) Audit(q AuditQuery) (*AuditReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		end := last.Add(24 * time.Hour)
-		if end.After(now) {
-			end = now
-		}
-		na := auditName(name, start, last, end, recs, q.Check)
+		d.names = append(d.names, nameRecords{name: name, start: start, recs: recs})
+	}
+	sort.Slice(d.names, func(i, j int) bool { return d.names[i].name < d.names[j].name })
+	return d, nil
+}
+
+// Report builds the report, running q.Check on the archives if set.
+func (d *AuditData) Report() *AuditReport {
+	rep := &AuditReport{From: d.q.From.UTC(), To: d.q.To.UTC(), GeneratedAt: d.now.UTC(), Rehashed: d.q.Check != nil, Chain: d.chain}
+	end := d.last.Add(24 * time.Hour)
+	if end.After(d.now) {
+		end = d.now
+	}
+	rep.OK = rep.Chain.OK
+	for _, n := range d.names {
+		na := auditName(n.name, n.start, d.last, end, n.recs, d.q.Check)
 		rep.Names = append(rep.Names, na)
 		rep.DaysInRange += na.DaysInRange
 		rep.DaysCovered += na.DaysCovered
+		rep.OK = rep.OK && len(na.Mismatched) == 0
 	}
-	sort.Slice(rep.Names, func(i, j int) bool { return rep.Names[i].Name < rep.Names[j].Name })
-	rep.OK = rep.Chain.OK && rep.DaysCovered == rep.DaysInRange
-	for _, n := range rep.Names {
-		rep.OK = rep.OK && len(n.Mismatched) == 0
-	}
-	return rep, nil
+	rep.OK = rep.OK && rep.DaysCovered == rep.DaysInRange
+	return rep
 }
 
 func day(t time.Time) time.Time {

@@ -152,6 +152,22 @@ func (c *Catalog) List(q Query) ([]*Record, error) {
 	return out, err
 }
 
+// firstStart returns when the oldest backup of name started, read from the
+// time index alone.
+func (c *Catalog) firstStart(name string) (time.Time, bool, error) {
+	var t time.Time
+	var ok bool
+	err := c.db.View(func(tx *bolt.Tx) error {
+		prefix := append([]byte(name), 0)
+		k, _ := tx.Bucket(bucketByTime).Cursor().Seek(prefix)
+		if k != nil && bytes.HasPrefix(k, prefix) && len(k) >= len(prefix)+8 {
+			t, ok = time.Unix(0, int64(binary.BigEndian.Uint64(k[len(prefix):]))).UTC(), true
+		}
+		return nil
+	})
+	return t, ok, err
+}
+
 // Names returns every backup name in the catalog, sorted.
 func (c *Catalog) Names() ([]string, error) {
 	var names []string

@@ -39,7 +39,7 @@ func TestAuditMonthWithGapAndFailedProof(t *testing.T) {
 	}
 	t.Run("json", func(t *testing.T) {
 		code, out, errOut := audit(t, "--format", "json")
-		if code != 3 || !strings.Contains(errOut, "3 of 62 days without a proven backup") {
+		if code != 3 || !strings.Contains(errOut, "shop has 3 of 31 days without a proven backup") {
 			t.Fatalf("exit %d, want 3 naming the 3 days\n%s", code, errOut)
 		}
 		var rep catalog.AuditReport
@@ -78,7 +78,7 @@ func TestAuditMonthWithGapAndFailedProof(t *testing.T) {
 	})
 	t.Run("text", func(t *testing.T) {
 		code, out, _ := audit(t)
-		for _, want := range []string{"FAILED: 59 of 62 days covered", "not covered  2026-10-14, 2026-10-15, 2026-10-20",
+		for _, want := range []string{"FAILED: 59 of 62 database-days (2 databases) covered", "not covered  2026-10-14, 2026-10-15, 2026-10-20",
 			"2026-10  +++++++++++++..++++x+++++++++++", "failed proof of " + recs[17].ID, "chain    intact"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("text report lacks %q", want)

@@ -94,11 +94,12 @@ func runAudit(e *env, q catalog.AuditQuery, format string) error {
 	if err != nil {
 		return err
 	}
-	rep, err := cat.Audit(q)
-	cat.Close()
+	data, err := cat.ReadAudit(q)
+	cat.Close() // --rehash can take long: backups must not wait for the catalog meanwhile
 	if err != nil {
 		return err
 	}
+	rep := data.Report()
 	switch format {
 	case "json":
 		err = writeJSON(e.stdout, rep)
@@ -116,8 +117,10 @@ func runAudit(e *env, q catalog.AuditQuery, format string) error {
 		return nil
 	}
 	var why []string
-	if n := rep.DaysInRange - rep.DaysCovered; n > 0 {
-		why = append(why, fmt.Sprintf("%d of %d days without a proven backup", n, rep.DaysInRange))
+	for _, na := range rep.Names {
+		if n := na.DaysInRange - na.DaysCovered; n > 0 {
+			why = append(why, fmt.Sprintf("%s has %d of %d days without a proven backup", na.Name, n, na.DaysInRange))
+		}
 	}
 	if !rep.Chain.OK {
 		why = append(why, "the catalog's chain is broken")
@@ -134,6 +137,16 @@ func mismatched(rep *catalog.AuditReport) int {
 		n += len(na.Mismatched)
 	}
 	return n
+}
+
+// coverage is the report's total: days, or with several databases, the days
+// of each added up.
+func coverage(rep *catalog.AuditReport) string {
+	unit := "days"
+	if len(rep.Names) > 1 {
+		unit = fmt.Sprintf("database-days (%d databases)", len(rep.Names))
+	}
+	return fmt.Sprintf("%d of %d %s covered by a proven backup (%s)", rep.DaysCovered, rep.DaysInRange, unit, percent(rep.DaysCovered, rep.DaysInRange))
 }
 
 func percent(a, b int) string {
@@ -192,7 +205,7 @@ func auditText(w io.Writer, rep *catalog.AuditReport, path string) {
 	if !rep.OK {
 		verdict = "FAILED"
 	}
-	fmt.Fprintf(w, "  result   %s: %d of %d days covered by a proven backup (%s)\n", verdict, rep.DaysCovered, rep.DaysInRange, percent(rep.DaysCovered, rep.DaysInRange))
+	fmt.Fprintf(w, "  result   %s: %s\n", verdict, coverage(rep))
 	fmt.Fprintf(w, "  chain    %s\n", chainText(rep.Chain))
 	if rep.Rehashed {
 		fmt.Fprintf(w, "  archives re-hashed: %d no longer match\n", mismatched(rep))
@@ -246,7 +259,7 @@ func auditMarkdown(w io.Writer, rep *catalog.AuditReport, path string) {
 		verdict = "**FAILED**"
 	}
 	fmt.Fprintf(w, "# Backup audit, %s to %s\n\n", rep.From.Format(time.DateOnly), rep.To.Format(time.DateOnly))
-	fmt.Fprintf(w, "- Result: %s — %d of %d days covered by a proven backup (%s)\n", verdict, rep.DaysCovered, rep.DaysInRange, percent(rep.DaysCovered, rep.DaysInRange))
+	fmt.Fprintf(w, "- Result: %s — %s\n", verdict, coverage(rep))
 	fmt.Fprintf(w, "- Catalog: `%s`\n", path)
 	fmt.Fprintf(w, "- Event chain: %s\n", mdCell(chainText(rep.Chain)))
 	if rep.Rehashed {

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -59,18 +60,8 @@ filter; 3 --live found entries that differ from the catalog's.`,
 type tocFilter struct{ types, schemas []string }
 
 func (f tocFilter) match(en catalog.TOCEntry) bool {
-	ok := func(list []string, v string) bool {
-		if len(list) == 0 {
-			return true
-		}
-		for _, s := range list {
-			if s == v {
-				return true
-			}
-		}
-		return false
-	}
-	return ok(f.types, en.Type) && ok(f.schemas, en.Schema)
+	return (len(f.types) == 0 || slices.Contains(f.types, en.Type)) &&
+		(len(f.schemas) == 0 || slices.Contains(f.schemas, en.Schema))
 }
 
 // tocResult is the JSON of toc.
