@@ -37,6 +37,9 @@ Examples:
    # a local database, libpq style, parallel dump and restore in 4 jobs
    pgattest backup --db "host=/var/run/postgresql dbname=shop" --jobs 4 --dir /srv/backups
 
+   # the archive needs PostGIS, which this machine's Postgres lacks: prove the rest
+   pgattest backup --db "$GIS_URL" --verify-skip-extension postgis
+
    # nightly from cron, with labels and only errors on the terminal
    DATABASE_URL=... pgattest -q backup --name shop-prod --label env=prod
 
@@ -50,6 +53,7 @@ recorded; 2 usage error; 3 the archive failed its proof (recorded as failed).`,
 			&ucli.IntFlag{Name: "compress", Aliases: []string{"Z"}, Usage: "pg_dump compression level 0-9", Value: 1},
 			&ucli.StringFlag{Name: "verify", Usage: "proof: restore (into a throwaway Postgres), read (pg_restore reads it through) or none", Value: "restore"},
 			&ucli.BoolFlag{Name: "allow-pooled", Usage: "accept a pooled connection (pg_dump needs a direct one)"},
+			&ucli.StringSliceFlag{Name: "verify-skip-extension", Usage: "when the proving Postgres lacks extension `NAME`, prove the rest without it (recorded in the proof); repeatable"},
 			&ucli.StringSliceFlag{Name: "pg-bin", Usage: "folder with pg_dump, pg_restore (and postgres, initdb); repeatable"},
 			&ucli.StringSliceFlag{Name: "label", Usage: "key=value stored with the record; repeatable"},
 		},
@@ -72,7 +76,8 @@ recorded; 2 usage error; 3 the archive failed its proof (recorded as failed).`,
 				DB: c.String("db"), Name: c.String("name"), Dir: c.String("dir"),
 				Jobs: c.Int("jobs"), Compress: c.Int("compress"), Verify: mode,
 				AllowPooled: c.Bool("allow-pooled"), PGBin: c.StringSlice("pg-bin"),
-				Labels: labels, CatalogPath: e.catalogPath,
+				SkipExtensions: c.StringSlice("verify-skip-extension"),
+				Labels:         labels, CatalogPath: e.catalogPath,
 			}
 			_, err = runBackup(c, e, o)
 			return err

@@ -35,6 +35,7 @@ Exit codes: 0 all passed; 1 a proof could not run; 3 an archive failed.`,
 			&ucli.BoolFlag{Name: "hash-only", Usage: "only re-hash the archives; no restore"},
 			&ucli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel restore jobs for directory-format archives", Value: 1},
 			&ucli.StringSliceFlag{Name: "pg-bin", Usage: "folder with pg_restore, postgres and initdb; repeatable"},
+			&ucli.StringSliceFlag{Name: "verify-skip-extension", Usage: "when the proving Postgres lacks extension `NAME`, prove the rest without it (recorded in the proof); repeatable"},
 		},
 		Action: func(c *ucli.Context) error {
 			ids := c.Args().Slice()
@@ -76,7 +77,8 @@ Exit codes: 0 all passed; 1 a proof could not run; 3 an archive failed.`,
 			if err != nil {
 				return err
 			}
-			o := pipeline.ReproveOptions{HashOnly: c.Bool("hash-only"), Jobs: c.Int("jobs"), PGBin: c.StringSlice("pg-bin"), Redactor: e.red}
+			o := pipeline.ReproveOptions{HashOnly: c.Bool("hash-only"), Jobs: c.Int("jobs"), PGBin: c.StringSlice("pg-bin"),
+				SkipExtensions: c.StringSlice("verify-skip-extension"), Redactor: e.red}
 			return runVerify(c, e, recs, o, len(ids) == 1)
 		},
 	}

@@ -28,20 +28,23 @@ import (
 
 // Options configure one backup.
 type Options struct {
-	DB          string            // connection string; "" uses libpq's PG* variables
-	Name        string            // default: DefaultName(database, host)
-	Dir         string            // archives go to Dir/Name/; default "backups"
-	Jobs        int               // > 1: directory format, parallel dump and restore
-	Compress    int               // pg_dump --compress level, 0-9
-	Verify      verify.Mode       // restore (default), read or none
-	AllowPooled bool              // accept a pooled connection
-	PGBin       []string          // look for binaries only here
-	Labels      map[string]string // stored with the record
-	CatalogPath string
-	Redactor    *Redactor     // learns the password; nil makes one
-	OnEvent     func(Event)   // progress; nil ignores it
-	Version     string        // pgattest's version, for the record
-	Started     func(*Source) // called once preflight has connected (the CLI prints the source)
+	DB          string      // connection string; "" uses libpq's PG* variables
+	Name        string      // default: DefaultName(database, host)
+	Dir         string      // archives go to Dir/Name/; default "backups"
+	Jobs        int         // > 1: directory format, parallel dump and restore
+	Compress    int         // pg_dump --compress level, 0-9
+	Verify      verify.Mode // restore (default), read or none
+	AllowPooled bool        // accept a pooled connection
+	// SkipExtensions may be left out of the proof when the proving Postgres
+	// lacks them (--verify-skip-extension); the proof records it.
+	SkipExtensions []string
+	PGBin          []string          // look for binaries only here
+	Labels         map[string]string // stored with the record
+	CatalogPath    string
+	Redactor       *Redactor     // learns the password; nil makes one
+	OnEvent        func(Event)   // progress; nil ignores it
+	Version        string        // pgattest's version, for the record
+	Started        func(*Source) // called once preflight has connected (the CLI prints the source)
 }
 
 // Event reports progress.
@@ -328,7 +331,8 @@ func (r *run) prove(ctx context.Context) error {
 	o := verify.Options{
 		Archive: r.archive, Format: r.format, Mode: r.o.Verify, Jobs: r.o.Jobs,
 		Client: r.client, TOC: r.toc, Facts: &r.facts, Scratch: r.staging.Dir,
-		Log: func(line string) { r.log("prove", line) },
+		SkipExtensions: r.o.SkipExtensions,
+		Log:            func(line string) { r.log("prove", line) },
 	}
 	if r.o.Verify == verify.ModeRestore {
 		c, err := r.cluster.wait()
@@ -362,7 +366,7 @@ func ProofOf(rep *verify.Report, red *Redactor) *catalog.Proof {
 		Mode: string(rep.Mode), Status: catalog.ProofPassed, StartedAt: rep.StartedAt,
 		DurationMS: rep.Duration.Milliseconds(), Rows: rep.Rows, DigestChecked: rep.DigestChecked,
 		ServerVersion: rep.ServerVersion, RestoreTool: rep.RestoreVersion, FailedEntry: rep.FailedEntry,
-		Tables: []catalog.TableCount{},
+		Tables: []catalog.TableCount{}, Skipped: rep.Skipped,
 	}
 	for _, t := range rep.Tables {
 		p.Tables = append(p.Tables, catalog.TableCount{Schema: t.Schema, Name: t.Name, Rows: t.Rows})

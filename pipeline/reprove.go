@@ -15,8 +15,10 @@ type ReproveOptions struct {
 	HashOnly bool     // only re-hash the archive and compare with the record
 	Jobs     int      // parallel restore of a directory-format archive
 	PGBin    []string // look for binaries here first
-	Redactor *Redactor
-	Log      func(line string) // pg_restore's output
+	// SkipExtensions may be left out when the proving Postgres lacks them.
+	SkipExtensions []string
+	Redactor       *Redactor
+	Log            func(line string) // pg_restore's output
 }
 
 // Reprove proves a recorded backup again: the archive is re-hashed and must
@@ -31,7 +33,7 @@ func Reprove(ctx context.Context, rec *catalog.Record, o ReproveOptions) (*catal
 	server := recordedServer(rec)
 	vo := verify.Options{
 		Archive: rec.Archive.Path, Format: rec.Archive.Format, Mode: mode, Digest: rec.Archive.BLAKE3,
-		Jobs: max(o.Jobs, 1), Log: o.Log,
+		Jobs: max(o.Jobs, 1), Log: o.Log, SkipExtensions: o.SkipExtensions,
 	}
 	if vo.Format == "" {
 		vo.Format = verify.FormatCustom

@@ -76,3 +76,25 @@ func NewBouncer(tb testing.TB, c *Cluster, mode string) *Bouncer {
 	})
 	return b
 }
+
+// NewExtensionToolchain returns a copy of the installed server binaries
+// with extra extension files (see [WithExtensions]), removed when the test
+// ends. It skips (or fails under PGATTEST_REQUIRE_PG=1) when Postgres or
+// its pg_config is missing.
+func NewExtensionToolchain(tb testing.TB, files map[string]string) Toolchain {
+	tb.Helper()
+	tc := Require(tb, Want{Tools: append([]string{"pg_config"}, ServerTools...)})
+	root, err := os.MkdirTemp("", "pgattest-tree-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(root) })
+	if err := os.Chmod(root, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	ext, err := WithExtensions(tc, root, files)
+	if err != nil {
+		tb.Fatalf("copy the server binaries with extension files: %v", err)
+	}
+	return ext
+}

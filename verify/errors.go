@@ -112,3 +112,34 @@ func (e *NewerArchiveError) ProofFailed() bool { return true }
 func (e *NewerArchiveError) Hint() string {
 	return "install the postgresql-client package of the pg_dump that wrote it (apt.postgresql.org has every version) and point --pg-bin at its bin folder"
 }
+
+// ErrMissingExtension is reported by a *MissingExtensionError.
+var ErrMissingExtension = errors.New("extension missing")
+
+// MissingExtensionError: the archive creates extensions that the Postgres
+// proving it does not have, so the restore could not succeed.
+type MissingExtensionError struct {
+	Names  []string // as the archive names them, sorted
+	Server string   // version of the proving Postgres, "15.18"
+}
+
+func (e *MissingExtensionError) Error() string {
+	s := "s"
+	if len(e.Names) == 1 {
+		s = ""
+	}
+	return fmt.Sprintf("the archive needs extension%s %s, which the proving Postgres %s does not have",
+		s, strings.Join(e.Names, ", "), e.Server)
+}
+func (e *MissingExtensionError) Is(t error) bool   { return t == ErrMissingExtension }
+func (e *MissingExtensionError) ProofFailed() bool { return true }
+func (e *MissingExtensionError) Hint() string {
+	return fmt.Sprintf("install the extension into the Postgres that proves backups (contrib extensions come with the postgresql package, others with their own, e.g. postgresql-%s-postgis-3), "+
+		"or prove the rest without it: --verify-skip-extension %s (the proof records what it left out)",
+		major(e.Server), e.Names[0])
+}
+
+func major(version string) string {
+	m, _, _ := strings.Cut(version, ".")
+	return m
+}

@@ -66,6 +66,11 @@ type Options struct {
 	TOC   *TOC
 	Facts *SchemaFacts
 
+	// SkipExtensions are extensions the proof may leave out when the proving
+	// Postgres lacks them, with every entry that needs them (Report.Skipped
+	// lists what was left out). Any other missing extension fails the proof.
+	SkipExtensions []string
+
 	// Log receives pg_restore's stderr, line by line.
 	Log func(line string)
 	// Scratch is a private folder for list files (default: the temp folder).
@@ -87,9 +92,10 @@ type Report struct {
 
 	Tables         []TableCount // exact row counts after the restore
 	Rows           int64
-	ServerVersion  string // of the throwaway cluster
-	RestoreVersion string // of pg_restore
-	FailedEntry    string // the TOC entry that broke, when known
+	ServerVersion  string   // of the throwaway cluster
+	RestoreVersion string   // of pg_restore
+	FailedEntry    string   // the TOC entry that broke, when known
+	Skipped        []string // what the proof knowingly left out, and why
 }
 
 // TableCount is a restored table and its exact row count.
@@ -178,7 +184,13 @@ func Prove(ctx context.Context, o Options) (*Report, error) {
 	if err := prepare(ctx, c, rep); err != nil {
 		return rep, err
 	}
-	if err := restore(ctx, o, c, rep); err != nil {
+	omit, err := planExtensions(ctx, o, c, rep)
+	if pf, ok := err.(proofFailure); ok {
+		return fail(pf.err)
+	} else if err != nil {
+		return rep, err
+	}
+	if err := restore(ctx, o, c, rep, omit); err != nil {
 		return fail(err)
 	}
 	tables, err := countRows(ctx, c.ConnString(ProofDB))
@@ -237,13 +249,36 @@ var (
 
 // restore runs pg_restore into the proof database and turns its stderr into
 // a *RestoreError or *IncompleteError when it fails.
-func restore(ctx context.Context, o Options, c *testenv.Cluster, rep *Report) error {
+//
+// Entries in omit (dump IDs) are left out through a list file.
+func restore(ctx context.Context, o Options, c *testenv.Cluster, rep *Report, omit map[int]bool) error {
 	args := []string{"--exit-on-error", "--verbose", "--no-password", "-d", c.ConnString(ProofDB)}
 	parallel := o.Jobs > 1 && o.Format == FormatDirectory
 	if parallel {
 		args = append(args, "--jobs", fmt.Sprint(o.Jobs))
 	} else {
 		args = append(args, "--single-transaction")
+	}
+	var keep []Entry
+	for _, e := range rep.TOC.Entries {
+		if !omit[e.DumpID] {
+			keep = append(keep, e)
+		}
+	}
+	if len(omit) > 0 {
+		list, err := os.CreateTemp(o.Scratch, "proof-*.list")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(list.Name())
+		_, err = list.Write(List(keep))
+		if cerr := list.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		args = append(args, "-L", list.Name())
 	}
 	args = append(args, o.Archive)
 	var st restoreState
@@ -259,7 +294,7 @@ func restore(ctx context.Context, o Options, c *testenv.Cluster, rep *Report) er
 	if !parallel {
 		// Defense in depth: every data entry of the TOC was read.
 		want := 0
-		for _, e := range rep.TOC.Entries {
+		for _, e := range keep {
 			if e.Type == "TABLE DATA" {
 				want++
 			}
