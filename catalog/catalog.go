@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -71,7 +72,16 @@ func Open(path string, o Options) (*Catalog, error) {
 	case err != nil:
 		return nil, &Error{Path: path, Err: err}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, ReadOnly: o.ReadOnly})
+	if err == nil && !o.ReadOnly {
+		// A writable open reads the free-page list at once: look at the
+		// file read-only first, so a truncated one is refused, not read.
+		c, err := Open(path, Options{Timeout: o.Timeout, ReadOnly: true})
+		if err != nil {
+			return nil, err
+		}
+		c.Close()
+	}
+	db, err := openBolt(path, &bolt.Options{Timeout: o.Timeout, ReadOnly: o.ReadOnly})
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
@@ -84,6 +94,10 @@ func Open(path string, o Options) (*Catalog, error) {
 		return nil, &Error{Path: path, Err: err}
 	}
 	c := &Catalog{db: db, path: path}
+	if err := c.checkSize(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if !o.ReadOnly {
 		if err := c.init(); err != nil {
 			db.Close()
@@ -97,7 +111,7 @@ func Open(path string, o Options) (*Catalog, error) {
 }
 
 func (c *Catalog) init() error {
-	err := c.db.Update(func(tx *bolt.Tx) error {
+	err := c.update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketBackups, bucketByTime, bucketByStart, bucketEvents, bucketMeta, bucketTOCs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -116,7 +130,7 @@ func (c *Catalog) init() error {
 }
 
 func (c *Catalog) checkSchema() error {
-	return c.db.View(func(tx *bolt.Tx) error {
+	return c.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
 			return &Error{Path: c.path, Err: ErrNotCatalog, Detail: "a bbolt file without pgattest's buckets"}
@@ -127,6 +141,56 @@ func (c *Catalog) checkSchema() error {
 		}
 		return nil
 	})
+}
+
+// openBolt is bolt.Open with a damaged file (a free-page list that does not
+// parse) reported as an error rather than a crash.
+func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, &Error{Path: path, Err: ErrNotCatalog, Detail: fmt.Sprintf("damaged: %v", r)}
+		}
+	}()
+	return bolt.Open(path, 0o600, o)
+}
+
+// checkSize refuses a file shorter than its header says (truncated by a
+// copy that did not finish, a full disk): reading the missing pages would
+// crash. The header is the meta page, which a truncated file still has.
+func (c *Catalog) checkSize() error {
+	fi, err := os.Stat(c.path)
+	if err != nil {
+		return &Error{Path: c.path, Err: err}
+	}
+	return c.view(func(tx *bolt.Tx) error {
+		if need := tx.Size(); fi.Size() < need {
+			return &Error{Path: c.path, Err: ErrNotCatalog,
+				Detail: fmt.Sprintf("truncated: the file has %d bytes, its header says %d", fi.Size(), need)}
+		}
+		return nil
+	})
+}
+
+// view runs fn in a read transaction, update in a write transaction. A
+// damaged file (a page that faults or does not parse) is an error, not a
+// crash; the write transaction is rolled back.
+func (c *Catalog) view(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer c.damaged(&err)
+	return c.db.View(fn)
+}
+
+func (c *Catalog) update(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer c.damaged(&err)
+	return c.db.Update(fn)
+}
+
+func (c *Catalog) damaged(err *error) {
+	if r := recover(); r != nil {
+		*err = &Error{Path: c.path, Err: ErrNotCatalog, Detail: fmt.Sprintf("damaged: %v", r)}
+	}
 }
 
 // Path returns the catalog file's path.
@@ -168,7 +232,7 @@ func (c *Catalog) Update(r *Record, kind, detail string) (Event, error) {
 // example "restored", with where to in detail).
 func (c *Catalog) Note(backupID, kind, detail string) (Event, error) {
 	var ev Event
-	err := c.db.Update(func(tx *bolt.Tx) error {
+	err := c.update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketBackups).Get([]byte(backupID)) == nil {
 			return fmt.Errorf("%w: %q", ErrNotFound, backupID)
 		}
@@ -190,7 +254,7 @@ func (c *Catalog) write(r *Record, kind, detail string, isNew bool, tocJSON []by
 		return Event{}, err
 	}
 	var ev Event
-	err = c.db.Update(func(tx *bolt.Tx) error {
+	err = c.update(func(tx *bolt.Tx) error {
 		backups := tx.Bucket(bucketBackups)
 		id := []byte(r.ID)
 		old := backups.Get(id)
@@ -234,7 +298,7 @@ func (c *Catalog) write(r *Record, kind, detail string, isNew bool, tocJSON []by
 // Get returns the record with the given ID, or an error matching ErrNotFound.
 func (c *Catalog) Get(id string) (*Record, error) {
 	var r *Record
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketBackups).Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("%w: %q", ErrNotFound, id)
@@ -251,7 +315,7 @@ func (c *Catalog) Get(id string) (*Record, error) {
 // entries has none: the error matches ErrNoEntries.
 func (c *Catalog) Entries(id string) ([]TOCEntry, error) {
 	var out []TOCEntry
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketBackups).Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("%w: %q", ErrNotFound, id)

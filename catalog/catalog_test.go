@@ -324,6 +324,28 @@ func TestVerifyChainFindsTampering(t *testing.T) {
 			t.Errorf("broken = %+v, want record %s", rep.Broken, rs[0].ID)
 		}
 	})
+	// Hiding a backup from restore --as-of: its time index entry removed.
+	t.Run("index entry deleted", func(t *testing.T) {
+		path, rs := setup(t)
+		tamper(t, path, func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketByTime).Delete(timeKey(rs[2].Name, rs[2].StartedAt, rs[2].ID))
+		})
+		rep := verify(t, path)
+		if rep.OK() || rep.Broken.BackupID != rs[2].ID || !strings.Contains(rep.Broken.Error(), "time index") {
+			t.Errorf("broken = %+v, want record %s missing from the time index", rep.Broken, rs[2].ID)
+		}
+	})
+	// Or an index entry pointing at no record.
+	t.Run("index entry added", func(t *testing.T) {
+		path, rs := setup(t)
+		tamper(t, path, func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketByStart).Put(startKey(rs[2].StartedAt.Add(time.Hour), "20261104T000000Z-app-0000"), nil)
+		})
+		rep := verify(t, path)
+		if rep.OK() || rep.Broken.What != "start index" || rep.Broken.Found != "4 entries" {
+			t.Errorf("broken = %+v, want a start index of 4 entries for 3 records", rep.Broken)
+		}
+	})
 }
 
 func TestOpenRefusesWhatIsNotACatalog(t *testing.T) {

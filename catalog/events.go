@@ -101,7 +101,7 @@ func appendEvent(tx *bolt.Tx, kind, backupID, bodyHash, detail string) (Event, e
 func (c *Catalog) Head() (uint64, string, error) {
 	var seq uint64
 	var hash string
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		hash = string(meta.Get([]byte("head")))
 		if v := meta.Get([]byte("head_seq")); len(v) == 8 {
@@ -115,7 +115,7 @@ func (c *Catalog) Head() (uint64, string, error) {
 // Events calls fn for every event with seq ≥ from, oldest first; fn returning
 // an error stops the walk with that error.
 func (c *Catalog) Events(from uint64, fn func(Event) error) error {
-	return c.db.View(func(tx *bolt.Tx) error {
+	return c.view(func(tx *bolt.Tx) error {
 		cur := tx.Bucket(bucketEvents).Cursor()
 		for k, v := cur.Seek(seqKey(from)); k != nil; k, v = cur.Next() {
 			var ev Event
@@ -147,7 +147,7 @@ func (r ChainReport) OK() bool { return r.Broken == nil }
 type BrokenLink struct {
 	Seq      uint64 // the event where it broke (0 for a record-only problem)
 	BackupID string // the record concerned, if any
-	What     string // "event hash", "prev link", "sequence", "record body", "head"
+	What     string // "event hash", "prev link", "sequence", "record body", "head", "toc entries", "time index", "start index"
 	Expected string
 	Found    string
 }
@@ -156,6 +156,10 @@ func (b *BrokenLink) Error() string {
 	switch {
 	case b.What == "toc entries":
 		return fmt.Sprintf("TOC entries of %s do not match their digest in the record: expected %s, found %s", b.BackupID, b.Expected, b.Found)
+	case b.What == "time index" && b.BackupID != "":
+		return fmt.Sprintf("record %s is missing from the time index: restore --as-of and list would not see it", b.BackupID)
+	case b.What == "time index" || b.What == "start index":
+		return fmt.Sprintf("the %s does not match the records: expected %s, found %s", b.What, b.Expected, b.Found)
 	case b.What == "record body":
 		return fmt.Sprintf("record %s does not match event %d: body hash expected %s, found %s", b.BackupID, b.Seq, b.Expected, b.Found)
 	case b.Seq > 0:
@@ -178,7 +182,7 @@ func (c *Catalog) VerifyChain() (ChainReport, error) {
 	var rep ChainReport
 	lastBody := map[string]Event{} // backup id → last event with a body hash
 	prev, expectSeq := genesis, uint64(1)
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.view(func(tx *bolt.Tx) error {
 		cur := tx.Bucket(bucketEvents).Cursor()
 		for k, v := cur.First(); k != nil; k, v = cur.Next() {
 			seq := binary.BigEndian.Uint64(k)
@@ -212,6 +216,7 @@ func (c *Catalog) VerifyChain() (ChainReport, error) {
 		}
 		// Records: each must hash to what its last event says, and every
 		// record must have an event.
+		byTime, byStart := tx.Bucket(bucketByTime), tx.Bucket(bucketByStart)
 		bc := tx.Bucket(bucketBackups).Cursor()
 		for k, v := bc.First(); k != nil; k, v = bc.Next() {
 			id := string(k)
@@ -225,11 +230,19 @@ func (c *Catalog) VerifyChain() (ChainReport, error) {
 				return nil
 			}
 			var r struct {
-				TOC struct {
+				Name      string    `json:"name"`
+				StartedAt time.Time `json:"started_at"`
+				TOC       struct {
 					EntriesBLAKE3 string `json:"entries_blake3"`
 				} `json:"toc"`
 			}
 			_ = json.Unmarshal(v, &r) // a record that is not JSON has already failed its body hash
+			// Its index entries: without them restore --as-of and list
+			// would not see it.
+			if byTime.Get(timeKey(r.Name, r.StartedAt, id)) == nil || byStart.Get(startKey(r.StartedAt, id)) == nil {
+				rep.Broken = &BrokenLink{Seq: ev.Seq, BackupID: id, What: "time index", Expected: "an index entry for the record", Found: "none"}
+				return nil
+			}
 			if want := r.TOC.EntriesBLAKE3; want != "" {
 				var raw []byte
 				if b := tx.Bucket(bucketTOCs); b != nil {
@@ -242,6 +255,17 @@ func (c *Catalog) VerifyChain() (ChainReport, error) {
 			}
 			rep.Records++
 			delete(lastBody, id)
+		}
+		// No index entry without its record (every record has its own,
+		// checked above; keys are unique): the counts must agree.
+		for _, b := range []struct {
+			name string
+			b    *bolt.Bucket
+		}{{"time index", byTime}, {"start index", byStart}} {
+			if n := b.b.Stats().KeyN; n != rep.Records && len(lastBody) == 0 {
+				rep.Broken = &BrokenLink{What: b.name, Expected: fmt.Sprintf("%d entries, one per record", rep.Records), Found: fmt.Sprintf("%d entries", n)}
+				return nil
+			}
 		}
 		if len(lastBody) > 0 { // events about records that are gone: report the earliest
 			ids := make([]string, 0, len(lastBody))

@@ -19,7 +19,7 @@ import (
 func (c *Catalog) AsOf(name string, t time.Time) (*Record, error) {
 	var found *Record
 	var oldest *Record
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.view(func(tx *bolt.Tx) error {
 		prefix := append([]byte(name), 0)
 		backups := tx.Bucket(bucketBackups)
 		cur := tx.Bucket(bucketByTime).Cursor()
@@ -94,7 +94,7 @@ type Query struct {
 // List returns the records matching q, newest first.
 func (c *Catalog) List(q Query) ([]*Record, error) {
 	var out []*Record
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.view(func(tx *bolt.Tx) error {
 		backups := tx.Bucket(bucketBackups)
 		var prefix []byte
 		var cur *bolt.Cursor
@@ -157,7 +157,7 @@ func (c *Catalog) List(q Query) ([]*Record, error) {
 func (c *Catalog) firstStart(name string) (time.Time, bool, error) {
 	var t time.Time
 	var ok bool
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.view(func(tx *bolt.Tx) error {
 		prefix := append([]byte(name), 0)
 		k, _ := tx.Bucket(bucketByTime).Cursor().Seek(prefix)
 		if k != nil && bytes.HasPrefix(k, prefix) && len(k) >= len(prefix)+8 {
@@ -171,7 +171,7 @@ func (c *Catalog) firstStart(name string) (time.Time, bool, error) {
 // Names returns every backup name in the catalog, sorted.
 func (c *Catalog) Names() ([]string, error) {
 	var names []string
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.view(func(tx *bolt.Tx) error {
 		cur := tx.Bucket(bucketByTime).Cursor()
 		for k, _ := cur.First(); k != nil; {
 			i := bytes.IndexByte(k, 0)
@@ -198,7 +198,7 @@ func (c *Catalog) Resolve(id string) (*Record, error) {
 	}
 	var matches []string
 	var r *Record
-	err := c.db.View(func(tx *bolt.Tx) error {
+	err := c.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketBackups)
 		if v := b.Get([]byte(id)); v != nil {
 			var err error

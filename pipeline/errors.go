@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // ErrUsage marks errors in what the user asked for (a bad name, a
@@ -31,6 +32,12 @@ func (e *DirError) Unwrap() error { return e.Err }
 
 // Hint says how to pick another folder.
 func (e *DirError) Hint() string {
+	switch {
+	case errors.Is(e.Err, syscall.ENOSPC), errors.Is(e.Err, syscall.EDQUOT):
+		return "the file system is full: free space there or choose another folder with --dir; the partial archive was removed, nothing was recorded"
+	case errors.Is(e.Err, syscall.EROFS):
+		return "the file system is mounted read-only: choose another folder with --dir (or PGATTEST_DIR)"
+	}
 	return "choose a folder you can write to with --dir (or PGATTEST_DIR); pgattest creates it 0700"
 }
 

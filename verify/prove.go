@@ -406,6 +406,7 @@ func runToolEnv(ctx context.Context, path string, args, env []string, onLine fun
 	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive a killed pgattest
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err

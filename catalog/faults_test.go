@@ -1,0 +1,103 @@
+package catalog
+
+import (
+	"bytes"
+	"errors"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// damagedCatalog writes a catalog with n records and returns its bytes and
+// the IDs of its pages that hold data (branch and leaf pages).
+func damagedCatalog(t *testing.T, n int) (data []byte, used []int, pageSize, size int) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 1, 2, 0, 0, 0, time.UTC)
+	for i := range n {
+		r := rec([]string{"shop", "crm", "wiki"}[i%3], at.Add(time.Duration(i)*time.Hour), StatusVerified)
+		if _, err := c.AddWithTOC(r, []TOCEntry{{DumpID: i, Type: "TABLE", Schema: "public", Name: "t"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.view(func(tx *bolt.Tx) error {
+		size = int(tx.Size())
+		for id := 2; id < int(tx.Size())/c.db.Info().PageSize; id++ {
+			if p, err := tx.Page(id); err == nil && p != nil && (p.Type == "branch" || p.Type == "leaf") {
+				used = append(used, id)
+			}
+		}
+		return nil
+	})
+	pageSize = c.db.Info().PageSize
+	c.Close()
+	data, err = os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, used, pageSize, size
+}
+
+// TestFaultCatalogTruncated: a catalog cut short (a copy that did not
+// finish) is refused on open, read-only or not, with a clear error, and is
+// never written to. Reading its missing pages would crash the process.
+func TestFaultCatalogTruncated(t *testing.T) {
+	data, _, pageSize, used := damagedCatalog(t, 300)
+	// The file is longer than the pages in use (bbolt grows it ahead);
+	// cutting into the pages in use is damage.
+	for _, size := range []int{2 * pageSize, 3 * pageSize, used / 2, used - pageSize, used - 1} {
+		path := filepath.Join(t.TempDir(), "catalog.db")
+		os.WriteFile(path, data[:size], 0o600)
+		for _, ro := range []bool{true, false} {
+			c, err := Open(path, Options{ReadOnly: ro, Timeout: time.Second})
+			if err == nil {
+				c.Close()
+			}
+			if !errors.Is(err, ErrNotCatalog) || !bytes.Contains([]byte(err.Error()), []byte("truncated")) {
+				t.Errorf("%d of %d bytes in use, read-only %v: Open = %v, want a truncated catalog refused", size, used, ro, err)
+			}
+		}
+		if after, _ := os.ReadFile(path); !bytes.Equal(after, data[:size]) {
+			t.Errorf("%d bytes: the refused file was changed", size)
+		}
+	}
+}
+
+// TestFaultCatalogDamagedPage: random bytes over any one data page (bit
+// rot, a bad sector) make reading or verifying the catalog fail with an
+// error, never crash it.
+func TestFaultCatalogDamagedPage(t *testing.T) {
+	data, used, pageSize, _ := damagedCatalog(t, 300)
+	if len(used) < 5 {
+		t.Fatalf("only %d data pages; the test needs more records", len(used))
+	}
+	rnd := rand.New(rand.NewSource(1))
+	for _, id := range used {
+		damaged := bytes.Clone(data)
+		rnd.Read(damaged[id*pageSize : (id+1)*pageSize])
+		path := filepath.Join(t.TempDir(), "catalog.db")
+		os.WriteFile(path, damaged, 0o600)
+		c, err := Open(path, Options{ReadOnly: true, Timeout: time.Second})
+		if err == nil {
+			var rep ChainReport
+			if _, err = c.List(Query{}); err == nil {
+				rep, err = c.VerifyChain()
+			}
+			if err == nil && !rep.OK() {
+				err = ErrChainBroken
+			}
+			c.Close()
+		}
+		if err == nil {
+			t.Errorf("page %d damaged: opening, listing and verifying found nothing wrong", id)
+		}
+	}
+}

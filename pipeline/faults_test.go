@@ -1,0 +1,365 @@
+package pipeline_test
+
+// The fault suite (go tool task test:faults): every test here breaks a
+// backup on purpose — a killed pg_dump, a killed pgattest, a source that
+// goes away, a full disk — and checks that the failure is loud and harmless:
+// a clear error, no archive under its final name, no record, nothing left
+// behind after the next run, and the next run succeeds.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline"
+	"github.com/pgattest/pgattest/verify"
+)
+
+// childEnv makes the test binary a backup process that stops at a given
+// point and waits to be killed.
+const childEnv = "PGATTEST_TEST_CHILD_BACKUP"
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(childEnv); spec != "" {
+		os.Exit(childBackup(spec))
+	}
+	os.Exit(m.Run())
+}
+
+// childSpec is what the child backs up, where, and where it stops: "dump"
+// (the archive is half written) or "prove" (pg_restore is loading data
+// into the throwaway cluster).
+type childSpec struct{ DB, Name, Dir, Catalog, HoldAt string }
+
+func childBackup(spec string) int {
+	var cs childSpec
+	if err := json.Unmarshal([]byte(spec), &cs); err != nil {
+		fmt.Println("bad spec:", err)
+		return 2
+	}
+	o := pipeline.Options{DB: cs.DB, Name: cs.Name, Dir: cs.Dir, CatalogPath: cs.Catalog, Compress: 1}
+	o.OnEvent = func(ev pipeline.Event) {
+		hold := false
+		switch cs.HoldAt {
+		case "dump":
+			hold = ev.Stage == "dump" && ev.Kind == pipeline.Progress && ev.Bytes > 0
+		case "prove":
+			hold = ev.Stage == "prove" && ev.Kind == pipeline.Log && strings.Contains(ev.Text, "processing data for table")
+		}
+		if hold {
+			fmt.Println("HOLDING")
+			select {} // until the parent kills us
+		}
+	}
+	_, err := pipeline.Backup(context.Background(), o)
+	fmt.Println("finished:", err)
+	return 1
+}
+
+func TestFaultKilledMidDump(t *testing.T)  { killedMidRun(t, "dump") }
+func TestFaultKilledMidProof(t *testing.T) { killedMidRun(t, "prove") }
+
+// killedMidRun runs a backup in a child process, SIGKILLs it at holdAt,
+// and checks what it leaves: no final archive, no record, its pg_dump or
+// pg_restore and its throwaway server dead; then the next backup in the
+// same folder succeeds and sweeps the staging folder and the dead run's
+// cluster folder (with its socket folder inside).
+func killedMidRun(t *testing.T, holdAt string) {
+	src := shopCluster(t)
+	o := backupOptions(t, src.ConnString("shop"))
+	o.Name = "shop"
+	spec, err := json.Marshal(childSpec{DB: o.DB, Name: o.Name, Dir: o.Dir, Catalog: o.CatalogPath, HoldAt: holdAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+	}()
+	select {
+	case l := <-line:
+		if l != "HOLDING" {
+			cmd.Process.Kill()
+			t.Fatalf("child said %q", l)
+		}
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("child never reached the %s", holdAt)
+	}
+	nameDir := filepath.Join(o.Dir, "shop")
+	partial, _ := filepath.Glob(filepath.Join(nameDir, ".pgattest-staging-*", "*.dump"))
+	if len(partial) != 1 {
+		t.Fatalf("expected one archive in staging, found %q", partial)
+	}
+	tool := map[string]string{"dump": "pg_dump", "prove": "pg_restore"}[holdAt]
+	toolPID := childProcess(cmd.Process.Pid, tool)
+	if toolPID == 0 {
+		t.Errorf("could not find the child's %s process", tool)
+	}
+	clusters := clusterFolders(cmd.Process.Pid)
+	if holdAt == "prove" && len(clusters) != 1 {
+		t.Fatalf("expected the child's throwaway cluster mid-proof, found %q", clusters)
+	}
+	var postmasters []int
+	for _, dir := range clusters {
+		if pid := postmasterPID(dir); pid > 0 {
+			postmasters = append(postmasters, pid)
+		}
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	// Its children die with it (the parent-death signal), not hours later.
+	for _, pid := range append([]int{toolPID}, postmasters...) {
+		if pid > 0 && !waitGone(pid, 20*time.Second) {
+			t.Errorf("process %d outlived its killed parent", pid)
+		}
+	}
+	finals, _ := filepath.Glob(filepath.Join(nameDir, "shop-*"))
+	if len(finals) > 0 {
+		t.Fatalf("killed run left final files: %q", finals)
+	}
+	assertNoRecords(t, o.CatalogPath)
+
+	// The next backup in that folder succeeds and removes the leftovers.
+	res, err := pipeline.Backup(context.Background(), o)
+	if err != nil {
+		t.Fatalf("next backup: %v", err)
+	}
+	if res.Record.Status != catalog.StatusVerified {
+		t.Fatalf("next backup status %s", res.Record.Status)
+	}
+	entries, _ := os.ReadDir(nameDir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+		if strings.HasPrefix(e.Name(), ".pgattest-staging-") {
+			t.Errorf("leftover staging folder %s survived the next run", e.Name())
+		}
+	}
+	if len(names) != 2 {
+		t.Errorf("folder holds %q, want one archive and its manifest", names)
+	}
+	for _, dir := range clusters {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the killed run's cluster folder %s survived the next run (%v)", dir, err)
+		}
+	}
+}
+
+func TestFaultPgDumpKilled(t *testing.T) {
+	src := shopCluster(t)
+	o := backupOptions(t, src.ConnString("shop"))
+	o.Name = "shop"
+	killed := 0
+	o.OnEvent = func(ev pipeline.Event) {
+		if ev.Stage == "dump" && ev.Kind == pipeline.Progress && ev.Bytes > 0 && killed == 0 {
+			// We hold the reading end: pg_dump cannot finish meanwhile.
+			killed = childProcess(os.Getpid(), "pg_dump")
+			if killed > 0 {
+				syscall.Kill(killed, syscall.SIGKILL)
+			}
+		}
+	}
+	_, err := pipeline.Backup(context.Background(), o)
+	t.Logf("error: %v", err)
+	if killed == 0 {
+		t.Fatal("never found pg_dump to kill")
+	}
+	var de *pipeline.DumpError
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "pg_dump was killed") {
+		t.Fatalf("error %v (%T), want a DumpError saying pg_dump was killed", err, err)
+	}
+	assertEmptyFolder(t, filepath.Join(o.Dir, "shop"))
+	assertNoRecords(t, o.CatalogPath)
+}
+
+func TestFaultSourceStoppedMidDump(t *testing.T) {
+	src := shopCluster(t)
+	o := backupOptions(t, src.ConnString("shop"))
+	o.Name = "shop"
+	stopped := false
+	o.OnEvent = func(ev pipeline.Event) {
+		if ev.Stage == "dump" && ev.Kind == pipeline.Progress && ev.Bytes > 0 && !stopped {
+			stopped = true
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := src.Stop(ctx); err != nil {
+				t.Errorf("stop source: %v", err)
+			}
+		}
+	}
+	_, err := pipeline.Backup(context.Background(), o)
+	t.Logf("error: %v", err)
+	if !stopped {
+		t.Fatal("the dump never started")
+	}
+	var de *pipeline.DumpError
+	if !errors.As(err, &de) {
+		t.Fatalf("error %v (%T), want a DumpError", err, err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "terminating connection due to administrator command") && !strings.Contains(msg, "server closed the connection") {
+		t.Errorf("error does not quote why pg_dump stopped: %s", msg)
+	}
+	assertEmptyFolder(t, filepath.Join(o.Dir, "shop"))
+	assertNoRecords(t, o.CatalogPath)
+}
+
+func TestFaultDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: mounting a small tmpfs needs root")
+	}
+	src := shopCluster(t)
+	o := backupOptions(t, src.ConnString("shop"))
+	o.Name = "shop"
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// 512 KiB: the shop archive is about 1.6 MiB.
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", o.Dir).CombinedOutput(); err != nil {
+		t.Skipf("skipping: cannot mount a tmpfs here: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", o.Dir).Run() })
+
+	_, err := pipeline.Backup(context.Background(), o)
+	t.Logf("error: %v", err)
+	var de *pipeline.DirError
+	if !errors.As(err, &de) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("error %v (%T), want a DirError for a full disk", err, err)
+	}
+	if !strings.Contains(err.Error(), "no space left on device") || !strings.Contains(de.Hint(), "full") {
+		t.Errorf("error %q, hint %q: want them to say the disk is full", err, de.Hint())
+	}
+	assertEmptyFolder(t, filepath.Join(o.Dir, "shop"))
+	assertNoRecords(t, o.CatalogPath)
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(o.Dir, &st); err == nil && st.Bfree != st.Blocks {
+		t.Errorf("the full disk still holds %d KiB after the failed run", (st.Blocks-st.Bfree)*uint64(st.Bsize)/1024)
+	}
+
+	// Once there is room, the same command works.
+	exec.Command("mount", "-o", "remount,size=64m", o.Dir).Run()
+	res, err := pipeline.Backup(context.Background(), o)
+	if err != nil || res.Record.Status != catalog.StatusVerified {
+		t.Fatalf("backup after making room: %v", err)
+	}
+	if res.Record.Proofs[0].Mode != string(verify.ModeRestore) || res.Record.Proofs[0].Rows == 0 {
+		t.Errorf("proof %+v", res.Record.Proofs[0])
+	}
+}
+
+// assertEmptyFolder checks that a failed run left nothing in dir (no
+// archive, no staging folder); a missing dir is fine.
+func assertEmptyFolder(t *testing.T, dir string) {
+	t.Helper()
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		t.Errorf("left behind in %s: %s", dir, e.Name())
+	}
+}
+
+// assertNoRecords checks that the catalog, if there is one, holds no record.
+func assertNoRecords(t *testing.T, path string) {
+	t.Helper()
+	c, err := catalog.Open(path, catalog.Options{ReadOnly: true})
+	if errors.Is(err, catalog.ErrNoCatalog) {
+		return
+	}
+	if err != nil {
+		t.Fatalf("open catalog: %v", err)
+	}
+	defer c.Close()
+	recs, _ := c.List(catalog.Query{})
+	if len(recs) > 0 {
+		t.Errorf("the failed run left %d records", len(recs))
+	}
+}
+
+// childProcess finds a process named comm whose parent is pid.
+func childProcess(pid int, comm string) int {
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || !strings.HasSuffix(s[:i+1], " ("+comm+")") {
+			continue
+		}
+		var state string
+		var ppid, self int
+		fmt.Sscanf(s[i+2:], "%s %d", &state, &ppid)
+		fmt.Sscanf(s, "%d", &self)
+		if ppid == pid {
+			return self
+		}
+	}
+	return 0
+}
+
+// clusterFolders lists the throwaway cluster folders in the temp folder
+// that process pid owns (its pid is in their lock file).
+func clusterFolders(pid int) []string {
+	locks, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgattest-pg-*", ".owner.lock"))
+	var out []string
+	for _, l := range locks {
+		b, err := os.ReadFile(l)
+		if err == nil && strings.TrimSpace(string(b)) == fmt.Sprint(pid) {
+			out = append(out, filepath.Dir(l))
+		}
+	}
+	return out
+}
+
+func postmasterPID(clusterDir string) int {
+	b, err := os.ReadFile(filepath.Join(clusterDir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	var pid int
+	fmt.Sscanf(string(b), "%d", &pid)
+	return pid
+}
+
+// waitGone waits for pid to exit (a zombie counts as gone).
+func waitGone(pid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return true
+		}
+		if s := string(b); strings.Contains(s[strings.LastIndexByte(s, ')'):], ") Z") {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
