@@ -17,6 +17,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+	"golang.org/x/sys/unix"
 )
 
 // Bucket names.
@@ -91,6 +92,9 @@ func Open(path string, o Options) (*Catalog, error) {
 			strings.Contains(err.Error(), "invalid"):
 			return nil, &Error{Path: path, Err: ErrNotCatalog, Detail: err.Error()}
 		}
+		if !o.ReadOnly && (errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)) {
+			return nil, &Error{Path: path, Err: ErrReadOnly, Detail: err.Error()}
+		}
 		return nil, &Error{Path: path, Err: err}
 	}
 	c := &Catalog{db: db, path: path}
@@ -141,6 +145,25 @@ func (c *Catalog) checkSchema() error {
 		}
 		return nil
 	})
+}
+
+// CheckWritable reports, changing nothing, whether a catalog could be
+// written at path: the file when it exists, else the nearest folder that
+// does (where it would be made). Commands that record call it before long
+// work, so a read-only catalog does not waste a dump.
+func CheckWritable(path string) error {
+	p := path
+	if _, err := os.Stat(p); err != nil {
+		for p = filepath.Dir(p); p != filepath.Dir(p); p = filepath.Dir(p) {
+			if _, err := os.Stat(p); err == nil {
+				break
+			}
+		}
+	}
+	if err := unix.Access(p, unix.W_OK); err != nil {
+		return &Error{Path: path, Err: ErrReadOnly, Detail: fmt.Sprintf("%s: %v", p, err)}
+	}
+	return nil
 }
 
 // openBolt is bolt.Open with a damaged file (a free-page list that does not

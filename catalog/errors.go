@@ -14,6 +14,9 @@ var (
 	ErrNotCatalog = errors.New("not a pgattest catalog")
 	// ErrNoCatalog: a read-only open of a file that does not exist.
 	ErrNoCatalog = errors.New("no catalog")
+	// ErrReadOnly: the catalog (or the folder it would be made in) cannot
+	// be written: a read-only mount, missing permissions.
+	ErrReadOnly = errors.New("catalog cannot be written")
 	// ErrNewerSchema: made by a newer pgattest.
 	ErrNewerSchema = errors.New("catalog made by a newer pgattest")
 	// ErrNotFound: no record with that ID, or no record matches a query.
@@ -57,6 +60,8 @@ func (e *Error) Hint() string {
 		return "wait for the other run to finish, or point this one at another file with --catalog"
 	case errors.Is(e.Err, ErrNotCatalog):
 		return "the file was left untouched; restore it from a copy, or use another file with --catalog"
+	case errors.Is(e.Err, ErrReadOnly):
+		return "list, show, audit and restore only read the catalog; to record, make the file writable or point --catalog (PGATTEST_CATALOG) at a writable copy"
 	case errors.Is(e.Err, ErrNoCatalog):
 		return "no backup has been recorded there yet; run 'pgattest backup', or pass --catalog PATH"
 	case errors.Is(e.Err, ErrNewerSchema):

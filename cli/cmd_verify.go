@@ -60,6 +60,10 @@ Exit codes: 0 all passed; 1 a proof could not run; 3 an archive failed.`,
 			if err != nil {
 				return err
 			}
+			if err := catalog.CheckWritable(e.catalogPath); err != nil {
+				cat.Close()
+				return err // the proofs are recorded: say so before running them
+			}
 			var recs []*catalog.Record
 			if len(ids) > 0 {
 				for _, id := range ids {

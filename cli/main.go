@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
@@ -49,7 +50,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := app.RunContext(ctx, normalizeArgs(app, args))
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, errProofFailed) {
-			err = withHint(fmt.Errorf("interrupted: %w", err), "nothing was recorded for the interrupted run; run the command again")
+			// An error that already tells what the interruption left (a
+			// restore) keeps its words; others say nothing was recorded.
+			hint := hintOf(err)
+			if hint == "" {
+				hint = "nothing was recorded for the interrupted run; run the command again"
+			}
+			if !strings.Contains(err.Error(), "interrupted") {
+				err = fmt.Errorf("interrupted: %w", err)
+			}
+			err = withHint(err, hint)
 		}
 		printError(e.stderr, err)
 	}

@@ -51,11 +51,7 @@ func TestRestoreAsOfEndToEnd(t *testing.T) {
 	src := shop(t)
 	w := newWorkdir(t)
 	before := query1(t, src, "shop", stateSQL)
-	code, out, errOut := w.backup(t, "--json", "--db", src.ConnString("shop"), "--name", "shop")
-	if code != 0 {
-		t.Fatalf("first backup: exit %d\n%s", code, errOut)
-	}
-	first := decodeRecord(t, out)
+	first := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop")
 	time.Sleep(1100 * time.Millisecond) // start times are kept to the second
 	exec1(t, src, "shop",
 		`DELETE FROM shop.order_items WHERE order_id % 10 = 0`,
@@ -169,11 +165,7 @@ func TestRestoreAsOfEndToEnd(t *testing.T) {
 func TestTamperingIsDetected(t *testing.T) {
 	src := shop(t)
 	w := newWorkdir(t)
-	code, out, errOut := w.backup(t, "--json", "--db", src.ConnString("shop"), "--name", "shop")
-	if code != 0 {
-		t.Fatalf("backup: exit %d\n%s", code, errOut)
-	}
-	rec := decodeRecord(t, out)
+	rec := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop")
 	if code, out, _ := run(t, "--catalog", w.catalog, "catalog", "verify", "--archives"); code != 0 || !strings.Contains(out, "intact") {
 		t.Fatalf("fresh catalog does not verify: exit %d\n%s", code, out)
 	}
@@ -183,14 +175,14 @@ func TestTamperingIsDetected(t *testing.T) {
 	os.WriteFile(rec.Archive.Path, data, 0o600)
 
 	exec1(t, src, "postgres", `CREATE DATABASE target`)
-	code, _, errOut = run(t, "--catalog", w.catalog, "restore", "--id", rec.ID, "--target", src.URL("target", "", ""))
+	code, _, errOut := run(t, "--catalog", w.catalog, "restore", "--id", rec.ID, "--target", src.URL("target", "", ""))
 	if code != exitProofFailed || !strings.Contains(errOut, "digest does not match") {
 		t.Errorf("restore of a tampered archive: exit %d\n%s", code, errOut)
 	}
 	if n := query1(t, src, "target", `SELECT count(*)::text FROM pg_namespace WHERE nspname = 'shop'`); n != "0" {
 		t.Error("restore wrote to the target before refusing")
 	}
-	code, out, _ = run(t, "--catalog", w.catalog, "verify", "--hash-only", rec.ID)
+	code, out, _ := run(t, "--catalog", w.catalog, "verify", "--hash-only", rec.ID)
 	if code != exitProofFailed || !strings.Contains(out, "failed") {
 		t.Errorf("verify of a tampered archive: exit %d\n%s", code, out)
 	}

@@ -13,11 +13,7 @@ func TestTOC(t *testing.T) {
 	exec1(t, src, "postgres", "CREATE DATABASE tiny")
 	exec1(t, src, "tiny", "CREATE TABLE notes (id int PRIMARY KEY, body text)", "INSERT INTO notes VALUES (1, 'x')")
 	w := newWorkdir(t)
-	code, out, errOut := w.backup(t, "--json", "--db", src.ConnString("shop"), "--name", "shop")
-	if code != 0 {
-		t.Fatalf("backup exit %d\n%s", code, errOut)
-	}
-	rec := decodeRecord(t, out)
+	rec := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop")
 
 	tocJSON := func(t *testing.T, args ...string) (int, tocResult, string) {
 		t.Helper()

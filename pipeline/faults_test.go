@@ -22,6 +22,7 @@ import (
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline"
+	"github.com/pgattest/pgattest/testenv"
 	"github.com/pgattest/pgattest/verify"
 )
 
@@ -113,7 +114,7 @@ func killedMidRun(t *testing.T, holdAt string) {
 		t.Fatalf("expected one archive in staging, found %q", partial)
 	}
 	tool := map[string]string{"dump": "pg_dump", "prove": "pg_restore"}[holdAt]
-	toolPID := childProcess(cmd.Process.Pid, tool)
+	toolPID := testenv.ChildProcess(cmd.Process.Pid, tool)
 	if toolPID == 0 {
 		t.Errorf("could not find the child's %s process", tool)
 	}
@@ -134,7 +135,7 @@ func killedMidRun(t *testing.T, holdAt string) {
 	cmd.Wait()
 	// Its children die with it (the parent-death signal), not hours later.
 	for _, pid := range append([]int{toolPID}, postmasters...) {
-		if pid > 0 && !waitGone(pid, 20*time.Second) {
+		if pid > 0 && !testenv.WaitGone(pid, 20*time.Second) {
 			t.Errorf("process %d outlived its killed parent", pid)
 		}
 	}
@@ -178,7 +179,7 @@ func TestFaultPgDumpKilled(t *testing.T) {
 	o.OnEvent = func(ev pipeline.Event) {
 		if ev.Stage == "dump" && ev.Kind == pipeline.Progress && ev.Bytes > 0 && killed == 0 {
 			// We hold the reading end: pg_dump cannot finish meanwhile.
-			killed = childProcess(os.Getpid(), "pg_dump")
+			killed = testenv.ChildProcess(os.Getpid(), "pg_dump")
 			if killed > 0 {
 				syscall.Kill(killed, syscall.SIGKILL)
 			}
@@ -299,31 +300,6 @@ func assertNoRecords(t *testing.T, path string) {
 	}
 }
 
-// childProcess finds a process named comm whose parent is pid.
-func childProcess(pid int, comm string) int {
-	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 || !strings.HasSuffix(s[:i+1], " ("+comm+")") {
-			continue
-		}
-		var state string
-		var ppid, self int
-		fmt.Sscanf(s[i+2:], "%s %d", &state, &ppid)
-		fmt.Sscanf(s, "%d", &self)
-		if ppid == pid {
-			return self
-		}
-	}
-	return 0
-}
-
 // clusterFolders lists the throwaway cluster folders in the temp folder
 // that process pid owns (its pid is in their lock file).
 func clusterFolders(pid int) []string {
@@ -346,20 +322,4 @@ func postmasterPID(clusterDir string) int {
 	var pid int
 	fmt.Sscanf(string(b), "%d", &pid)
 	return pid
-}
-
-// waitGone waits for pid to exit (a zombie counts as gone).
-func waitGone(pid int, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return true
-		}
-		if s := string(b); strings.Contains(s[strings.LastIndexByte(s, ')'):], ") Z") {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
 }

@@ -14,16 +14,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/testenv"
 	"github.com/pgattest/pgattest/verify"
+	"golang.org/x/sys/unix"
 )
 
 // Options configure one backup.
@@ -246,6 +247,9 @@ func checkCatalog(path string) error {
 	if path == "" {
 		return nil
 	}
+	if err := catalog.CheckWritable(path); err != nil {
+		return err
+	}
 	if _, err := os.Stat(path); os.IsNotExist(err) {
 		return nil
 	}
@@ -406,23 +410,36 @@ func (r *run) record(ctx context.Context) (catalog.Event, error) {
 	if r.format == verify.FormatDirectory {
 		ext = ".dir"
 	}
-	base := r.base
-	for i := 2; exists(filepath.Join(r.outDir, base+ext)) || exists(filepath.Join(r.outDir, base+".manifest.json")); i++ {
-		base = fmt.Sprintf("%s-%d", r.base, i)
-	}
-	finalArchive, err := filepath.Abs(filepath.Join(r.outDir, base+ext))
+	outDir, err := filepath.Abs(r.outDir)
 	if err != nil {
 		return catalog.Event{}, err
 	}
-	finalManifest := strings.TrimSuffix(finalArchive, ext) + ".manifest.json"
-	rec.Archive.Path, rec.Archive.Manifest = finalArchive, finalManifest
-
+	// The archive's final name is claimed by the rename itself, which never
+	// replaces: another backup of the same name in the same second (a
+	// second cron job, a retry) takes NAME-STAMP-2, and so on.
 	manifest := filepath.Join(r.staging.Dir, "manifest.json")
-	if err := WriteManifest(manifest, rec); err != nil {
-		return catalog.Event{}, err
-	}
-	if err := os.Rename(r.archive, finalArchive); err != nil {
-		return catalog.Event{}, fmt.Errorf("move archive into place: %w", err)
+	var finalArchive, finalManifest string
+	for i := 1; ; i++ {
+		base := r.base
+		if i > 1 {
+			base = fmt.Sprintf("%s-%d", r.base, i)
+		}
+		finalArchive = filepath.Join(outDir, base+ext)
+		finalManifest = filepath.Join(outDir, base+".manifest.json")
+		if exists(finalManifest) {
+			continue
+		}
+		rec.Archive.Path, rec.Archive.Manifest = finalArchive, finalManifest
+		if err := WriteManifest(manifest, rec); err != nil {
+			return catalog.Event{}, err
+		}
+		err := renameNoReplace(r.archive, finalArchive)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) || i > 1000 {
+			return catalog.Event{}, fmt.Errorf("move archive into place: %w", err)
+		}
 	}
 	r.archive = finalArchive
 	if err := os.Rename(manifest, finalManifest); err != nil {
@@ -469,6 +486,23 @@ func WriteManifest(path string, rec *catalog.Record) error {
 		return fmt.Errorf("write manifest: %w", err)
 	}
 	return f.Close()
+}
+
+// renameNoReplace moves src to dst, failing with fs.ErrExist when dst
+// exists. Where the file system cannot rename without replacing, it checks
+// first (a narrow race, only there).
+func renameNoReplace(src, dst string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		if _, serr := os.Lstat(dst); serr == nil {
+			return &os.LinkError{Op: "rename", Old: src, New: dst, Err: fs.ErrExist}
+		}
+		return os.Rename(src, dst)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: src, New: dst, Err: err}
+	}
+	return nil
 }
 
 func exists(p string) bool {

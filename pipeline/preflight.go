@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -133,6 +134,7 @@ func Connect(ctx context.Context, connString string, allowPooled bool, red *Reda
 		return nil, connectError(src, err, red)
 	}
 	defer conn.Close(context.Background())
+	src.Host, src.Port = connectedTo(cfg, conn)
 	var version string
 	var num int
 	err = conn.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('server_version_num')::int,
@@ -154,6 +156,49 @@ func Connect(ctx context.Context, connString string, allowPooled bool, red *Reda
 		}
 	}
 	return src, nil
+}
+
+// connectedTo returns the host and port conn reached: with several hosts
+// in the connection string (host=a,b), the one that answered, found by the
+// connection's remote address; otherwise the first.
+func connectedTo(cfg *pgx.ConnConfig, conn *pgx.Conn) (string, int) {
+	type hp struct {
+		host string
+		port uint16
+	}
+	cands := []hp{{cfg.Host, cfg.Port}}
+	for _, f := range cfg.Fallbacks {
+		cands = append(cands, hp{f.Host, f.Port})
+	}
+	addr, ok := conn.PgConn().Conn().RemoteAddr().(*net.TCPAddr)
+	if len(cands) == 1 || !ok {
+		for _, c := range cands { // a socket: the first socket folder
+			if !ok && strings.HasPrefix(c.host, "/") {
+				return c.host, int(c.port)
+			}
+		}
+		return cfg.Host, int(cfg.Port)
+	}
+	var samePort []hp
+	for _, c := range cands {
+		if int(c.port) == addr.Port && !strings.HasPrefix(c.host, "/") {
+			samePort = append(samePort, c)
+		}
+	}
+	for _, c := range samePort {
+		if ip := net.ParseIP(c.host); ip != nil && ip.Equal(addr.IP) {
+			return c.host, int(c.port)
+		}
+	}
+	for _, c := range samePort {
+		if ips, err := net.LookupIP(c.host); err == nil && slices.ContainsFunc(ips, addr.IP.Equal) {
+			return c.host, int(c.port)
+		}
+	}
+	if len(samePort) > 0 {
+		return samePort[0].host, int(samePort[0].port)
+	}
+	return cfg.Host, int(cfg.Port)
 }
 
 // detectPooling tells whether conn goes through a pooler that hands server
@@ -226,6 +271,8 @@ func connectError(src *Source, err error, red *Redactor) error {
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		ce.Err = errors.New("timed out")
 		ce.hint = "check the host and port, and that the server accepts connections from this machine (firewall, allowlist)"
+	case strings.Contains(msg, "server refused TLS"), strings.Contains(msg, "server does not support SSL"):
+		ce.hint = "the server does not offer SSL (TLS): for a local server use sslmode=prefer or disable, or turn ssl on in its postgresql.conf; a cloud provider's direct endpoint always offers it"
 	case strings.Contains(msg, "no such host"), strings.Contains(msg, "connection refused"),
 		strings.Contains(msg, "no such file or directory"), strings.Contains(msg, "network is unreachable"):
 		ce.hint = "check the host and port, and that the server is running and reachable from this machine"

@@ -48,7 +48,7 @@ func Reprove(ctx context.Context, rec *catalog.Record, o ReproveOptions) (*catal
 			return nil, err
 		}
 		vo.ClusterOptions = testenv.Options{Toolchain: tc}
-		scratch, err := testenv.NewScratch(os.TempDir(), "pgattest-verify-")
+		scratch, err := testenv.NewTempScratch("pgattest-verify-")
 		if err != nil {
 			return nil, err
 		}

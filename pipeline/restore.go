@@ -99,7 +99,7 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestorePlan, error) {
 		return nil, err
 	}
 	pgRestore := tools.Path("pg_restore")
-	scratch, err := testenv.NewScratch(os.TempDir(), "pgattest-restore-")
+	scratch, err := testenv.NewTempScratch("pgattest-restore-")
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +109,7 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestorePlan, error) {
 	if err != nil {
 		return nil, err
 	}
+	toc.Refine(rec.Roles) // names with spaces split right, as at backup time
 	plan := &RestorePlan{Record: rec, Target: target, Entries: toc.Entries, Total: len(toc.Entries)}
 	args := []string{"--verbose", "--exit-on-error", "--no-password", "--dbname=" + target.Conn.Sanitized()}
 	if len(o.Tables) > 0 {

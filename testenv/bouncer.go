@@ -62,7 +62,7 @@ func StartBouncer(ctx context.Context, c *Cluster, mode string) (*Bouncer, error
 	if err != nil {
 		return nil, err
 	}
-	sc, err := NewScratch(os.TempDir(), "pgattest-bouncer-")
+	sc, err := NewTempScratch("pgattest-bouncer-")
 	if err != nil {
 		return nil, err
 	}

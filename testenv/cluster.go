@@ -36,6 +36,9 @@ type Options struct {
 
 	// TCP also listens on 127.0.0.1 on a free port (PgBouncer tests need one).
 	TCP bool
+	// TLS also accepts SSL connections on TCP (implies TCP), with a fresh
+	// self-signed certificate: for sslmode=require.
+	TLS bool
 	// Password, when set, becomes the superuser's password and every
 	// connection must use scram-sha-256.
 	Password string
@@ -50,6 +53,7 @@ type Cluster struct {
 	SocketDir string    // Dir/run, mode 0700
 	Port      int       // also names the socket file: SocketDir/.s.PGSQL.<Port>
 	TCP       bool      // also listening on 127.0.0.1:Port
+	TLS       bool      // TCP connections must use SSL (hostssl)
 	Password  string    // the superuser's password, "" for trust
 	Toolchain Toolchain // binaries the server runs from
 
@@ -144,6 +148,17 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		return c, err
 	}
 	c.Port = 5432
+	if o.TLS {
+		o.TCP, c.TCP, c.TLS = true, true, true
+		if err := c.writeTLS(as); err != nil {
+			return c, fmt.Errorf("write TLS certificate: %w", err)
+		}
+		settings := map[string]string{"ssl": "on"}
+		for k, v := range o.Settings { // the caller's map stays as it was
+			settings[k] = v
+		}
+		o.Settings = settings
+	}
 	if o.TCP {
 		if c.Port, err = freePort(); err != nil {
 			return c, err
@@ -211,7 +226,11 @@ func (c *Cluster) writeHBA(scram bool) error {
 	if scram {
 		method = "scram-sha-256"
 	}
-	hba := fmt.Sprintf("local all all %s\nhost all all 127.0.0.1/32 %s\n", method, method)
+	host := "host"
+	if c.TLS {
+		host = "hostssl"
+	}
+	hba := fmt.Sprintf("local all all %s\n%s all all 127.0.0.1/32 %s\n", method, host, method)
 	if err := os.WriteFile(filepath.Join(c.DataDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
 		return fmt.Errorf("write pg_hba.conf: %w", err)
 	}

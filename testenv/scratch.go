@@ -60,6 +60,13 @@ func NewScratch(parent, prefix string) (*Scratch, error) {
 	return &Scratch{Dir: dir, lock: f}, nil
 }
 
+// NewTempScratch is NewScratch in the temp folder, after removing the
+// folders with the same prefix that killed processes left there.
+func NewTempScratch(prefix string) (*Scratch, error) {
+	SweepScratch(os.TempDir(), prefix, nil)
+	return NewScratch(os.TempDir(), prefix)
+}
+
 // Remove deletes the folder and everything in it, then drops the lock.
 func (s *Scratch) Remove() error {
 	if s == nil || s.lock == nil {

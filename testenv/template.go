@@ -59,7 +59,7 @@ func template(ctx context.Context, tc Toolchain, cacheDir string, as *runAs) (st
 	// initdb runs as the server user, who may not be able to enter our
 	// cache folder (root's home is 0700): run it in a scratch folder in the
 	// temp folder, then copy the result into the cache.
-	sc, err := NewScratch(os.TempDir(), "pgattest-initdb-")
+	sc, err := NewTempScratch("pgattest-initdb-")
 	if err != nil {
 		return "", err
 	}

@@ -62,12 +62,12 @@ func HashArchive(path, format string) (Digest, error) {
 	switch format {
 	case FormatDirectory:
 		if !fi.IsDir() {
-			return Digest{}, fmt.Errorf("archive %s: want a directory-format folder, found %s", path, describe(fi))
+			return Digest{}, &NotArchiveError{Path: path, Want: "a directory-format folder", Found: describe(fi)}
 		}
 		return hashDir(path)
 	default:
 		if !fi.Mode().IsRegular() {
-			return Digest{}, fmt.Errorf("archive %s: want a custom-format file, found %s", path, describe(fi))
+			return Digest{}, &NotArchiveError{Path: path, Want: "a custom-format file", Found: describe(fi)}
 		}
 		return hashFile(path)
 	}

@@ -43,6 +43,25 @@ func (e *MissingError) Unwrap() error     { return e.Err }
 func (e *MissingError) Is(t error) bool   { return t == ErrMissing }
 func (e *MissingError) ProofFailed() bool { return true }
 
+// NotArchiveError: the recorded archive path holds something else than the
+// file or folder pgattest wrote there: a symbolic link, a folder where a
+// file was, a device. pgattest does not follow links: it proves the archive
+// it wrote, where it wrote it.
+type NotArchiveError struct {
+	Path  string
+	Want  string // "a custom-format file"
+	Found string // "a symbolic link"
+}
+
+func (e *NotArchiveError) Error() string {
+	return fmt.Sprintf("archive %s: want %s, found %s", e.Path, e.Want, e.Found)
+}
+func (e *NotArchiveError) Is(t error) bool   { return t == ErrMissing }
+func (e *NotArchiveError) ProofFailed() bool { return true }
+func (e *NotArchiveError) Hint() string {
+	return "pgattest reads an archive only as it wrote it, at its recorded path, and follows no links: copy the archive itself back there, or restore from another backup"
+}
+
 // IncompleteError: the archive ends before all of its data (a truncated file,
 // a folder with a missing data file).
 type IncompleteError struct {
