@@ -82,7 +82,9 @@ func Open(path string, o Options) (*Catalog, error) {
 		}
 		c.Close()
 	}
-	db, err := openBolt(path, &bolt.Options{Timeout: o.Timeout, ReadOnly: o.ReadOnly})
+	// 16 KiB pages for a new file: a record is about 2 KiB of JSON, and
+	// bbolt's default of 4 KiB would hold one per page.
+	db, err := openBolt(path, &bolt.Options{Timeout: o.Timeout, ReadOnly: o.ReadOnly, PageSize: 16 << 10})
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
@@ -266,56 +268,131 @@ func (c *Catalog) Note(backupID, kind, detail string) (Event, error) {
 	return ev, err
 }
 
-func (c *Catalog) write(r *Record, kind, detail string, isNew bool, tocJSON []byte) (Event, error) {
+// AddMany stores new records, each with its "recorded" event and its TOC
+// entries (entries[i], when entries is not nil), in one transaction: all or
+// none. It is for bringing many records in at once (an import, a
+// benchmark); a backup uses AddWithTOC.
+func (c *Catalog) AddMany(recs []*Record, entries [][]TOCEntry) ([]Event, error) {
+	bodies := make([][]byte, len(recs))
+	tocs := make([][]byte, len(recs))
+	for i, r := range recs {
+		var err error
+		if entries != nil && entries[i] != nil {
+			if tocs[i], err = json.Marshal(entries[i]); err != nil {
+				return nil, err
+			}
+			r.TOC.EntriesBLAKE3 = digest(tocs[i])
+		}
+		if bodies[i], err = encodeRecord(r); err != nil {
+			return nil, err
+		}
+	}
+	evs := make([]Event, len(recs))
+	err := c.update(func(tx *bolt.Tx) error {
+		for i, r := range recs {
+			var err error
+			if evs[i], err = put(tx, r, bodies[i], KindRecorded, "", true, tocs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return evs, nil
+}
+
+func encodeRecord(r *Record) ([]byte, error) {
 	if r.ID == "" || r.Name == "" || r.StartedAt.IsZero() {
-		return Event{}, fmt.Errorf("record needs an id, a name and a start time")
+		return nil, fmt.Errorf("record needs an id, a name and a start time")
 	}
 	r.StartedAt = r.StartedAt.UTC()
 	r.FinishedAt = r.FinishedAt.UTC()
-	body, err := json.Marshal(r)
+	return json.Marshal(r)
+}
+
+func (c *Catalog) write(r *Record, kind, detail string, isNew bool, tocJSON []byte) (Event, error) {
+	body, err := encodeRecord(r)
 	if err != nil {
 		return Event{}, err
 	}
 	var ev Event
 	err = c.update(func(tx *bolt.Tx) error {
-		backups := tx.Bucket(bucketBackups)
-		id := []byte(r.ID)
-		old := backups.Get(id)
-		switch {
-		case isNew && old != nil:
-			return fmt.Errorf("record %q already exists", r.ID)
-		case !isNew && old == nil:
-			return fmt.Errorf("%w: %q", ErrNotFound, r.ID)
-		}
-		if !isNew {
-			var prev Record
-			if err := json.Unmarshal(old, &prev); err != nil {
-				return fmt.Errorf("read record %q: %w", r.ID, err)
-			}
-			if prev.Name != r.Name || !prev.StartedAt.Equal(r.StartedAt) {
-				return fmt.Errorf("record %q: name and start time cannot change", r.ID)
-			}
-		}
-		if err := backups.Put(id, body); err != nil {
-			return err
-		}
-		if isNew {
-			if err := tx.Bucket(bucketByTime).Put(timeKey(r.Name, r.StartedAt, r.ID), nil); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bucketByStart).Put(startKey(r.StartedAt, r.ID), nil); err != nil {
-				return err
-			}
-			if tocJSON != nil {
-				if err := tx.Bucket(bucketTOCs).Put(id, tocJSON); err != nil {
-					return err
-				}
-			}
-		}
-		ev, err = appendEvent(tx, kind, r.ID, digest(body), detail)
+		ev, err = put(tx, r, body, kind, detail, isNew, tocJSON)
 		return err
 	})
 	return ev, err
+}
+
+// put stores one record (new, or a change to an existing one) with its
+// index entries and TOC entries, and appends its event.
+func put(tx *bolt.Tx, r *Record, body []byte, kind, detail string, isNew bool, tocJSON []byte) (Event, error) {
+	backups := tx.Bucket(bucketBackups)
+	fill(tx)
+	id := []byte(r.ID)
+	old := backups.Get(id)
+	switch {
+	case isNew && old != nil:
+		return Event{}, fmt.Errorf("record %q already exists", r.ID)
+	case !isNew && old == nil:
+		return Event{}, fmt.Errorf("%w: %q", ErrNotFound, r.ID)
+	}
+	if !isNew {
+		var prev Record
+		if err := json.Unmarshal(old, &prev); err != nil {
+			return Event{}, fmt.Errorf("read record %q: %w", r.ID, err)
+		}
+		if prev.Name != r.Name || !prev.StartedAt.Equal(r.StartedAt) {
+			return Event{}, fmt.Errorf("record %q: name and start time cannot change", r.ID)
+		}
+	}
+	if err := backups.Put(id, body); err != nil {
+		return Event{}, err
+	}
+	if err := tx.Bucket(bucketByTime).Put(timeKey(r.Name, r.StartedAt, r.ID), summarize(headOf(r))); err != nil {
+		return Event{}, err
+	}
+	if isNew {
+		if err := tx.Bucket(bucketByStart).Put(startKey(r.StartedAt, r.ID), nil); err != nil {
+			return Event{}, err
+		}
+		if tocJSON != nil {
+			// Content-addressed: the backups of one database mostly share
+			// their entries (same schema, same OIDs), stored once.
+			if err := tx.Bucket(bucketTOCs).Put(tocKey(digest(tocJSON)), tocJSON); err != nil {
+				return Event{}, err
+			}
+		}
+	}
+	return appendEvent(tx, kind, r.ID, digest(body), detail)
+}
+
+// fill packs pages fuller than bbolt's default of half: keys mostly arrive
+// in order (IDs and event numbers grow with time), so a page that splits
+// is seldom written into again.
+func fill(tx *bolt.Tx) {
+	for _, b := range [][]byte{bucketBackups, bucketByTime, bucketByStart, bucketEvents} {
+		tx.Bucket(b).FillPercent = 0.9
+	}
+}
+
+// tocKey is where entries with the given digest are stored.
+func tocKey(digest string) []byte { return []byte("b3:" + digest) }
+
+// tocEntries returns the stored TOC entries of a backup: by their digest
+// (shared), or under the backup's ID (catalogs before entries were shared).
+func tocEntries(tx *bolt.Tx, id []byte, digest string) (raw []byte, shared bool) {
+	b := tx.Bucket(bucketTOCs)
+	if b == nil {
+		return nil, false
+	}
+	if digest != "" {
+		if raw := b.Get(tocKey(digest)); raw != nil {
+			return raw, true
+		}
+	}
+	return b.Get(id), false
 }
 
 // Get returns the record with the given ID, or an error matching ErrNotFound.
@@ -347,10 +424,7 @@ func (c *Catalog) Entries(id string) ([]TOCEntry, error) {
 		if err != nil {
 			return err
 		}
-		var raw []byte
-		if b := tx.Bucket(bucketTOCs); b != nil {
-			raw = b.Get([]byte(id))
-		}
+		raw, _ := tocEntries(tx, []byte(id), r.TOC.EntriesBLAKE3)
 		switch {
 		case r.TOC.EntriesBLAKE3 == "" && raw == nil:
 			return fmt.Errorf("%w: backup %s was recorded without them", ErrNoEntries, id)

@@ -3,6 +3,7 @@ package catalog
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -335,6 +336,24 @@ func TestVerifyChainFindsTampering(t *testing.T) {
 			t.Errorf("broken = %+v, want record %s missing from the time index", rep.Broken, rs[2].ID)
 		}
 	})
+	// Making audit read a failed backup as proven: its summary edited.
+	t.Run("index summary edited", func(t *testing.T) {
+		path, rs := setup(t)
+		tamper(t, path, func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketByTime)
+			k := timeKey(rs[1].Name, rs[1].StartedAt, rs[1].ID)
+			v := bytes.Clone(b.Get(k))
+			if len(v) < 2 {
+				t.Fatalf("no summary stored: %x", v)
+			}
+			v[1] = statusCodes[StatusFailed]
+			return b.Put(k, v)
+		})
+		rep := verify(t, path)
+		if rep.OK() || rep.Broken.BackupID != rs[1].ID || rep.Broken.What != "time index summary" {
+			t.Errorf("broken = %+v, want the summary of %s", rep.Broken, rs[1].ID)
+		}
+	})
 	// Or an index entry pointing at no record.
 	t.Run("index entry added", func(t *testing.T) {
 		path, rs := setup(t)
@@ -460,13 +479,38 @@ func TestTOCEntriesAreCoveredByTheChain(t *testing.T) {
 	if _, err := c.Entries(without.ID); !errors.Is(err, ErrNoEntries) {
 		t.Errorf("record without entries: err = %v, want ErrNoEntries", err)
 	}
+	// A second backup with the same entries shares them.
+	same := rec("app", time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC), StatusVerified)
+	if _, err := c.AddWithTOC(same, entries); err != nil {
+		t.Fatal(err)
+	}
+	c.view(func(tx *bolt.Tx) error {
+		if n := tx.Bucket(bucketTOCs).Stats().KeyN; n != 1 {
+			t.Errorf("%d stored entry lists for two backups with the same entries, want 1", n)
+		}
+		return nil
+	})
+	c.Close()
+	// Catalogs from before entries were shared kept them under the ID.
+	legacy := rec("app", time.Date(2026, 11, 4, 0, 0, 0, 0, time.UTC), StatusVerified)
+	legacyJSON, _ := json.Marshal(entries[:1])
+	legacy.TOC.EntriesBLAKE3 = digest(legacyJSON)
+	c, _ = Open(path, Options{})
+	mustAdd(t, c, legacy)
+	c.Close()
+	tamper(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketTOCs).Put([]byte(legacy.ID), legacyJSON) })
+	c, _ = Open(path, Options{ReadOnly: true})
+	if got, err := c.Entries(legacy.ID); err != nil || len(got) != 1 {
+		t.Errorf("legacy entries: %+v, %v", got, err)
+	}
 	c.Close()
 
 	// Rename a table in the stored entries behind pgattest's back.
 	tamper(t, path, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTOCs)
-		v := bytes.Replace(b.Get([]byte(with.ID)), []byte(`"orders"`), []byte(`"ordres"`), 1)
-		return b.Put([]byte(with.ID), v)
+		key := tocKey(with.TOC.EntriesBLAKE3)
+		v := bytes.Replace(b.Get(key), []byte(`"orders"`), []byte(`"ordres"`), 1)
+		return b.Put(key, v)
 	})
 	c, err = Open(path, Options{ReadOnly: true})
 	if err != nil {

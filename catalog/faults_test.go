@@ -101,3 +101,49 @@ func TestFaultCatalogDamagedPage(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditSummariesMatchRecords: what an audit reads from the time index's
+// summaries is what the records say, for every kind of record.
+func TestAuditSummariesMatchRecords(t *testing.T) {
+	c := open(t)
+	rng := rand.New(rand.NewSource(3))
+	at := time.Date(2026, 3, 1, 1, 0, 0, 0, time.UTC)
+	for i := range 200 {
+		r := rec("app", at.Add(time.Duration(i)*7*time.Hour), []string{StatusVerified, StatusFailed, StatusUnverified, StatusPruned}[rng.Intn(4)])
+		for p := range rng.Intn(4) {
+			st := ProofPassed
+			if rng.Intn(3) == 0 {
+				st = ProofFailed
+			}
+			r.Proofs = append(r.Proofs, Proof{Mode: "restore", Status: st, StartedAt: r.StartedAt.Add(time.Duration(p+1) * time.Minute), Error: "boom " + st})
+		}
+		if i%17 == 0 {
+			r.Archive.BLAKE3 = "not hex" // no summary: decoded
+		}
+		mustAdd(t, c, r)
+	}
+	from, to := at.Add(24*time.Hour), at.Add(40*24*time.Hour)
+	got, err := c.auditRecords("app", from, to, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := c.List(Query{Name: "app", Since: from, Until: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) || len(want) < 100 {
+		t.Fatalf("%d from summaries, %d records", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.ID != w.ID || !g.StartedAt.Equal(w.StartedAt) || g.Status != w.Status || g.Archive.BLAKE3 != w.Archive.BLAKE3 || len(g.Proofs) != len(w.Proofs) {
+			t.Fatalf("%d: summary %+v, record %+v", i, g, w)
+		}
+		for j := range w.Proofs {
+			gp, wp := g.Proofs[j], w.Proofs[j]
+			if gp.Status != wp.Status || !gp.StartedAt.Equal(wp.StartedAt) || (wp.Status != ProofPassed && gp.Error != wp.Error) {
+				t.Fatalf("%d proof %d: summary %+v, record %+v", i, j, gp, wp)
+			}
+		}
+	}
+}
