@@ -6,7 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -177,6 +181,38 @@ func (b *BrokenLink) Is(target error) bool { return target == ErrChainBroken }
 // ProofFailed marks a broken chain as evidence of tampering (exit code 3).
 func (b *BrokenLink) ProofFailed() bool { return true }
 
+// verifyBatch is how many events or records VerifyChain reads before it
+// hands them to the cores.
+const verifyBatch = 4096
+
+// inParallel runs fn(0) … fn(n-1) on GOMAXPROCS goroutines. A fault or
+// panic in fn (a damaged page under a value) is returned as an error.
+func inParallel(n int, fn func(i int)) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed error
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+			defer func() {
+				if r := recover(); r != nil {
+					mu.Lock()
+					failed = fmt.Errorf("%w: damaged: %v", ErrNotCatalog, r)
+					mu.Unlock()
+				}
+			}()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+	return failed
+}
+
 // VerifyChain walks every event, checking sequence numbers, prev links and
 // hashes, then checks every record against the body hash of the last event
 // that stored it, and the head in meta against the last event. It reports
@@ -186,31 +222,49 @@ func (c *Catalog) VerifyChain() (ChainReport, error) {
 	lastBody := map[string]Event{} // backup id → last event with a body hash
 	prev, expectSeq := genesis, uint64(1)
 	err := c.view(func(tx *bolt.Tx) error {
+		// Events: decoding and hashing each is independent, so batches are
+		// done on every core; the links are then checked in order.
+		type evResult struct {
+			ev     Event
+			err    error
+			hashOK bool
+		}
 		cur := tx.Bucket(bucketEvents).Cursor()
-		for k, v := cur.First(); k != nil; k, v = cur.Next() {
-			seq := binary.BigEndian.Uint64(k)
-			var ev Event
-			if err := json.Unmarshal(v, &ev); err != nil {
-				rep.Broken = &BrokenLink{Seq: seq, What: "event JSON", Expected: "a JSON event", Found: err.Error()}
-				return nil
+		k, v := cur.First()
+		for k != nil {
+			var keys, vals [][]byte
+			for ; k != nil && len(keys) < verifyBatch; k, v = cur.Next() {
+				keys, vals = append(keys, k), append(vals, v)
 			}
-			switch {
-			case ev.Seq != seq || seq != expectSeq:
-				rep.Broken = &BrokenLink{Seq: seq, What: "sequence", Expected: fmt.Sprint(expectSeq), Found: fmt.Sprint(ev.Seq)}
-			case ev.Prev != prev:
-				rep.Broken = &BrokenLink{Seq: seq, What: "prev link", Expected: prev, Found: ev.Prev}
-			case ev.computeHash() != ev.Hash:
-				rep.Broken = &BrokenLink{Seq: seq, What: "event hash", Expected: ev.computeHash(), Found: ev.Hash}
+			res := make([]evResult, len(keys))
+			if err := inParallel(len(keys), func(i int) {
+				res[i].err = json.Unmarshal(vals[i], &res[i].ev)
+				res[i].hashOK = res[i].err == nil && res[i].ev.computeHash() == res[i].ev.Hash
+			}); err != nil {
+				return err
 			}
-			if rep.Broken != nil {
-				return nil
+			for i, r := range res {
+				seq, ev := binary.BigEndian.Uint64(keys[i]), r.ev
+				switch {
+				case r.err != nil:
+					rep.Broken = &BrokenLink{Seq: seq, What: "event JSON", Expected: "a JSON event", Found: r.err.Error()}
+				case ev.Seq != seq || seq != expectSeq:
+					rep.Broken = &BrokenLink{Seq: seq, What: "sequence", Expected: fmt.Sprint(expectSeq), Found: fmt.Sprint(ev.Seq)}
+				case ev.Prev != prev:
+					rep.Broken = &BrokenLink{Seq: seq, What: "prev link", Expected: prev, Found: ev.Prev}
+				case !r.hashOK:
+					rep.Broken = &BrokenLink{Seq: seq, What: "event hash", Expected: ev.computeHash(), Found: ev.Hash}
+				}
+				if rep.Broken != nil {
+					return nil
+				}
+				rep.Events++
+				if ev.BodyHash != "" {
+					lastBody[ev.BackupID] = ev
+				}
+				prev, expectSeq = ev.Hash, seq+1
+				rep.Head, rep.HeadSeq = ev.Hash, seq
 			}
-			rep.Events++
-			if ev.BodyHash != "" {
-				lastBody[ev.BackupID] = ev
-			}
-			prev, expectSeq = ev.Hash, seq+1
-			rep.Head, rep.HeadSeq = ev.Hash, seq
 		}
 		meta := tx.Bucket(bucketMeta)
 		if head := string(meta.Get([]byte("head"))); rep.Events > 0 && head != rep.Head {
@@ -222,42 +276,62 @@ func (c *Catalog) VerifyChain() (ChainReport, error) {
 		byTime, byStart := tx.Bucket(bucketByTime), tx.Bucket(bucketByStart)
 		tocChecked := map[string]bool{} // shared entry lists already hashed
 		timeCur := byTime.Cursor()
+		// Hashing and decoding each record runs on every core, batch by
+		// batch; the lookups in the indexes stay on this goroutine.
+		type recResult struct {
+			digest  string
+			head    recordHead
+			summary []byte
+		}
 		bc := tx.Bucket(bucketBackups).Cursor()
-		for k, v := bc.First(); k != nil; k, v = bc.Next() {
-			id := string(k)
-			ev, ok := lastBody[id]
-			if !ok {
-				rep.Broken = &BrokenLink{BackupID: id, What: "record body", Expected: "an event recording it", Found: "none"}
-				return nil
+		k, v = bc.First()
+		for k != nil {
+			var keys, vals [][]byte
+			for ; k != nil && len(keys) < verifyBatch; k, v = bc.Next() {
+				keys, vals = append(keys, k), append(vals, v)
 			}
-			if got := digest(v); got != ev.BodyHash {
-				rep.Broken = &BrokenLink{Seq: ev.Seq, BackupID: id, What: "record body", Expected: ev.BodyHash, Found: got}
-				return nil
+			res := make([]recResult, len(keys))
+			if err := inParallel(len(keys), func(i int) {
+				res[i].digest = digest(vals[i])
+				_ = json.Unmarshal(vals[i], &res[i].head) // a record that is not JSON fails its body hash
+				res[i].summary = summarize(&res[i].head)
+			}); err != nil {
+				return err
 			}
-			var r recordHead
-			_ = json.Unmarshal(v, &r) // a record that is not JSON has already failed its body hash
-			// Its index entries: without them restore --as-of and list
-			// would not see it; its summary there must be its own.
-			tk := timeKey(r.Name, r.StartedAt, id)
-			k2, sv := timeCur.Seek(tk)
-			if !bytes.Equal(k2, tk) || byStart.Get(startKey(r.StartedAt, id)) == nil {
-				rep.Broken = &BrokenLink{Seq: ev.Seq, BackupID: id, What: "time index", Expected: "an index entry for the record", Found: "none"}
-				return nil
-			}
-			if len(sv) > 0 && !bytes.Equal(sv, summarize(&r)) {
-				rep.Broken = &BrokenLink{Seq: ev.Seq, BackupID: id, What: "time index summary", Expected: hex.EncodeToString(summarize(&r)), Found: hex.EncodeToString(sv)}
-				return nil
-			}
-			if want := r.TOC.EntriesBLAKE3; want != "" && !tocChecked[want] {
-				raw, shared := tocEntries(tx, k, want)
-				if got := digestOrNone(raw); got != want {
-					rep.Broken = &BrokenLink{Seq: ev.Seq, BackupID: id, What: "toc entries", Expected: want, Found: got}
+			for i, rr := range res {
+				id, r := string(keys[i]), &rr.head
+				ev, ok := lastBody[id]
+				if !ok {
+					rep.Broken = &BrokenLink{BackupID: id, What: "record body", Expected: "an event recording it", Found: "none"}
 					return nil
 				}
-				tocChecked[want] = shared
+				if rr.digest != ev.BodyHash {
+					rep.Broken = &BrokenLink{Seq: ev.Seq, BackupID: id, What: "record body", Expected: ev.BodyHash, Found: rr.digest}
+					return nil
+				}
+				// Its index entries: without them restore --as-of and list
+				// would not see it; its summary there must be its own.
+				tk := timeKey(r.Name, r.StartedAt, id)
+				k2, sv := timeCur.Seek(tk)
+				if !bytes.Equal(k2, tk) || byStart.Get(startKey(r.StartedAt, id)) == nil {
+					rep.Broken = &BrokenLink{Seq: ev.Seq, BackupID: id, What: "time index", Expected: "an index entry for the record", Found: "none"}
+					return nil
+				}
+				if len(sv) > 0 && !bytes.Equal(sv, rr.summary) {
+					rep.Broken = &BrokenLink{Seq: ev.Seq, BackupID: id, What: "time index summary", Expected: hex.EncodeToString(rr.summary), Found: hex.EncodeToString(sv)}
+					return nil
+				}
+				if want := r.TOC.EntriesBLAKE3; want != "" && !tocChecked[want] {
+					raw, shared := tocEntries(tx, keys[i], want)
+					if got := digestOrNone(raw); got != want {
+						rep.Broken = &BrokenLink{Seq: ev.Seq, BackupID: id, What: "toc entries", Expected: want, Found: got}
+						return nil
+					}
+					tocChecked[want] = shared
+				}
+				rep.Records++
+				delete(lastBody, id)
 			}
-			rep.Records++
-			delete(lastBody, id)
 		}
 		// No index entry without its record (every record has its own,
 		// checked above; keys are unique): the counts must agree.

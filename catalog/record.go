@@ -106,7 +106,8 @@ type Proof struct {
 	ServerVersion string       `json:"server_version,omitempty"`
 	RestoreTool   string       `json:"pg_restore_version,omitempty"`
 	FailedEntry   string       `json:"failed_entry,omitempty"`
-	Skipped       []string     `json:"skipped,omitempty"` // what the proof knowingly left out
+	Skipped       []string     `json:"skipped,omitempty"`  // what the proof knowingly left out
+	Streamed      bool         `json:"streamed,omitempty"` // restored from the dump's stream while it was written
 }
 
 // Proof statuses.

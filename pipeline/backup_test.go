@@ -90,6 +90,9 @@ func TestBackupSampleVerified(t *testing.T) {
 	if rec.Status != catalog.StatusVerified {
 		t.Fatalf("status = %s, want verified; proofs %+v", rec.Status, rec.Proofs)
 	}
+	if !rec.Proofs[0].Streamed {
+		t.Error("the proof did not restore from the dump's stream")
+	}
 	// The digest recomputed from the file equals the record.
 	d, err := verify.HashArchive(rec.Archive.Path, rec.Archive.Format)
 	if err != nil {
@@ -238,6 +241,10 @@ func TestBackupThatDoesNotRestore(t *testing.T) {
 		`CREATE FUNCTION is_allowed(c text) RETURNS boolean LANGUAGE sql AS 'SELECT EXISTS (SELECT 1 FROM allowed WHERE code = c)'`,
 		`CREATE TABLE items (id int PRIMARY KEY, code text CHECK (is_allowed(code)))`,
 		`INSERT INTO items SELECT g, CASE WHEN g % 2 = 0 THEN 'a' ELSE 'b' END FROM generate_series(1, 100) g`,
+		// Dumped after items: megabytes that pg_dump still writes after
+		// pg_restore, streaming, has stopped at items.
+		`CREATE TABLE zz_bulk (id int, note text)`,
+		`INSERT INTO zz_bulk SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 150000) g`,
 	} {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			t.Fatal(err)
@@ -261,9 +268,13 @@ func TestBackupThatDoesNotRestore(t *testing.T) {
 	if !strings.Contains(p.FailedEntry, "items") || !strings.Contains(p.Error, "allowed") {
 		t.Errorf("proof does not name the entry and Postgres' message: entry %q, error %q", p.FailedEntry, p.Error)
 	}
-	// The archive is kept (it is evidence), and the catalog says failed.
-	if _, err := os.Stat(res.Record.Archive.Path); err != nil {
-		t.Error(err)
+	// The archive is kept whole (it is evidence), and the catalog says failed.
+	d, err := verify.HashArchive(res.Record.Archive.Path, verify.FormatCustom)
+	if err != nil || d.BLAKE3 != res.Record.Archive.BLAKE3 || d.Size < 5<<20 {
+		t.Errorf("archive %s: %v, %d bytes, digest matches %v", res.Record.Archive.Path, err, d.Size, d.BLAKE3 == res.Record.Archive.BLAKE3)
+	}
+	if n := res.Record.TOC.Counts["TABLE DATA"]; n != 3 {
+		t.Errorf("the archive lists %d TABLE DATA entries, want 3 (allowed, items, zz_bulk)", n)
 	}
 	cat, err := catalog.Open(o.CatalogPath, catalog.Options{ReadOnly: true})
 	if err != nil {

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -71,9 +70,16 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 		return &DirError{Dir: r.o.Dir, Err: err}
 	}
 	defer f.Close()
+	// Reads from the pipe come in chunks of up to 1 MiB; each goes to the
+	// file as it is (a buffer in between measured slower).
 	h := verify.NewHasher()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	w := &progressWriter{w: io.MultiWriter(h, bw), report: r.reportDump}
+	sinks := []io.Writer{h, f}
+	if r.o.Verify == verify.ModeRestore && len(r.o.SkipExtensions) == 0 {
+		// Prove while dumping: the third branch of the tee feeds pg_restore.
+		r.stream = &proofSink{r: r, ctx: ctx}
+		sinks = append(sinks, r.stream)
+	}
+	w := &progressWriter{w: io.MultiWriter(sinks...), report: r.reportDump}
 	cmd, errs := r.dumpCommand(ctx, path, args, w)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -83,9 +89,6 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 		return &DumpError{Err: fmt.Errorf("start %s: %w", path, err)}
 	}
 	_, copyErr := io.CopyBuffer(w, stdout, make([]byte, 1<<20))
-	if copyErr == nil {
-		copyErr = bw.Flush()
-	}
 	if copyErr != nil { // the disk is full, say: stop pg_dump, keep nothing
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
@@ -220,7 +223,7 @@ type dumpErrors struct {
 }
 
 func (d *dumpErrors) observe(line string) {
-	if strings.Contains(line, "error:") || strings.Contains(line, "FATAL:") || strings.HasPrefix(line, "DETAIL:") {
+	if strings.Contains(line, "error:") || strings.Contains(line, "FATAL:") || strings.HasPrefix(line, "DETAIL:") || strings.HasPrefix(line, "pg_dump: detail:") {
 		d.mu.Lock()
 		if len(d.lines) < 4 {
 			d.lines = append(d.lines, strings.TrimSpace(strings.TrimPrefix(line, "pg_dump: ")))

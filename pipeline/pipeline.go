@@ -10,6 +10,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -92,6 +93,7 @@ type run struct {
 	toc     *verify.TOC
 	facts   verify.SchemaFacts
 	cluster *clusterStart
+	stream  *proofSink // the proof restoring while the dump runs, if any
 	proof   *catalog.Proof
 	failure error // why the archive failed its proof (status failed)
 	infra   error // why the proof could not run (status unverified)
@@ -332,6 +334,18 @@ func (r *run) prove(ctx context.Context) error {
 	if r.failure != nil || r.o.Verify == verify.ModeNone {
 		return nil
 	}
+	if r.stream != nil && r.stream.s != nil {
+		// Restored while the dump ran: wait for the end, count the rows.
+		r.stream.finish()
+		rep, err := r.stream.s.Finish(ctx, r.toc, r.facts)
+		r.stream.s = nil
+		return r.proved(ctx, rep, err)
+	}
+	if r.stream != nil && r.stream.err != nil { // the cluster did not start, say
+		r.infra = r.stream.err
+		r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: "error", StartedAt: time.Now().UTC(), Error: r.red.String(r.stream.err.Error())}
+		return nil
+	}
 	o := verify.Options{
 		Archive: r.archive, Format: r.format, Mode: r.o.Verify, Jobs: r.o.Jobs,
 		Client: r.client, TOC: r.toc, Facts: &r.facts, Scratch: r.staging.Dir,
@@ -348,6 +362,12 @@ func (r *run) prove(ctx context.Context) error {
 		o.Cluster = c
 	}
 	rep, err := verify.Prove(ctx, o)
+	return r.proved(ctx, rep, err)
+}
+
+// proved records a proof's outcome: passed, failed (the archive is
+// wanting) or error (the proof could not run).
+func (r *run) proved(ctx context.Context, rep *verify.Report, err error) error {
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -370,7 +390,7 @@ func ProofOf(rep *verify.Report, red *Redactor) *catalog.Proof {
 		Mode: string(rep.Mode), Status: catalog.ProofPassed, StartedAt: rep.StartedAt,
 		DurationMS: rep.Duration.Milliseconds(), Rows: rep.Rows, DigestChecked: rep.DigestChecked,
 		ServerVersion: rep.ServerVersion, RestoreTool: rep.RestoreVersion, FailedEntry: rep.FailedEntry,
-		Tables: []catalog.TableCount{}, Skipped: rep.Skipped,
+		Tables: []catalog.TableCount{}, Skipped: rep.Skipped, Streamed: rep.Streamed,
 	}
 	for _, t := range rep.Tables {
 		p.Tables = append(p.Tables, catalog.TableCount{Schema: t.Schema, Name: t.Name, Rows: t.Rows})
@@ -518,12 +538,85 @@ func syncDir(dir string) {
 }
 
 func (r *run) cleanup() {
+	if r.stream != nil && r.stream.s != nil {
+		r.stream.s.Abort() // pg_restore's input closed first: the drain cannot block
+		r.stream.finish()
+	}
 	if r.cluster != nil {
 		r.cluster.stop()
 	}
 	if r.staging != nil {
 		r.staging.Remove()
 	}
+}
+
+// proofSink is the third branch of the dump's tee (hasher, file, proof):
+// at the first bytes it waits for the throwaway cluster and starts a
+// streaming restore (verify.Stream); from then on it passes every byte to
+// pg_restore. It never fails the tee: when pg_restore stops early the file
+// is still written, and Finish tells why the proof failed. It declines to
+// stream (err nil, s nil) when the proof needs the whole archive first:
+// an extension the proving server lacks must be named or left out.
+type proofSink struct {
+	r    *run
+	ctx  context.Context
+	once sync.Once
+	s    *verify.Stream
+	err  error // why the proof cannot run at all (the cluster did not start)
+
+	ch      chan []byte // chunks on their way to pg_restore
+	drained chan struct{}
+}
+
+func (p *proofSink) Write(b []byte) (int, error) {
+	p.once.Do(p.start)
+	if p.s != nil {
+		// A copy goes to the writer goroutine: pg_dump and pg_restore
+		// each run at their own pace, up to sinkBuffers chunks apart.
+		p.ch <- bytes.Clone(b)
+	}
+	return len(b), nil
+}
+
+// sinkBuffers bounds how far the dump may run ahead of the streaming
+// restore, in chunks of at most 1 MiB (the dump's copy buffer).
+const sinkBuffers = 8
+
+// drain writes the chunks to pg_restore until the channel closes; once
+// pg_restore has stopped it only empties the channel.
+func (p *proofSink) drain() {
+	defer close(p.drained)
+	for b := range p.ch {
+		p.s.Write(b) // an error means pg_restore stopped; Finish says why
+	}
+}
+
+// finish waits until every chunk has reached pg_restore.
+func (p *proofSink) finish() {
+	if p.ch != nil {
+		close(p.ch)
+		<-p.drained
+		p.ch = nil
+	}
+}
+
+func (p *proofSink) start() {
+	r := p.r
+	c, err := r.cluster.wait()
+	if err != nil {
+		p.err = err
+		return
+	}
+	if missing, err := verify.MissingExtensions(p.ctx, c, r.src.Extensions); err != nil || len(missing) > 0 {
+		return // the proof after the dump explains, or leaves them out
+	}
+	o := verify.Options{Client: r.client, Log: func(line string) { r.log("prove", line) }}
+	if p.s, err = verify.StartStream(p.ctx, o, c, r.src.Roles, r.src.Encoding); err != nil {
+		p.s, p.err = nil, err
+		return
+	}
+	p.ch, p.drained = make(chan []byte, sinkBuffers), make(chan struct{})
+	go p.drain()
 }
 
 // clusterStart starts the throwaway cluster in the background, so it is

@@ -24,7 +24,12 @@ type Source struct {
 	User          string
 	ServerVersion testenv.Version
 	InRecovery    bool // a standby
-	password      string
+	// What a proof streamed during the dump needs to know beforehand, read
+	// from the source (the archive says the same, but only once written).
+	Roles      []string // every role but the built-in pg_* ones
+	Encoding   string   // the database's encoding, "UTF8"
+	Extensions []string // installed in the database
+	password   string
 }
 
 // Display is the source for messages: postgresql://user@host:port/db, no password.
@@ -141,6 +146,13 @@ func Connect(ctx context.Context, connString string, allowPooled bool, red *Reda
 		current_database(), current_user, pg_is_in_recovery()`).Scan(&version, &num, &src.Database, &src.User, &src.InRecovery)
 	if err != nil {
 		return nil, fmt.Errorf("read server version from %s: %s", src.Display(), red.String(err.Error()))
+	}
+	err = conn.QueryRow(ctx, `SELECT pg_encoding_to_char(encoding),
+		ARRAY(SELECT rolname::text FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1),
+		ARRAY(SELECT extname::text FROM pg_extension ORDER BY 1)
+		FROM pg_database WHERE datname = current_database()`).Scan(&src.Encoding, &src.Roles, &src.Extensions)
+	if err != nil {
+		return nil, fmt.Errorf("read roles and extensions of %s: %s", src.Display(), red.String(err.Error()))
 	}
 	src.ServerVersion = testenv.Version{Major: num / 10000, Minor: num % 10000, Raw: version}
 	if num < 100000 { // 9.6.24 is 90624

@@ -33,6 +33,9 @@ type Options struct {
 	Parent string
 	// CacheDir holds the initdb templates (default $XDG_CACHE_HOME/pgattest).
 	CacheDir string
+	// Data, when set, is a data folder saved by SaveData to start from
+	// instead of a fresh initdb template.
+	Data string
 
 	// TCP also listens on 127.0.0.1 on a free port (PgBouncer tests need one).
 	TCP bool
@@ -104,7 +107,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		return nil, err
 	}
 	if o.CacheDir == "" {
-		o.CacheDir = defaultCacheDir()
+		o.CacheDir = CacheDir()
 	}
 	if o.Parent == "" {
 		o.Parent = os.TempDir()
@@ -138,7 +141,11 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := as.own(sc.Dir); err != nil {
 		return c, err
 	}
-	if err := copyTree(c.DataDir, filepath.Join(tmpl, "data"), as); err != nil {
+	from := filepath.Join(tmpl, "data")
+	if o.Data != "" {
+		from = o.Data
+	}
+	if err := copyTree(c.DataDir, from, as); err != nil {
 		return c, fmt.Errorf("copy template into %q: %w", c.DataDir, err)
 	}
 	if err := os.Mkdir(c.SocketDir, 0o700); err != nil {

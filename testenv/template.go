@@ -20,9 +20,10 @@ import (
 // Superuser is the name of the superuser of every throwaway cluster.
 const Superuser = "postgres"
 
-// defaultCacheDir is where templates live: $XDG_CACHE_HOME/pgattest or
-// ~/.cache/pgattest, falling back to the temp folder when there is no home.
-func defaultCacheDir() string {
+// CacheDir is where pgattest keeps initdb templates (and benchmarks their
+// generated databases): PGATTEST_CACHE_DIR, else $XDG_CACHE_HOME/pgattest
+// or ~/.cache/pgattest, else a folder in the temp folder.
+func CacheDir() string {
 	if d := os.Getenv("PGATTEST_CACHE_DIR"); d != "" {
 		return d
 	}

@@ -23,6 +23,31 @@ func (t *TOC) Extensions() []string {
 	return names
 }
 
+// MissingExtensions returns those of names that the cluster cannot create
+// (not in pg_available_extensions).
+func MissingExtensions(ctx context.Context, c *testenv.Cluster, names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	conn, err := pgx.Connect(ctx, c.ConnString("postgres"))
+	if err != nil {
+		return nil, fmt.Errorf("connect to throwaway cluster: %w", err)
+	}
+	defer conn.Close(context.Background())
+	rows, _ := conn.Query(ctx, `SELECT name FROM pg_available_extensions WHERE name = ANY($1)`, names)
+	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list the throwaway cluster's extensions: %w", err)
+	}
+	var missing []string
+	for _, n := range names {
+		if !slices.Contains(have, n) {
+			missing = append(missing, n)
+		}
+	}
+	return missing, nil
+}
+
 // planExtensions compares the extensions the archive creates with those
 // the proving server has. A missing one fails the proof unless o accepts it
 // (SkipExtensions); an accepted one is left out of the restore with every
@@ -33,23 +58,12 @@ func planExtensions(ctx context.Context, o Options, c *testenv.Cluster, rep *Rep
 	if len(wanted) == 0 {
 		return nil, nil
 	}
-	conn, err := pgx.Connect(ctx, c.ConnString("postgres"))
+	missing, err := MissingExtensions(ctx, c, wanted)
 	if err != nil {
-		return nil, fmt.Errorf("connect to throwaway cluster: %w", err)
+		return nil, err
 	}
-	var have []string
-	rows, _ := conn.Query(ctx, `SELECT name FROM pg_available_extensions WHERE name = ANY($1)`, wanted)
-	have, err = pgx.CollectRows(rows, pgx.RowTo[string])
-	conn.Close(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("list the throwaway cluster's extensions: %w", err)
-	}
-	var missing, refused []string
-	for _, name := range wanted {
-		if slices.Contains(have, name) {
-			continue
-		}
-		missing = append(missing, name)
+	var refused []string
+	for _, name := range missing {
 		if !slices.Contains(o.SkipExtensions, name) {
 			refused = append(refused, name)
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -96,6 +97,7 @@ type Report struct {
 	RestoreVersion string   // of pg_restore
 	FailedEntry    string   // the TOC entry that broke, when known
 	Skipped        []string // what the proof knowingly left out, and why
+	Streamed       bool     // restored from the dump's stream (Stream), not from the file
 }
 
 // TableCount is a restored table and its exact row count.
@@ -115,17 +117,7 @@ func Prove(ctx context.Context, o Options) (*Report, error) {
 		rep.RestoreVersion = o.Client.Version.String()
 	}
 	defer func() { rep.Duration = time.Since(rep.StartedAt) }()
-	fail := func(err error) (*Report, error) {
-		if ctx.Err() != nil {
-			return rep, ctx.Err()
-		}
-		rep.Failure = err
-		var re *RestoreError
-		if errors.As(err, &re) {
-			rep.FailedEntry = re.Entry
-		}
-		return rep, nil
-	}
+	fail := func(err error) (*Report, error) { return rep.failed(ctx, err) }
 	if o.Scratch == "" {
 		o.Scratch = os.TempDir()
 	}
@@ -205,15 +197,36 @@ func Prove(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
+// failed marks the report as a proof that ran and found the archive
+// wanting (naming the TOC entry that broke, when known); a cancelled
+// context is returned as the error instead.
+func (rep *Report) failed(ctx context.Context, err error) (*Report, error) {
+	if ctx.Err() != nil {
+		return rep, ctx.Err()
+	}
+	rep.Failure = err
+	var re *RestoreError
+	if errors.As(err, &re) {
+		rep.FailedEntry = re.Entry
+	}
+	return rep, nil
+}
+
 // prepare creates the roles the archive names and the proof database, in
 // the archive's encoding.
 func prepare(ctx context.Context, c *testenv.Cluster, rep *Report) error {
+	return prepareDB(ctx, c, append(append([]string(nil), rep.Facts.Roles...), rep.TOC.Owners()...), rep.Facts.Encoding)
+}
+
+// prepareDB creates the roles (NOLOGIN, unless they exist) and the proof
+// database in the encoding.
+func prepareDB(ctx context.Context, c *testenv.Cluster, roles []string, encoding string) error {
 	conn, err := pgx.Connect(ctx, c.ConnString("postgres"))
 	if err != nil {
 		return fmt.Errorf("connect to throwaway cluster: %w", err)
 	}
 	defer conn.Close(context.Background())
-	roles := append(append([]string(nil), rep.Facts.Roles...), rep.TOC.Owners()...)
+	roles = slices.Clone(roles)
 	sort.Strings(roles)
 	for i, r := range roles {
 		if r == "" || strings.HasPrefix(r, "pg_") || (i > 0 && roles[i-1] == r) {
@@ -226,7 +239,7 @@ func prepare(ctx context.Context, c *testenv.Cluster, rep *Report) error {
 			return fmt.Errorf("create role %q in throwaway cluster: %w", r, err)
 		}
 	}
-	enc := rep.Facts.Encoding
+	enc := encoding
 	if enc == "" {
 		enc = "UTF8"
 	}
@@ -252,13 +265,7 @@ var (
 //
 // Entries in omit (dump IDs) are left out through a list file.
 func restore(ctx context.Context, o Options, c *testenv.Cluster, rep *Report, omit map[int]bool) error {
-	args := []string{"--exit-on-error", "--verbose", "--no-password", "-d", c.ConnString(ProofDB)}
-	parallel := o.Jobs > 1 && o.Format == FormatDirectory
-	if parallel {
-		args = append(args, "--jobs", fmt.Sprint(o.Jobs))
-	} else {
-		args = append(args, "--single-transaction")
-	}
+	args, parallel := restoreArgs(o, c)
 	var keep []Entry
 	for _, e := range rep.TOC.Entries {
 		if !omit[e.DumpID] {
@@ -292,16 +299,37 @@ func restore(ctx context.Context, o Options, c *testenv.Cluster, rep *Report, om
 		return st.failure(err)
 	}
 	if !parallel {
-		// Defense in depth: every data entry of the TOC was read.
-		want := 0
-		for _, e := range keep {
-			if e.Type == "TABLE DATA" {
-				want++
-			}
+		return st.readAll(keep)
+	}
+	return nil
+}
+
+// restoreArgs are pg_restore's options for a proof: stop at the first
+// error, into the proof database; in one transaction (with wal_level
+// minimal, COPY into a table made in the same transaction writes no WAL),
+// or in parallel jobs for a directory-format archive.
+func restoreArgs(o Options, c *testenv.Cluster) (args []string, parallel bool) {
+	args = []string{"--exit-on-error", "--verbose", "--no-password", "-d", c.ConnString(ProofDB)}
+	parallel = o.Jobs > 1 && o.Format == FormatDirectory
+	if parallel {
+		args = append(args, "--jobs", fmt.Sprint(o.Jobs))
+	} else {
+		args = append(args, "--single-transaction")
+	}
+	return args, parallel
+}
+
+// readAll is defense in depth after a restore in one job: pg_restore said
+// it processed the data of every table in the entries.
+func (s *restoreState) readAll(entries []Entry) error {
+	want := 0
+	for _, e := range entries {
+		if e.Type == "TABLE DATA" {
+			want++
 		}
-		if st.processed < want {
-			return &IncompleteError{Detail: fmt.Sprintf("pg_restore read data for %d of the %d tables in the table of contents", st.processed, want)}
-		}
+	}
+	if s.processed < want {
+		return &IncompleteError{Detail: fmt.Sprintf("pg_restore read data for %d of the %d tables in the table of contents", s.processed, want)}
 	}
 	return nil
 }

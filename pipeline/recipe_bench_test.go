@@ -1,0 +1,301 @@
+package pipeline_test
+
+// BenchmarkVsByHand (go tool task bench:recipe) measures pgattest against
+// the recipe users follow by hand: pg_dump -Fc to a file, then createdb and
+// pg_restore into an ordinary, default-configured local Postgres. On a
+// generated database of PGATTEST_BENCH_SIZE (default 1GB), in rounds
+// (PGATTEST_BENCH_ROUNDS, default 3) that run every variant once, in a
+// rotating order so that the machine's drift is shared:
+//
+//	a  by hand: pg_dump -Fc (default compression), createdb, pg_restore
+//	b  pgattest backup (proof by restore, one job)
+//	c  pgattest backup --jobs 2
+//	d  bare pg_dump with pgattest's settings (-Fc -Z 1) to a file
+//	e  pgattest backup --verify none
+//
+// It prints the medians, the ratios b/a, c/a and e/d, archive sizes and
+// pgattest's peak RSS, and writes them as JSON to PGATTEST_BENCH_JSON
+// (default: the temp folder). The generated database is kept in the cache
+// folder and copied in for later runs.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgattest/pgattest/testenv"
+)
+
+// stockSettings undo the throwaway cluster's speed settings: the by-hand
+// recipe restores into Postgres as installed.
+var stockSettings = map[string]string{
+	"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on", "wal_level": "replica",
+	"max_wal_senders": "10", "autovacuum": "on", "maintenance_work_mem": "64MB", "max_wal_size": "1GB",
+	"checkpoint_timeout": "5min",
+}
+
+type benchRun struct {
+	Variant string  `json:"variant"`
+	Round   int     `json:"round"`
+	Seconds float64 `json:"seconds"`
+	Bytes   int64   `json:"archive_bytes"`
+	PeakRSS int64   `json:"peak_rss_bytes,omitempty"` // pgattest's own, without its children
+}
+
+type benchReport struct {
+	When       time.Time          `json:"when"`
+	Machine    string             `json:"machine"`
+	SourceSize int64              `json:"source_bytes"`
+	Rounds     int                `json:"rounds"`
+	Runs       []benchRun         `json:"runs"`
+	Median     map[string]float64 `json:"median_seconds"`
+	Ratios     map[string]float64 `json:"ratios"`
+	Bytes      map[string]int64   `json:"archive_bytes"`
+	PeakRSS    map[string]int64   `json:"peak_rss_bytes"`
+}
+
+func parseSize(s string, def int64) int64 {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	if s == "" {
+		return def
+	}
+	mult := int64(1)
+	for suf, m := range map[string]int64{"GB": 1 << 30, "G": 1 << 30, "MB": 1 << 20, "M": 1 << 20} {
+		if strings.HasSuffix(s, suf) {
+			s, mult = strings.TrimSuffix(s, suf), m
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return def
+	}
+	return int64(f * float64(mult))
+}
+
+// benchSource starts a cluster holding database "bench" of about size bytes,
+// generating it the first time.
+func benchSource(b *testing.B, size int64) (*testenv.Cluster, int64) {
+	b.Helper()
+	ctx := context.Background()
+	saved := filepath.Join(testenv.CacheDir(), fmt.Sprintf("bench-data-v1-%dMB", size>>20))
+	if _, err := os.Stat(saved); err != nil {
+		t0 := time.Now()
+		c, err := testenv.Start(ctx, testenv.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		got, err := testenv.Generate(ctx, c, "bench", testenv.GenerateOptions{Bytes: size})
+		if err != nil {
+			c.Stop(ctx)
+			b.Fatal(err)
+		}
+		if err := c.SaveData(ctx, saved); err != nil {
+			c.Stop(ctx)
+			b.Fatal(err)
+		}
+		c.Stop(ctx)
+		fmt.Printf("generated %s (%d MB) in %s, saved in %s\n", "bench", got>>20, time.Since(t0).Round(time.Second), saved)
+	}
+	src := testenv.New(b, testenv.Options{Data: saved})
+	conn, err := pgx.Connect(ctx, src.ConnString("bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var got int64
+	if err := conn.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&got); err != nil {
+		b.Fatal(err)
+	}
+	return src, got
+}
+
+// peakRSS samples VmHWM (the process's own peak resident set) until done.
+func peakRSS(pid int, done <-chan struct{}) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		var peak int64
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+				for _, l := range strings.Split(string(b), "\n") {
+					if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+						kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+						peak = max(peak, kb<<10)
+					}
+				}
+			}
+			select {
+			case <-done:
+				out <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return out
+}
+
+func runTimed(b *testing.B, watchRSS bool, name string, args ...string) (time.Duration, int64) {
+	b.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "PGATTEST_CACHE_DIR="+testenv.CacheDir())
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	var rss <-chan int64
+	if watchRSS {
+		rss = peakRSS(cmd.Process.Pid, done)
+	}
+	err := cmd.Wait()
+	took := time.Since(t0)
+	close(done)
+	var peak int64
+	if rss != nil {
+		peak = <-rss
+	}
+	if err != nil {
+		b.Fatalf("%s %q: %v\n%s", name, args, err, stderr.String())
+	}
+	return took, peak
+}
+
+func pathSize(p string) int64 {
+	var n int64
+	filepath.Walk(p, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func BenchmarkVsByHand(b *testing.B) {
+	size := parseSize(os.Getenv("PGATTEST_BENCH_SIZE"), 1<<30)
+	rounds, _ := strconv.Atoi(os.Getenv("PGATTEST_BENCH_ROUNDS"))
+	if rounds < 1 {
+		rounds = 3
+	}
+	src, srcSize := benchSource(b, size)
+	byHand := testenv.New(b, testenv.Options{Settings: stockSettings})
+	tc := testenv.Require(b, testenv.Want{Tools: append(testenv.ClientTools, "createdb", "dropdb")})
+	work := b.TempDir()
+	bin := filepath.Join(work, "pgattest")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/pgattest/pgattest").CombinedOutput(); err != nil {
+		b.Fatalf("build pgattest: %v\n%s", err, out)
+	}
+	catalogPath := filepath.Join(work, "catalog.db")
+	srcURL := src.ConnString("bench")
+	type variant struct {
+		key  string
+		desc string
+		run  func(round int) benchRun
+	}
+	pgattest := func(key string, extra ...string) func(int) benchRun {
+		return func(round int) benchRun {
+			dir := filepath.Join(work, "backups-"+key)
+			args := append([]string{"--catalog", catalogPath, "-q", "backup", "--db", srcURL, "--name", "bench", "--dir", dir}, extra...)
+			took, rss := runTimed(b, true, bin, args...)
+			n := pathSize(dir)
+			os.RemoveAll(dir)
+			return benchRun{Seconds: took.Seconds(), Bytes: n, PeakRSS: rss}
+		}
+	}
+	variants := []variant{
+		{"a", "by hand: pg_dump -Fc, createdb, pg_restore", func(round int) benchRun {
+			file := filepath.Join(work, "byhand.dump")
+			db := fmt.Sprintf("restored_%d", round)
+			t0 := time.Now()
+			runTimed(b, false, tc.Path("pg_dump"), "-Fc", "-f", file, srcURL)
+			runTimed(b, false, tc.Path("createdb"), "-h", byHand.SocketDir, "-p", strconv.Itoa(byHand.Port), "-U", testenv.Superuser, db)
+			runTimed(b, false, tc.Path("pg_restore"), "-d", byHand.ConnString(db), file)
+			took := time.Since(t0)
+			n := pathSize(file)
+			os.Remove(file)
+			runTimed(b, false, tc.Path("dropdb"), "-h", byHand.SocketDir, "-p", strconv.Itoa(byHand.Port), "-U", testenv.Superuser, db)
+			return benchRun{Seconds: took.Seconds(), Bytes: n}
+		}},
+		{"b", "pgattest backup (restore proof, 1 job)", pgattest("b")},
+		{"c", "pgattest backup --jobs 2", pgattest("c", "--jobs", "2")},
+		{"d", "bare pg_dump -Fc -Z 1 to a file", func(int) benchRun {
+			file := filepath.Join(work, "bare.dump")
+			took, _ := runTimed(b, false, tc.Path("pg_dump"), "-Fc", "-Z", "1", "-f", file, srcURL)
+			n := pathSize(file)
+			os.Remove(file)
+			return benchRun{Seconds: took.Seconds(), Bytes: n}
+		}},
+		{"e", "pgattest backup --verify none", pgattest("e", "--verify", "none")},
+	}
+	rep := benchReport{When: time.Now().UTC(), Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
+		SourceSize: srcSize, Rounds: rounds, Median: map[string]float64{}, Ratios: map[string]float64{}, Bytes: map[string]int64{}, PeakRSS: map[string]int64{}}
+	b.ResetTimer()
+	for round := 1; round <= rounds; round++ {
+		for i := range variants {
+			v := variants[(i+round-1)%len(variants)] // rotate the order each round
+			r := v.run(round)
+			r.Variant, r.Round = v.key, round
+			rep.Runs = append(rep.Runs, r)
+			fmt.Printf("round %d  %s  %-45s %8.1fs  %7d MB  rss %d MB\n", round, v.key, v.desc, r.Seconds, r.Bytes>>20, r.PeakRSS>>20)
+		}
+	}
+	b.StopTimer()
+	for _, v := range variants {
+		var secs []float64
+		for _, r := range rep.Runs {
+			if r.Variant == v.key {
+				secs = append(secs, r.Seconds)
+				rep.Bytes[v.key] = r.Bytes
+				rep.PeakRSS[v.key] = max(rep.PeakRSS[v.key], r.PeakRSS)
+			}
+		}
+		rep.Median[v.key] = median(secs)
+	}
+	rep.Ratios["b/a"] = rep.Median["b"] / rep.Median["a"]
+	rep.Ratios["c/a"] = rep.Median["c"] / rep.Median["a"]
+	rep.Ratios["e/d"] = rep.Median["e"] / rep.Median["d"]
+	fmt.Printf("\nsource database %d MB, %d rounds, medians:\n", srcSize>>20, rounds)
+	for _, v := range variants {
+		fmt.Printf("  %s  %-45s %8.1fs  archive %5d MB", v.key, v.desc, rep.Median[v.key], rep.Bytes[v.key]>>20)
+		if rss := rep.PeakRSS[v.key]; rss > 0 {
+			fmt.Printf("  peak RSS %d MB", rss>>20)
+		}
+		fmt.Println()
+	}
+	fmt.Printf("  b/a %.2f (goal ≤ 0.50)   c/a %.2f   e/d %.3f (goal ≤ 1.05)\n", rep.Ratios["b/a"], rep.Ratios["c/a"], rep.Ratios["e/d"])
+	out := os.Getenv("PGATTEST_BENCH_JSON")
+	if out == "" {
+		out = filepath.Join(os.TempDir(), "pgattest-bench-vs-by-hand.json")
+	}
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(out, js, 0o644); err != nil {
+		b.Error(err)
+	}
+	fmt.Println("  JSON:", out)
+	b.ReportMetric(rep.Ratios["b/a"], "b/a")
+	b.ReportMetric(rep.Ratios["e/d"], "e/d")
+}
