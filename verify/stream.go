@@ -123,14 +123,5 @@ func (s *Stream) Finish(ctx context.Context, toc *TOC, facts SchemaFacts) (*Repo
 	if err := s.st.readAll(toc.Entries); err != nil {
 		return fail(err)
 	}
-	tables, err := countRows(ctx, s.c.ConnString(ProofDB))
-	if err != nil {
-		return fail(fmt.Errorf("count rows after restore: %w", err))
-	}
-	rep.Tables = tables
-	for _, t := range tables {
-		rep.Rows += t.Rows
-	}
-	rep.Passed = true
-	return rep, nil
+	return rep.counted(ctx, s.c)
 }
