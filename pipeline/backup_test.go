@@ -285,3 +285,48 @@ func TestBackupThatDoesNotRestore(t *testing.T) {
 		t.Errorf("AsOf found a backup whose proof failed: %v", err)
 	}
 }
+
+// TestStreamedProofFallsBackToTheFile: when the restore fed from the dump's
+// stream stops saying the archive is incomplete (pg_restore cannot seek a
+// stream for a block out of order), the file — hashed to its end — is
+// proven instead, and the backup is not called incomplete.
+func TestStreamedProofFallsBackToTheFile(t *testing.T) {
+	src := shopCluster(t)
+	server := testenv.Require(t, testenv.Want{Tools: append(testenv.ClientTools, testenv.ServerTools...)})
+	// A pg_restore that fails as a seek-less stream would, and only then.
+	bin, err := os.MkdirTemp("", "pgattest-fakebin-") // the server user (as root) runs initdb from here
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(bin) })
+	os.Chmod(bin, 0o755)
+	for _, tool := range []string{"pg_dump", "initdb", "postgres"} {
+		os.Symlink(server.Path(tool), filepath.Join(bin, tool))
+	}
+	marker := filepath.Join(bin, "STREAMED")
+	script := fmt.Sprintf(`#!/bin/sh
+for a in "$@"; do last="$a"; done
+if [ "$1" = --version ] || [ -f "$last" ] || [ -d "$last" ]; then exec %q "$@"; fi
+cat >/dev/null
+touch %q
+echo 'pg_restore: error: could not find block ID 3367 in archive -- possibly due to out-of-order restore request, which cannot be handled due to lack of data offsets in archive' >&2
+exit 1
+`, server.Path("pg_restore"), marker)
+	if err := os.WriteFile(filepath.Join(bin, "pg_restore"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o := backupOptions(t, src.ConnString("shop"))
+	o.Name, o.PGBin = "shop", []string{bin}
+	t.Setenv("PGATTEST_CACHE_DIR", t.TempDir()) // a template for this folder, gone after the test
+	res, err := pipeline.Backup(context.Background(), o)
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatal("the streamed restore never ran; the test proved nothing")
+	}
+	p := res.Record.Proofs[0]
+	if res.Record.Status != catalog.StatusVerified || p.Streamed || p.Rows < 100000 {
+		t.Errorf("status %s, streamed %v, rows %d: want verified from the file", res.Record.Status, p.Streamed, p.Rows)
+	}
+}

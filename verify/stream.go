@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/pgattest/pgattest/testenv"
 )
 
@@ -88,6 +89,20 @@ func (s *Stream) Write(p []byte) (int, error) {
 		s.writeErr = err
 	}
 	return n, err
+}
+
+// DropProofDB removes the proof database from c, so that another proof can
+// run in the same cluster.
+func DropProofDB(ctx context.Context, c *testenv.Cluster) error {
+	conn, err := pgx.Connect(ctx, c.ConnString("postgres"))
+	if err != nil {
+		return fmt.Errorf("connect to throwaway cluster: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{ProofDB}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop the proof database: %w", err)
+	}
+	return nil
 }
 
 // Abort stops pg_restore: the dump failed and there is nothing to prove.
