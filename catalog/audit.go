@@ -206,7 +206,7 @@ func (c *Catalog) auditRecords(name string, from, to time.Time, full bool) ([]*R
 			id := k[len(prefix)+8:]
 			started := time.Unix(0, int64(ts)).UTC()
 			r, ok := fromSummary(name, string(id), started, v)
-			if !ok || (full && r.Status != StatusPruned && r.Status != StatusUnverified) {
+			if !ok || (full && r.Status == StatusVerified) { // full: its archive is to be re-hashed
 				var err error
 				if r, err = decode(backups.Get(id)); err != nil {
 					return fmt.Errorf("record %q: %w", id, err)

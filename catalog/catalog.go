@@ -236,15 +236,11 @@ func (c *Catalog) Add(r *Record) (Event, error) {
 // keeps their digest (TOC.EntriesBLAKE3), so the event chain, which covers
 // the record, covers the entries too.
 func (c *Catalog) AddWithTOC(r *Record, entries []TOCEntry) (Event, error) {
-	var tocJSON []byte
-	if entries != nil {
-		var err error
-		if tocJSON, err = json.Marshal(entries); err != nil {
-			return Event{}, err
-		}
-		r.TOC.EntriesBLAKE3 = digest(tocJSON)
+	evs, err := c.AddMany([]*Record{r}, [][]TOCEntry{entries})
+	if err != nil {
+		return Event{}, err
 	}
-	return c.write(r, KindRecorded, "", true, tocJSON)
+	return evs[0], nil
 }
 
 // Update stores a changed record (a new proof, pruned) and appends an event
@@ -273,6 +269,9 @@ func (c *Catalog) Note(backupID, kind, detail string) (Event, error) {
 // none. It is for bringing many records in at once (an import, a
 // benchmark); a backup uses AddWithTOC.
 func (c *Catalog) AddMany(recs []*Record, entries [][]TOCEntry) ([]Event, error) {
+	if entries != nil && len(entries) != len(recs) {
+		return nil, fmt.Errorf("%d entry lists for %d records", len(entries), len(recs))
+	}
 	bodies := make([][]byte, len(recs))
 	tocs := make([][]byte, len(recs))
 	for i, r := range recs {

@@ -70,14 +70,14 @@ func planExtensions(ctx context.Context, o Options, c *testenv.Cluster, rep *Rep
 	}
 	server := c.Toolchain.Version.String()
 	if len(refused) > 0 {
-		return nil, proofFailure{&MissingExtensionError{Names: refused, Server: server}}
+		return nil, &MissingExtensionError{Names: refused, Server: server}
 	}
 	if len(missing) == 0 {
 		return nil, nil
 	}
 	deps, err := ReadDependencies(ctx, o.Client.Path("pg_restore"), o.Archive, rep.TOC, o.Scratch)
 	if err != nil {
-		return nil, proofFailure{err}
+		return nil, err
 	}
 	omit := map[int]bool{}
 	for _, name := range missing {
@@ -146,10 +146,3 @@ func (e Entry) Describe() string {
 	}
 	return e.Type + " " + e.Schema + "." + e.Name
 }
-
-// proofFailure marks an error as the archive failing its proof (as opposed
-// to the proof being unable to run).
-type proofFailure struct{ err error }
-
-func (p proofFailure) Error() string { return p.err.Error() }
-func (p proofFailure) Unwrap() error { return p.err }

@@ -177,8 +177,9 @@ func Prove(ctx context.Context, o Options) (*Report, error) {
 		return rep, err
 	}
 	omit, err := planExtensions(ctx, o, c, rep)
-	if pf, ok := err.(proofFailure); ok {
-		return fail(pf.err)
+	var pf interface{ ProofFailed() bool }
+	if errors.As(err, &pf) && pf.ProofFailed() { // a missing extension, an unreadable archive
+		return fail(err)
 	} else if err != nil {
 		return rep, err
 	}
