@@ -54,8 +54,11 @@ type Archive struct {
 	BLAKE3      string `json:"blake3"` // 64 hex digits
 	Files       int    `json:"files,omitempty"`
 	Compression int    `json:"compression"`
-	Jobs        int    `json:"jobs,omitempty"`
-	Manifest    string `json:"manifest,omitempty"`
+	// Compressor is "pgattest" when pg_dump wrote the data uncompressed
+	// and pgattest deflated it (on every core) into the same format.
+	Compressor string `json:"compressor,omitempty"`
+	Jobs       int    `json:"jobs,omitempty"`
+	Manifest   string `json:"manifest,omitempty"`
 }
 
 // TOC summarizes the archive's table of contents.

@@ -60,6 +60,9 @@ func printRecord(w io.Writer, r *catalog.Record) {
 	a := r.Archive
 	row("archive", "%s", a.Path)
 	detail := fmt.Sprintf("%s format, %s, compression %d", a.Format, formatBytes(a.Size), a.Compression)
+	if a.Compressor != "" {
+		detail += " by " + a.Compressor
+	}
 	if a.Format == "directory" {
 		detail += fmt.Sprintf(", %d files, %d jobs", a.Files, a.Jobs)
 	}

@@ -101,6 +101,10 @@ func TestBackupSampleVerified(t *testing.T) {
 	if d.BLAKE3 != rec.Archive.BLAKE3 || d.Size != rec.Archive.Size {
 		t.Fatalf("file digest %s/%d, record %s/%d", d.BLAKE3, d.Size, rec.Archive.BLAKE3, rec.Archive.Size)
 	}
+	// pgattest compressed it, and the archive's own header says gzip.
+	if rec.Archive.Compressor != "pgattest" || (rec.TOC.Compression != "1" && rec.TOC.Compression != "gzip") {
+		t.Errorf("compressor %q, header compression %q: want pgattest's gzip", rec.Archive.Compressor, rec.TOC.Compression)
+	}
 	// Every table's restored row count equals the source's.
 	want := sourceCounts(t, src, "shop")
 	got := map[string]int64{}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pgattest/pgattest/verify"
+	"golang.org/x/sys/unix"
 )
 
 // archiveMagic starts every custom-format archive.
@@ -33,7 +34,12 @@ func (r *run) dump(ctx context.Context) error {
 	if r.o.Verify == verify.ModeRestore {
 		r.cluster = startCluster(ctx, r.server)
 	}
-	args := []string{"--no-password", "--verbose", "--compress=" + strconv.Itoa(r.o.Compress)}
+	level := r.o.Compress
+	r.deflate = r.format == verify.FormatCustom && deflatesArchive(r.client.Version.Major, level)
+	if r.deflate {
+		level = 0 // pgattest compresses: see deflate.go
+	}
+	args := []string{"--no-password", "--verbose", "--compress=" + strconv.Itoa(level)}
 	if r.format == verify.FormatDirectory {
 		r.archive = filepath.Join(r.staging.Dir, r.base+".dir")
 		args = append(args, "--format=directory", "--jobs="+strconv.Itoa(r.o.Jobs), "--file="+r.archive)
@@ -61,6 +67,9 @@ func (r *run) dump(ctx context.Context) error {
 	if r.o.Jobs > 1 {
 		r.rec.Archive.Jobs = r.o.Jobs
 	}
+	if r.deflate {
+		r.rec.Archive.Compressor = "pgattest"
+	}
 	return nil
 }
 
@@ -85,10 +94,41 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	if err != nil {
 		return &DumpError{Err: err}
 	}
+	if f, ok := stdout.(*os.File); ok {
+		// pg_dump writes its raw output 4 KiB at a time; a 1 MiB pipe
+		// wakes pgattest less often (measured: a tenth off the dump).
+		unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+	}
 	if err := cmd.Start(); err != nil {
 		return &DumpError{Err: fmt.Errorf("start %s: %w", path, err)}
 	}
-	_, copyErr := io.CopyBuffer(w, stdout, make([]byte, 1<<20))
+	var copyErr error
+	var read int64
+	if r.deflate {
+		read, copyErr = deflateArchive(w, stdout, r.o.Compress)
+	} else {
+		_, copyErr = io.CopyBuffer(w, stdout, make([]byte, 1<<20))
+	}
+	var formatErr *archiveFormatError
+	if errors.As(copyErr, &formatErr) {
+		// Cut short: pg_dump died, and its exit says why; or pg_dump wrote
+		// what pgattest cannot read, and that is the error.
+		if errors.Is(copyErr, io.ErrUnexpectedEOF) {
+			if err := cmd.Wait(); err != nil {
+				return errs.result(ctx, err)
+			}
+		} else {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			cmd.Wait()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if read == 0 {
+			return &DumpError{Err: errors.New("pg_dump wrote nothing")}
+		}
+		return &DumpError{Err: copyErr}
+	}
 	if copyErr != nil { // the disk is full, say: stop pg_dump, keep nothing
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()

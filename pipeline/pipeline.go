@@ -84,6 +84,7 @@ type run struct {
 	rec     *catalog.Record
 	src     *Source
 	client  testenv.Toolchain
+	deflate bool // pg_dump writes raw data and pgattest compresses it
 	server  testenv.Toolchain
 	outDir  string
 	base    string // NAME-STAMP
