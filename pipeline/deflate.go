@@ -10,6 +10,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/flate"
 )
@@ -127,6 +128,7 @@ type deflater struct {
 	first   bool   // no segment of the current stream queued yet
 	out     chan *piece
 	cores   chan struct{} // one token per core: at most that many compressors
+	failed  atomic.Bool   // a write failed: stop reading
 	done    chan error
 	scratch [9]byte
 }
@@ -135,7 +137,7 @@ func (d *deflater) rewrite() error {
 	if err := d.header(); err != nil {
 		return err
 	}
-	for {
+	for !d.failed.Load() {
 		t, err := d.in.ReadByte()
 		if err == io.EOF {
 			if d.blocks > 0 { // pg_dump stopped between two blocks
@@ -173,6 +175,7 @@ func (d *deflater) rewrite() error {
 			return fmt.Errorf("unknown block type %d", t)
 		}
 	}
+	return nil // writeOut has the error
 }
 
 // header copies the header and the TOC, marking the archive compressed.
@@ -303,7 +306,7 @@ func (d *deflater) tocEntry(version int) error {
 // stream turns one raw chunk list into one zlib stream.
 func (d *deflater) stream() error {
 	d.first = true
-	for {
+	for !d.failed.Load() { // else writeOut has the error
 		n, err := d.readInt()
 		if err != nil {
 			return err
@@ -394,7 +397,9 @@ func (d *deflater) writeOut(dst io.Writer) {
 	var adler uint32
 	write := func(b []byte) {
 		if werr == nil {
-			_, werr = dst.Write(b)
+			if _, werr = dst.Write(b); werr != nil {
+				d.failed.Store(true)
+			}
 		}
 	}
 	for p := range d.out {
