@@ -112,9 +112,13 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if o.Parent == "" {
 		o.Parent = os.TempDir()
 	}
-	tmpl, err := template(ctx, tc, o.CacheDir, as)
-	if err != nil {
-		return nil, err
+	from := o.Data
+	if from == "" { // a fresh cluster: a copy of the cached initdb template
+		tmpl, err := template(ctx, tc, o.CacheDir, as)
+		if err != nil {
+			return nil, err
+		}
+		from = filepath.Join(tmpl, "data")
 	}
 	SweepScratch(o.Parent, clusterPrefix, stopLeftover)
 
@@ -140,10 +144,6 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	}()
 	if err := as.own(sc.Dir); err != nil {
 		return c, err
-	}
-	from := filepath.Join(tmpl, "data")
-	if o.Data != "" {
-		from = o.Data
 	}
 	if err := copyTree(c.DataDir, from, as); err != nil {
 		return c, fmt.Errorf("copy template into %q: %w", c.DataDir, err)
