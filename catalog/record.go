@@ -109,8 +109,20 @@ type Proof struct {
 	ServerVersion string       `json:"server_version,omitempty"`
 	RestoreTool   string       `json:"pg_restore_version,omitempty"`
 	FailedEntry   string       `json:"failed_entry,omitempty"`
-	Skipped       []string     `json:"skipped,omitempty"`  // what the proof knowingly left out
+	Skipped       []string     `json:"skipped,omitempty"`  // what the proof knowingly left out, and why
+	Created       []string     `json:"created,omitempty"`  // what pgattest made itself before the restore (extensions)
 	Streamed      bool         `json:"streamed,omitempty"` // restored from the dump's stream while it was written
+	// Isolation says how the archive's code was kept from the host during
+	// a restore proof.
+	Isolation *Isolation `json:"isolation,omitempty"`
+}
+
+// Isolation is how a restore proof ran the archive's code: as which
+// database role, in a server run by which system user, with what network.
+type Isolation struct {
+	RestoreRole string `json:"restore_role"` // NOSUPERUSER, member of the archive's roles
+	ServerUser  string `json:"server_user"`
+	Network     string `json:"network"`
 }
 
 // Proof statuses.

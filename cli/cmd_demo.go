@@ -61,7 +61,7 @@ func runDemo(c *ucli.Context, e *env, dir string) error {
 	password := hex.EncodeToString(b[:]) // exercises the password path; never shown
 	e.red.Add(password)
 	t0 := time.Now()
-	src, err := testenv.Start(c.Context, testenv.Options{Toolchain: tc, Password: password})
+	src, err := testenv.Start(c.Context, testenv.Options{Toolchain: tc, Password: password, Superuser: testenv.Superuser})
 	if err != nil {
 		return fmt.Errorf("start the demo source: %w", err)
 	}

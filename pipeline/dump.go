@@ -83,9 +83,9 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	// file as it is (a buffer in between measured slower).
 	h := verify.NewHasher()
 	sinks := []io.Writer{h, f}
-	if r.o.Verify == verify.ModeRestore && len(r.o.SkipExtensions) == 0 {
+	if r.o.Verify == verify.ModeRestore {
 		// Prove while dumping: the third branch of the tee feeds pg_restore.
-		r.stream = &proofSink{r: r, ctx: ctx}
+		r.stream = newProofSink(ctx, r)
 		sinks = append(sinks, r.stream)
 	}
 	w := &progressWriter{w: io.MultiWriter(sinks...), report: r.reportDump}

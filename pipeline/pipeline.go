@@ -18,7 +18,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -270,9 +269,6 @@ func checkCatalog(path string) error {
 func (r *run) inventory(ctx context.Context) error {
 	pgRestore := r.client.Path("pg_restore")
 	toc, err := verify.ReadTOC(ctx, pgRestore, r.archive)
-	if err == nil {
-		r.facts, err = verify.ReadSchemaFacts(ctx, pgRestore, r.archive, toc, r.staging.Dir)
-	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -281,10 +277,10 @@ func (r *run) inventory(ctx context.Context) error {
 		r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: catalog.ProofFailed, StartedAt: time.Now().UTC(), Error: r.red.String(err.Error())}
 		return nil
 	}
-	toc.Refine(r.facts.Roles)
+	r.facts = verify.FactsOf(toc)
 	r.toc = toc
 	r.rec.TOC = summarize(toc)
-	r.rec.Roles = mergeRoles(r.facts.Roles, toc.Owners())
+	r.rec.Roles = r.facts.Roles
 	return nil
 }
 
@@ -314,20 +310,6 @@ func Entries(t *verify.TOC) []catalog.TOCEntry {
 	return out
 }
 
-func mergeRoles(lists ...[]string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, l := range lists {
-		for _, r := range l {
-			if r != "" && !seen[r] {
-				seen[r] = true
-				out = append(out, r)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
-}
 
 // prove restores the archive into the throwaway cluster started during the
 // dump (or reads it through, per --verify).
@@ -335,31 +317,32 @@ func (r *run) prove(ctx context.Context) error {
 	if r.failure != nil || r.o.Verify == verify.ModeNone {
 		return nil
 	}
-	if r.stream != nil && r.stream.s != nil {
-		// Restored while the dump ran: wait for the end, count the rows.
-		r.stream.finish()
-		rep, err := r.stream.s.Finish(ctx, r.toc, r.facts)
-		r.stream.s = nil
-		if err != nil || rep.Passed || !errors.Is(rep.Failure, verify.ErrIncomplete) {
-			return r.proved(ctx, rep, err)
+	if r.stream != nil {
+		s, err := r.stream.finish()
+		r.stream = nil
+		if err != nil { // the cluster did not start, say
+			r.infra = err
+			r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: "error", StartedAt: time.Now().UTC(), Error: r.red.String(err.Error())}
+			return nil
 		}
-		// "Incomplete" from a stream may mean pg_restore wanted a block
-		// out of the order pg_dump wrote them (a stream cannot seek); the
-		// file is whole (it was hashed to the end), so prove it from the
-		// file before calling the archive incomplete.
-		r.log("prove", "the streamed restore stopped early ("+rep.Failure.Error()+"); proving from the file")
-		c, cerr := r.cluster.wait()
-		if cerr == nil {
-			cerr = verify.DropProofDB(ctx, c)
+		if s != nil { // restored while the dump ran: wait for the end, count the rows
+			rep, err := s.Finish(ctx, r.toc)
+			if err != nil || rep.Passed || !errors.Is(rep.Failure, verify.ErrIncomplete) {
+				return r.proved(ctx, rep, err)
+			}
+			// "Incomplete" from a stream may mean pg_restore wanted a block
+			// out of the order pg_dump wrote them (a stream cannot seek); the
+			// file is whole (it was hashed to the end), so prove it from the
+			// file before calling the archive incomplete.
+			r.log("prove", "the streamed restore stopped early ("+rep.Failure.Error()+"); proving from the file")
+			c, cerr := r.cluster.wait()
+			if cerr == nil {
+				cerr = verify.DropProofDB(ctx, c)
+			}
+			if cerr != nil {
+				return r.proved(ctx, nil, cerr)
+			}
 		}
-		if cerr != nil {
-			return r.proved(ctx, nil, cerr)
-		}
-	}
-	if r.stream != nil && r.stream.err != nil { // the cluster did not start, say
-		r.infra = r.stream.err
-		r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: "error", StartedAt: time.Now().UTC(), Error: r.red.String(r.stream.err.Error())}
-		return nil
 	}
 	o := verify.Options{
 		Archive: r.archive, Format: r.format, Mode: r.o.Verify, Jobs: r.o.Jobs,
@@ -405,7 +388,10 @@ func ProofOf(rep *verify.Report, red *Redactor) *catalog.Proof {
 		Mode: string(rep.Mode), Status: catalog.ProofPassed, StartedAt: rep.StartedAt,
 		DurationMS: rep.Duration.Milliseconds(), Rows: rep.Rows, DigestChecked: rep.DigestChecked,
 		ServerVersion: rep.ServerVersion, RestoreTool: rep.RestoreVersion, FailedEntry: rep.FailedEntry,
-		Tables: []catalog.TableCount{}, Skipped: rep.Skipped, Streamed: rep.Streamed,
+		Tables: []catalog.TableCount{}, Skipped: rep.Skipped, Created: rep.Created, Streamed: rep.Streamed,
+	}
+	if iso := rep.Isolation; iso.RestoreRole != "" {
+		p.Isolation = &catalog.Isolation{RestoreRole: iso.RestoreRole, ServerUser: iso.ServerUser, Network: iso.Network}
 	}
 	for _, t := range rep.Tables {
 		p.Tables = append(p.Tables, catalog.TableCount{Schema: t.Schema, Name: t.Name, Rows: t.Rows})
@@ -553,9 +539,8 @@ func syncDir(dir string) {
 }
 
 func (r *run) cleanup() {
-	if r.stream != nil && r.stream.s != nil {
-		r.stream.s.Abort() // pg_restore's input closed first: the drain cannot block
-		r.stream.finish()
+	if r.stream != nil {
+		r.stream.abort()
 	}
 	if r.cluster != nil {
 		r.cluster.stop()
@@ -565,73 +550,144 @@ func (r *run) cleanup() {
 	}
 }
 
-// proofSink is the third branch of the dump's tee (hasher, file, proof):
-// at the first bytes it waits for the throwaway cluster and starts a
-// streaming restore (verify.Stream); from then on it passes every byte to
-// pg_restore. It never fails the tee: when pg_restore stops early the file
-// is still written, and Finish tells why the proof failed. It declines to
-// stream (err nil, s nil) when the proof needs the whole archive first:
-// an extension the proving server lacks must be named or left out.
+// proofSink is the third branch of the dump's tee (hasher, file, proof).
+// Its goroutine gathers the archive's first bytes until they hold the table
+// of contents (verify.HeadTOC), then waits for the throwaway cluster,
+// prepares the proof database for that TOC and starts a streaming restore
+// (verify.Stream) that it feeds every byte, those gathered first. It never
+// fails the tee: when pg_restore stops early the file is still written, and
+// Finish tells why the proof failed. It declines to stream (err nil, s nil)
+// when the archive fails before its restore starts (an extension the
+// proving server lacks): the proof after the dump then says so in full.
 type proofSink struct {
-	r    *run
-	ctx  context.Context
-	once sync.Once
-	s    *verify.Stream
-	err  error // why the proof cannot run at all (the cluster did not start)
+	r   *run
+	ctx context.Context
+
+	mu      sync.Mutex
+	s       *verify.Stream
+	aborted bool
+	err     error // why the proof cannot run at all (the cluster did not start)
 
 	ch      chan []byte // chunks on their way to pg_restore
 	drained chan struct{}
 }
 
+func newProofSink(ctx context.Context, r *run) *proofSink {
+	p := &proofSink{r: r, ctx: ctx, ch: make(chan []byte, sinkBuffers), drained: make(chan struct{})}
+	go p.drain()
+	return p
+}
+
 func (p *proofSink) Write(b []byte) (int, error) {
-	p.once.Do(p.start)
-	if p.s != nil {
-		// A copy goes to the writer goroutine: pg_dump and pg_restore
-		// each run at their own pace, up to sinkBuffers chunks apart.
-		p.ch <- bytes.Clone(b)
-	}
+	// A copy goes to the goroutine: pg_dump and pg_restore each run at
+	// their own pace, up to sinkBuffers chunks apart.
+	p.ch <- bytes.Clone(b)
 	return len(b), nil
 }
 
 // sinkBuffers bounds how far the dump may run ahead of the streaming
-// restore, in chunks of at most 1 MiB (the dump's copy buffer).
+// restore, in chunks of at most 1 MiB (the dump's copy buffer); the first
+// bytes are also held until they hold the whole table of contents.
 const sinkBuffers = 8
 
-// drain writes the chunks to pg_restore until the channel closes; once
-// pg_restore has stopped it only empties the channel.
+// drain starts the restore once the table of contents is in, then writes
+// the chunks to pg_restore until the channel closes; once pg_restore has
+// stopped, or when the proof does not stream, it only empties the channel.
 func (p *proofSink) drain() {
 	defer close(p.drained)
+	var head []byte
+	var s *verify.Stream
+	started := false
 	for b := range p.ch {
-		p.s.Write(b) // an error means pg_restore stopped; Finish says why
+		if !started {
+			head = append(head, b...)
+			toc, err := verify.HeadTOC(head)
+			if toc == nil && err == nil {
+				continue // not all of the TOC yet
+			}
+			started = true
+			if err == nil {
+				s = p.start(toc)
+			}
+			if s != nil {
+				s.Write(head)
+			}
+			head = nil
+			continue
+		}
+		if s != nil {
+			s.Write(b) // an error means pg_restore stopped; Finish says why
+		}
 	}
 }
 
-// finish waits until every chunk has reached pg_restore.
-func (p *proofSink) finish() {
+// start prepares the proof for toc and starts the streaming restore, or
+// declines (nil).
+func (p *proofSink) start(toc *verify.TOC) *verify.Stream {
+	r := p.r
+	c, err := r.cluster.wait()
+	if err != nil {
+		p.setErr(err)
+		return nil
+	}
+	o := verify.Options{Client: r.client, SkipExtensions: r.o.SkipExtensions, Scratch: r.staging.Dir,
+		Log: func(line string) { r.log("prove", line) }}
+	s, err := verify.StartStream(p.ctx, o, c, toc)
+	var pf interface{ ProofFailed() bool }
+	switch {
+	case errors.As(err, &pf) && pf.ProofFailed():
+		// A verdict before the restore: the proof of the file gives it
+		// whole, in a clean cluster.
+		if err := verify.DropProofDB(p.ctx, c); err != nil {
+			p.setErr(err)
+		}
+		return nil
+	case err != nil:
+		p.setErr(err)
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.aborted {
+		s.Abort()
+		return nil
+	}
+	p.s = s
+	return s
+}
+
+func (p *proofSink) setErr(err error) {
+	p.mu.Lock()
+	p.err = err
+	p.mu.Unlock()
+}
+
+// finish waits until every chunk has reached pg_restore (or been dropped),
+// then returns the stream (nil when the proof did not stream) and why the
+// proof could not run, if it could not.
+func (p *proofSink) finish() (*verify.Stream, error) {
 	if p.ch != nil {
 		close(p.ch)
 		<-p.drained
 		p.ch = nil
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.s
+	p.s = nil
+	return s, p.err
 }
 
-func (p *proofSink) start() {
-	r := p.r
-	c, err := r.cluster.wait()
-	if err != nil {
-		p.err = err
-		return
+// abort stops a streaming restore (the dump failed, or the run was
+// cancelled): pg_restore is killed first, so the drain cannot block.
+func (p *proofSink) abort() {
+	p.mu.Lock()
+	p.aborted = true
+	if p.s != nil {
+		p.s.Abort()
 	}
-	if missing, err := verify.MissingExtensions(p.ctx, c, r.src.Extensions); err != nil || len(missing) > 0 {
-		return // the proof after the dump explains, or leaves them out
-	}
-	o := verify.Options{Client: r.client, Log: func(line string) { r.log("prove", line) }}
-	if p.s, err = verify.StartStream(p.ctx, o, c, r.src.Roles, r.src.Encoding); err != nil {
-		p.s, p.err = nil, err
-		return
-	}
-	p.ch, p.drained = make(chan []byte, sinkBuffers), make(chan struct{})
-	go p.drain()
+	p.mu.Unlock()
+	p.finish()
 }
 
 // clusterStart starts the throwaway cluster in the background, so it is
@@ -647,7 +703,7 @@ func startCluster(ctx context.Context, tc testenv.Toolchain) *clusterStart {
 	cs := &clusterStart{done: make(chan struct{})}
 	go func() {
 		defer close(cs.done)
-		cs.cluster, cs.err = testenv.Start(ctx, testenv.Options{Toolchain: tc})
+		cs.cluster, cs.err = testenv.Start(ctx, testenv.Options{Toolchain: tc, NoNetwork: true})
 	}()
 	return cs
 }

@@ -21,10 +21,11 @@ type Bouncer struct {
 	Port int
 	Mode string // "session", "transaction" or "statement"
 
-	scratch *Scratch
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	logPath string
+	superuser string
+	scratch   *Scratch
+	cmd       *exec.Cmd
+	exited    chan struct{}
+	logPath   string
 }
 
 // ErrNoPgBouncer: the pgbouncer program is not installed.
@@ -66,7 +67,7 @@ func StartBouncer(ctx context.Context, c *Cluster, mode string) (*Bouncer, error
 	if err != nil {
 		return nil, err
 	}
-	b := &Bouncer{Port: port, Mode: mode, scratch: sc, logPath: filepath.Join(sc.Dir, "pgbouncer.log")}
+	b := &Bouncer{Port: port, Mode: mode, superuser: c.Superuser, scratch: sc, logPath: filepath.Join(sc.Dir, "pgbouncer.log")}
 	ini := filepath.Join(sc.Dir, "pgbouncer.ini")
 	users := filepath.Join(sc.Dir, "users.txt")
 	conf := strings.Join([]string{
@@ -85,7 +86,7 @@ func StartBouncer(ctx context.Context, c *Cluster, mode string) (*Bouncer, error
 		"ignore_startup_parameters = extra_float_digits",
 		"",
 	}, "\n")
-	for path, body := range map[string]string{ini: conf, users: fmt.Sprintf("%q \"\"\n", Superuser), b.logPath: ""} {
+	for path, body := range map[string]string{ini: conf, users: fmt.Sprintf("%q \"\"\n", c.Superuser), b.logPath: ""} {
 		if err := os.WriteFile(path, []byte(body), 0o600); err == nil {
 			err = as.own(path)
 		}
@@ -137,7 +138,7 @@ func StartBouncer(ctx context.Context, c *Cluster, mode string) (*Bouncer, error
 // URL is a postgresql:// URL for database db through the pooler, as the
 // superuser.
 func (b *Bouncer) URL(db string) string {
-	u := url.URL{Scheme: "postgresql", User: url.User(Superuser), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(b.Port)), Path: "/" + db}
+	u := url.URL{Scheme: "postgresql", User: url.User(b.superuser), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(b.Port)), Path: "/" + db}
 	return u.String()
 }
 

@@ -3,8 +3,11 @@ package testenv
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -47,6 +50,16 @@ type Options struct {
 	Password string
 	// Settings are extra postgresql.conf settings; they win over the defaults.
 	Settings map[string]string
+
+	// Superuser names the cluster's bootstrap superuser. Empty means a new
+	// random name ("pgattest_su_" and 12 hex digits) that no archive can
+	// know beforehand: the proof's clusters use that. Tests' source
+	// clusters pass the name they want (Superuser, "rdsadmin", …).
+	Superuser string
+	// NoNetwork starts the server in a network namespace of its own where
+	// the kernel allows (see Sandbox): only its Unix socket reaches it.
+	// It cannot be combined with TCP.
+	NoNetwork bool
 }
 
 // Cluster is a running throwaway PostgreSQL server.
@@ -59,6 +72,12 @@ type Cluster struct {
 	TLS       bool      // TCP connections must use SSL (hostssl)
 	Password  string    // the superuser's password, "" for trust
 	Toolchain Toolchain // binaries the server runs from
+	Superuser string    // the bootstrap superuser's name
+	// ServerUser is the system user the server runs as; Network says what
+	// network it has ("none (a network namespace of its own)", or the
+	// host's and why).
+	ServerUser string
+	Network    string
 
 	scratch  *Scratch
 	cmd      *exec.Cmd
@@ -112,6 +131,9 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if o.Parent == "" {
 		o.Parent = os.TempDir()
 	}
+	if o.NoNetwork && (o.TCP || o.TLS) {
+		return nil, errors.New("a cluster without network cannot listen on TCP")
+	}
 	from := o.Data
 	if from == "" { // a fresh cluster: a copy of the cached initdb template
 		tmpl, err := template(ctx, tc, o.CacheDir, as)
@@ -119,6 +141,14 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 			return nil, err
 		}
 		from = filepath.Join(tmpl, "data")
+	}
+	initial, err := savedSuperuser(from)
+	if err != nil {
+		return nil, err
+	}
+	want := o.Superuser
+	if want == "" {
+		want = RandomName("pgattest_su_")
 	}
 	SweepScratch(o.Parent, clusterPrefix, stopLeftover)
 
@@ -133,6 +163,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		TCP:       o.TCP,
 		Password:  o.Password,
 		Toolchain: tc,
+		Superuser: initial,
 		scratch:   sc,
 		logPath:   filepath.Join(sc.Dir, "postgres.log"),
 	}
@@ -177,8 +208,19 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := c.writeHBA(false); err != nil {
 		return c, err
 	}
-	if err := c.startServer(ctx, as); err != nil {
+	c.ServerUser = as.Name()
+	sb := Sandbox{why: "not asked for"}
+	if o.NoNetwork {
+		sb = NetworkSandbox(tc.Path("postgres"), "--version")
+	}
+	c.Network = sb.Network()
+	if err := c.startServer(ctx, as, sb); err != nil {
 		return c, err
+	}
+	if want != c.Superuser {
+		if err := c.renameSuperuser(ctx, want); err != nil {
+			return c, err
+		}
 	}
 	if o.Password != "" {
 		if err := c.requirePassword(ctx); err != nil {
@@ -244,7 +286,7 @@ func (c *Cluster) writeHBA(scram bool) error {
 	return nil
 }
 
-func (c *Cluster) startServer(ctx context.Context, as *runAs) error {
+func (c *Cluster) startServer(ctx context.Context, as *runAs, sb Sandbox) error {
 	logf, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -254,6 +296,7 @@ func (c *Cluster) startServer(ctx context.Context, as *runAs) error {
 	// order (Stop), not SIGKILL it and leave shared memory behind.
 	cmd := exec.Command(c.Toolchain.Path("postgres"), "-D", c.DataDir)
 	cmd.SysProcAttr = as.attr()
+	sb.Apply(cmd.SysProcAttr)
 	cmd.Env = as.env()
 	cmd.Dir = c.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -299,17 +342,81 @@ func (c *Cluster) ready() bool {
 	return len(lines) > 7 && strings.TrimSpace(lines[7]) == "ready"
 }
 
+// superuserFile, in a template's or a saved data folder, names the
+// bootstrap superuser it was made with (Postgres ignores the file).
+const superuserFile = "pgattest.superuser"
+
+// savedSuperuser reads the superuser's name from a data folder's
+// superuserFile; a folder saved before pgattest kept one has "postgres".
+func savedSuperuser(data string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(data, superuserFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Superuser, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the superuser of %q: %w", data, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// RandomName returns prefix and 12 random hex digits: a role name nobody
+// can guess before it exists.
+func RandomName(prefix string) string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// renameSuperuser gives the bootstrap superuser its name for this cluster,
+// in one round trip: the session user cannot be renamed, so a second
+// superuser does it, then goes.
+func (c *Cluster) renameSuperuser(ctx context.Context, name string) error {
+	conn, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		return fmt.Errorf("connect to name the superuser: %w", err)
+	}
+	defer conn.Close(context.Background())
+	tmp := pgx.Identifier{RandomName("pgattest_tmp_")}.Sanitize()
+	sql := fmt.Sprintf("CREATE ROLE %s SUPERUSER; SET SESSION AUTHORIZATION %s; ALTER ROLE %s RENAME TO %s; RESET SESSION AUTHORIZATION; DROP ROLE %s",
+		tmp, tmp, pgx.Identifier{c.Superuser}.Sanitize(), pgx.Identifier{name}.Sanitize(), tmp)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("name the superuser %q: %w", name, err)
+	}
+	c.Superuser = name
+	return nil
+}
+
+// Connect opens a pgx connection to database db as the superuser, over the
+// socket, in UTF8 whatever the database's encoding.
+func (c *Cluster) Connect(ctx context.Context, db string) (*pgx.Conn, error) {
+	return ConnectUTF8(ctx, c.ConnString(db))
+}
+
+// ConnectUTF8 opens a pgx connection that speaks UTF8 to the server
+// whatever the database's encoding (pgx needs it; a LATIN1 database would
+// otherwise answer in LATIN1).
+func ConnectUTF8(ctx context.Context, connString string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(connString)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RuntimeParams["client_encoding"] = "UTF8"
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
 // requirePassword gives the superuser its password, then switches every
 // connection to scram-sha-256 and waits until the server enforces it.
 func (c *Cluster) requirePassword(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, c.connString("postgres", false))
+	conn, err := ConnectUTF8(ctx, c.connString("postgres", false))
 	if err != nil {
 		return fmt.Errorf("connect to set password: %w", err)
 	}
 	defer conn.Close(ctx)
 	// ALTER ROLE takes no parameters; quote the literal ourselves.
 	lit := "'" + strings.ReplaceAll(c.Password, "'", "''") + "'"
-	if _, err := conn.Exec(ctx, "SET password_encryption = 'scram-sha-256'; ALTER ROLE "+Superuser+" PASSWORD "+lit); err != nil {
+	if _, err := conn.Exec(ctx, "SET password_encryption = 'scram-sha-256'; ALTER ROLE "+pgx.Identifier{c.Superuser}.Sanitize()+" PASSWORD "+lit); err != nil {
 		return fmt.Errorf("set superuser password: %w", err)
 	}
 	if err := c.writeHBA(true); err != nil {
@@ -333,8 +440,14 @@ func (c *Cluster) requirePassword(ctx context.Context) error {
 // over the Unix socket, with the password when the cluster has one.
 func (c *Cluster) ConnString(db string) string { return c.connString(db, true) }
 
+// ConnStringAs is ConnString for another role (which must be able to log
+// in, and needs no password: the socket uses trust).
+func (c *Cluster) ConnStringAs(db, user string) string {
+	return KeyValue([][2]string{{"host", c.SocketDir}, {"port", strconv.Itoa(c.Port)}, {"user", user}, {"dbname", db}})
+}
+
 func (c *Cluster) connString(db string, withPassword bool) string {
-	kv := [][2]string{{"host", c.SocketDir}, {"port", strconv.Itoa(c.Port)}, {"user", Superuser}, {"dbname", db}}
+	kv := [][2]string{{"host", c.SocketDir}, {"port", strconv.Itoa(c.Port)}, {"user", c.Superuser}, {"dbname", db}}
 	if withPassword && c.Password != "" {
 		kv = append(kv, [2]string{"password", c.Password})
 	}
@@ -346,7 +459,7 @@ func (c *Cluster) connString(db string, withPassword bool) string {
 // listens on TCP, else over the socket.
 func (c *Cluster) URL(db, user, password string) string {
 	if user == "" {
-		user = Superuser
+		user = c.Superuser
 	}
 	u := url.URL{Scheme: "postgresql", Path: "/" + db}
 	if password != "" {

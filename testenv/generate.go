@@ -142,5 +142,8 @@ func (c *Cluster) SaveData(ctx context.Context, dst string) error {
 	if err := copyTree(tmp, c.DataDir, nil); err != nil {
 		return err
 	}
+	if err := os.WriteFile(filepath.Join(tmp, superuserFile), []byte(c.Superuser+"\n"), 0o600); err != nil {
+		return err
+	}
 	return os.Rename(tmp, dst)
 }

@@ -17,8 +17,14 @@ import (
 	"time"
 )
 
-// Superuser is the name of the superuser of every throwaway cluster.
+// Superuser is the name tests give the superuser of their source clusters,
+// as on a stock server. The proof's clusters never use it: each gets a
+// random name (Options.Superuser).
 const Superuser = "postgres"
+
+// templateSuperuser is the superuser initdb makes in a template; every
+// cluster renames it (Options.Superuser).
+const templateSuperuser = "pgattest_template"
 
 // CacheDir is where pgattest keeps initdb templates (and benchmarks their
 // generated databases): PGATTEST_CACHE_DIR, else $XDG_CACHE_HOME/pgattest
@@ -38,7 +44,7 @@ func CacheDir() string {
 // one or many processes run initdb once and all wait for it.
 func template(ctx context.Context, tc Toolchain, cacheDir string, as *runAs) (string, error) {
 	sum := sha256.Sum256([]byte(tc.Dir + "\x00" + tc.Version.Raw))
-	key := fmt.Sprintf("pg%d-%s", tc.Version.Major, hex.EncodeToString(sum[:6]))
+	key := fmt.Sprintf("pg%d-%s-v2", tc.Version.Major, hex.EncodeToString(sum[:6]))
 	base := filepath.Join(cacheDir, "templates")
 	final := filepath.Join(base, key)
 	if isTemplate(final) {
@@ -72,7 +78,7 @@ func template(ctx context.Context, tc Toolchain, cacheDir string, as *runAs) (st
 		return "", err
 	}
 	data := filepath.Join(sc.Dir, "data")
-	args := []string{"-D", data, "-U", Superuser, "-A", "trust", "-E", "UTF8", "--locale=C", "-N"}
+	args := []string{"-D", data, "-U", templateSuperuser, "-A", "trust", "-E", "UTF8", "--locale=C", "-N"}
 	if tc.Version.Major >= 14 {
 		args = append(args, "--no-instructions")
 	}
@@ -84,6 +90,9 @@ func template(ctx context.Context, tc Toolchain, cacheDir string, as *runAs) (st
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("initdb (%s) failed: %w\n%s", tc, err, lastLines(out.String(), 8))
+	}
+	if err := os.WriteFile(filepath.Join(data, superuserFile), []byte(templateSuperuser+"\n"), 0o600); err != nil {
+		return "", err
 	}
 	tmp := final + ".tmp"
 	os.RemoveAll(tmp)

@@ -38,6 +38,9 @@ func New(tb testing.TB, opts ...Options) *Cluster {
 	if o.Toolchain.Dir == "" {
 		o.Toolchain = Require(tb, Want{Tools: ServerTools, MinMajor: o.MinMajor, Dirs: o.BinDirs})
 	}
+	if o.Superuser == "" && o.Data == "" {
+		o.Superuser = Superuser // a source as on a stock server
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, err := Start(ctx, o)

@@ -1,12 +1,23 @@
 package testenv
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"strconv"
+	"sync"
 	"syscall"
 )
+
+// ServerUserName is the system user that runs throwaway servers when
+// pgattest runs as root (initdb and postgres refuse root). It is pgattest's
+// own, created on first use if missing, and owns nothing but those
+// clusters: not "postgres", whose files include the host's real clusters.
+// PGATTEST_SERVER_USER names another.
+const ServerUserName = "pgattest"
 
 // runAs is the system user that runs initdb and postgres when this process is
 // root (both refuse to run as root). Nil means "this process's own user".
@@ -15,24 +26,77 @@ type runAs struct {
 	uid, gid int
 }
 
-// serverUser returns who runs the server: nil when not root, else the
-// "postgres" system user (PGATTEST_SERVER_USER overrides the name).
+var (
+	serverUserOnce sync.Once
+	serverUserVal  *runAs
+	serverUserErr  error
+)
+
+// serverUser returns who runs the server: nil when not root, else
+// pgattest's system user (PGATTEST_SERVER_USER overrides the name), which is
+// created when missing.
 func serverUser() (*runAs, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
 	name := os.Getenv("PGATTEST_SERVER_USER")
-	if name == "" {
-		name = "postgres"
+	if name != "" {
+		return lookupServerUser(name, false)
 	}
+	serverUserOnce.Do(func() { serverUserVal, serverUserErr = lookupServerUser(ServerUserName, true) })
+	return serverUserVal, serverUserErr
+}
+
+func lookupServerUser(name string, create bool) (*runAs, error) {
 	u, err := user.Lookup(name)
+	var unknown user.UnknownUserError
+	if errors.As(err, &unknown) && create {
+		if err = createSystemUser(name); err == nil {
+			u, err = user.Lookup(name)
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("running as root, the server must run as the %q system user, but: %w "+
-			"(install the postgresql package, which creates it, or run as an ordinary user)", name, err)
+		return nil, fmt.Errorf("running as root, throwaway servers run as the %q system user, but: %w "+
+			"(create it with: useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin %s; or run as an ordinary user)",
+			name, err, name)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
+	if uid == 0 {
+		return nil, fmt.Errorf("throwaway servers cannot run as %q: it is root (PGATTEST_SERVER_USER must name an ordinary user)", name)
+	}
 	return &runAs{name: name, uid: uid, gid: gid}, nil
+}
+
+// createSystemUser adds a system user and group of that name, without a
+// home or a login shell. Another process adding it at the same moment is
+// not an error.
+func createSystemUser(name string) error {
+	var tries [][]string
+	if p, err := exec.LookPath("useradd"); err == nil {
+		tries = append(tries, []string{p, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+			"--shell", "/usr/sbin/nologin", "--comment", "pgattest throwaway PostgreSQL servers", name})
+	}
+	if p, err := exec.LookPath("adduser"); err == nil { // BusyBox, Alpine
+		tries = append(tries, []string{p, "-S", "-D", "-H", "-h", "/nonexistent", "-s", "/sbin/nologin", name})
+	}
+	if len(tries) == 0 {
+		return fmt.Errorf("user %q does not exist and neither useradd nor adduser is installed", name)
+	}
+	var last error
+	for _, argv := range tries {
+		var out bytes.Buffer
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if last = cmd.Run(); last == nil {
+			return nil
+		}
+		if _, err := user.Lookup(name); err == nil {
+			return nil // made by a concurrent run
+		}
+		last = fmt.Errorf("%s: %v: %s", argv[0], last, bytes.TrimSpace(out.Bytes()))
+	}
+	return fmt.Errorf("create system user %q: %w", name, last)
 }
 
 // attr returns the process attributes for a server-side child: its own
@@ -42,9 +106,20 @@ func serverUser() (*runAs, error) {
 func (r *runAs) attr() *syscall.SysProcAttr {
 	a := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGQUIT}
 	if r != nil {
-		a.Credential = &syscall.Credential{Uid: uint32(r.uid), Gid: uint32(r.gid)}
+		a.Credential = &syscall.Credential{Uid: uint32(r.uid), Gid: uint32(r.gid), Groups: []uint32{}}
 	}
 	return a
+}
+
+// Name is the system user's name ("" for nil: this process's user).
+func (r *runAs) Name() string {
+	if r == nil {
+		if u, err := user.Current(); err == nil {
+			return u.Username
+		}
+		return strconv.Itoa(os.Getuid())
+	}
+	return r.name
 }
 
 // own gives path to the server user (no-op when not root).

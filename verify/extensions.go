@@ -141,6 +141,9 @@ func needing(toc *TOC, deps map[int][]int, name string) map[int]bool {
 // Describe names the entry for a message: "TABLE public.t",
 // "COMMENT EXTENSION fakext".
 func (e Entry) Describe() string {
+	if strings.HasPrefix(e.Name, e.Type+" ") { // "CAST (a AS b)"
+		return e.Name
+	}
 	if e.Schema == "" {
 		return e.Type + " " + e.Name
 	}

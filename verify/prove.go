@@ -9,8 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -97,7 +95,9 @@ type Report struct {
 	RestoreVersion string   // of pg_restore
 	FailedEntry    string   // the TOC entry that broke, when known
 	Skipped        []string // what the proof knowingly left out, and why
+	Created        []string // what pgattest made itself before the restore (extensions), not the archive
 	Streamed       bool     // restored from the dump's stream (Stream), not from the file
+	Isolation      Isolation
 }
 
 // TableCount is a restored table and its exact row count.
@@ -155,35 +155,29 @@ func Prove(ctx context.Context, o Options) (*Report, error) {
 	if o.Facts != nil {
 		rep.Facts = *o.Facts
 	} else {
-		f, err := ReadSchemaFacts(ctx, o.Client.Path("pg_restore"), o.Archive, rep.TOC, o.Scratch)
-		if err != nil {
-			return fail(err)
-		}
-		rep.Facts = f
-		rep.TOC.Refine(f.Roles)
+		rep.Facts = FactsOf(rep.TOC)
 	}
 
 	c := o.Cluster
 	if c == nil {
 		var err error
-		if c, err = testenv.Start(ctx, o.ClusterOptions); err != nil {
+		co := o.ClusterOptions
+		co.NoNetwork = true
+		if c, err = testenv.Start(ctx, co); err != nil {
 			return rep, fmt.Errorf("start throwaway cluster for the proof: %w", err)
 		}
 		defer c.Stop(context.Background())
 	}
 	rep.ServerVersion = c.Toolchain.Version.String()
 
-	if err := prepare(ctx, c, rep); err != nil {
-		return rep, err
-	}
-	omit, err := planExtensions(ctx, o, c, rep)
+	set, err := prepareProof(ctx, o, c, rep)
 	var pf interface{ ProofFailed() bool }
-	if errors.As(err, &pf) && pf.ProofFailed() { // a missing extension, an unreadable archive
+	if errors.As(err, &pf) && pf.ProofFailed() { // a missing extension
 		return fail(err)
 	} else if err != nil {
 		return rep, err
 	}
-	if err := restore(ctx, o, c, rep, omit); err != nil {
+	if err := restore(ctx, o, c, set); err != nil {
 		return fail(err)
 	}
 	return rep.counted(ctx, c)
@@ -219,84 +213,28 @@ func (rep *Report) failed(ctx context.Context, err error) (*Report, error) {
 	return rep, nil
 }
 
-// prepare creates the roles the archive names and the proof database, in
-// the archive's encoding.
-func prepare(ctx context.Context, c *testenv.Cluster, rep *Report) error {
-	return prepareDB(ctx, c, append(append([]string(nil), rep.Facts.Roles...), rep.TOC.Owners()...), rep.Facts.Encoding)
-}
-
-// prepareDB creates the roles (NOLOGIN, unless they exist) and the proof
-// database in the encoding.
-func prepareDB(ctx context.Context, c *testenv.Cluster, roles []string, encoding string) error {
-	conn, err := pgx.Connect(ctx, c.ConnString("postgres"))
-	if err != nil {
-		return fmt.Errorf("connect to throwaway cluster: %w", err)
-	}
-	defer conn.Close(context.Background())
-	roles = slices.Clone(roles)
-	sort.Strings(roles)
-	for i, r := range roles {
-		if r == "" || strings.HasPrefix(r, "pg_") || (i > 0 && roles[i-1] == r) {
-			continue
-		}
-		_, err := conn.Exec(ctx, fmt.Sprintf(`DO $$ BEGIN
-			IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = %s) THEN CREATE ROLE %s NOLOGIN; END IF;
-		END $$`, quoteLiteral(r), pgx.Identifier{r}.Sanitize()))
-		if err != nil {
-			return fmt.Errorf("create role %q in throwaway cluster: %w", r, err)
-		}
-	}
-	enc := encoding
-	if enc == "" {
-		enc = "UTF8"
-	}
-	_, err = conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s LC_COLLATE 'C' LC_CTYPE 'C'",
-		pgx.Identifier{ProofDB}.Sanitize(), quoteLiteral(enc)))
-	if err != nil {
-		return fmt.Errorf("create proof database (encoding %s): %w", enc, err)
-	}
-	return nil
-}
-
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 var (
 	reTOCEntry   = regexp.MustCompile(`^pg_restore: from TOC entry (.*)$`)
 	reError      = regexp.MustCompile(`^pg_restore: error: (.*)$`)
-	reProcessing = regexp.MustCompile(`^pg_restore: processing data for table "(.*)"$`)
+	reProcessing = regexp.MustCompile(`^pg_restore: processing data for table "(.*)`)
 	incompleteRE = regexp.MustCompile(`end of file|could not find block ID|could not open input file|could not read input file|unexpected EOF|file is too short`)
 )
 
-// restore runs pg_restore into the proof database and turns its stderr into
-// a *RestoreError or *IncompleteError when it fails.
-//
-// Entries in omit (dump IDs) are left out through a list file.
-func restore(ctx context.Context, o Options, c *testenv.Cluster, rep *Report, omit map[int]bool) error {
-	args, parallel := restoreArgs(o, c)
-	var keep []Entry
-	for _, e := range rep.TOC.Entries {
-		if !omit[e.DumpID] {
-			keep = append(keep, e)
-		}
+// restore runs pg_restore into the proof database, as the restoring role
+// and in the sandbox, with the planned entries only, and turns its stderr
+// into a *RestoreError or *IncompleteError when it fails.
+func restore(ctx context.Context, o Options, c *testenv.Cluster, set *setup) error {
+	args, parallel := restoreArgs(o, c, set.restorer)
+	list, remove, err := restoreList(o.Scratch, set.keep)
+	if err != nil {
+		return err
 	}
-	if len(omit) > 0 {
-		list, err := os.CreateTemp(o.Scratch, "proof-*.list")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(list.Name())
-		_, err = list.Write(List(keep))
-		if cerr := list.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-		args = append(args, "-L", list.Name())
-	}
-	args = append(args, o.Archive)
+	defer remove()
+	args = append(args, "-L", list, o.Archive)
 	var st restoreState
-	err := runTool(ctx, o.Client.Path("pg_restore"), args, func(line string) {
+	err = runToolIn(ctx, set.sandbox, o.Client.Path("pg_restore"), args, nil, func(line string) {
 		st.observe(line)
 		if o.Log != nil {
 			o.Log(line)
@@ -306,17 +244,18 @@ func restore(ctx context.Context, o Options, c *testenv.Cluster, rep *Report, om
 		return st.failure(err)
 	}
 	if !parallel {
-		return st.readAll(keep)
+		return st.readAll(set.keep)
 	}
 	return nil
 }
 
 // restoreArgs are pg_restore's options for a proof: stop at the first
-// error, into the proof database; in one transaction (with wal_level
+// error, into the proof database as the restoring role, without
+// tablespaces (the proof has none); in one transaction (with wal_level
 // minimal, COPY into a table made in the same transaction writes no WAL),
 // or in parallel jobs for a directory-format archive.
-func restoreArgs(o Options, c *testenv.Cluster) (args []string, parallel bool) {
-	args = []string{"--exit-on-error", "--verbose", "--no-password", "-d", c.ConnString(ProofDB)}
+func restoreArgs(o Options, c *testenv.Cluster, restorer string) (args []string, parallel bool) {
+	args = []string{"--exit-on-error", "--verbose", "--no-password", "--no-tablespaces", "-d", c.ConnStringAs(ProofDB, restorer)}
 	parallel = o.Jobs > 1 && o.Format == FormatDirectory
 	if parallel {
 		args = append(args, "--jobs", fmt.Sprint(o.Jobs))
@@ -358,7 +297,9 @@ func (s *restoreState) observe(line string) {
 		s.errors = append(s.errors, strings.TrimSpace(reError.FindStringSubmatch(line)[1]))
 		s.inCommand = false
 	case reProcessing.MatchString(line):
-		s.lastTable = reProcessing.FindStringSubmatch(line)[1]
+		// The name as pg_restore prints it, unquoted: a name may hold a
+		// newline, and then the line ends inside it.
+		s.lastTable = strings.TrimSuffix(reProcessing.FindStringSubmatch(line)[1], `"`)
 		s.processed++
 	case strings.HasPrefix(line, "Command was: "):
 		s.command = strings.TrimPrefix(line, "Command was: ")
@@ -430,18 +371,17 @@ func RunRestore(ctx context.Context, pgRestore string, args, env []string, log f
 // runTool runs a client tool with stderr streamed line by line to onLine.
 // Cancelling ctx sends SIGTERM, then SIGKILL after 5 seconds.
 func runTool(ctx context.Context, path string, args []string, onLine func(string)) error {
-	return runToolEnv(ctx, path, args, nil, onLine)
+	return runToolIn(ctx, testenv.Sandbox{}, path, args, nil, onLine)
 }
 
 func runToolEnv(ctx context.Context, path string, args, env []string, onLine func(string)) error {
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = env
-	if env == nil {
-		cmd.Env = toolEnv()
-	}
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive a killed pgattest
+	return runToolIn(ctx, testenv.Sandbox{}, path, args, env, onLine)
+}
+
+// runToolIn runs a tool as runTool does, in the sandbox sb (no network: a
+// proof's pg_restore only needs the proof server's Unix socket).
+func runToolIn(ctx context.Context, sb testenv.Sandbox, path string, args, env []string, onLine func(string)) error {
+	cmd := toolCommand(ctx, sb, path, args, env)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err
@@ -451,6 +391,22 @@ func runToolEnv(ctx context.Context, path string, args, env []string, onLine fun
 	}
 	StreamLines(stderr, onLine)
 	return cmd.Wait()
+}
+
+// toolCommand is a client tool's command: the environment env (nil: no
+// PG* variable of the user's), SIGTERM on cancel, never outliving a killed
+// pgattest, in sb.
+func toolCommand(ctx context.Context, sb testenv.Sandbox, path string, args, env []string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = env
+	if env == nil {
+		cmd.Env = toolEnv()
+	}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive a killed pgattest
+	sb.Apply(cmd.SysProcAttr)
+	return cmd
 }
 
 // StreamLines calls fn for every line read from r until EOF.
@@ -480,8 +436,22 @@ func toolEnv() []string {
 
 // countRows counts the rows of every table and materialized view in the
 // database, a few at a time.
+//
+// It runs as the cluster's superuser, after the restore: a superuser
+// bypasses row-level security (so no policy of the archive's runs and the
+// counts are whole), and the search path is pg_catalog alone, so no
+// function or operator the archive made can stand in for a built-in.
 func countRows(ctx context.Context, connString string) ([]TableCount, error) {
-	conn, err := pgx.Connect(ctx, connString)
+	connect := func() (*pgx.Conn, error) {
+		cfg, err := pgx.ParseConfig(connString)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RuntimeParams["client_encoding"] = "UTF8"
+		cfg.RuntimeParams["search_path"] = "pg_catalog"
+		return pgx.ConnectConfig(ctx, cfg)
+	}
+	conn, err := connect()
 	if err != nil {
 		return nil, err
 	}
@@ -519,7 +489,7 @@ func countRows(ctx context.Context, connString string) ([]TableCount, error) {
 		}
 	}()
 	for len(conns) < workers {
-		c, err := pgx.Connect(ctx, connString)
+		c, err := connect()
 		if err != nil {
 			return nil, err
 		}
@@ -533,7 +503,7 @@ func countRows(ctx context.Context, connString string) ([]TableCount, error) {
 		go func(c *pgx.Conn) {
 			defer wg.Done()
 			for i := range next {
-				q := "SELECT count(*) FROM ONLY " + pgx.Identifier{tables[i].Schema, tables[i].Name}.Sanitize()
+				q := "SELECT pg_catalog.count(*) FROM ONLY " + pgx.Identifier{tables[i].Schema, tables[i].Name}.Sanitize()
 				errs[i] = c.QueryRow(ctx, q).Scan(&tables[i].Rows)
 			}
 		}(c)

@@ -19,6 +19,7 @@ import (
 type SchemaFacts struct {
 	Roles    []string // owners, grantees, grantors, policy roles: exact names
 	Encoding string   // from "SET client_encoding = 'UTF8';", "" if absent
+	DBOwner  string   // the source database's owner (its DATABASE entry), "" if unknown
 }
 
 // ReadSchemaFacts prints the SQL of every entry without data blocks

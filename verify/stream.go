@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,34 +31,53 @@ type Stream struct {
 	done    chan struct{}
 	waitErr error
 	started time.Time
+	rep     *Report // what preparing found: facts, skipped, created, isolation
+	keep    []Entry // the entries pg_restore restores
+
+	removeList func()
 
 	mu       sync.Mutex
 	writeErr error
 }
 
-// StartStream prepares the proof database (the roles, the encoding, both
-// known from the source before the archive exists) in the running cluster
-// c and starts pg_restore reading from its standard input.
-func StartStream(ctx context.Context, o Options, c *testenv.Cluster, roles []string, encoding string) (*Stream, error) {
+// StartStream prepares the proof database in the running cluster c for the
+// archive whose table of contents is toc (read from the stream's first
+// bytes, HeadTOC), as Prove does, and starts pg_restore reading from its
+// standard input. An error that reports ProofFailed (a missing extension)
+// is a verdict on the archive: the caller proves the file instead, after
+// DropProofDB, to report it whole.
+func StartStream(ctx context.Context, o Options, c *testenv.Cluster, toc *TOC) (*Stream, error) {
 	s := &Stream{o: o, c: c, done: make(chan struct{}), started: time.Now().UTC()}
-	if err := prepareDB(ctx, c, roles, encoding); err != nil {
+	s.rep = &Report{Mode: ModeRestore, TOC: toc, Facts: FactsOf(toc), Streamed: true,
+		ServerVersion: c.Toolchain.Version.String(), RestoreVersion: o.Client.Version.String()}
+	if o.Scratch == "" {
+		o.Scratch = os.TempDir()
+	}
+	set, err := prepareProof(ctx, o, c, s.rep)
+	if err != nil {
 		return nil, err
 	}
-	args, _ := restoreArgs(Options{}, c) // one job, one transaction
-	cmd := exec.CommandContext(ctx, o.Client.Path("pg_restore"), args...)
-	cmd.Env = toolEnv()
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	s.keep = set.keep
+	list, remove, err := restoreList(o.Scratch, set.keep)
+	if err != nil {
+		return nil, err
+	}
+	s.removeList = remove
+	args, _ := restoreArgs(Options{}, c, set.restorer) // one job, one transaction
+	args = append(args, "-L", list)
+	cmd := toolCommand(ctx, set.sandbox, o.Client.Path("pg_restore"), args, nil)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
+		remove()
 		return nil, err
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
+		remove()
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		remove()
 		return nil, fmt.Errorf("run %s: %w", o.Client.Path("pg_restore"), err)
 	}
 	s.cmd, s.stdin = cmd, stdin
@@ -70,6 +89,7 @@ func StartStream(ctx context.Context, o Options, c *testenv.Cluster, roles []str
 			}
 		})
 		s.waitErr = cmd.Wait()
+		remove()
 		close(s.done)
 	}()
 	return s, nil
@@ -91,16 +111,27 @@ func (s *Stream) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// DropProofDB removes the proof database from c, so that another proof can
-// run in the same cluster.
+// DropProofDB removes the proof database and every role but the built-in
+// ones and the cluster's superuser from c, so that another proof can run in
+// the same cluster.
 func DropProofDB(ctx context.Context, c *testenv.Cluster) error {
-	conn, err := pgx.Connect(ctx, c.ConnString("postgres"))
+	conn, err := c.Connect(ctx, "postgres")
 	if err != nil {
 		return fmt.Errorf("connect to throwaway cluster: %w", err)
 	}
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{ProofDB}.Sanitize()+" WITH (FORCE)"); err != nil {
 		return fmt.Errorf("drop the proof database: %w", err)
+	}
+	rows, _ := conn.Query(ctx, `SELECT rolname::text FROM pg_catalog.pg_roles WHERE rolname !~ '^pg_' AND rolname <> current_user ORDER BY 1`)
+	roles, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list the proof's roles: %w", err)
+	}
+	for _, r := range roles {
+		if _, err := conn.Exec(ctx, "DROP ROLE "+pgx.Identifier{r}.Sanitize()); err != nil {
+			return fmt.Errorf("drop the proof's role %q: %w", r, err)
+		}
 	}
 	return nil
 }
@@ -114,11 +145,12 @@ func (s *Stream) Abort() {
 }
 
 // Finish ends pg_restore's input, waits for it, checks that it read the data
-// of every table in toc (the archive's table of contents, read from the file
-// after the dump) and counts the restored rows. As with Prove, err is for a
+// of every table it was to restore and counts the restored rows. toc is the
+// archive's table of contents read from the file after the dump (with
+// pg_restore's header), recorded in the report. As with Prove, err is for a
 // proof that could not be carried out; a restore that failed is a Report
 // with Passed false.
-func (s *Stream) Finish(ctx context.Context, toc *TOC, facts SchemaFacts) (*Report, error) {
+func (s *Stream) Finish(ctx context.Context, toc *TOC) (*Report, error) {
 	s.mu.Lock()
 	s.stdin.Close()
 	s.mu.Unlock()
@@ -128,14 +160,17 @@ func (s *Stream) Finish(ctx context.Context, toc *TOC, facts SchemaFacts) (*Repo
 		<-s.done // the command's context kills it
 		return nil, ctx.Err()
 	}
-	rep := &Report{Mode: ModeRestore, StartedAt: s.started, TOC: toc, Facts: facts, Streamed: true,
-		ServerVersion: s.c.Toolchain.Version.String(), RestoreVersion: s.o.Client.Version.String()}
+	rep := s.rep
+	rep.StartedAt = s.started
+	if toc != nil {
+		rep.TOC = toc
+	}
 	defer func() { rep.Duration = time.Since(rep.StartedAt) }()
 	fail := func(err error) (*Report, error) { return rep.failed(ctx, err) }
 	if s.waitErr != nil {
 		return fail(s.st.failure(s.waitErr))
 	}
-	if err := s.st.readAll(toc.Entries); err != nil {
+	if err := s.st.readAll(s.keep); err != nil {
 		return fail(err)
 	}
 	return rep.counted(ctx, s.c)

@@ -34,6 +34,15 @@ type Entry struct {
 	Schema     string `json:"schema"` // "" when pg_restore prints "-"
 	Name       string `json:"name"`   // the tag: "order_items", "order_total(bigint)", "TABLE customers" (for a COMMENT)
 	Owner      string `json:"owner"`
+
+	// Read only from the archive itself (ReadArchiveTOC), not from
+	// pg_restore -l: the entry's SQL, its tablespace, its section and the
+	// dump IDs of the entries it depends on.
+	Defn       string `json:"-"`
+	Tablespace string `json:"-"`
+	Section    int    `json:"-"`
+	Deps       []int  `json:"-"`
+	hadDumper  bool
 	rest       string // "schema name owner" as printed, kept for Refine
 }
 
@@ -72,6 +81,11 @@ type Header struct {
 type TOC struct {
 	Header  Header  `json:"header"`
 	Entries []Entry `json:"entries"`
+	// Special are the entries pg_restore -l does not list: those it
+	// applies on its own (ENCODING, STDSTRINGS, SEARCHPATH) and those of the
+	// database itself (DATABASE, its properties, comment and grants), which
+	// a restore without --create leaves alone. Read from the archive only.
+	Special []Entry `json:"-"`
 }
 
 // knownTypes are the entry types pg_dump writes (PostgreSQL 9.6 to 18),
@@ -256,6 +270,9 @@ func (t *TOC) Refine(roles []string) {
 	var schemas []string
 	for i := range t.Entries {
 		e := &t.Entries[i]
+		if e.rest == "" { // read from the archive itself: exact already
+			continue
+		}
 		e.split(nil, roles)
 		if e.Type == "SCHEMA" {
 			schemas = append(schemas, e.Name)
@@ -263,7 +280,9 @@ func (t *TOC) Refine(roles []string) {
 	}
 	schemas = byLen(append(schemas, "public", "pg_catalog"))
 	for i := range t.Entries {
-		t.Entries[i].split(schemas, roles)
+		if t.Entries[i].rest != "" {
+			t.Entries[i].split(schemas, roles)
+		}
 	}
 }
 
@@ -323,7 +342,10 @@ func List(entries []Entry) []byte {
 	return b.Bytes()
 }
 
-// ReadTOC runs `pg_restore -l` on the archive and parses its output.
+// ReadTOC reads an archive's table of contents: pg_restore -l must list it
+// (so the pg_restore at hand can read this archive, and its header comes as
+// pg_restore prints it), and the entries come from the archive itself
+// (ReadArchiveTOC), exact whatever their names hold.
 func ReadTOC(ctx context.Context, pgRestore, archive string) (*TOC, error) {
 	cmd := exec.CommandContext(ctx, pgRestore, "-l", archive)
 	cmd.Env = toolEnv()
@@ -336,7 +358,40 @@ func ReadTOC(ctx context.Context, pgRestore, archive string) (*TOC, error) {
 		}
 		return nil, unreadable(pgRestore, archive, stderr.String(), err)
 	}
-	return ParseTOC(bytes.NewReader(out))
+	// pg_restore prints each entry on one line (a newline in a name
+	// becomes a space): the line's dump id says which entries it lists.
+	var h Header
+	listed := map[int]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, ";") {
+			h.parse(strings.TrimRight(line, "\r"))
+		} else if id, _, ok := strings.Cut(line, "; "); ok {
+			if n, err := strconv.Atoi(id); err == nil {
+				listed[n] = true
+			}
+		}
+	}
+	toc, err := ReadArchiveTOC(archive)
+	if err != nil {
+		return nil, err
+	}
+	if h.TOCEntries != len(toc.Entries) {
+		return nil, &UnreadableError{Path: archive, Detail: fmt.Sprintf("pg_restore counts %d entries, the archive holds %d", h.TOCEntries, len(toc.Entries))}
+	}
+	all := toc.Entries
+	toc.Entries = make([]Entry, 0, len(listed))
+	for _, e := range all {
+		if listed[e.DumpID] {
+			toc.Entries = append(toc.Entries, e)
+		} else {
+			toc.Special = append(toc.Special, e)
+		}
+	}
+	if len(toc.Entries) != len(listed) {
+		return nil, &UnreadableError{Path: archive, Detail: fmt.Sprintf("pg_restore lists %d entries the archive does not hold", len(listed)-len(toc.Entries))}
+	}
+	toc.Header = h
+	return toc, nil
 }
 
 var unsupportedRE = regexp.MustCompile(`unsupported version \(([0-9.]+)\) in file header`)
