@@ -192,7 +192,8 @@ func (c *Catalog) auditRecords(name string, from, to time.Time, full bool) ([]*R
 		backups := tx.Bucket(bucketBackups)
 		prefix := append([]byte(name), 0)
 		cur := tx.Bucket(bucketByTime).Cursor()
-		k, v := cur.Seek(binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), nanos(to)+1))
+		k, _ := cur.Seek(binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), nanos(to)+1))
+		var v []byte
 		if k == nil {
 			k, v = cur.Last()
 		} else {

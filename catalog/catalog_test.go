@@ -169,14 +169,13 @@ func idOf(r *Record) string {
 func TestList(t *testing.T) {
 	c := open(t)
 	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	var all []*Record
 	for i := 0; i < 10; i++ {
 		name := []string{"a", "b"}[i%2]
 		status := StatusVerified
 		if i == 4 {
 			status = StatusFailed
 		}
-		all = append(all, mustAdd(t, c, rec(name, base.Add(time.Duration(i)*time.Hour), status)))
+		mustAdd(t, c, rec(name, base.Add(time.Duration(i)*time.Hour), status))
 	}
 	ids := func(rs []*Record) string {
 		var s []string

@@ -42,7 +42,6 @@ type Event struct {
 
 // canonical is the event without its hash, in a fixed field order.
 func (e Event) canonical() []byte {
-	e.Hash = ""
 	b, _ := json.Marshal(struct {
 		Seq      uint64    `json:"seq"`
 		At       time.Time `json:"at"`

@@ -186,7 +186,7 @@ func TestTamperingIsDetected(t *testing.T) {
 	if code != exitProofFailed || !strings.Contains(out, "failed") {
 		t.Errorf("verify of a tampered archive: exit %d\n%s", code, out)
 	}
-	code, out, _ = run(t, "--catalog", w.catalog, "--json", "show", rec.ID)
+	_, out, _ = run(t, "--catalog", w.catalog, "--json", "show", rec.ID)
 	if after := decodeRecord(t, out); after.Status != catalog.StatusFailed || len(after.Proofs) != 2 {
 		t.Errorf("after a failed verify: status %s, %d proofs", after.Status, len(after.Proofs))
 	}

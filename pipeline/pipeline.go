@@ -310,7 +310,6 @@ func Entries(t *verify.TOC) []catalog.TOCEntry {
 	return out
 }
 
-
 // prove restores the archive into the throwaway cluster started during the
 // dump (or reads it through, per --verify).
 func (r *run) prove(ctx context.Context) error {

@@ -123,8 +123,10 @@ func Connect(ctx context.Context, connString string, allowPooled bool, red *Reda
 		cfg.ConnectTimeout = 15 * time.Second
 	}
 	// The simple protocol works through every pooler mode, so preflight
-	// can get far enough to tell the user what it found.
+	// can get far enough to tell the user what it found. pgx needs UTF8
+	// for it, whatever the database's encoding (pg_dump sets its own).
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	cfg.RuntimeParams["client_encoding"] = "UTF8"
 	if !allowPooled {
 		if direct, pooled := PooledHost(cfg.Host); pooled {
 			return nil, &PooledError{Host: cfg.Host, Direct: direct, Reason: "a Neon -pooler endpoint"}

@@ -117,6 +117,5 @@ func LiveTOC(ctx context.Context, rec *catalog.Record, pgBin []string) ([]catalo
 	if err != nil {
 		return nil, err
 	}
-	toc.Refine(rec.Roles)
 	return Entries(toc), nil
 }

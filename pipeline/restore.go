@@ -109,14 +109,10 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestorePlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	toc.Refine(rec.Roles) // names with spaces split right, as at backup time
 	plan := &RestorePlan{Record: rec, Target: target, Entries: toc.Entries, Total: len(toc.Entries)}
 	args := []string{"--verbose", "--exit-on-error", "--no-password", "--dbname=" + target.Conn.Sanitized()}
 	if len(o.Tables) > 0 {
-		deps, err := verify.ReadDependencies(ctx, pgRestore, rec.Archive.Path, toc, scratch.Dir)
-		if err != nil {
-			return nil, err
-		}
+		deps := toc.Dependencies()
 		exists, conn, err := targetHas(ctx, target, o.Redactor)
 		if err != nil {
 			return nil, err
@@ -363,7 +359,7 @@ func (h *hinted) Hint() string  { return h.hint }
 // object an entry creates (schemas, types, functions, sequences, extensions).
 // Close the returned connection when done.
 func targetHas(ctx context.Context, target *Source, red *Redactor) (func(verify.Entry) bool, *pgx.Conn, error) {
-	conn, err := pgx.Connect(ctx, target.Conn.withPassword())
+	conn, err := testenv.ConnectUTF8(ctx, target.Conn.withPassword())
 	if err != nil {
 		return nil, nil, connectError(target, err, red)
 	}

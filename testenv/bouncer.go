@@ -87,7 +87,8 @@ func StartBouncer(ctx context.Context, c *Cluster, mode string) (*Bouncer, error
 		"",
 	}, "\n")
 	for path, body := range map[string]string{ini: conf, users: fmt.Sprintf("%q \"\"\n", c.Superuser), b.logPath: ""} {
-		if err := os.WriteFile(path, []byte(body), 0o600); err == nil {
+		err := os.WriteFile(path, []byte(body), 0o600)
+		if err == nil {
 			err = as.own(path)
 		}
 		if err != nil {

@@ -2,13 +2,8 @@ package verify
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"unicode"
@@ -20,43 +15,6 @@ type SchemaFacts struct {
 	Roles    []string // owners, grantees, grantors, policy roles: exact names
 	Encoding string   // from "SET client_encoding = 'UTF8';", "" if absent
 	DBOwner  string   // the source database's owner (its DATABASE entry), "" if unknown
-}
-
-// ReadSchemaFacts prints the SQL of every entry without data blocks
-// (pg_restore -L; this reads only the table of contents, not the data) and
-// scans it for role names and the encoding.
-func ReadSchemaFacts(ctx context.Context, pgRestore, archive string, toc *TOC, scratch string) (SchemaFacts, error) {
-	var keep []Entry
-	for _, e := range toc.Entries {
-		if !e.HasData() {
-			keep = append(keep, e)
-		}
-	}
-	list := filepath.Join(scratch, "schema.list")
-	if err := os.WriteFile(list, List(keep), 0o600); err != nil {
-		return SchemaFacts{}, err
-	}
-	defer os.Remove(list)
-	cmd := exec.CommandContext(ctx, pgRestore, "-f", "-", "-L", list, archive)
-	cmd.Env = toolEnv()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return SchemaFacts{}, err
-	}
-	if err := cmd.Start(); err != nil {
-		return SchemaFacts{}, fmt.Errorf("run pg_restore: %w", err)
-	}
-	facts, scanErr := ScanSQL(out)
-	io.Copy(io.Discard, out)
-	if err := cmd.Wait(); err != nil {
-		if ctx.Err() != nil {
-			return SchemaFacts{}, ctx.Err()
-		}
-		return SchemaFacts{}, unreadable(pgRestore, archive, stderr.String(), err)
-	}
-	return facts, scanErr
 }
 
 // ScanSQL reads SQL as pg_dump writes it and collects the roles it names

@@ -6,9 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -421,68 +419,13 @@ func firstError(stderr string, err error) string {
 	return err.Error()
 }
 
-// ReadDependencies returns, for every entry without data, the dump IDs it
-// depends on, as `pg_restore --verbose` prints them ("-- TOC entry N" then
-// "-- Dependencies: a b c") in the archive's SQL. Data entries depend on the
-// table of the same schema and name.
-func ReadDependencies(ctx context.Context, pgRestore, archive string, toc *TOC, scratch string) (map[int][]int, error) {
-	var keep []Entry
-	for _, e := range toc.Entries {
-		if !e.HasData() {
-			keep = append(keep, e)
-		}
-	}
-	list := filepath.Join(scratch, "deps.list")
-	if err := os.WriteFile(list, List(keep), 0o600); err != nil {
-		return nil, err
-	}
-	defer os.Remove(list)
-	cmd := exec.CommandContext(ctx, pgRestore, "--verbose", "-f", "-", "-L", list, archive)
-	cmd.Env = toolEnv()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("run pg_restore: %w", err)
-	}
-	deps := ParseDependencies(out)
-	io.Copy(io.Discard, out)
-	if err := cmd.Wait(); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, unreadable(pgRestore, archive, stderr.String(), err)
-	}
-	return deps, nil
-}
-
-// ParseDependencies reads the "-- TOC entry N (class …)" and
-// "-- Dependencies: …" comments of pg_restore --verbose SQL output.
-func ParseDependencies(r io.Reader) map[int][]int {
-	deps := map[int][]int{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 64*1024*1024)
-	cur := -1
-	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, "-- TOC entry "); ok {
-			id, _, _ := strings.Cut(rest, " ")
-			if n, err := strconv.Atoi(id); err == nil {
-				cur = n
-				deps[cur] = nil
-			}
-			continue
-		}
-		if rest, ok := strings.CutPrefix(line, "-- Dependencies: "); ok && cur >= 0 {
-			for _, f := range strings.Fields(rest) {
-				if n, err := strconv.Atoi(f); err == nil {
-					deps[cur] = append(deps[cur], n)
-				}
-			}
-		}
+// Dependencies returns, for every entry, the dump IDs it depends on, as
+// pg_dump recorded them (a table's data depends on its table). Only a TOC
+// read from the archive itself has them (ReadTOC, ReadArchiveTOC).
+func (t *TOC) Dependencies() map[int][]int {
+	deps := make(map[int][]int, len(t.Entries))
+	for _, e := range t.Entries {
+		deps[e.DumpID] = e.Deps
 	}
 	return deps
 }
