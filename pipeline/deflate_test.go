@@ -67,6 +67,7 @@ func TestDeflateArchive(t *testing.T) {
 	defer conn.Close(ctx)
 	for _, q := range []string{
 		`CREATE TABLE shop.nothing (id int)`,
+		"CREATE TABLE shop.\"new\nline\" AS SELECT g, 'a\nb' AS t FROM generate_series(1, 300) g", // names may hold newlines
 		`CREATE TABLE shop.big AS SELECT g, md5(g::text) || repeat(md5((g * 7)::text), 20) AS t FROM generate_series(1, 5000) g`,
 		`SELECT lo_from_bytea(0, decode(string_agg(md5(g::text), ''), 'hex')) FROM generate_series(1, 100000) g`,
 		`SELECT lo_from_bytea(0, '')`,

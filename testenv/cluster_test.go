@@ -347,42 +347,12 @@ func TestOrdinaryUser(t *testing.T) {
 		}
 		return
 	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skipf("no user nobody to run the non-root path as: %v", err)
-	}
-	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nobody.Gid)
-	home, err := os.MkdirTemp("", "pgattest-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(home) })
-	os.Chmod(home, 0o755)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(home, "testenv.test")
-	if err := copyFile(bin, self, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	work := filepath.Join(home, "home")
-	if err := os.Mkdir(work, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	os.Chown(work, uid, gid)
-
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = []string{
-		"PGATTEST_TESTENV_HELPER=roundtrip", "PATH=" + os.Getenv("PATH"),
-		"HOME=" + work, "TMPDIR=" + work, "XDG_CACHE_HOME=" + filepath.Join(work, "cache"),
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	out, err := cmd.CombinedOutput()
+	work, out, err := RunAsNobody(t, []string{"-test.run=^$"}, []string{"PGATTEST_TESTENV_HELPER=roundtrip"})
 	if err != nil || !strings.Contains(string(out), "ok") {
 		t.Fatalf("as nobody: %v\n%s", err, out)
 	}
+	nobody, _ := user.Lookup("nobody")
+	uid, _ := strconv.Atoi(nobody.Uid)
 	// The template was made by nobody, in nobody's cache.
 	tmpls, _ := filepath.Glob(filepath.Join(work, "cache", "pgattest", "templates", "pg*", "data", "PG_VERSION"))
 	if len(tmpls) != 1 {
@@ -391,5 +361,64 @@ func TestOrdinaryUser(t *testing.T) {
 	var st syscall.Stat_t
 	if err := syscall.Stat(tmpls[0], &st); err != nil || int(st.Uid) != uid {
 		t.Errorf("template owned by uid %d, want nobody (%d): %v", st.Uid, uid, err)
+	}
+}
+
+// TestClusterNamesAndSandbox: a cluster's superuser gets a random name
+// unless asked for one (no archive can name the proof's superuser, and no
+// "postgres" role exists); with NoNetwork the server runs in a network
+// namespace of its own; as root it runs as pgattest's system user.
+func TestClusterNamesAndSandbox(t *testing.T) {
+	Require(t, Want{})
+	ctx := context.Background()
+	var names []string
+	for range 2 {
+		c, err := Start(ctx, Options{NoNetwork: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Stop(context.Background()) })
+		names = append(names, c.Superuser)
+		conn, err := c.Connect(ctx, "postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var me string
+		var super, postgresExists bool
+		err = conn.QueryRow(ctx, `SELECT current_user, rolsuper, EXISTS (SELECT FROM pg_roles WHERE rolname = 'postgres')
+			FROM pg_roles WHERE rolname = current_user`).Scan(&me, &super, &postgresExists)
+		conn.Close(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if me != c.Superuser || !super || postgresExists || !strings.HasPrefix(me, "pgattest_su_") {
+			t.Errorf("connected as %q (superuser %v), role postgres exists: %v", me, super, postgresExists)
+		}
+		pid := c.cmd.Process.Pid
+		ours, _ := os.Readlink("/proc/self/ns/net")
+		theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if NetworkSandbox(c.Toolchain.Path("postgres"), "--version").On() {
+			if ours == theirs || !strings.HasPrefix(c.Network, "none") {
+				t.Errorf("server in network namespace %s (ours %s), recorded %q", theirs, ours, c.Network)
+			}
+		} else if os.Getenv(RequirePGEnv) == "1" {
+			t.Errorf("no network sandbox on this machine: %s", c.Network)
+		}
+		if os.Geteuid() == 0 {
+			st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			u, err := user.Lookup(ServerUserName)
+			if err != nil || !strings.Contains(string(st), "\nUid:\t"+u.Uid+"\t") || c.ServerUser != ServerUserName {
+				t.Errorf("as root the server must run as %s (%v): %s", ServerUserName, err, st)
+			}
+		}
+	}
+	if names[0] == names[1] {
+		t.Errorf("two clusters share the superuser name %q", names[0])
+	}
+	if c := New(t, Options{Superuser: "rdsadmin"}); c.Superuser != "rdsadmin" {
+		t.Errorf("asked for rdsadmin, got %q", c.Superuser)
 	}
 }

@@ -18,7 +18,12 @@
 // A cluster listens on a Unix socket in its own 0700 folder and on no TCP
 // port unless asked; it runs with fsync, full-page writes and WAL archiving
 // off, since it never has to survive a crash. As root, initdb and postgres
-// run as the "postgres" system user, as they refuse to run as root.
+// run as pgattest's own system user ([ServerUserName], created if missing),
+// as they refuse to run as root; never as "postgres", whose files include
+// the host's real clusters. Each cluster's superuser gets a random name
+// unless the caller names one ([Options.Superuser]); with
+// [Options.NoNetwork] the server runs in a network namespace of its own
+// ([Sandbox]). The proof's clusters take both.
 //
 // A cluster's folder is a [Scratch] folder: it belongs to the process that
 // made it for as long as that process lives. [Cluster.Stop] shuts the server

@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -100,4 +105,47 @@ func NewExtensionToolchain(tb testing.TB, files map[string]string) Toolchain {
 		tb.Fatalf("copy the server binaries with extension files: %v", err)
 	}
 	return ext
+}
+
+// RunAsNobody runs this test binary again as the "nobody" user (a copy of
+// it that nobody may execute, in a folder of its own), with args and env
+// plus PATH, HOME, TMPDIR and XDG_CACHE_HOME set to a private folder of
+// nobody's, which it returns with the combined output. Tests of the path an
+// ordinary user takes use it when they run as root. It skips when there is
+// no user nobody.
+func RunAsNobody(tb testing.TB, args, env []string) (home string, out []byte, err error) {
+	tb.Helper()
+	nobody, lerr := user.Lookup("nobody")
+	if lerr != nil {
+		tb.Skipf("no user nobody to run the non-root path as: %v", lerr)
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	dir, derr := os.MkdirTemp("", "pgattest-nobody-")
+	if derr != nil {
+		tb.Fatal(derr)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	self, serr := os.Executable()
+	if serr != nil {
+		tb.Fatal(serr)
+	}
+	bin := filepath.Join(dir, filepath.Base(self))
+	if err := copyFile(bin, self, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	home = filepath.Join(dir, "home")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	os.Chown(home, uid, gid)
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = home
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TMPDIR=" + home,
+		"XDG_CACHE_HOME=" + filepath.Join(home, "cache"), "LANG=C"}, env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}},
+		Pdeathsig: syscall.SIGKILL}
+	out, err = cmd.CombinedOutput()
+	return home, out, err
 }
