@@ -86,6 +86,18 @@ func printRecord(w io.Writer, r *catalog.Record) {
 				row("", "  %s", l)
 			}
 		}
+		for _, sk := range p.Skipped {
+			row("", "  skipped %s", sk)
+		}
+		if i < len(r.Proofs)-1 {
+			continue // how the last proof ran is enough
+		}
+		for _, c := range p.Created {
+			row("", "  made by pgattest first: %s", c)
+		}
+		if iso := p.Isolation; iso != nil {
+			row("", "  restored as %s (no superuser); server run by %s; network: %s", iso.RestoreRole, iso.ServerUser, iso.Network)
+		}
 	}
 	var st []string
 	for _, s := range r.Stages {
@@ -135,8 +147,8 @@ func proofLine(p catalog.Proof) string {
 	if p.FailedEntry != "" {
 		s += "; failed at " + p.FailedEntry
 	}
-	if len(p.Skipped) > 0 {
-		s += "; skipped " + strings.Join(p.Skipped, ", ")
+	if n := len(p.Skipped); n > 0 {
+		s += fmt.Sprintf("; %d left out (below)", n)
 	}
 	return s
 }

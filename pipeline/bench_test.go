@@ -2,8 +2,13 @@ package pipeline_test
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline"
@@ -41,4 +46,57 @@ func BenchmarkBackupSample(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkBackupVsBaseline times `pgattest backup` of the sample database
+// as this tree builds it against another pgattest binary, given by
+// PGATTEST_BENCH_BASELINE (an earlier commit's build, say), in alternating
+// runs against one source so both share the machine's noise; it reports
+// the medians and the median of the paired ratios. PGATTEST_BENCH_ROUNDS
+// sets the pairs (default 30). Without a baseline it skips.
+//
+//	git worktree add /tmp/old HEAD~3 && (cd /tmp/old && go build -o /tmp/pgattest-old .)
+//	PGATTEST_BENCH_BASELINE=/tmp/pgattest-old go test -run '^$' -bench BackupVsBaseline -benchtime 1x ./pipeline
+func BenchmarkBackupVsBaseline(b *testing.B) {
+	baseline := os.Getenv("PGATTEST_BENCH_BASELINE")
+	if baseline == "" {
+		b.Skip("set PGATTEST_BENCH_BASELINE to a pgattest binary to compare with")
+	}
+	rounds := 30
+	if n, err := strconv.Atoi(os.Getenv("PGATTEST_BENCH_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
+	current := filepath.Join(b.TempDir(), "pgattest")
+	if out, err := exec.Command("go", "build", "-o", current, "..").CombinedOutput(); err != nil {
+		b.Fatalf("build pgattest: %v\n%s", err, out)
+	}
+	src := testenv.New(b)
+	if err := testenv.LoadSample(context.Background(), src, "shop"); err != nil {
+		b.Fatal(err)
+	}
+	times := map[string][]float64{}
+	for i := 0; i < b.N*rounds; i++ {
+		for _, v := range []struct{ name, bin string }{{"baseline", baseline}, {"current", current}} {
+			dir := b.TempDir()
+			t0 := time.Now()
+			out, err := exec.Command(v.bin, "--catalog", filepath.Join(dir, "c.db"), "backup", "--dir", dir,
+				"--db", src.ConnString("shop"), "--name", "shop").CombinedOutput()
+			if err != nil {
+				b.Fatalf("%s: %v\n%s", v.name, err, out)
+			}
+			times[v.name] = append(times[v.name], time.Since(t0).Seconds())
+		}
+	}
+	median := func(s []float64) float64 {
+		s = slices.Clone(s)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	var ratios []float64
+	for i := range times["current"] {
+		ratios = append(ratios, times["current"][i]/times["baseline"][i])
+	}
+	b.ReportMetric(median(times["baseline"]), "baseline-s")
+	b.ReportMetric(median(times["current"]), "current-s")
+	b.ReportMetric(median(ratios), "current/baseline")
 }

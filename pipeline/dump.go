@@ -31,9 +31,6 @@ const progressEvery = 250 * time.Millisecond
 // digest costs no second read; a directory-format archive (--jobs > 1) is
 // written by pg_dump's workers and hashed file by file afterwards.
 func (r *run) dump(ctx context.Context) error {
-	if r.o.Verify == verify.ModeRestore {
-		r.cluster = startCluster(ctx, r.server)
-	}
 	level := r.o.Compress
 	r.deflate = r.format == verify.FormatCustom && deflatesArchive(r.client.Version.Major, level)
 	if r.deflate {

@@ -199,6 +199,15 @@ func (r *run) preflight(ctx context.Context) error {
 	if err := os.MkdirAll(r.o.Dir, 0o700); err != nil {
 		return &DirError{Dir: r.o.Dir, Err: err}
 	}
+	// The proof's cluster starts now, while preflight talks to the source,
+	// with the newest server binaries: what ChooseServer picks unless the
+	// source is newer than all of them (then it is stopped, and the error
+	// says so).
+	if r.o.Verify == verify.ModeRestore {
+		if tc, err := ChooseServer(testenv.Version{}, r.o.PGBin); err == nil {
+			r.cluster = startCluster(ctx, tc)
+		}
+	}
 	src, err := Connect(ctx, r.o.DB, r.o.AllowPooled, r.red)
 	if err != nil {
 		return err
@@ -224,6 +233,19 @@ func (r *run) preflight(ctx context.Context) error {
 			return err
 		}
 		r.rec.Tools.ProofServer = r.server.Version.String()
+		if r.cluster != nil && r.cluster.tc.Dir != r.server.Dir {
+			r.cluster.stop()
+			r.cluster = nil
+		}
+		if r.cluster == nil {
+			r.cluster = startCluster(ctx, r.server)
+		}
+		// A streamed proof's database is made as soon as the server is up,
+		// in the source's encoding: it need not wait for it once the
+		// archive's table of contents is in.
+		if r.format == verify.FormatCustom {
+			r.cluster.makeDB(r.src.Encoding)
+		}
 	}
 
 	// The destination: Dir/Name/, 0700, with a staging folder of our own.
@@ -692,28 +714,44 @@ func (p *proofSink) abort() {
 // clusterStart starts the throwaway cluster in the background, so it is
 // ready by the time the dump is.
 type clusterStart struct {
-	done    chan struct{}
+	tc      testenv.Toolchain
+	db      chan string   // the encoding to make the proof database in; closed: none
+	done    chan struct{} // the cluster started (or failed), and the database made
 	cluster *testenv.Cluster
 	err     error
+	cancel  context.CancelFunc // cuts a start short that is no longer wanted
+	dbOnce  sync.Once
 	once    sync.Once
 }
 
 func startCluster(ctx context.Context, tc testenv.Toolchain) *clusterStart {
-	cs := &clusterStart{done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(ctx)
+	cs := &clusterStart{tc: tc, db: make(chan string, 1), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(cs.done)
 		cs.cluster, cs.err = testenv.Start(ctx, testenv.Options{Toolchain: tc, NoNetwork: true})
+		if enc, ok := <-cs.db; ok && cs.err == nil {
+			verify.CreateProofDB(ctx, cs.cluster, enc) // else the proof makes it
+		}
 	}()
 	return cs
 }
 
+// makeDB asks for the proof database to be made in the encoding once the
+// server is up (verify.CreateProofDB); wait then also waits for it.
+func (cs *clusterStart) makeDB(encoding string) {
+	cs.dbOnce.Do(func() { cs.db <- encoding; close(cs.db) })
+}
+
 func (cs *clusterStart) wait() (*testenv.Cluster, error) {
+	cs.dbOnce.Do(func() { close(cs.db) }) // no database asked for by now: none
 	<-cs.done
 	return cs.cluster, cs.err
 }
 
 func (cs *clusterStart) stop() {
 	cs.once.Do(func() {
+		cs.cancel() // a start still under way gives up (Start removes what it made)
 		if c, err := cs.wait(); err == nil {
 			c.Stop(context.Background())
 		}

@@ -422,3 +422,20 @@ func TestClusterNamesAndSandbox(t *testing.T) {
 		t.Errorf("asked for rdsadmin, got %q", c.Superuser)
 	}
 }
+
+// Where there is no sandbox, the description says why, for the record.
+func TestSandboxOffSaysWhy(t *testing.T) {
+	t.Setenv("PGATTEST_NO_SANDBOX", "1")
+	if s := probeSandbox("/bin/true", nil); s.On() || s.Network() != "the host's: turned off by PGATTEST_NO_SANDBOX=1" {
+		t.Errorf("off by the variable: on %v, %q", s.On(), s.Network())
+	}
+	t.Setenv("PGATTEST_NO_SANDBOX", "")
+	if s := probeSandbox("/nonexistent/postgres", []string{"--version"}); s.On() || !strings.Contains(s.Network(), "could not probe") {
+		t.Errorf("no probe: on %v, %q", s.On(), s.Network())
+	}
+	var a syscall.SysProcAttr
+	Sandbox{}.Apply(&a)
+	if a.Cloneflags != 0 || a.UidMappings != nil {
+		t.Errorf("an off sandbox changed the attributes: %+v", a)
+	}
+}

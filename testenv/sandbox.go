@@ -3,6 +3,7 @@ package testenv
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"sync"
@@ -50,6 +51,9 @@ func probeSandbox(probe string, args []string) Sandbox {
 	s.Apply(cmd.SysProcAttr)
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, exec.ErrNotFound) {
+			return Sandbox{why: fmt.Sprintf("could not probe for network namespaces: %v", err)}
+		}
 		if errors.As(err, &ee) {
 			return Sandbox{why: fmt.Sprintf("the probe %s %v failed in a network namespace: %v", probe, args, err)}
 		}

@@ -24,6 +24,7 @@ import (
 func FactsOf(t *TOC) SchemaFacts {
 	roles := map[string]bool{}
 	var f SchemaFacts
+	br := bufio.NewReaderSize(nil, 4096) // one for every entry: a TOC may hold 100,000
 	for _, e := range append(slices.Clip(t.Entries), t.Special...) {
 		if e.Owner != "" {
 			roles[e.Owner] = true
@@ -31,7 +32,8 @@ func FactsOf(t *TOC) SchemaFacts {
 		if e.Defn == "" {
 			continue
 		}
-		s, _ := ScanSQL(strings.NewReader(e.Defn))
+		br.Reset(strings.NewReader(e.Defn))
+		s, _ := scanSQL(br)
 		for _, r := range s.Roles {
 			roles[r] = true
 		}

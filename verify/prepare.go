@@ -129,12 +129,53 @@ func createRoles(ctx context.Context, c *testenv.Cluster, facts SchemaFacts, res
 	if facts.DBOwner != "" && slices.Contains(roles, facts.DBOwner) {
 		owner = facts.DBOwner
 	}
-	_, err = conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE template0 ENCODING %s LC_COLLATE 'C' LC_CTYPE 'C'",
-		pgx.Identifier{ProofDB}.Sanitize(), pgx.Identifier{owner}.Sanitize(), quoteLiteral(enc)))
+	// CreateProofDB may have made it already, while the dump started.
+	var made string
+	err = conn.QueryRow(ctx, `SELECT coalesce((SELECT pg_catalog.pg_encoding_to_char(encoding) FROM pg_catalog.pg_database WHERE datname = $1), '')`,
+		ProofDB).Scan(&made)
+	if err != nil {
+		return fmt.Errorf("look for the proof database: %w", err)
+	}
+	db := pgx.Identifier{ProofDB}.Sanitize()
+	if made != "" && !strings.EqualFold(made, enc) {
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+db); err != nil {
+			return fmt.Errorf("drop the proof database made in %s: %w", made, err)
+		}
+		made = ""
+	}
+	if made == "" {
+		err = createProofDB(ctx, conn, enc)
+	}
+	if err == nil {
+		_, err = conn.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s OWNER TO %s", db, pgx.Identifier{owner}.Sanitize()))
+	}
 	if err != nil {
 		return fmt.Errorf("create proof database (encoding %s): %w", enc, err)
 	}
 	return nil
+}
+
+// CreateProofDB makes the proof database in c in the encoding, before the
+// archive's table of contents is known (from the source's own answer in
+// preflight), so that a streamed proof does not wait for it: Prove and
+// StartStream take it over (its owner is set then), or make another when
+// the archive's encoding is not that one. It holds nothing of the archive.
+func CreateProofDB(ctx context.Context, c *testenv.Cluster, encoding string) error {
+	conn, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		return fmt.Errorf("connect to throwaway cluster: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if encoding == "" {
+		encoding = "UTF8"
+	}
+	return createProofDB(ctx, conn, encoding)
+}
+
+func createProofDB(ctx context.Context, conn *pgx.Conn, encoding string) error {
+	_, err := conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s LC_COLLATE 'C' LC_CTYPE 'C'",
+		pgx.Identifier{ProofDB}.Sanitize(), quoteLiteral(encoding)))
+	return err
 }
 
 // createSchemas makes, as the superuser and before the restore, the schemas

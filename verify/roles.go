@@ -24,7 +24,11 @@ type SchemaFacts struct {
 // comments are skipped, so a function body that mentions GRANT adds nothing.
 // Built-in roles (pg_*) and PUBLIC, CURRENT_USER and the like are left out.
 func ScanSQL(r io.Reader) (SchemaFacts, error) {
-	sc := &sqlScanner{r: bufio.NewReaderSize(r, 64*1024)}
+	return scanSQL(bufio.NewReaderSize(r, 64*1024))
+}
+
+func scanSQL(br *bufio.Reader) (SchemaFacts, error) {
+	sc := &sqlScanner{r: br}
 	roles := map[string]bool{}
 	var facts SchemaFacts
 	for {
