@@ -247,11 +247,11 @@ func day(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
 
-// standsProven reports whether a record's newest proof passed (verified, or
-// pruned after passing).
+// standsProven reports whether a record stands proven by a restore
+// (verified, or pruned after its newest decisive proof passed): the one
+// rule of Outcome, applied to its proofs.
 func standsProven(r *Record) bool {
-	p := r.LastProof()
-	return p != nil && p.Status == ProofPassed && (r.Status == StatusVerified || r.Status == StatusPruned)
+	return (r.Status == StatusVerified || r.Status == StatusPruned) && ProvenByProofs(r.Proofs)
 }
 
 // auditName audits one name's records over the days first..last; end is
@@ -271,12 +271,12 @@ func auditName(name string, first, last, end time.Time, recs []*Record, check fu
 			da.Backups++
 			na.Backups++
 			switch p := r.LastProof(); {
-			case p == nil:
-				na.Unverified++
-			case p.Status == ProofPassed:
+			case standsProven(r):
 				na.Proven++
-			default:
+			case p != nil && p.Status == ProofFailed:
 				na.Failed++
+			default: // never proven by a restore, or its proof could not run
+				na.Unverified++
 			}
 			if r.Status == StatusPruned {
 				na.Pruned++

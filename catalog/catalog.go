@@ -48,6 +48,10 @@ type Catalog struct {
 type Options struct {
 	Timeout  time.Duration // wait this long for the lock; 0 = DefaultTimeout
 	ReadOnly bool          // shared lock; the file must exist
+	// OnWait, when set, is called once when another process has held the
+	// lock for a second, with its pid (0 when unknown), so the caller can
+	// say why nothing happens.
+	OnWait func(pid int)
 }
 
 // Open opens the catalog at path, creating it (mode 0600, folder 0700) unless
@@ -76,7 +80,7 @@ func Open(path string, o Options) (*Catalog, error) {
 	if err == nil && !o.ReadOnly {
 		// A writable open reads the free-page list at once: look at the
 		// file read-only first, so a truncated one is refused, not read.
-		c, err := Open(path, Options{Timeout: o.Timeout, ReadOnly: true})
+		c, err := Open(path, Options{Timeout: o.Timeout, ReadOnly: true, OnWait: o.OnWait})
 		if err != nil {
 			return nil, err
 		}
@@ -84,7 +88,16 @@ func Open(path string, o Options) (*Catalog, error) {
 	}
 	// 16 KiB pages for a new file: a record is about 2 KiB of JSON, and
 	// bbolt's default of 4 KiB would hold one per page.
-	db, err := openBolt(path, &bolt.Options{Timeout: o.Timeout, ReadOnly: o.ReadOnly, PageSize: 16 << 10})
+	bo := &bolt.Options{Timeout: o.Timeout, ReadOnly: o.ReadOnly, PageSize: 16 << 10}
+	if o.OnWait != nil && o.Timeout > time.Second {
+		bo.Timeout = time.Second
+	}
+	db, err := openBolt(path, bo)
+	if errors.Is(err, berrors.ErrTimeout) && bo.Timeout < o.Timeout {
+		o.OnWait(lockHolder(path))
+		bo.Timeout = o.Timeout - bo.Timeout
+		db, err = openBolt(path, bo)
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
@@ -174,7 +187,7 @@ func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			db, err = nil, &Error{Path: path, Err: ErrNotCatalog, Detail: fmt.Sprintf("damaged: %v", r)}
+			db, err = nil, &Error{Path: path, Err: ErrDamaged, Detail: fmt.Sprintf("%v", r)}
 		}
 	}()
 	return bolt.Open(path, 0o600, o)
@@ -190,7 +203,7 @@ func (c *Catalog) checkSize() error {
 	}
 	return c.view(func(tx *bolt.Tx) error {
 		if need := tx.Size(); fi.Size() < need {
-			return &Error{Path: c.path, Err: ErrNotCatalog,
+			return &Error{Path: c.path, Err: ErrDamaged,
 				Detail: fmt.Sprintf("truncated: the file has %d bytes, its header says %d", fi.Size(), need)}
 		}
 		return nil
@@ -209,12 +222,16 @@ func (c *Catalog) view(fn func(*bolt.Tx) error) (err error) {
 func (c *Catalog) update(fn func(*bolt.Tx) error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer c.damaged(&err)
-	return c.db.Update(fn)
+	err = c.db.Update(fn)
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		err = &Error{Path: c.path, Err: err, Detail: "the transaction was rolled back"}
+	}
+	return err
 }
 
 func (c *Catalog) damaged(err *error) {
 	if r := recover(); r != nil {
-		*err = &Error{Path: c.path, Err: ErrNotCatalog, Detail: fmt.Sprintf("damaged: %v", r)}
+		*err = &Error{Path: c.path, Err: ErrDamaged, Detail: fmt.Sprintf("%v", r)}
 	}
 }
 
@@ -241,6 +258,33 @@ func (c *Catalog) AddWithTOC(r *Record, entries []TOCEntry) (Event, error) {
 		return Event{}, err
 	}
 	return evs[0], nil
+}
+
+// Import stores a record brought in from a manifest (catalog import), with
+// its TOC entries, and appends a "recorded" event that says where from.
+// Its status is the one its proofs give by Outcome, whatever the manifest
+// says (a pruned record stays pruned).
+func (c *Catalog) Import(r *Record, entries []TOCEntry, from string) (Event, error) {
+	if r.Status != StatusPruned {
+		status := ""
+		for i := range r.Proofs {
+			status, _ = Outcome(status, &r.Proofs[i])
+		}
+		if status == "" {
+			status = StatusUnverified
+		}
+		r.Status = status
+	}
+	var toc []byte
+	r.TOC.EntriesBLAKE3 = ""
+	if entries != nil {
+		var err error
+		if toc, err = json.Marshal(entries); err != nil {
+			return Event{}, err
+		}
+		r.TOC.EntriesBLAKE3 = digest(toc)
+	}
+	return c.write(r, KindRecorded, "imported from "+from, true, toc)
 }
 
 // Update stores a changed record (a new proof, pruned) and appends an event

@@ -3,6 +3,7 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // Errors a caller may test for with errors.Is.
@@ -29,6 +30,10 @@ var (
 	ErrNoEntries = errors.New("no TOC entries in the catalog")
 	// ErrChainBroken: the event chain or a record does not match its hash.
 	ErrChainBroken = errors.New("catalog chain is broken")
+	// ErrDamaged: a catalog file whose pages are damaged or cut short. It
+	// also matches ErrNotCatalog (it is not one pgattest can use), and it is
+	// evidence (exit 3), as a broken chain is.
+	ErrDamaged = errors.New("damaged catalog")
 )
 
 // Error is a failure to open or use the catalog file at Path.
@@ -53,13 +58,24 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Is lets a damaged catalog match ErrNotCatalog too.
+func (e *Error) Is(target error) bool { return target == ErrNotCatalog && e.Err == ErrDamaged }
+
+// ProofFailed: a damaged file is evidence that something went wrong with
+// the catalog, as a broken chain is.
+func (e *Error) ProofFailed() bool { return errors.Is(e.Err, ErrDamaged) }
+
 // Hint says what to do next.
 func (e *Error) Hint() string {
 	switch {
 	case errors.Is(e.Err, ErrBusy):
 		return "wait for the other run to finish, or point this one at another file with --catalog"
+	case errors.Is(e.Err, ErrDamaged):
+		return "the file was left untouched: it is damaged, so nothing is recorded in it; restore it from a copy, or use another file with --catalog"
 	case errors.Is(e.Err, ErrNotCatalog):
 		return "the file was left untouched; restore it from a copy, or use another file with --catalog"
+	case errors.Is(e.Err, syscall.ENOSPC), errors.Is(e.Err, syscall.EDQUOT):
+		return "the file system that holds the catalog is full: free space there, or use a catalog elsewhere with --catalog"
 	case errors.Is(e.Err, ErrReadOnly):
 		return "list, show, audit and restore only read the catalog; to record, make the file writable or point --catalog (PGATTEST_CATALOG) at a writable copy"
 	case errors.Is(e.Err, ErrNoCatalog):

@@ -3,8 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -131,15 +129,6 @@ func openCatalog(e *env) (*catalog.Catalog, error) {
 		return nil, noCatalog(e)
 	}
 	return cat, err
-}
-
-// openCatalogForWrite opens an existing catalog to change it; it never
-// creates one.
-func openCatalogForWrite(e *env) (*catalog.Catalog, error) {
-	if _, err := os.Stat(e.catalogPath); errors.Is(err, fs.ErrNotExist) {
-		return nil, noCatalog(e)
-	}
-	return catalog.Open(e.catalogPath, catalog.Options{})
 }
 
 func noCatalog(e *env) error {

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline"
 	"github.com/pgattest/pgattest/verify"
 )
 
@@ -38,8 +40,98 @@ archive that no longer matches its digest.`,
 				}
 				return runCatalogVerify(e, c.Bool("archives"))
 			},
+		}, {
+			Name:      "import",
+			Usage:     "record backups from their manifests: runs the catalog did not take, or archives from elsewhere",
+			ArgsUsage: "[MANIFEST...]",
+			Description: `A backup whose record the catalog could not take (held by another run too
+long, damaged, on a full disk) keeps its archive and manifest in
+DIR/NAME/.pgattest-unrecorded/, never under its final name. Once the catalog
+is fixed, import records it: the archive's digest must match its manifest,
+then the archive takes its final name and the record its event. Any other
+manifest (MANIFEST.json beside its archive) can be imported the same way. A
+backup the catalog holds already is left alone. The status is what the
+record's proofs give: only a passed restore proof makes a backup verified.
+
+Examples:
+   pgattest catalog import                         # every unrecorded run under --dir
+   pgattest catalog import backups/shop/.pgattest-unrecorded/shop-20261124T222800Z.manifest.json
+
+Exit codes: 0 imported (or already there); 1 a manifest could not be read or
+recorded; 3 an archive does not match its manifest's digest.`,
+			Flags: []ucli.Flag{
+				&ucli.StringFlag{Name: "dir", Usage: "where to look for unrecorded runs when no MANIFEST is given", EnvVars: []string{"PGATTEST_DIR"}, Value: "backups"},
+			},
+			Action: func(c *ucli.Context) error {
+				manifests := c.Args().Slice()
+				if len(manifests) == 0 {
+					var err error
+					if manifests, err = pipeline.UnrecordedManifests(c.String("dir")); err != nil {
+						return err
+					}
+				}
+				return runCatalogImport(e, manifests)
+			},
 		}},
 	}
+}
+
+func runCatalogImport(e *env, manifests []string) error {
+	res, err := pipeline.Import(e.catalogPath, manifests)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		Manifest string `json:"manifest"`
+		ID       string `json:"id,omitempty"`
+		Result   string `json:"result"`
+		Error    string `json:"error,omitempty"`
+	}
+	out := []row{}
+	var failed, evidence, imported int
+	for _, r := range res.Rows {
+		x := row{Manifest: r.Manifest, Result: r.Result}
+		if r.Result == "imported" {
+			imported++
+		}
+		if r.Record != nil {
+			x.ID = r.Record.ID
+		}
+		if r.Err != nil {
+			x.Error = r.Err.Error()
+			failed++
+			var pf proofFailure
+			if errors.As(r.Err, &pf) && pf.ProofFailed() {
+				evidence++
+			}
+		}
+		out = append(out, x)
+	}
+	if e.json {
+		if err := writeJSON(e.stdout, out); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range out {
+			fmt.Fprintf(e.stdout, "%-16s %s %s\n", r.Result, r.ID, r.Manifest)
+			if r.Error != "" {
+				fmt.Fprintf(e.stdout, "                 %s\n", r.Error)
+			}
+		}
+		fmt.Fprintf(e.stdout, "%d manifests: %d imported, %d already recorded, %d failed\n", len(out), imported, len(out)-imported-failed, failed)
+	}
+	if e.verbose && res.Event.Seq > 0 {
+		fmt.Fprintf(e.stderr, "catalog head: event %d %s\n", res.Event.Seq, res.Event.Hash)
+	}
+	switch {
+	case evidence > 0:
+		return proofErrorf("the archive changed after its manifest was written: do not record it; restore from another backup", "%d archives do not match their manifest", evidence)
+	case failed > 0:
+		return withHint(fmt.Errorf("%d of %d manifests could not be imported", failed, len(out)), "the lines above say why; fix it and run catalog import again")
+	case len(out) == 0:
+		fmt.Fprintln(e.stderr, "pgattest: no manifests to import")
+	}
+	return nil
 }
 
 // chainResult is the JSON of catalog verify.

@@ -3,6 +3,8 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -101,23 +103,18 @@ type pruneRow struct {
 }
 
 func runPrune(e *env, o pipeline.PruneOptions) error {
-	open := openCatalogForWrite
-	if o.DryRun {
-		open = openCatalog
+	if _, err := os.Stat(e.catalogPath); errors.Is(err, fs.ErrNotExist) {
+		return noCatalog(e)
 	}
-	cat, err := open(e)
-	if err != nil {
-		return err
-	}
-	defer cat.Close()
 	if e.verbose {
 		o.Log = func(line string) { fmt.Fprintf(e.stderr, "  %s\n", line) }
 	}
-	res, err := pipeline.Prune(cat, o)
-	var broken *catalog.BrokenLink
-	if errors.As(err, &broken) {
-		return &hintError{err: fmt.Errorf("refusing to prune: %w", err), kind: errProofFailed,
-			hint: "'pgattest catalog verify' shows the broken link; nothing was deleted"}
+	o.CatalogPath = e.catalogPath
+	res, err := pipeline.Prune(o)
+	var refused *pipeline.CatalogRefusedError
+	if errors.As(err, &refused) {
+		return &hintError{err: fmt.Errorf("refusing to prune: %w", refused.Err), kind: errProofFailed,
+			hint: "'pgattest catalog verify' shows what is wrong; nothing was deleted"}
 	}
 	if err != nil && res == nil {
 		return err

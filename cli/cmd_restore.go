@@ -90,33 +90,20 @@ Exit codes: 0 restored (or planned, with --dry-run); 1 failure; 2 usage error;
 			o := pipeline.RestoreOptions{
 				Record: rec, Target: c.String("target"), NoOwner: c.Bool("no-owner"), Clean: c.Bool("clean"),
 				Jobs: c.Int("jobs"), Tables: c.StringSlice("table"), DryRun: c.Bool("dry-run"), Force: c.Bool("force"), AllowPooled: c.Bool("allow-pooled"),
-				PGBin: c.StringSlice("pg-bin"), Redactor: e.red,
+				PGBin: c.StringSlice("pg-bin"), Redactor: e.red, CatalogPath: e.catalogPath,
 			}
 			if e.verbose {
 				o.Log = func(line string) { p.line("    | %s", line) }
 			}
-			if !o.DryRun {
-				p.line("restoring %s (%s, started %s) …", rec.ID, rec.Name, formatTime(rec.StartedAt))
+			o.Starting = func(target *pipeline.Source) {
+				p.line("restoring %s (%s, started %s) into %s …", rec.ID, rec.Name, formatTime(rec.StartedAt), target.Display())
 			}
 			t0 := time.Now()
 			plan, err := pipeline.Restore(c.Context, o)
 			if err != nil {
 				return err
 			}
-			took := time.Since(t0)
-			var ev catalog.Event
-			if !o.DryRun {
-				cat, err := catalog.Open(e.catalogPath, catalog.Options{})
-				if err != nil {
-					return withHint(fmt.Errorf("restored, but the restore could not be noted in the catalog: %w", err), hintOf(err))
-				}
-				ev, err = cat.Note(rec.ID, catalog.KindRestored, fmt.Sprintf("into %s, %d of %d entries", plan.Target.Display(), len(plan.Entries), plan.Total))
-				cat.Close()
-				if err != nil {
-					return err
-				}
-			}
-			return printRestore(e, plan, o.DryRun, took, ev)
+			return printRestore(e, plan, o.DryRun, time.Since(t0), plan.Event)
 		},
 	}
 }

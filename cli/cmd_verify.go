@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"text/tabwriter"
-	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -60,10 +59,6 @@ Exit codes: 0 all passed; 1 a proof could not run; 3 an archive failed.`,
 			if err != nil {
 				return err
 			}
-			if err := catalog.CheckWritable(e.catalogPath); err != nil {
-				cat.Close()
-				return err // the proofs are recorded: say so before running them
-			}
 			var recs []*catalog.Record
 			if len(ids) > 0 {
 				for _, id := range ids {
@@ -83,93 +78,56 @@ Exit codes: 0 all passed; 1 a proof could not run; 3 an archive failed.`,
 			}
 			o := pipeline.ReproveOptions{HashOnly: c.Bool("hash-only"), Jobs: c.Int("jobs"), PGBin: c.StringSlice("pg-bin"),
 				SkipExtensions: c.StringSlice("verify-skip-extension"), Redactor: e.red}
-			return runVerify(c, e, recs, o, len(ids) == 1)
+			return runVerify(c, e, recs, o)
 		},
 	}
 }
 
-type verifyRow struct {
-	rec    *catalog.Record
-	result string // passed, failed, skipped, error
-	detail string
-	took   time.Duration
-}
-
-func runVerify(c *ucli.Context, e *env, recs []*catalog.Record, o pipeline.ReproveOptions, single bool) error {
+func runVerify(c *ucli.Context, e *env, recs []*catalog.Record, o pipeline.ReproveOptions) error {
 	p := newProgress(e)
 	if e.verbose {
 		o.Log = func(line string) { p.line("    | %s", line) }
 	}
-	var rows []verifyRow
-	var failed, broken int
-	var lastEvent catalog.Event
-	for i, rec := range recs {
-		if rec.Status == catalog.StatusPruned {
-			rows = append(rows, verifyRow{rec: rec, result: "skipped", detail: "pruned"})
-			continue
-		}
-		p.line("[%d/%d] %s %s", i+1, len(recs), map[bool]string{true: "hashing", false: "proving"}[o.HashOnly], rec.ID)
-		t0 := time.Now()
-		proof, err := pipeline.Reprove(c.Context, rec, o)
-		row := verifyRow{rec: rec, took: time.Since(t0)}
-		if err != nil {
-			if c.Context.Err() != nil {
-				return err
-			}
-			broken++
-			row.result, row.detail = "error", oneLineError(err)
-			rows = append(rows, row)
-			continue
-		}
-		kind := pipeline.ApplyProof(rec, proof)
-		row.result, row.detail = proof.Status, pipeline.ProofSummary(proof)
-		if proof.Status != catalog.ProofPassed {
-			failed++
-		}
-		cat, err := catalog.Open(e.catalogPath, catalog.Options{})
-		if err != nil {
-			return err
-		}
-		lastEvent, err = cat.Update(rec, kind, proof.Mode)
-		cat.Close()
-		if err != nil {
-			return err
-		}
-		rows = append(rows, row)
-	}
+	verb := map[bool]string{true: "hashing", false: "proving"}[o.HashOnly]
+	res, err := pipeline.Verify(c.Context, recs, pipeline.VerifyOptions{ReproveOptions: o, CatalogPath: e.catalogPath,
+		OnStart: func(i, n int, rec *catalog.Record) { p.line("[%d/%d] %s %s", i+1, n, verb, rec.ID) }})
 	p.done()
+	if res == nil {
+		return err
+	}
 	if e.json {
-		if single && len(rows) == 1 {
-			if err := writeJSON(e.stdout, rows[0].rec); err != nil {
-				return err
-			}
-		} else {
-			out := make([]*catalog.Record, 0, len(rows))
-			for _, r := range rows {
-				out = append(out, r.rec)
-			}
-			if err := writeJSON(e.stdout, out); err != nil {
-				return err
-			}
+		out := make([]*catalog.Record, 0, len(res.Rows)) // always an array, whatever the count
+		for _, r := range res.Rows {
+			out = append(out, r.Record)
+		}
+		if jerr := writeJSON(e.stdout, out); jerr != nil {
+			return jerr
 		}
 	} else {
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tRESULT\tTOOK\tDETAIL")
-		for _, r := range rows {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.rec.ID, r.rec.Name, r.result, formatDuration(r.took), r.detail)
+		for _, r := range res.Rows {
+			detail := r.Detail
+			if r.Err != nil {
+				detail = oneLineError(r.Err)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Record.ID, r.Record.Name, r.Result, formatDuration(r.Took), detail)
 		}
 		tw.Flush()
-		fmt.Fprintf(e.stdout, "%d checked: %d passed, %d failed, %d could not run\n", len(rows), len(rows)-failed-broken, failed, broken)
+		fmt.Fprintf(e.stdout, "%d checked: %d passed, %d failed, %d could not run, %d skipped\n",
+			len(res.Rows), res.Passed, res.Failed, res.Errors, res.Skipped)
 	}
-	if e.verbose && lastEvent.Seq > 0 {
-		p.line("catalog head: event %d %s", lastEvent.Seq, lastEvent.Hash)
+	if e.verbose && res.Event.Seq > 0 {
+		p.line("catalog head: event %d %s", res.Event.Seq, res.Event.Hash)
 	}
 	switch {
-	case failed > 0:
-		return proofErrorf("'pgattest show ID' has the details of each failed proof", "%d of %d backups failed their proof", failed, len(rows))
-	case broken > 0:
-		return withHint(fmt.Errorf("%d of %d proofs could not run", broken, len(rows)), "the DETAIL column says why; fix it and run verify again")
-	case len(rows) == 0:
+	case err != nil:
+		return err
+	case res.Failed > 0:
+		return proofErrorf("'pgattest show ID' has the details of each failed proof", "%d of %d backups failed their proof", res.Failed, len(res.Rows))
+	case res.Errors > 0:
+		return withHint(fmt.Errorf("%d of %d proofs could not run", res.Errors, len(res.Rows)), "the DETAIL column says why; fix it and run verify again")
+	case len(res.Rows) == 0:
 		fmt.Fprintln(e.stderr, "pgattest: no backups matched")
 	}
 	return nil

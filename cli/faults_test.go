@@ -20,6 +20,7 @@ import (
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/testenv"
 	"github.com/pgattest/pgattest/verify"
+	bolt "go.etcd.io/bbolt"
 )
 
 // mainEnv makes the test binary run pgattest itself, with the arguments
@@ -64,7 +65,12 @@ func TestFaultInterruptedRestore(t *testing.T) {
 	var restorePID int
 	deadline := time.Now().Add(time.Minute)
 	for restorePID == 0 && time.Now().Before(deadline) {
-		restorePID = testenv.ChildProcess(cmd.Process.Pid, "pg_restore")
+		// The restore itself, not the pg_restore -l that reads the TOC first.
+		if pid := testenv.ChildProcess(cmd.Process.Pid, "pg_restore"); pid > 0 {
+			if argv, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); bytes.Contains(argv, []byte("--single-transaction")) {
+				restorePID = pid
+			}
+		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	if restorePID == 0 {
@@ -215,10 +221,16 @@ func TestFaultCatalogDamaged(t *testing.T) {
 				{"backup", "--db", src.ConnString("shop"), "--name", "shop", "--dir", w.dir},
 			} {
 				code, out, errOut := run(t, append([]string{"--catalog", w.catalog}, args...)...)
-				if code != exitFailure || out != "" {
-					t.Errorf("%s: exit %d, stdout %q; want 1 and nothing", args[0], code, out)
+				// A catalog cut short is damage, which is evidence (exit 3);
+				// a file that never was one is a failure (exit 1).
+				want, words := exitFailure, "not a pgattest catalog"
+				if name == "truncated" {
+					want, words = exitProofFailed, "damaged catalog"
 				}
-				if !strings.Contains(errOut, "not a pgattest catalog") || !strings.Contains(errOut, "hint: the file was left untouched") {
+				if code != want || out != "" {
+					t.Errorf("%s: exit %d, stdout %q; want %d and nothing", args[0], code, out, want)
+				}
+				if !strings.Contains(errOut, words) || !strings.Contains(errOut, "hint: the file was left untouched") {
 					t.Errorf("%s: error is not clear:\n%s", args[0], errOut)
 				}
 			}
@@ -286,5 +298,82 @@ func TestFaultConcurrentBackups(t *testing.T) {
 			names = append(names, e.Name())
 		}
 		t.Errorf("backup folder holds %q, want %d archives with manifests", names, n)
+	}
+}
+
+// TestFaultCatalogRefusedByWriters: a catalog that catalog verify rejects
+// (a damaged page, a record edited behind pgattest's back) is refused by
+// every command that records, before any work, and left as it is;
+// catalog verify itself exits 3 (it is evidence).
+func TestFaultCatalogRefusedByWriters(t *testing.T) {
+	src := shop(t)
+	good := newWorkdir(t)
+	recs := seed(t, good, nightly("shop", time.Date(2026, 10, 1, 2, 0, 0, 0, time.UTC), 40, func(int) string { return catalog.StatusVerified })...)
+	full, err := os.ReadFile(good.catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 64 bytes XOR-ed at the start of a page in use: the one that holds a
+	// record (a free page would be damage nobody reads).
+	damaged := append([]byte(nil), full...)
+	at := bytes.Index(full, []byte(`{"id":"`+recs[5].ID))
+	if at < 0 {
+		t.Fatal("the record is not in the file as JSON")
+	}
+	for i := at - at%16384; i < at-at%16384+64; i++ {
+		damaged[i] ^= 0x5a
+	}
+	tampered := filepath.Join(t.TempDir(), "tampered.db")
+	os.WriteFile(tampered, full, 0o600)
+	db, err := bolt.Open(tampered, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("backups"))
+		id := []byte(recs[3].ID)
+		return b.Put(id, []byte(strings.Replace(string(b.Get(id)), `"status":"verified"`, `"status":"failed"`, 1)))
+	})
+	db.Close()
+	editedRecord, _ := os.ReadFile(tampered)
+	for name, content := range map[string][]byte{"damaged page": damaged, "edited record": editedRecord} {
+		t.Run(name, func(t *testing.T) {
+			w := newWorkdir(t)
+			os.MkdirAll(filepath.Dir(w.catalog), 0o700)
+			os.WriteFile(w.catalog, content, 0o600)
+			code, _, errOut := run(t, "--catalog", w.catalog, "catalog", "verify")
+			if code != exitProofFailed {
+				t.Errorf("catalog verify: exit %d, want 3\n%s", code, errOut)
+			}
+			for _, args := range [][]string{
+				{"backup", "--db", src.ConnString("shop"), "--name", "shop", "--dir", w.dir},
+				{"verify", "--hash-only", recs[0].ID},
+				{"restore", "--id", recs[0].ID, "--target", src.ConnString("postgres")},
+				{"prune", "--keep-last", "1"},
+			} {
+				code, out, errOut := run(t, append([]string{"--catalog", w.catalog}, args...)...)
+				if code != exitProofFailed {
+					t.Errorf("%s: exit %d, want 3 (refused)\n%s%s", args[0], code, out, errOut)
+				}
+				if !strings.Contains(errOut, "refus") && !strings.Contains(errOut, "damaged catalog") {
+					t.Errorf("%s: the error does not say it refused the catalog:\n%s", args[0], errOut)
+				}
+				if strings.Contains(errOut, "dump ") || strings.Contains(errOut, "restoring") {
+					t.Errorf("%s: work started before the catalog was checked:\n%s", args[0], errOut)
+				}
+			}
+			if after, _ := os.ReadFile(w.catalog); !bytes.Equal(after, content) {
+				t.Error("a writer changed the refused catalog")
+			}
+			if entries, _ := os.ReadDir(w.dir); len(entries) > 0 {
+				t.Errorf("backup wrote into --dir: %v", entries)
+			}
+			for _, r := range recs {
+				if _, err := os.Stat(r.Archive.Path); err != nil {
+					t.Errorf("prune deleted %s under a refused catalog", r.ID)
+					break
+				}
+			}
+		})
 	}
 }

@@ -249,6 +249,9 @@ func (p *progress) event(ev pipeline.Event) {
 	case pipeline.StageDone:
 		p.clear()
 		fmt.Fprintf(p.w, "  %-9s done in %s\n", ev.Stage, formatDuration(ev.Elapsed))
+	case pipeline.Note:
+		p.clear()
+		fmt.Fprintf(p.w, "  %-9s %s\n", ev.Stage, ev.Text)
 	case pipeline.Log:
 		if p.verbose {
 			p.clear()

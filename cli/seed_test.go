@@ -64,7 +64,7 @@ func seed(t *testing.T, w workdir, backups ...seeded) []*catalog.Record {
 			r.Proofs = append(r.Proofs, catalog.Proof{Mode: "restore", Status: catalog.ProofFailed, StartedAt: b.at.Add(2 * time.Minute), DurationMS: 300,
 				Error: `pg_restore: error: could not execute query: ERROR:  relation "items" does not exist`, FailedEntry: "215; 1259 16390 TABLE public items app"})
 		}
-		if err := pipeline.WriteManifest(r.Archive.Manifest, r); err != nil {
+		if err := pipeline.WriteManifest(r.Archive.Manifest, r, nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.Add(r); err != nil {

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 )
 
@@ -60,25 +61,35 @@ func (e *DumpError) Hint() string {
 	return "no archive and no record were kept; run again with --verbose to see pg_dump's output"
 }
 
-// NotRecordedError means the archive is in place but the catalog could not
-// take its record: the archive and its manifest are kept.
+// NotRecordedError means the catalog did not take the record: the archive
+// and its manifest are kept in the name's unrecorded folder (never under
+// their final names, which promise a record), for catalog import.
 type NotRecordedError struct {
-	Archive string
-	Err     error
+	Archive  string // where the archive is now
+	Manifest string // its manifest, beside it ("" when it could not be written)
+	Err      error  // why the catalog did not take it
+	KeepErr  error  // why the archive could not be moved aside, if it could not
 }
 
 func (e *NotRecordedError) Error() string {
+	if e.KeepErr != nil {
+		return fmt.Sprintf("archive %s was written but not recorded: %v (and it could not be set aside: %v)", e.Archive, e.Err, e.KeepErr)
+	}
 	return fmt.Sprintf("archive %s was written but not recorded: %v", e.Archive, e.Err)
 }
 func (e *NotRecordedError) Unwrap() error { return e.Err }
 
-// Hint points at the manifest, which holds the whole record.
+// Hint says what to fix, then how to record the kept run.
 func (e *NotRecordedError) Hint() string {
+	var lines []string
 	var h interface{ Hint() string }
 	if errors.As(e.Err, &h) && h.Hint() != "" {
-		return h.Hint() + "\nthe manifest beside the archive holds the full record"
+		lines = append(lines, h.Hint())
 	}
-	return "the manifest beside the archive holds the full record; fix the catalog and run the backup again"
+	if e.Manifest != "" {
+		lines = append(lines, "the archive and its manifest were set aside, not lost; once the catalog is fixed, record them with: pgattest catalog import "+e.Manifest)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // ProofNotRunError means the archive was made and recorded as unverified

@@ -12,10 +12,8 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -24,7 +22,6 @@ import (
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/testenv"
 	"github.com/pgattest/pgattest/verify"
-	"golang.org/x/sys/unix"
 )
 
 // Options configure one backup.
@@ -65,7 +62,8 @@ const (
 	StageStart EventKind = iota
 	StageDone
 	Progress
-	Log // a tool's output line or a command line (shown with --verbose)
+	Log  // a tool's output line or a command line (shown with --verbose)
+	Note // something the user should know while a stage waits ("waiting for the catalog, held by pid N")
 )
 
 // Result is what a backup produced: the record (also when the proof failed)
@@ -97,6 +95,9 @@ type run struct {
 	proof   *catalog.Proof
 	failure error // why the archive failed its proof (status failed)
 	infra   error // why the proof could not run (status unverified)
+	// checkAtRecord: another run held the catalog at preflight, so its
+	// chain is checked once the record's lock is taken.
+	checkAtRecord bool
 }
 
 // Backup runs the pipeline. When the archive was made but failed its proof,
@@ -182,6 +183,11 @@ func (r *run) log(stage, line string) {
 	r.o.OnEvent(Event{Stage: stage, Kind: Log, Text: r.red.String(line)})
 }
 
+// note tells the user something of pgattest's own while a stage runs.
+func (r *run) note(stage, text string) {
+	r.o.OnEvent(Event{Stage: stage, Kind: Note, Text: text})
+}
+
 // preflight checks the name and folder, connects, and picks the binaries.
 func (r *run) preflight(ctx context.Context) error {
 	if r.o.Name != "" {
@@ -192,7 +198,12 @@ func (r *run) preflight(ctx context.Context) error {
 	if r.o.Compress < 0 || r.o.Compress > 9 {
 		return &UsageError{Err: fmt.Errorf("--compress %d is out of range", r.o.Compress), hint: "use 0 (none) to 9 (smallest, slowest); 1 is the default"}
 	}
-	if err := checkCatalog(r.o.CatalogPath); err != nil {
+	// Checked now, so a dump is not wasted on a catalog that cannot take
+	// it; when another run holds it, checked when the record is written.
+	switch err := checkCatalogWithin(r.o.CatalogPath, true, 250*time.Millisecond); {
+	case errors.Is(err, errBusyUnchecked):
+		r.checkAtRecord = true
+	case err != nil:
 		return err
 	}
 	// Fail on an unusable destination before a connection is even tried.
@@ -265,28 +276,6 @@ func (r *run) preflight(ctx context.Context) error {
 
 const connStringHint = `pass a URL such as postgresql://USER@HOST:5432/DB?sslmode=require, or a libpq string such as "host=HOST dbname=DB user=USER"`
 
-// checkCatalog fails early when the catalog exists but cannot be used, so a
-// long dump is not wasted; it never creates the file.
-func checkCatalog(path string) error {
-	if path == "" {
-		return nil
-	}
-	if err := catalog.CheckWritable(path); err != nil {
-		return err
-	}
-	if _, err := os.Stat(path); os.IsNotExist(err) {
-		return nil
-	}
-	c, err := catalog.Open(path, catalog.Options{ReadOnly: true, Timeout: 2 * time.Second})
-	if errors.Is(err, catalog.ErrBusy) {
-		return nil // another run holds it now; it will be free when we record
-	}
-	if err != nil {
-		return err
-	}
-	return c.Close()
-}
-
 // inventory lists the archive's contents and the roles its SQL names.
 func (r *run) inventory(ctx context.Context) error {
 	pgRestore := r.client.Path("pg_restore")
@@ -343,7 +332,7 @@ func (r *run) prove(ctx context.Context) error {
 		r.stream = nil
 		if err != nil { // the cluster did not start, say
 			r.infra = err
-			r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: "error", StartedAt: time.Now().UTC(), Error: r.red.String(err.Error())}
+			r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: catalog.ProofError, StartedAt: time.Now().UTC(), Error: r.red.String(err.Error())}
 			return nil
 		}
 		if s != nil { // restored while the dump ran: wait for the end, count the rows
@@ -375,7 +364,7 @@ func (r *run) prove(ctx context.Context) error {
 		c, err := r.cluster.wait()
 		if err != nil {
 			r.infra = err
-			r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: "error", StartedAt: time.Now().UTC(), Error: r.red.String(err.Error())}
+			r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: catalog.ProofError, StartedAt: time.Now().UTC(), Error: r.red.String(err.Error())}
 			return nil
 		}
 		o.Cluster = c
@@ -392,7 +381,7 @@ func (r *run) proved(ctx context.Context, rep *verify.Report, err error) error {
 			return ctx.Err()
 		}
 		r.infra = err
-		r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: "error", StartedAt: time.Now().UTC(), Error: r.red.String(err.Error())}
+		r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: catalog.ProofError, StartedAt: time.Now().UTC(), Error: r.red.String(err.Error())}
 		return nil
 	}
 	r.proof = ProofOf(rep, r.red)
@@ -426,125 +415,58 @@ func ProofOf(rep *verify.Report, red *Redactor) *catalog.Proof {
 	return p
 }
 
-// record writes the manifest, moves archive and manifest to their final
-// names, and stores the record with its event in the catalog.
+// record stores the backup: the catalog is opened first (waiting for
+// another run that holds it, and saying so), then the archive and its
+// manifest take their final names, then the record and its event are
+// written. Nothing keeps a final name without a record: when the catalog
+// cannot be opened or written (held too long, damaged, a full disk), the
+// archive and its manifest are moved to the name's unrecorded folder, which
+// no run sweeps, for `catalog import`.
 func (r *run) record(ctx context.Context) (catalog.Event, error) {
 	rec := r.rec
 	rec.FinishedAt = time.Now().UTC()
-	switch {
-	case r.proof == nil:
-		rec.Status = catalog.StatusUnverified
-		rec.Proofs = []catalog.Proof{}
-	case r.proof.Status == catalog.ProofPassed:
-		rec.Status = catalog.StatusVerified
-		rec.Proofs = []catalog.Proof{*r.proof}
-	case r.proof.Status == catalog.ProofFailed:
-		rec.Status = catalog.StatusFailed
-		rec.Proofs = []catalog.Proof{*r.proof}
-	default:
-		rec.Status = catalog.StatusUnverified
-		rec.Proofs = []catalog.Proof{*r.proof}
-	}
+	rec.Status, rec.Proofs = "", nil
+	rec.Apply(r.proof) // the catalog's rule: verified only by a passed restore
 	if rec.Labels == nil {
 		rec.Labels = map[string]string{}
 	}
-	ext := ".dump"
-	if r.format == verify.FormatDirectory {
-		ext = ".dir"
+	entries := Entries(r.toc)
+	cat, err := openCatalog(r.o.CatalogPath, waitingFor(func(s string) { r.note("record", s) }))
+	if err != nil {
+		return catalog.Event{}, r.unrecorded(entries, err)
+	}
+	defer cat.Close()
+	if r.checkAtRecord {
+		if err := verifiedCatalog(cat); err != nil {
+			return catalog.Event{}, r.unrecorded(entries, err)
+		}
 	}
 	outDir, err := filepath.Abs(r.outDir)
 	if err != nil {
-		return catalog.Event{}, err
+		return catalog.Event{}, r.unrecorded(entries, err)
 	}
-	// The archive's final name is claimed by the rename itself, which never
-	// replaces: another backup of the same name in the same second (a
-	// second cron job, a retry) takes NAME-STAMP-2, and so on.
-	manifest := filepath.Join(r.staging.Dir, "manifest.json")
-	var finalArchive, finalManifest string
-	for i := 1; ; i++ {
-		base := r.base
-		if i > 1 {
-			base = fmt.Sprintf("%s-%d", r.base, i)
-		}
-		finalArchive = filepath.Join(outDir, base+ext)
-		finalManifest = filepath.Join(outDir, base+".manifest.json")
-		if exists(finalManifest) {
-			continue
-		}
-		rec.Archive.Path, rec.Archive.Manifest = finalArchive, finalManifest
-		if err := WriteManifest(manifest, rec); err != nil {
-			return catalog.Event{}, err
-		}
-		err := renameNoReplace(r.archive, finalArchive)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, fs.ErrExist) || i > 1000 {
-			return catalog.Event{}, fmt.Errorf("move archive into place: %w", err)
-		}
+	if r.archive, _, err = claimFinal(outDir, r.base, r.archive, rec, entries); err != nil {
+		return catalog.Event{}, r.unrecorded(entries, err)
 	}
-	r.archive = finalArchive
-	if err := os.Rename(manifest, finalManifest); err != nil {
-		return catalog.Event{}, fmt.Errorf("move manifest into place: %w", err)
-	}
-	syncDir(r.outDir)
 	r.staging.Remove()
-
-	cat, err := catalog.Open(r.o.CatalogPath, catalog.Options{})
+	ev, err := cat.AddWithTOC(rec, entries)
 	if err != nil {
-		return catalog.Event{}, &NotRecordedError{Archive: finalArchive, Err: err}
-	}
-	defer cat.Close()
-	ev, err := cat.AddWithTOC(rec, Entries(r.toc))
-	if err != nil {
-		return catalog.Event{}, &NotRecordedError{Archive: finalArchive, Err: err}
+		return catalog.Event{}, r.unrecorded(entries, err)
 	}
 	return ev, nil
 }
 
-// Manifest is the JSON file beside each archive: the record as it was
-// written, so the catalog can be rebuilt from the archives' folder.
-type Manifest struct {
-	Manifest int             `json:"pgattest_manifest"`
-	Record   *catalog.Record `json:"record"`
-}
-
-// WriteManifest writes the manifest for rec to path (0600), durably.
-func WriteManifest(path string, rec *catalog.Record) error {
-	b, err := json.MarshalIndent(Manifest{Manifest: 1, Record: rec}, "", "  ")
+// unrecorded keeps an archive the catalog did not take: it and its manifest
+// go to the name's unrecorded folder (out of staging, which the next run
+// sweeps, and out of the final names, which promise a record).
+func (r *run) unrecorded(entries []catalog.TOCEntry, cause error) error {
+	dir := filepath.Join(r.outDir, UnrecordedDir)
+	archive, manifest, err := keepUnrecorded(dir, r.base, r.archive, r.rec, entries)
 	if err != nil {
-		return err
+		return &NotRecordedError{Archive: r.archive, Err: cause, KeepErr: err}
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("write manifest: %w", err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("write manifest: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write manifest: %w", err)
-	}
-	return f.Close()
-}
-
-// renameNoReplace moves src to dst, failing with fs.ErrExist when dst
-// exists. Where the file system cannot rename without replacing, it checks
-// first (a narrow race, only there).
-func renameNoReplace(src, dst string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		if _, serr := os.Lstat(dst); serr == nil {
-			return &os.LinkError{Op: "rename", Old: src, New: dst, Err: fs.ErrExist}
-		}
-		return os.Rename(src, dst)
-	}
-	if err != nil {
-		return &os.LinkError{Op: "rename", Old: src, New: dst, Err: err}
-	}
-	return nil
+	r.archive = archive
+	return &NotRecordedError{Archive: archive, Manifest: manifest, Err: cause}
 }
 
 func exists(p string) bool {

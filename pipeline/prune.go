@@ -13,10 +13,11 @@ import (
 
 // PruneOptions configure Prune.
 type PruneOptions struct {
-	Policy catalog.Policy
-	Name   string // only this name; "" = every name
-	DryRun bool   // decide and report, change nothing
-	Log    func(line string)
+	CatalogPath string
+	Policy      catalog.Policy
+	Name        string // only this name; "" = every name
+	DryRun      bool   // decide and report, change nothing
+	Log         func(line string)
 }
 
 // PruneResult is what Prune decided and did.
@@ -35,17 +36,31 @@ type PruneResult struct {
 // so an auditor sees what existed and when it went. The chain is verified
 // first: a catalog that was edited behind pgattest's back could point the
 // deletions anywhere, so Prune refuses to act on it.
-func Prune(cat *catalog.Catalog, o PruneOptions) (*PruneResult, error) {
+func Prune(o PruneOptions) (*PruneResult, error) {
 	if o.Policy.Empty() {
 		return nil, &UsageError{Err: errors.New("no retention policy given"),
 			hint: "say what to keep, for example --keep-daily 7 --keep-weekly 4 --keep-monthly 12"}
 	}
+	var cat *catalog.Catalog
+	var err error
+	if o.DryRun {
+		cat, err = catalog.Open(o.CatalogPath, catalog.Options{ReadOnly: true})
+	} else {
+		if err := checkCatalog(o.CatalogPath, false); err != nil {
+			return nil, err
+		}
+		cat, err = openCatalog(o.CatalogPath, nil)
+	}
+	if err != nil {
+		return nil, refused(o.CatalogPath, err)
+	}
+	defer cat.Close()
 	rep, err := cat.VerifyChain()
 	if err != nil {
-		return nil, err
+		return nil, refused(o.CatalogPath, err)
 	}
 	if !rep.OK() {
-		return nil, rep.Broken
+		return nil, &CatalogRefusedError{Path: o.CatalogPath, Err: rep.Broken}
 	}
 	recs, err := cat.List(catalog.Query{Name: o.Name})
 	if err != nil {
@@ -64,9 +79,6 @@ func Prune(cat *catalog.Catalog, o PruneOptions) (*PruneResult, error) {
 	}
 	if o.DryRun {
 		return res, nil
-	}
-	if cat.ReadOnly() {
-		return nil, errors.New("the catalog is open read-only: nothing was deleted")
 	}
 	done := res.Removed[:0:0]
 	var freed int64

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/testenv"
@@ -70,22 +71,83 @@ func recordedServer(rec *catalog.Record) testenv.Version {
 	return testenv.Version{}
 }
 
-// ApplyProof appends p to rec and sets the status it implies: a failed proof
-// makes the backup failed; a passed restore proof makes it verified; a passed
-// hash-only proof changes nothing (it shows the bytes are unchanged since
-// the last proof). It returns the catalog event kind to record.
-func ApplyProof(rec *catalog.Record, p *catalog.Proof) string {
-	rec.Proofs = append(rec.Proofs, *p)
-	switch {
-	case p.Status != catalog.ProofPassed:
-		if rec.Status != catalog.StatusPruned {
-			rec.Status = catalog.StatusFailed
-		}
-		return catalog.KindProofFailed
-	case p.Mode == string(verify.ModeRestore) && rec.Status != catalog.StatusPruned:
-		rec.Status = catalog.StatusVerified
+// VerifyOptions configure Verify.
+type VerifyOptions struct {
+	ReproveOptions
+	CatalogPath string
+	// OnStart is called before each backup is proven (i counts from 0).
+	OnStart func(i, n int, rec *catalog.Record)
+}
+
+// VerifyRow is what a later proof found for one backup.
+type VerifyRow struct {
+	Record *catalog.Record // with the new proof, as recorded
+	Result string          // catalog.ProofPassed, ProofFailed, ProofError (could not run), or "skipped" (pruned)
+	Detail string
+	Took   time.Duration
+	Err    error // why the proof could not run
+}
+
+// VerifyResult is every row of a Verify, with the counts and the last event
+// written.
+type VerifyResult struct {
+	Rows                            []VerifyRow
+	Passed, Failed, Errors, Skipped int
+	Event                           catalog.Event
+}
+
+// Verify proves recorded backups again (Reprove) and records each proof
+// with the catalog's rule (catalog.Outcome) as soon as it is known. The
+// catalog must be writable and intact before anything runs; it is not held
+// while proofs run, so other commands may use it meanwhile. A pruned backup
+// is skipped; a proof that could not run is reported and not recorded.
+func Verify(ctx context.Context, recs []*catalog.Record, o VerifyOptions) (*VerifyResult, error) {
+	if err := checkCatalog(o.CatalogPath, false); err != nil {
+		return nil, err
 	}
-	return catalog.KindProved
+	res := &VerifyResult{}
+	for i, rec := range recs {
+		if rec.Status == catalog.StatusPruned {
+			res.Rows = append(res.Rows, VerifyRow{Record: rec, Result: "skipped", Detail: "pruned: its archive is gone"})
+			res.Skipped++
+			continue
+		}
+		if o.OnStart != nil {
+			o.OnStart(i, len(recs), rec)
+		}
+		t0 := time.Now()
+		proof, err := Reprove(ctx, rec, o.ReproveOptions)
+		row := VerifyRow{Record: rec, Took: time.Since(t0)}
+		if err != nil {
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+			row.Result, row.Err = catalog.ProofError, err
+			res.Rows = append(res.Rows, row)
+			res.Errors++
+			continue
+		}
+		kind := rec.Apply(proof)
+		row.Result, row.Detail = proof.Status, ProofSummary(proof)
+		if proof.Status == catalog.ProofPassed {
+			res.Passed++
+		} else {
+			res.Failed++
+		}
+		if kind != "" {
+			cat, err := openCatalog(o.CatalogPath, nil)
+			if err != nil {
+				return res, err
+			}
+			res.Event, err = cat.Update(rec, kind, proof.Mode)
+			cat.Close()
+			if err != nil {
+				return res, err
+			}
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	return res, nil
 }
 
 // ProofSummary is one line about a proof, for tables and event details.

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,6 +31,13 @@ type RestoreOptions struct {
 	PGBin       []string
 	Redactor    *Redactor
 	Log         func(line string)
+	// Starting, when set, is called once every check has passed, just
+	// before pg_restore runs (not for a dry run).
+	Starting func(target *Source)
+	// CatalogPath, when set, is the catalog the restore is noted in (a
+	// "restored" event); it must be writable and intact before anything
+	// is restored.
+	CatalogPath string
 }
 
 // RestorePlan is what a restore did, or would do with DryRun.
@@ -40,6 +48,7 @@ type RestorePlan struct {
 	Skipped []string       // entries left out of a selective restore, and why
 	Total   int            // entries in the archive
 	Command string         // the pg_restore command line, password-free
+	Event   catalog.Event  // the "restored" event, when noted
 }
 
 // SameSourceError refuses to restore over the backup's own source.
@@ -76,9 +85,24 @@ func (e *TableNotFoundError) Hint() string {
 // checks the target, selects entries for --table, and runs pg_restore. On
 // cancel the target is left as pg_restore left it; the error says so.
 func Restore(ctx context.Context, o RestoreOptions) (*RestorePlan, error) {
+	plan, err := restoreBackup(ctx, o)
+	var h *hinted
+	if err != nil && ctx.Err() != nil && !errors.As(err, &h) { // stopped before pg_restore ran
+		return plan, withHintErr(fmt.Errorf("restore interrupted before pg_restore ran: the target was not changed"),
+			"run the restore again")
+	}
+	return plan, err
+}
+
+func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) {
 	rec := o.Record
 	if o.Redactor == nil {
 		o.Redactor = &Redactor{}
+	}
+	if !o.DryRun {
+		if err := checkCatalog(o.CatalogPath, false); err != nil {
+			return nil, err
+		}
 	}
 	if rec.Status == catalog.StatusPruned {
 		return nil, withHintErr(fmt.Errorf("backup %s was pruned on %s: its archive is gone", rec.ID, rec.PrunedAt.Format("2006-01-02")),
@@ -143,10 +167,23 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestorePlan, error) {
 	if o.DryRun {
 		return plan, nil
 	}
+	if o.Starting != nil {
+		o.Starting(target)
+	}
 	if o.Log != nil {
 		o.Log(plan.Command)
 	}
 	err = verify.RunRestore(ctx, pgRestore, args, target.ChildEnv(), o.Log)
+	if err == nil && ctx.Err() == nil && o.CatalogPath != "" {
+		cat, cerr := openCatalog(o.CatalogPath, nil)
+		if cerr == nil {
+			plan.Event, cerr = cat.Note(rec.ID, catalog.KindRestored, fmt.Sprintf("into %s, %d of %d entries", target.Display(), len(plan.Entries), plan.Total))
+			cat.Close()
+		}
+		if cerr != nil {
+			return plan, fmt.Errorf("restored, but the restore could not be noted in the catalog: %w", cerr)
+		}
+	}
 	if ctx.Err() != nil {
 		state := "the changes of the interrupted transaction were rolled back"
 		if o.Jobs > 1 {

@@ -1,0 +1,144 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/pgattest/pgattest/catalog"
+)
+
+// Every command that records (backup, verify, restore, prune, catalog
+// import) goes through here: before any work, the catalog must be one
+// that `catalog verify` accepts (not damaged, its chain intact) and
+// writable; a catalog that fails either is refused, untouched.
+
+// CatalogRefusedError is a catalog that catalog verify would reject: a
+// command that records refuses it before doing any work. It is evidence
+// (exit 3): the catalog was damaged or changed behind pgattest's back.
+type CatalogRefusedError struct {
+	Path string
+	Err  error // a *catalog.BrokenLink, or a *catalog.Error with ErrDamaged
+}
+
+func (e *CatalogRefusedError) Error() string {
+	var ce *catalog.Error
+	if errors.As(e.Err, &ce) { // it names the file already
+		return fmt.Sprintf("refusing to record in the catalog: %v", e.Err)
+	}
+	return fmt.Sprintf("refusing to record in catalog %s: %v", e.Path, e.Err)
+}
+
+// Hint says what was left alone and how to look.
+func (e *CatalogRefusedError) Hint() string {
+	var h interface{ Hint() string }
+	if errors.As(e.Err, &h) && h.Hint() != "" {
+		return h.Hint()
+	}
+	return "the file was left untouched and nothing was done; 'pgattest catalog verify' shows what is wrong"
+}
+func (e *CatalogRefusedError) Unwrap() error     { return e.Err }
+func (e *CatalogRefusedError) ProofFailed() bool { return true }
+
+// checkCatalog fails early, changing nothing, when the catalog cannot take
+// a record: not writable, damaged, or its chain broken. A catalog that does
+// not exist yet is fine when create is set (the first backup makes it).
+// Another run holding it is not an error here: it will be free later, and
+// errBusyUnchecked says the check is still to be made then.
+func checkCatalog(path string, create bool) error {
+	err := checkCatalogWithin(path, create, 2*time.Second)
+	if errors.Is(err, errBusyUnchecked) {
+		return nil
+	}
+	return err
+}
+
+// errBusyUnchecked: another run held the catalog, so it was not checked.
+var errBusyUnchecked = errors.New("catalog busy: not checked")
+
+func checkCatalogWithin(path string, create bool, wait time.Duration) error {
+	if path == "" {
+		return nil
+	}
+	if err := catalog.CheckWritable(path); err != nil {
+		return err
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if create {
+			return nil
+		}
+		return &catalog.Error{Path: path, Err: catalog.ErrNoCatalog}
+	}
+	c, err := catalog.Open(path, catalog.Options{ReadOnly: true, Timeout: wait})
+	if errors.Is(err, catalog.ErrBusy) {
+		return errBusyUnchecked
+	}
+	if err != nil {
+		return refused(path, err)
+	}
+	defer c.Close()
+	rep, err := c.VerifyChain()
+	if err != nil {
+		return refused(path, err)
+	}
+	if !rep.OK() {
+		return &CatalogRefusedError{Path: path, Err: rep.Broken}
+	}
+	return nil
+}
+
+// refused marks damage as a refusal; other errors pass as they are.
+func refused(path string, err error) error {
+	if errors.Is(err, catalog.ErrDamaged) || errors.Is(err, catalog.ErrChainBroken) {
+		return &CatalogRefusedError{Path: path, Err: err}
+	}
+	return err
+}
+
+// CatalogWait is how long a command that records waits for another run
+// that holds the catalog: PGATTEST_CATALOG_WAIT (a Go duration, "2m"), else
+// catalog.DefaultTimeout.
+func CatalogWait() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("PGATTEST_CATALOG_WAIT")); err == nil && d > 0 {
+		return d
+	}
+	return catalog.DefaultTimeout
+}
+
+// openCatalog opens the catalog to write a record, waiting for another run
+// that holds it (CatalogWait) and saying so through wait.
+func openCatalog(path string, wait func(pid int)) (*catalog.Catalog, error) {
+	c, err := catalog.Open(path, catalog.Options{OnWait: wait, Timeout: CatalogWait()})
+	if err != nil {
+		return nil, refused(path, err)
+	}
+	return c, nil
+}
+
+// waitingFor returns the OnWait callback that logs who holds the catalog.
+func waitingFor(log func(string)) func(pid int) {
+	return func(pid int) {
+		if log == nil {
+			return
+		}
+		if pid > 0 {
+			log(fmt.Sprintf("waiting for the catalog, held by pid %d", pid))
+		} else {
+			log("waiting for the catalog, held by another pgattest")
+		}
+	}
+}
+
+// verifiedCatalog checks an open catalog's chain, as catalog verify does.
+func verifiedCatalog(c *catalog.Catalog) error {
+	rep, err := c.VerifyChain()
+	if err != nil {
+		return refused(c.Path(), err)
+	}
+	if !rep.OK() {
+		return &CatalogRefusedError{Path: c.Path(), Err: rep.Broken}
+	}
+	return nil
+}
