@@ -150,7 +150,8 @@ func TestAuditMonthWithGapAndFailedProof(t *testing.T) {
 		for _, args := range [][]string{
 			{"audit", "--to", "2026-10-31"},
 			{"audit", "--from", "2026-10-31", "--to", "2026-10-01"},
-			{"audit", "--from", "yesterday", "--to", "2026-10-31"},
+			{"audit", "--from", "last week", "--to", "2026-10-31"},
+			{"audit", "--from", "1600-01-01"},
 			{"audit", "--from", "2026-10-01", "--to", "2026-10-31", "--format", "pdf"},
 		} {
 			code, out, errOut := run(t, append([]string{"--catalog", w.catalog}, args...)...)

@@ -41,7 +41,7 @@ be read; 2 bad flags; 3 a day without a proven backup, a broken chain, or
 printed either way, so a CI job can both attach it and alert on the code.`,
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "from", Usage: "first day (a date, or RFC 3339: its day counts)"},
-			&ucli.StringFlag{Name: "to", Usage: "last day, included (a date, or RFC 3339: its day counts)"},
+			&ucli.StringFlag{Name: "to", Usage: "last day, included (a date, or RFC 3339: its day counts; default today)"},
 			&ucli.StringSliceFlag{Name: "name", Usage: "only this name; repeatable"},
 			&ucli.StringFlag{Name: "format", Usage: "text, json, csv or markdown", Value: "text"},
 			&ucli.BoolFlag{Name: "rehash", Usage: "re-hash every archive on disk against its recorded digest"},
@@ -50,16 +50,18 @@ printed either way, so a CI job can both attach it and alert on the code.`,
 			if c.NArg() > 0 {
 				return usageErrorf("for example: pgattest audit --from 2026-11-01 --to 2026-11-30", "audit takes no arguments, got %q", c.Args().First())
 			}
-			for _, f := range []string{"from", "to"} {
-				if c.String(f) == "" {
-					return usageErrorf("for example: pgattest audit --from 2026-11-01 --to 2026-11-30", "audit needs --from and --to")
-				}
+			if c.String("from") == "" {
+				return usageErrorf("for example: pgattest audit --from 2026-11-01 --to 2026-11-30", "audit needs --from (and --to, which is today when left out)")
 			}
 			from, err := parseTime("from", c.String("from"), true)
 			if err != nil {
 				return err
 			}
-			to, err := parseTime("to", c.String("to"), false)
+			toFlag := c.String("to")
+			if toFlag == "" {
+				toFlag = "today"
+			}
+			to, err := parseTime("to", toFlag, false)
 			if err != nil {
 				return err
 			}

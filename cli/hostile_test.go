@@ -225,7 +225,9 @@ func TestUnparseableTimes(t *testing.T) {
 	w := newWorkdir(t)
 	seed(t, w, seeded{name: "shop", at: mustTime(t, "2026-11-01T02:00:00Z"), status: catalog.StatusVerified})
 	for _, args := range [][]string{
-		{"restore", "--name", "shop", "--as-of", "yesterday", "--target", "postgresql://x@127.0.0.1/x"},
+		{"restore", "--name", "shop", "--as-of", "last tuesday", "--target", "postgresql://x@127.0.0.1/x"},
+		{"restore", "--name", "shop", "--as-of", "9999-12-31", "--target", "postgresql://x@127.0.0.1/x"},
+		{"list", "--since", "9999-01-01"},
 		{"restore", "--name", "shop", "--as-of", "2026-13-45", "--target", "postgresql://x@127.0.0.1/x"},
 		{"restore", "--name", "shop", "--as-of", "2026-11-01 25:00", "--target", "postgresql://x@127.0.0.1/x"},
 		{"list", "--since", "last week"},

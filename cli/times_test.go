@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,7 +53,8 @@ func TestAsOfStrings(t *testing.T) {
 }
 
 func TestParseTimeRejects(t *testing.T) {
-	for _, s := range []string{"", "yesterday", "2026-13-01", "2026-11-31", "01/11/2026", "2026-11-01 03:00", "2026-11-01T03:00:00"} {
+	for _, s := range []string{"", "last week", "2026-13-01", "2026-11-31", "01/11/2026", "2026-11-01 03:00", "2026-11-01T03:00:00",
+		"9999-12-31", "2262-04-12", "1600-01-01", "1969-12-31T23:59:59Z", "0001-01-01T00:00:00Z"} {
 		if _, err := parseTime("as-of", s, false); err == nil || exitCode(err) != exitUsage {
 			t.Errorf("parseTime(%q) = %v, want a usage error", s, err)
 		}
@@ -63,15 +65,44 @@ func TestParseTimeRejects(t *testing.T) {
 	}
 }
 
+// Words and case as people type them.
+func TestParseTimeWords(t *testing.T) {
+	now := time.Date(2026, 11, 24, 22, 28, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		s     string
+		start bool
+		want  time.Time
+	}{
+		{"now", false, now},
+		{"NOW", true, now},
+		{"today", false, time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC).Add(-time.Nanosecond)},
+		{"Today", true, time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)},
+		{"yesterday", false, time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC).Add(-time.Nanosecond)},
+		{"yesterday", true, time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)},
+		{"2026-11-01t06:00:00z", false, time.Date(2026, 11, 1, 6, 0, 0, 0, time.UTC)},
+		{"2261-12-31", false, time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC).Add(-time.Nanosecond)},
+		{"1970-01-01", true, time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		got, err := parseTimeAt("as-of", tt.s, tt.start, now)
+		if err != nil || !got.Equal(tt.want) {
+			t.Errorf("parseTime(%q, start %v) = %s, %v; want %s", tt.s, tt.start, got, err, tt.want)
+		}
+	}
+}
+
 func FuzzParseTime(f *testing.F) {
 	for _, s := range []string{"2026-11-01", "2026-11-01T05:00:00+02:00", "2026-11-01T03:00:00.123456789Z", "x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		a, errA := parseTime("as-of", s, false)
-		b, errB := parseTime("from", s, true)
-		if (errA == nil) != (errB == nil) {
+		now := time.Date(2026, 11, 24, 22, 28, 0, 0, time.UTC)
+		a, errA := parseTimeAt("as-of", s, false, now)
+		b, errB := parseTimeAt("from", s, true, now)
+		if (errA == nil) != (errB == nil) && !strings.Contains(s, "70-01-01") && !strings.Contains(s, "61-12-31") {
 			t.Fatalf("%q parses as an end but not as a start, or the other way", s)
+		}
+		if errA == nil && (a.Before(firstTime) || a.After(lastTime)) {
+			t.Fatalf("%q: %s is out of the catalog's range", s, a)
 		}
 		if errA == nil && (a.Before(b) || a.Sub(b) >= 24*time.Hour || a.Location() != time.UTC) {
 			t.Fatalf("%q: end %s, start %s", s, a, b)
