@@ -43,6 +43,9 @@ type Source struct {
 	Database      string `json:"database"`
 	User          string `json:"user"`
 	ServerVersion string `json:"server_version"`
+	// Identity is what the server said it is (records made before
+	// pgattest read it have none).
+	Identity *Identity `json:"identity,omitempty"`
 }
 
 // Archive is the file (custom format) or folder (directory format) pg_dump

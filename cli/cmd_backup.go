@@ -41,11 +41,18 @@ Examples:
    # nightly from cron, with labels and only errors on the terminal
    DATABASE_URL=... pgattest -q backup --name shop-prod --label env=prod
 
-Exit codes: 0 proven (or recorded, with --verify none); 1 failure, nothing
-recorded; 2 usage error; 3 the archive failed its proof (recorded as failed).`,
+A name holds one source: the server's own answer (its system identifier,
+else the database's OID, name and port) is recorded, and a backup of another
+source under a name already taken is refused (exit 2) unless --force-name.
+
+Exit codes: 0 proven; 1 failure, nothing recorded (or recorded unverified:
+the proof could not run); 2 usage error; 3 the archive failed its proof
+(recorded as failed), or the catalog is damaged. --verify read and none
+record unverified: only a restore proves a backup.`,
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "db", Usage: "connection string: postgresql://… URL or libpq key=value", EnvVars: []string{"DATABASE_URL"}},
-			&ucli.StringFlag{Name: "name", Usage: "name the backups of this database are filed under (default: database@host's first label)"},
+			&ucli.StringFlag{Name: "name", Usage: "name the backups of this database are filed under (default: database@host, and +port unless 5432); a name holds one source only"},
+			&ucli.BoolFlag{Name: "force-name", Usage: "record under --name although its earlier backups are of another source (a database moved to a new server)"},
 			&ucli.StringFlag{Name: "dir", Usage: "folder for archives (NAME/ is made inside)", EnvVars: []string{"PGATTEST_DIR"}, Value: "backups"},
 			&ucli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel jobs; > 1 writes a directory-format archive", Value: 1},
 			&ucli.IntFlag{Name: "compress", Aliases: []string{"Z"}, Usage: "compression level 0-9 (gzip, as pg_restore reads it); pgattest deflates pg_dump's output on every core (pg_dump compresses with --jobs N). 1 is the fastest; 3 makes archives about a sixth smaller for ~10% more time with the proof (README, Performance)", Value: 1},
@@ -73,7 +80,7 @@ recorded; 2 usage error; 3 the archive failed its proof (recorded as failed).`,
 			o := pipeline.Options{
 				DB: c.String("db"), Name: c.String("name"), Dir: c.String("dir"),
 				Jobs: c.Int("jobs"), Compress: c.Int("compress"), Verify: mode,
-				AllowPooled: c.Bool("allow-pooled"), PGBin: c.StringSlice("pg-bin"),
+				AllowPooled: c.Bool("allow-pooled"), PGBin: c.StringSlice("pg-bin"), ForceName: c.Bool("force-name"),
 				SkipExtensions: c.StringSlice("verify-skip-extension"),
 				Labels:         labels, CatalogPath: e.catalogPath,
 			}

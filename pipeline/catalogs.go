@@ -142,3 +142,60 @@ func verifiedCatalog(c *catalog.Catalog) error {
 	}
 	return nil
 }
+
+// NameTakenError: the backup name's earlier backups are of another source,
+// by what the servers said. One name never mixes two sources: prune and
+// audit would take one's backups for the other's.
+type NameTakenError struct {
+	Name       string
+	Earlier    *catalog.Record
+	Identity   catalog.Identity
+	earlierSrc string
+}
+
+func (e *NameTakenError) Error() string {
+	return fmt.Sprintf("backup name %q belongs to another source: its backups (the newest %s) are of %s, this is %s",
+		e.Name, e.Earlier.ID, e.earlierSrc, describeIdentity(e.Identity))
+}
+
+// Is makes a name taken a usage error (exit 2).
+func (e *NameTakenError) Is(target error) bool { return target == ErrUsage }
+
+// Hint says how to go on.
+func (e *NameTakenError) Hint() string {
+	return "give this source a name of its own with --name, or pass --force-name if it is the same database moved elsewhere"
+}
+
+func describeIdentity(id catalog.Identity) string {
+	s := fmt.Sprintf("database %s (oid %d) on port %d", id.Database, id.DatabaseOID, id.Port)
+	if id.SystemID != "" {
+		s += ", cluster " + id.SystemID
+	}
+	return s
+}
+
+// checkName refuses a name whose newest backup is of another source; a
+// name without backups, or whose newest backup has no identity (made
+// before pgattest read them), is fine.
+func checkName(path, name string, id catalog.Identity, force bool) error {
+	if force || path == "" {
+		return nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	c, err := catalog.Open(path, catalog.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	if err != nil {
+		return nil // busy, say: the record stage will wait for it
+	}
+	defer c.Close()
+	recs, err := c.List(catalog.Query{Name: name, Limit: 1})
+	if err != nil || len(recs) == 0 || recs[0].Source.Identity == nil {
+		return nil
+	}
+	earlier := recs[0].Source.Identity
+	if earlier.SameSource(id) {
+		return nil
+	}
+	return &NameTakenError{Name: name, Earlier: recs[0], Identity: id, earlierSrc: describeIdentity(*earlier)}
+}

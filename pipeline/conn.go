@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -288,25 +289,38 @@ func ValidName(name string) error {
 
 var nameUnsafe = regexp.MustCompile(`[^A-Za-z0-9._@+-]+`)
 
-// DefaultName derives a backup name from a database and a host: "neondb@ep-cool-darkness-a1b2c3d4"
-// for database neondb at ep-cool-darkness-a1b2c3d4(-pooler).us-east-2.aws.neon.tech,
-// "db@local" for a Unix socket.
-func DefaultName(database, host string) string {
+// DefaultName derives a backup name from a database, a host and a port:
+// the whole host, and the port unless it is 5432, so that two servers never
+// share a name: "neondb@ep-cool-darkness-a1b2c3d4.us-east-2.aws.neon.tech"
+// (a -pooler host named by its direct one), "shop@127.0.0.1+56710",
+// "shop@local+5433" for a Unix socket on port 5433.
+func DefaultName(database, host string, port int) string {
 	label := "local"
 	if host != "" && !strings.HasPrefix(host, "/") && !strings.HasPrefix(host, "@") {
-		direct, _ := PooledHost(host)
-		label, _, _ = strings.Cut(direct, ".")
-		if strings.Contains(host, ":") && !strings.Contains(host, ".") { // IPv6
-			label = strings.ReplaceAll(host, ":", "-")
+		label, _ = PooledHost(host)
+		label = strings.ToLower(strings.Trim(label, "[]"))
+		if strings.Contains(label, ":") { // IPv6
+			label = strings.ReplaceAll(label, ":", "-")
 		}
 	}
-	name := nameUnsafe.ReplaceAllString(database, "_") + "@" + nameUnsafe.ReplaceAllString(label, "_")
-	name = strings.TrimLeft(name, "._@+-")
+	if port != 0 && port != 5432 {
+		label += "+" + strconv.Itoa(port)
+	}
+	label = nameUnsafe.ReplaceAllString(label, "_")
+	db := strings.TrimLeft(nameUnsafe.ReplaceAllString(database, "_"), "._@+-")
+	if db == "" {
+		db = "db"
+	}
+	// The host keeps the whole of its share of the 128 characters.
+	if len(db)+1+len(label) > 128 {
+		db = db[:max(1, 128-1-len(label))]
+	}
+	name := db + "@" + label
 	if len(name) > 128 {
 		name = name[:128]
 	}
-	if name == "" || !nameRE.MatchString(name) {
-		return "db@" + label
+	if !nameRE.MatchString(name) {
+		return "db@" + label[:min(len(label), 120)]
 	}
 	return name
 }

@@ -27,12 +27,15 @@ import (
 // Options configure one backup.
 type Options struct {
 	DB          string      // connection string; "" uses libpq's PG* variables
-	Name        string      // default: DefaultName(database, host)
+	Name        string      // default: DefaultName(database, host, port)
 	Dir         string      // archives go to Dir/Name/; default "backups"
 	Jobs        int         // > 1: directory format, parallel dump and restore
 	Compress    int         // pg_dump --compress level, 0-9
 	Verify      verify.Mode // restore (default), read or none
 	AllowPooled bool        // accept a pooled connection
+	// ForceName records under Name although its earlier backups are of
+	// another source (by what the servers said: catalog.Identity).
+	ForceName bool
 	// SkipExtensions may be left out of the proof when the proving Postgres
 	// lacks them (--verify-skip-extension); the proof records it.
 	SkipExtensions []string
@@ -229,11 +232,16 @@ func (r *run) preflight(ctx context.Context) error {
 	}
 	name := r.o.Name
 	if name == "" {
-		name = DefaultName(src.Database, src.Host)
+		name = DefaultName(src.Database, src.Host, src.Port)
+	}
+	identity := src.Identity
+	if err := checkName(r.o.CatalogPath, name, identity, r.o.ForceName); err != nil {
+		return err
 	}
 	r.rec.Name = name
 	r.rec.ID = catalog.NewID(name, r.rec.StartedAt)
-	r.rec.Source = catalog.Source{Host: src.Host, Port: src.Port, Database: src.Database, User: src.User, ServerVersion: src.ServerVersion.Raw}
+	r.rec.Source = catalog.Source{Host: src.Host, Port: src.Port, Database: src.Database, User: src.User, ServerVersion: src.ServerVersion.Raw,
+		Identity: &identity}
 
 	if r.client, err = ChooseTools(src.ServerVersion, r.o.PGBin); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/testenv"
 )
 
@@ -29,7 +30,10 @@ type Source struct {
 	Roles      []string // every role but the built-in pg_* ones
 	Encoding   string   // the database's encoding, "UTF8"
 	Extensions []string // installed in the database
-	password   string
+	// Identity is what the server says the database is, whichever way
+	// it was reached.
+	Identity catalog.Identity
+	password string
 }
 
 // Display is the source for messages: postgresql://user@host:port/db, no password.
@@ -156,6 +160,9 @@ func Connect(ctx context.Context, connString string, allowPooled bool, red *Reda
 	if err != nil {
 		return nil, fmt.Errorf("read roles and extensions of %s: %s", src.Display(), red.String(err.Error()))
 	}
+	if src.Identity, err = readIdentity(ctx, conn); err != nil {
+		return nil, fmt.Errorf("read what %s says it is: %s", src.Display(), red.String(err.Error()))
+	}
 	src.ServerVersion = testenv.Version{Major: num / 10000, Minor: num % 10000, Raw: version}
 	if num < 100000 { // 9.6.24 is 90624
 		src.ServerVersion = testenv.Version{Major: num / 10000, Minor: num / 100 % 100, Raw: version}
@@ -170,6 +177,26 @@ func Connect(ctx context.Context, connString string, allowPooled bool, red *Reda
 		}
 	}
 	return src, nil
+}
+
+// readIdentity asks the server what the database is: its system
+// identifier where the role may read it (superusers and pg_monitor; not
+// on every managed service), and what every role may read.
+func readIdentity(ctx context.Context, conn *pgx.Conn) (catalog.Identity, error) {
+	var id catalog.Identity
+	var oid int64
+	err := conn.QueryRow(ctx, `SELECT pg_postmaster_start_time(), current_setting('port')::int, d.oid::bigint, d.datname::text
+		FROM pg_catalog.pg_database d WHERE d.datname = current_database()`).Scan(&id.ServerStarted, &id.Port, &oid, &id.Database)
+	if err != nil {
+		return id, err
+	}
+	id.ServerStarted = id.ServerStarted.UTC()
+	id.DatabaseOID = uint32(oid)
+	var sys string
+	if conn.QueryRow(ctx, `SELECT system_identifier::text FROM pg_catalog.pg_control_system()`).Scan(&sys) == nil {
+		id.SystemID = sys
+	}
+	return id, nil
 }
 
 // connectedTo returns the host and port conn reached: with several hosts

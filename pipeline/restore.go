@@ -195,7 +195,13 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 	return plan, err
 }
 
+// sameDatabase reports whether the target is the backup's source: by what
+// both servers said (catalog.Identity) when the record has it; for records
+// made before, by host, port and database as they were written.
 func sameDatabase(t *Source, s catalog.Source) bool {
+	if s.Identity != nil {
+		return s.Identity.SameDatabase(t.Identity)
+	}
 	norm := func(h string) string {
 		h = strings.ToLower(strings.TrimSuffix(h, "/"))
 		if h == "localhost" || h == "127.0.0.1" || h == "::1" {

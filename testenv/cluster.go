@@ -40,7 +40,7 @@ type Options struct {
 	// instead of a fresh initdb template.
 	Data string
 
-	// TCP also listens on 127.0.0.1 on a free port (PgBouncer tests need one).
+	// TCP also listens on 127.0.0.1 (and ::1) on a free port (PgBouncer tests need one).
 	TCP bool
 	// TLS also accepts SSL connections on TCP (implies TCP), with a fresh
 	// self-signed certificate: for sslmode=require.
@@ -56,6 +56,11 @@ type Options struct {
 	// know beforehand: the proof's clusters use that. Tests' source
 	// clusters pass the name they want (Superuser, "rdsadmin", …).
 	Superuser string
+	// OwnSystemID runs initdb for this cluster instead of copying the
+	// template, so its system identifier is its own (clusters copied from
+	// one template share theirs, as a primary and its replicas do): for
+	// tests of sources told apart by what their servers say.
+	OwnSystemID bool
 	// NoNetwork starts the server in a network namespace of its own where
 	// the kernel allows (see Sandbox): only its Unix socket reaches it.
 	// It cannot be combined with TCP.
@@ -135,7 +140,16 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		return nil, errors.New("a cluster without network cannot listen on TCP")
 	}
 	from := o.Data
-	if from == "" { // a fresh cluster: a copy of the cached initdb template
+	switch {
+	case from != "":
+	case o.OwnSystemID: // initdb of its own: a system identifier no other cluster shares
+		sc, err := initdbScratch(ctx, tc, as)
+		if err != nil {
+			return nil, err
+		}
+		defer sc.Remove()
+		from = filepath.Join(sc.Dir, "data")
+	default: // a fresh cluster: a copy of the cached initdb template
 		tmpl, err := template(ctx, tc, o.CacheDir, as)
 		if err != nil {
 			return nil, err
@@ -238,8 +252,8 @@ func (c *Cluster) writeConfig(extra map[string]string) error {
 	set["port"] = strconv.Itoa(c.Port)
 	set["unix_socket_directories"] = c.SocketDir
 	set["listen_addresses"] = ""
-	if c.TCP {
-		set["listen_addresses"] = "127.0.0.1"
+	if c.TCP { // loopback only; ::1 too where the host has it (a failed one is a warning)
+		set["listen_addresses"] = "127.0.0.1,::1"
 	}
 	if c.Toolchain.Version.Major < 13 {
 		delete(set, "max_wal_size")
@@ -279,7 +293,7 @@ func (c *Cluster) writeHBA(scram bool) error {
 	if c.TLS {
 		host = "hostssl"
 	}
-	hba := fmt.Sprintf("local all all %s\n%s all all 127.0.0.1/32 %s\n", method, host, method)
+	hba := fmt.Sprintf("local all all %s\n%s all all 127.0.0.1/32 %s\n%s all all ::1/128 %s\n", method, host, method, host, method)
 	if err := os.WriteFile(filepath.Join(c.DataDir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
 		return fmt.Errorf("write pg_hba.conf: %w", err)
 	}

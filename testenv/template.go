@@ -66,34 +66,12 @@ func template(ctx context.Context, tc Toolchain, cacheDir string, as *runAs) (st
 	// initdb runs as the server user, who may not be able to enter our
 	// cache folder (root's home is 0700): run it in a scratch folder in the
 	// temp folder, then copy the result into the cache.
-	sc, err := NewTempScratch("pgattest-initdb-")
+	sc, err := initdbScratch(ctx, tc, as)
 	if err != nil {
 		return "", err
 	}
 	defer sc.Remove()
-	if err := os.Chmod(sc.Dir, 0o700); err != nil {
-		return "", err
-	}
-	if err := as.own(sc.Dir); err != nil {
-		return "", err
-	}
 	data := filepath.Join(sc.Dir, "data")
-	args := []string{"-D", data, "-U", templateSuperuser, "-A", "trust", "-E", "UTF8", "--locale=C", "-N"}
-	if tc.Version.Major >= 14 {
-		args = append(args, "--no-instructions")
-	}
-	cmd := exec.CommandContext(ctx, tc.Path("initdb"), args...)
-	cmd.SysProcAttr = as.attr()
-	cmd.Env = as.env()
-	cmd.Dir = sc.Dir
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("initdb (%s) failed: %w\n%s", tc, err, lastLines(out.String(), 8))
-	}
-	if err := os.WriteFile(filepath.Join(data, superuserFile), []byte(templateSuperuser+"\n"), 0o600); err != nil {
-		return "", err
-	}
 	tmp := final + ".tmp"
 	os.RemoveAll(tmp)
 	if err := copyTree(filepath.Join(tmp, "data"), data, nil); err != nil {
@@ -107,6 +85,40 @@ func template(ctx context.Context, tc Toolchain, cacheDir string, as *runAs) (st
 		return "", fmt.Errorf("install template: %w", err)
 	}
 	return final, nil
+}
+
+// initdbScratch runs initdb into SCRATCH/data, a scratch folder of its own
+// in the temp folder (which the caller removes), as the server user.
+func initdbScratch(ctx context.Context, tc Toolchain, as *runAs) (*Scratch, error) {
+	sc, err := NewTempScratch("pgattest-initdb-")
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Scratch, error) { sc.Remove(); return nil, err }
+	if err := os.Chmod(sc.Dir, 0o700); err != nil {
+		return fail(err)
+	}
+	if err := as.own(sc.Dir); err != nil {
+		return fail(err)
+	}
+	data := filepath.Join(sc.Dir, "data")
+	args := []string{"-D", data, "-U", templateSuperuser, "-A", "trust", "-E", "UTF8", "--locale=C", "-N"}
+	if tc.Version.Major >= 14 {
+		args = append(args, "--no-instructions")
+	}
+	cmd := exec.CommandContext(ctx, tc.Path("initdb"), args...)
+	cmd.SysProcAttr = as.attr()
+	cmd.Env = as.env()
+	cmd.Dir = sc.Dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fail(fmt.Errorf("initdb (%s) failed: %w\n%s", tc, err, lastLines(out.String(), 8)))
+	}
+	if err := os.WriteFile(filepath.Join(data, superuserFile), []byte(templateSuperuser+"\n"), 0o600); err != nil {
+		return fail(err)
+	}
+	return sc, nil
 }
 
 func isTemplate(dir string) bool {
