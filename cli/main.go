@@ -31,8 +31,13 @@ type env struct {
 	quiet          bool // no progress, only errors and the result
 	verbose        bool // tool output, command lines (redacted), head hashes
 	catalogPath    string
-	interactive    bool               // stderr is a terminal: live progress lines
-	red            *pipeline.Redactor // every byte to stdout and stderr passes it
+	interactive    bool // stderr is a terminal: live progress lines
+	// red knows the secrets (PGPASSWORD, passwords in connection strings):
+	// the pipeline passes text from outside through it (tools' output,
+	// driver errors, what the user typed) before it reaches an error or a
+	// log line. pgattest's own output (JSON, tables, IDs, digests) is never
+	// rewritten: no secret is ever put into it.
+	red *pipeline.Redactor
 }
 
 // Main runs pgattest with args (args[0] is the program name) and returns the
@@ -41,11 +46,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	// Secrets are redacted from everything pgattest prints: PGPASSWORD now,
+	// The secrets text from outside is cleaned of: PGPASSWORD now,
 	// passwords in connection strings as soon as they are parsed.
 	red := &pipeline.Redactor{}
 	red.Add(os.Getenv("PGPASSWORD"))
-	e := &env{stdout: red.Writer(stdout), stderr: red.Writer(stderr), red: red, interactive: isTerminal(stderr)}
+	e := &env{stdout: stdout, stderr: stderr, red: red, interactive: isTerminal(stderr)}
 	app := newApp(e)
 	err := app.RunContext(ctx, normalizeArgs(app, args))
 	if err != nil {

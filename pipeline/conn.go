@@ -3,7 +3,6 @@ package pipeline
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"regexp"
 	"sort"
@@ -325,8 +324,9 @@ func DefaultName(database, host string, port int) string {
 	return name
 }
 
-// Redactor replaces secrets in text and in everything written through its
-// writers. Secrets can be added at any time; the writers see them at once.
+// Redactor replaces secrets in text from outside pgattest (tools' output,
+// driver errors, what the user typed) before it is kept or shown; it never
+// rewrites pgattest's own output. Secrets can be added at any time.
 type Redactor struct {
 	mu      sync.RWMutex
 	secrets []string
@@ -371,20 +371,4 @@ func (r *Redactor) String(s string) string {
 		s = strings.ReplaceAll(s, sec, Redacted)
 	}
 	return s
-}
-
-// Writer returns a writer that redacts before writing to w. Each Write is
-// redacted on its own, so write whole lines or messages.
-func (r *Redactor) Writer(w io.Writer) io.Writer { return &redactingWriter{r: r, w: w} }
-
-type redactingWriter struct {
-	r *Redactor
-	w io.Writer
-}
-
-func (rw *redactingWriter) Write(p []byte) (int, error) {
-	if _, err := io.WriteString(rw.w, rw.r.String(string(p))); err != nil {
-		return 0, err
-	}
-	return len(p), nil
 }

@@ -232,11 +232,11 @@ func (r *run) dumpCommand(ctx context.Context, path string, args []string, w *pr
 	cmd.WaitDelay = 10 * time.Second
 	errs := &dumpErrors{}
 	cmd.Stderr = &lineWriter{fn: func(line string) {
-		line = r.red.String(line)
-		errs.observe(line)
-		if t, ok := dumpingTable(line); ok {
+		if t, ok := dumpingTable(line); ok { // a table's name is data, not pg_dump's words
 			w.table(t)
 		}
+		line = r.red.String(line)
+		errs.observe(line)
 		r.log("dump", line)
 	}}
 	return cmd, errs

@@ -27,6 +27,9 @@ type ReproveOptions struct {
 // restored into a throwaway cluster and its rows counted. The returned proof
 // is to be appended to the record; err is for a proof that could not run.
 func Reprove(ctx context.Context, rec *catalog.Record, o ReproveOptions) (*catalog.Proof, error) {
+	if log := o.Log; log != nil && o.Redactor != nil { // pg_restore's lines are text from outside
+		o.Log = func(line string) { log(o.Redactor.String(line)) }
+	}
 	mode := verify.ModeRestore
 	if o.HashOnly {
 		mode = verify.ModeHash

@@ -99,6 +99,9 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 	if o.Redactor == nil {
 		o.Redactor = &Redactor{}
 	}
+	if log := o.Log; log != nil { // pg_restore's lines are text from outside
+		o.Log = func(line string) { log(o.Redactor.String(line)) }
+	}
 	if !o.DryRun {
 		if err := checkCatalog(o.CatalogPath, false); err != nil {
 			return nil, err
