@@ -114,6 +114,7 @@ type restoreJSON struct {
 	Target  string          `json:"target"`
 	Entries []string        `json:"entries"`
 	Skipped []string        `json:"skipped"`
+	Notes   []string        `json:"notes,omitempty"`
 	Total   int             `json:"total_entries"`
 	Command string          `json:"command"`
 	TookMS  int64           `json:"duration_ms"`
@@ -122,7 +123,7 @@ type restoreJSON struct {
 func printRestore(e *env, plan *pipeline.RestorePlan, dry bool, took time.Duration, ev catalog.Event) error {
 	if e.json {
 		out := restoreJSON{DryRun: dry, Backup: plan.Record, Target: plan.Target.Display(), Total: plan.Total,
-			Command: plan.Command, TookMS: took.Milliseconds(), Skipped: plan.Skipped, Entries: []string{}}
+			Command: plan.Command, TookMS: took.Milliseconds(), Skipped: plan.Skipped, Notes: plan.Notes, Entries: []string{}}
 		for _, en := range plan.Entries {
 			out.Entries = append(out.Entries, en.Line())
 		}
@@ -152,6 +153,9 @@ func printRestore(e *env, plan *pipeline.RestorePlan, dry bool, took time.Durati
 	}
 	for _, s := range plan.Skipped {
 		fmt.Fprintf(w, "  skipped  %s\n", s)
+	}
+	for _, n := range plan.Notes {
+		fmt.Fprintf(w, "  note     %s\n", n)
 	}
 	if dry {
 		fmt.Fprintf(w, "  command  %s\n", plan.Command)

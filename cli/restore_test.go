@@ -116,6 +116,24 @@ func TestRestoreAsOfEndToEnd(t *testing.T) {
 			t.Errorf("dry run created %s relations", n)
 		}
 	})
+	t.Run("a partitioned table brings its partitions", func(t *testing.T) {
+		exec1(t, src, "postgres", `CREATE DATABASE parted`)
+		code, out, errOut := restore("--id", first.ID, "--target", src.URL("parted", "", ""), "--table", "analytics.page_views")
+		if code != 0 {
+			t.Fatalf("exit %d\n%s%s", code, out, errOut)
+		}
+		rows := `SELECT count(*)::text FROM analytics.page_views`
+		if got, want := query1(t, src, "parted", rows), query1(t, src, "shop", rows); got != want || got == "0" {
+			t.Errorf("page_views restored with %s rows, the source has %s", got, want)
+		}
+		parts := `SELECT count(*)::text FROM pg_inherits WHERE inhparent = 'analytics.page_views'::regclass`
+		if got, want := query1(t, src, "parted", parts), query1(t, src, "shop", parts); got != want {
+			t.Errorf("%s partitions attached, the source has %s", got, want)
+		}
+		if strings.Contains(out, "note") {
+			t.Errorf("a note that no rows were restored:\n%s", out)
+		}
+	})
 	t.Run("one table", func(t *testing.T) {
 		exec1(t, src, "postgres", `CREATE DATABASE one_table`)
 		code, out, errOut := restore("--id", first.ID, "--target", src.URL("one_table", "", ""), "--table", "shop.orders")
@@ -153,8 +171,8 @@ func TestRestoreAsOfEndToEnd(t *testing.T) {
 			}
 			return nil
 		})
-		if n != 3 {
-			t.Errorf("%d restored events, want 3", n)
+		if n != 4 { // as of then, now, one partitioned table, one table
+			t.Errorf("%d restored events, want 4", n)
 		}
 		if rep, err := c.VerifyChain(); err != nil || !rep.OK() {
 			t.Errorf("chain: %v %v", err, rep.Broken)
