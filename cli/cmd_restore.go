@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -28,6 +29,10 @@ Examples:
    pgattest restore --id 20261124T222800Z-shop-7f3a --target "$SCRATCH_URL" --table shop.orders --dry-run
    pgattest restore --name shop-prod --target "$STAGING_URL" --clean --no-owner --jobs 4
 
+   # a managed-cloud dump (Neon, Supabase) into a server without its roles:
+   pgattest restore --name neondb --target "$LOCAL_URL" --no-owner --no-acl     # without owners and grants
+   pgattest restore --name neondb --target "$LOCAL_URL" --create-roles          # or with them, roles made NOLOGIN
+
 Exit codes: 0 restored (or planned, with --dry-run); 1 failure; 2 usage error;
 3 the archive no longer matches its digest, or pg_restore failed.`,
 		Flags: []ucli.Flag{
@@ -36,6 +41,8 @@ Exit codes: 0 restored (or planned, with --dry-run); 1 failure; 2 usage error;
 			&ucli.StringFlag{Name: "as-of", Usage: "with --name: newest proven backup started at or before this time (RFC 3339 or date)"},
 			&ucli.StringFlag{Name: "target", Usage: "connection string of the database to restore into (required)", EnvVars: []string{"PGATTEST_TARGET"}},
 			&ucli.BoolFlag{Name: "no-owner", Usage: "do not set object owners; the target user owns everything"},
+			&ucli.BoolFlag{Name: "no-acl", Usage: "leave grants and default privileges out (pg_restore --no-privileges), and policies for roles the target lacks"},
+			&ucli.BoolFlag{Name: "create-roles", Usage: "create the roles the archive names that the target lacks, NOLOGIN, granted to the target user (it needs CREATEROLE)"},
 			&ucli.BoolFlag{Name: "clean", Usage: "drop objects before creating them (with --if-exists)"},
 			&ucli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel restore jobs (not in one transaction)", Value: 1},
 			&ucli.StringSliceFlag{Name: "table", Usage: "schema.name: restore only this table with its data, indexes and constraints; repeatable"},
@@ -89,6 +96,7 @@ Exit codes: 0 restored (or planned, with --dry-run); 1 failure; 2 usage error;
 			p := newProgress(e)
 			o := pipeline.RestoreOptions{
 				Record: rec, Target: c.String("target"), NoOwner: c.Bool("no-owner"), Clean: c.Bool("clean"),
+				NoACL: c.Bool("no-acl"), CreateRoles: c.Bool("create-roles"),
 				Jobs: c.Int("jobs"), Tables: c.StringSlice("table"), DryRun: c.Bool("dry-run"), Force: c.Bool("force"), AllowPooled: c.Bool("allow-pooled"),
 				PGBin: c.StringSlice("pg-bin"), Redactor: e.red, CatalogPath: e.catalogPath,
 			}
@@ -115,6 +123,7 @@ type restoreJSON struct {
 	Entries []string        `json:"entries"`
 	Skipped []string        `json:"skipped"`
 	Notes   []string        `json:"notes,omitempty"`
+	Created []string        `json:"created_roles,omitempty"`
 	Total   int             `json:"total_entries"`
 	Command string          `json:"command"`
 	TookMS  int64           `json:"duration_ms"`
@@ -123,7 +132,7 @@ type restoreJSON struct {
 func printRestore(e *env, plan *pipeline.RestorePlan, dry bool, took time.Duration, ev catalog.Event) error {
 	if e.json {
 		out := restoreJSON{DryRun: dry, Backup: plan.Record, Target: plan.Target.Display(), Total: plan.Total,
-			Command: plan.Command, TookMS: took.Milliseconds(), Skipped: plan.Skipped, Notes: plan.Notes, Entries: []string{}}
+			Command: plan.Command, TookMS: took.Milliseconds(), Skipped: plan.Skipped, Notes: plan.Notes, Created: plan.CreatedRoles, Entries: []string{}}
 		for _, en := range plan.Entries {
 			out.Entries = append(out.Entries, en.Line())
 		}
@@ -156,6 +165,13 @@ func printRestore(e *env, plan *pipeline.RestorePlan, dry bool, took time.Durati
 	}
 	for _, n := range plan.Notes {
 		fmt.Fprintf(w, "  note     %s\n", n)
+	}
+	if len(plan.CreatedRoles) > 0 {
+		verb := "created"
+		if dry {
+			verb = "would create"
+		}
+		fmt.Fprintf(w, "  roles    %s %d NOLOGIN: %s\n", verb, len(plan.CreatedRoles), strings.Join(plan.CreatedRoles, ", "))
 	}
 	if dry {
 		fmt.Fprintf(w, "  command  %s\n", plan.Command)

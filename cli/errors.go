@@ -92,16 +92,33 @@ func printError(w io.Writer, err error) {
 	if rest != "" {
 		fmt.Fprintln(w, rest)
 	}
-	var h hinter
-	if errors.As(err, &h) && h.Hint() != "" {
-		for _, line := range strings.Split(h.Hint(), "\n") {
+	if hint := hintOf(err); hint != "" {
+		for _, line := range strings.Split(hint, "\n") {
 			fmt.Fprintf(w, "pgattest: hint: %s\n", line)
 		}
 	}
 }
 
+// flagHint is the hint of an error whose remedy is one of pgattest's
+// flags: the packages below say what went wrong, the command line what to
+// type next.
+func flagHint(err error) string {
+	var missing *pipeline.MissingRolesError
+	var create *pipeline.CreateRolesError
+	switch {
+	case errors.As(err, &missing):
+		return "pass --create-roles to create them NOLOGIN in the target (its user needs CREATEROLE), or --no-owner --no-acl to restore without owners and grants"
+	case errors.As(err, &create):
+		return "--create-roles needs a target user with CREATEROLE; or create the roles yourself, or restore with --no-owner --no-acl"
+	}
+	return ""
+}
+
 // hintOf returns the hint an error carries, or "".
 func hintOf(err error) string {
+	if h := flagHint(err); h != "" {
+		return h
+	}
 	var h hinter
 	if errors.As(err, &h) {
 		return h.Hint()

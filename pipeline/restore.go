@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,13 +20,20 @@ import (
 // RestoreOptions configure a restore of a recorded backup into a target.
 type RestoreOptions struct {
 	Record  *catalog.Record
-	Target  string   // connection string of the target database (must exist)
-	NoOwner bool     // --no-owner: objects owned by the connecting user
-	Clean   bool     // --clean --if-exists: drop objects before creating them
-	Jobs    int      // > 1: parallel pg_restore (no single transaction)
-	Tables  []string // schema.name: restore only these tables, with their data, indexes and constraints
-	DryRun  bool     // say what would happen; change nothing
-	Force   bool     // allow the backup's own source database as the target
+	Target  string // connection string of the target database (must exist)
+	NoOwner bool   // --no-owner: objects owned by the connecting user
+	// NoACL leaves grants and default privileges out (pg_restore
+	// --no-privileges), and policies that name a role the target lacks.
+	NoACL bool
+	// CreateRoles creates the roles the archive names that the target
+	// lacks, NOLOGIN, and grants them to the connecting user (so objects
+	// can be handed to them); RestorePlan.CreatedRoles lists them.
+	CreateRoles bool
+	Clean       bool     // --clean --if-exists: drop objects before creating them
+	Jobs        int      // > 1: parallel pg_restore (no single transaction)
+	Tables      []string // schema.name: restore only these tables, with their data, indexes and constraints
+	DryRun      bool     // say what would happen; change nothing
+	Force       bool     // allow the backup's own source database as the target
 	// AllowPooled accepts a target behind a pooler in transaction or
 	// statement mode (pg_restore's session settings may not hold there).
 	AllowPooled bool
@@ -48,9 +56,12 @@ type RestorePlan struct {
 	Entries []verify.Entry // the selected entries; all of them when no table was named
 	Skipped []string       // entries left out of a selective restore, and why
 	Notes   []string       // what the user should know: a selection that restores no rows
-	Total   int            // entries in the archive
-	Command string         // the pg_restore command line, password-free
-	Event   catalog.Event  // the "restored" event, when noted
+	// CreatedRoles are the roles created in the target (CreateRoles), or
+	// that would be (DryRun).
+	CreatedRoles []string
+	Total        int           // entries in the archive
+	Command      string        // the pg_restore command line, password-free
+	Event        catalog.Event // the "restored" event, when noted
 }
 
 // SameSourceError refuses to restore over the backup's own source.
@@ -122,18 +133,65 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 	}
 	plan := &RestorePlan{Record: rec, Target: target, Entries: toc.Entries, Total: len(toc.Entries)}
 	args := []string{"--verbose", "--exit-on-error", "--no-password", "--dbname=" + target.Conn.Sanitized()}
+	exists, conn, err := targetHas(ctx, target, o.Redactor)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	missing, err := missingRoles(ctx, conn, verify.FactsOf(toc).Roles)
+	if err != nil {
+		return nil, err
+	}
+	useList := len(o.Tables) > 0
 	if len(o.Tables) > 0 {
-		exists, conn, err := targetHas(ctx, target, o.Redactor)
-		if err != nil {
-			return nil, err
-		}
-		defer conn.Close(context.Background())
 		if plan.Entries, plan.Skipped, err = verify.SelectTables(toc, o.Tables, exists); err != nil {
 			return nil, err
 		}
 		if !slices.ContainsFunc(plan.Entries, func(e verify.Entry) bool { return e.HasData() }) {
 			plan.Notes = append(plan.Notes, "the archive holds no rows for "+strings.Join(o.Tables, ", ")+": only definitions are restored")
 		}
+	}
+	switch {
+	case o.CreateRoles && len(missing) > 0:
+		plan.CreatedRoles = missing
+		grants, err := schemaGrants(ctx, conn, plan.Entries, missing)
+		if err != nil {
+			return nil, err
+		}
+		if !o.DryRun {
+			if err := createRoles(ctx, conn, missing, target.User); err != nil {
+				return nil, err
+			}
+			for schema, roles := range grants {
+				q := "GRANT CREATE ON SCHEMA " + pgx.Identifier{schema}.Sanitize() + " TO " + joinIdents(roles)
+				if _, err := conn.Exec(ctx, q); err != nil {
+					return nil, fmt.Errorf("give the created roles CREATE on schema %q: %w", schema, err)
+				}
+			}
+		}
+		for _, schema := range slices.Sorted(maps.Keys(grants)) {
+			plan.Notes = append(plan.Notes, fmt.Sprintf("CREATE on schema %s for %s, which own objects there (handing them over needs it)",
+				schema, strings.Join(grants[schema], ", ")))
+		}
+		missing = nil
+	case o.NoACL && len(missing) > 0:
+		// Without its grants, a policy for a role the target lacks is
+		// all that would still name one: leave it out, and say so.
+		var keep []verify.Entry
+		for _, e := range plan.Entries {
+			if who := policyRoles(e, missing); len(who) > 0 {
+				plan.Skipped = append(plan.Skipped, fmt.Sprintf("%s: names role %s, which the target lacks", e.Describe(), strings.Join(who, ", ")))
+				continue
+			}
+			keep = append(keep, e)
+		}
+		useList = useList || len(keep) < len(plan.Entries)
+		plan.Entries = keep
+	}
+	if o.NoACL {
+		args = append(args, "--no-privileges")
+	}
+	if useList {
 		list := filepath.Join(scratch.Dir, "restore.list")
 		if err := os.WriteFile(list, verify.List(plan.Entries), 0o600); err != nil {
 			return nil, err
@@ -163,6 +221,11 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 		o.Log(plan.Command)
 	}
 	err = verify.RunRestore(ctx, pgRestore, args, target.ChildEnv(), o.Log)
+	var re *verify.RestoreError
+	if errors.As(err, &re) && len(missing) > 0 && (strings.Contains(re.Message, "does not exist") && strings.Contains(re.Message, "role") ||
+		strings.Contains(re.Message, "must be member of role") || strings.Contains(re.Message, "must be able to SET ROLE")) {
+		err = &MissingRolesError{Roles: missing, Err: err, Jobs: o.Jobs}
+	}
 	if err == nil && ctx.Err() == nil && o.CatalogPath != "" {
 		cat, cerr := openCatalog(o.CatalogPath, nil)
 		if cerr == nil {
@@ -182,6 +245,105 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 			"run the restore again, with --clean to replace what is there")
 	}
 	return plan, err
+}
+
+// MissingRolesError: the restore stopped on a role the target lacks; Roles
+// are all the roles the archive names that the target does not have.
+type MissingRolesError struct {
+	Roles []string
+	Err   error
+	Jobs  int
+}
+
+func (e *MissingRolesError) Error() string {
+	state := "nothing was restored (one transaction)"
+	if e.Jobs > 1 {
+		state = "the target holds what the jobs had finished"
+	}
+	return fmt.Sprintf("%v\n    the target lacks %d role(s) the archive names: %s; %s", e.Err, len(e.Roles), strings.Join(e.Roles, ", "), state)
+}
+func (e *MissingRolesError) Unwrap() error { return e.Err }
+
+// missingRoles returns those of roles the target does not have.
+func missingRoles(ctx context.Context, conn *pgx.Conn, roles []string) ([]string, error) {
+	if len(roles) == 0 {
+		return nil, nil
+	}
+	rows, _ := conn.Query(ctx, `SELECT r FROM unnest($1::text[]) r WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r) ORDER BY 1`, roles)
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list the target's roles: %w", err)
+	}
+	return out, nil
+}
+
+// createRoles creates roles NOLOGIN in the target and grants them to user,
+// who can then hand objects to them.
+func createRoles(ctx context.Context, conn *pgx.Conn, roles []string, user string) error {
+	for _, r := range roles {
+		id := pgx.Identifier{r}.Sanitize()
+		if _, err := conn.Exec(ctx, "CREATE ROLE "+id+" NOLOGIN"); err != nil {
+			return &CreateRolesError{Role: r, Err: err}
+		}
+		if _, err := conn.Exec(ctx, "GRANT "+id+" TO "+pgx.Identifier{user}.Sanitize()); err != nil {
+			return &CreateRolesError{Role: r, Err: err}
+		}
+	}
+	return nil
+}
+
+// CreateRolesError: the target's user may not create a role the archive
+// names (it needs CREATEROLE).
+type CreateRolesError struct {
+	Role string
+	Err  error
+}
+
+func (e *CreateRolesError) Error() string {
+	return fmt.Sprintf("cannot create role %q in the target: %v", e.Role, e.Err)
+}
+func (e *CreateRolesError) Unwrap() error { return e.Err }
+
+// schemaGrants returns, for each schema the target has already, the roles
+// among created that own entries in it: to hand an object to a role, an
+// ordinary user needs that role to have CREATE on its schema.
+func schemaGrants(ctx context.Context, conn *pgx.Conn, entries []verify.Entry, created []string) (map[string][]string, error) {
+	rows, _ := conn.Query(ctx, `SELECT nspname::text FROM pg_catalog.pg_namespace`)
+	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list the target's schemas: %w", err)
+	}
+	out := map[string][]string{}
+	for _, e := range entries {
+		if e.Schema == "" || !slices.Contains(created, e.Owner) || !slices.Contains(have, e.Schema) || slices.Contains(out[e.Schema], e.Owner) {
+			continue
+		}
+		out[e.Schema] = append(out[e.Schema], e.Owner)
+	}
+	return out, nil
+}
+
+func joinIdents(names []string) string {
+	ids := make([]string, len(names))
+	for i, n := range names {
+		ids[i] = pgx.Identifier{n}.Sanitize()
+	}
+	return strings.Join(ids, ", ")
+}
+
+// policyRoles returns the roles among missing that a POLICY entry names.
+func policyRoles(e verify.Entry, missing []string) []string {
+	if e.Type != "POLICY" {
+		return nil
+	}
+	facts, _ := verify.ScanSQL(strings.NewReader(e.Defn))
+	var out []string
+	for _, r := range facts.Roles {
+		if slices.Contains(missing, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // sameDatabase reports whether the target is the backup's source: by what
