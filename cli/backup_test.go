@@ -156,6 +156,7 @@ func TestBadInputs(t *testing.T) {
 		contains string
 	}{
 		{"unparsable URL", []string{"--db", "postgresql://u@host:notaport/db"}, exitUsage, "connection string"},
+		{"URL without its scheme", []string{"--db", "app:Secret-password@db.example.com/shop"}, exitUsage, "without postgresql://"},
 		{"unreachable host", []string{"--db", "postgresql://u@127.0.0.1:1/db?connect_timeout=5"}, exitFailure, "cannot connect"},
 		{"wrong password", []string{"--db", src.URL("postgres", "", "wrong-password")}, exitFailure, "password authentication failed"},
 		{"missing database", []string{"--db", src.URL("nosuchdb", "", "right-password")}, exitFailure, `database "nosuchdb" does not exist`},
@@ -173,13 +174,22 @@ func TestBadInputs(t *testing.T) {
 				t.Errorf("exit %d, want %d\n%s", code, tt.code, errOut)
 			}
 			lines := strings.Split(strings.TrimSpace(errOut), "\n")
+			// A password typed on the command line gets one warning first.
+			warned := strings.HasPrefix(lines[0], "pgattest: warning: --db holds a password")
+			argv := strings.Join(tt.args, " ")
+			if onArgv := strings.Contains(argv, "://") && strings.Contains(argv, "-password@"); warned != onArgv {
+				t.Errorf("password on the command line %v, warned %v:\n%s", onArgv, warned, errOut)
+			}
+			if warned {
+				lines = lines[1:]
+			}
 			if len(lines) != 2 || !strings.HasPrefix(lines[0], "pgattest: error: ") || !strings.HasPrefix(lines[1], "pgattest: hint: ") {
 				t.Errorf("want one error line and one hint line, got:\n%s", errOut)
 			}
 			if !strings.Contains(errOut, tt.contains) {
 				t.Errorf("error does not mention %q:\n%s", tt.contains, errOut)
 			}
-			if strings.Contains(errOut, "right-password") || strings.Contains(errOut, "wrong-password") {
+			if strings.Contains(errOut, "right-password") || strings.Contains(errOut, "wrong-password") || strings.Contains(errOut, "Secret-password") {
 				t.Errorf("password in output:\n%s", errOut)
 			}
 			if out != "" {

@@ -75,8 +75,8 @@ func TestRestoreManagedCloudDump(t *testing.T) {
 		t.Errorf("--create-roles restored %s rows, want 500", n)
 	}
 	checks := map[string]string{
-		`SELECT tableowner::text FROM pg_tables WHERE tablename = 'notes'`:                   "neondb_owner",
-		`SELECT has_table_privilege('anonymous', 'public.notes', 'SELECT')::text`:            "true",
+		`SELECT tableowner::text FROM pg_tables WHERE tablename = 'notes'`:                    "neondb_owner",
+		`SELECT has_table_privilege('anonymous', 'public.notes', 'SELECT')::text`:             "true",
 		`SELECT count(*)::text FROM pg_policies WHERE tablename = 'notes'`:                    "2",
 		`SELECT count(*)::text FROM pg_default_acl WHERE defaclrole = 'cloud_admin'::regrole`: "1",
 		`SELECT rolcanlogin::text FROM pg_roles WHERE rolname = 'neondb_owner'`:               "false",

@@ -77,6 +77,7 @@ record unverified: only a restore proves a backup.`,
 			if c.Int("jobs") < 1 || c.Int("jobs") > 64 {
 				return usageErrorf("use --jobs 1 (custom format) up to 64", "--jobs %d is out of range", c.Int("jobs"))
 			}
+			warnPasswordInArgv(e, "db", c.String("db"), "DATABASE_URL")
 			o := pipeline.Options{
 				DB: c.String("db"), Name: c.String("name"), Dir: c.String("dir"),
 				Jobs: c.Int("jobs"), Compress: c.Int("compress"), Verify: mode,

@@ -93,6 +93,7 @@ Exit codes: 0 restored (or planned, with --dry-run); 1 failure; 2 usage error;
 			if err != nil {
 				return err
 			}
+			warnPasswordInArgv(e, "target", c.String("target"), "PGATTEST_TARGET")
 			p := newProgress(e)
 			o := pipeline.RestoreOptions{
 				Record: rec, Target: c.String("target"), NoOwner: c.Bool("no-owner"), Clean: c.Bool("clean"),

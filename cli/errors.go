@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/pgattest/pgattest/pipeline"
@@ -124,4 +125,21 @@ func hintOf(err error) string {
 		return h.Hint()
 	}
 	return ""
+}
+
+// warnPasswordInArgv prints one line when a connection string given on
+// the command line (not through its environment variable) holds a
+// password: every user of the machine can read a command line (ps,
+// /proc/PID/cmdline).
+func warnPasswordInArgv(e *env, flag, value, envVar string) {
+	if value == "" || value == os.Getenv(envVar) {
+		return
+	}
+	ci, err := pipeline.ParseConnString(value)
+	if err != nil {
+		return
+	}
+	if _, ok := ci.Password(); ok {
+		fmt.Fprintf(e.stderr, "pgattest: warning: --%s holds a password, which other users of this machine can read in the command line; put the string in %s, or the password in PGPASSWORD or ~/.pgpass\n", flag, envVar)
+	}
 }

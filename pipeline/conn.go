@@ -37,8 +37,35 @@ func ParseConnString(s string) (*ConnInfo, error) {
 		return parseURL(s)
 	case strings.Contains(s, "="):
 		return parseKeyValue(s)
+	case strings.Contains(s, "@") && !strings.ContainsAny(s, " \t"):
+		// "app:Secret@host/db": a URL without its scheme, which libpq would
+		// take whole for a database name, password and all.
+		return nil, &SchemelessURLError{password: schemelessPassword(s)}
 	}
 	return &ConnInfo{params: [][2]string{{"dbname", s}}}, nil
+}
+
+// SchemelessURLError: a connection string that looks like a URL without
+// postgresql:// in front. Its text is never repeated (it may hold a
+// password); Password tells the redactor.
+type SchemelessURLError struct{ password string }
+
+func (e *SchemelessURLError) Error() string {
+	return ErrBadConnString.Error() + ": it looks like a URL without postgresql:// in front (user@host/db)"
+}
+func (e *SchemelessURLError) Is(target error) bool { return target == ErrBadConnString }
+
+// Password is the password the string seemed to hold, for the redactor.
+func (e *SchemelessURLError) Password() string { return e.password }
+
+// schemelessPassword is what sits between the first ":" and the last "@"
+// of "user:password@host/db", or "".
+func schemelessPassword(s string) string {
+	at := strings.LastIndexByte(s, '@')
+	if c := strings.IndexByte(s[:at], ':'); c >= 0 {
+		return s[c+1 : at]
+	}
+	return ""
 }
 
 // parseURL follows libpq's conninfo_uri_parse: userinfo ends at the first

@@ -105,6 +105,11 @@ func (e *PooledError) Hint() string {
 // about the server. red learns the password before anything can print it.
 func Connect(ctx context.Context, connString string, allowPooled bool, red *Redactor) (*Source, error) {
 	ci, err := ParseConnString(connString)
+	var schemeless *SchemelessURLError
+	if errors.As(err, &schemeless) {
+		red.Add(schemeless.Password())
+		return nil, &UsageError{Err: err, hint: "write it as postgresql://USER@HOST:5432/DB, and keep the password out of the command line: in DATABASE_URL, PGPASSWORD or ~/.pgpass"}
+	}
 	if err != nil {
 		return nil, &UsageError{Err: err, hint: connStringHint}
 	}
