@@ -122,6 +122,8 @@ func runBackup(c *ucli.Context, e *env, o pipeline.Options) (*pipeline.Result, e
 			}
 		} else if !e.quiet || err != nil {
 			printRecord(e.stdout, res.Record)
+		} else { // --quiet: only the result
+			fmt.Fprintf(e.stdout, "backup %s %s %s\n", res.Record.ID, strings.ToUpper(res.Record.Status), res.Record.Archive.Path)
 		}
 		if e.verbose {
 			p.line("catalog head: event %d %s", res.Event.Seq, res.Event.Hash)

@@ -94,6 +94,17 @@ Exit codes: 0 restored (or planned, with --dry-run); 1 failure; 2 usage error;
 				return err
 			}
 			warnPasswordInArgv(e, "target", c.String("target"), "PGATTEST_TARGET")
+			switch rec.Status {
+			case catalog.StatusFailed:
+				why := ""
+				if p := rec.LastProof(); p != nil && p.Error != "" {
+					why, _, _ = strings.Cut(p.Error, "\n")
+					why = " (" + why + ")"
+				}
+				fmt.Fprintf(e.stderr, "pgattest: warning: backup %s failed its proof%s: it may not restore\n", rec.ID, why)
+			case catalog.StatusUnverified:
+				fmt.Fprintf(e.stderr, "pgattest: warning: backup %s was never proven by a restore\n", rec.ID)
+			}
 			p := newProgress(e)
 			o := pipeline.RestoreOptions{
 				Record: rec, Target: c.String("target"), NoOwner: c.Bool("no-owner"), Clean: c.Bool("clean"),

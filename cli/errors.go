@@ -106,13 +106,24 @@ func printError(w io.Writer, err error) {
 func flagHint(err error) string {
 	var missing *pipeline.MissingRolesError
 	var create *pipeline.CreateRolesError
+	var partly *pipeline.PartlyRestoredError
 	switch {
+	case errors.As(err, &partly):
+		return "fix the cause, then restore again with --clean (it drops what is there first), or into a new database"
 	case errors.As(err, &missing):
 		return "pass --create-roles to create them NOLOGIN in the target (its user needs CREATEROLE), or --no-owner --no-acl to restore without owners and grants"
 	case errors.As(err, &create):
 		return "--create-roles needs a target user with CREATEROLE; or create the roles yourself, or restore with --no-owner --no-acl"
 	}
 	return ""
+}
+
+// jsonError is what a command prints on stdout with --json when it fails
+// without a result of its own: one JSON document, as always.
+type jsonError struct {
+	Error    string `json:"error"`
+	Hint     string `json:"hint,omitempty"`
+	ExitCode int    `json:"exit_code"`
 }
 
 // hintOf returns the hint an error carries, or "".

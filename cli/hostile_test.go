@@ -203,7 +203,11 @@ func TestNamesCannotLeaveDir(t *testing.T) {
 	w := workdir{catalog: filepath.Join(root, "catalog.db"), dir: filepath.Join(root, "backups")}
 	for _, name := range []string{"../escape", "..", ".", "a/b", "/etc", "a\x00b", "-rf", " shop", "shop\n", strings.Repeat("x", 200), "ü"} {
 		code, out, errOut := w.backup(t, "--db", src.ConnString("postgres"), "--name", name)
-		if code != exitUsage || out != "" || !strings.Contains(errOut, "hint: a name may hold letters, digits") {
+		hint := "hint: a name may hold letters, digits"
+		if len(name) > 128 {
+			hint = "hint: a name is at most 128 characters; this one has 200"
+		}
+		if code != exitUsage || out != "" || !strings.Contains(errOut, hint) {
 			t.Errorf("--name %q: exit %d, want 2 with a hint\n%s", name, code, errOut)
 		}
 	}

@@ -50,10 +50,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// passwords in connection strings as soon as they are parsed.
 	red := &pipeline.Redactor{}
 	red.Add(os.Getenv("PGPASSWORD"))
-	e := &env{stdout: stdout, stderr: stderr, red: red, interactive: isTerminal(stderr)}
+	out := &countingWriter{w: stdout}
+	e := &env{stdout: out, stderr: stderr, red: red, interactive: isTerminal(stderr)}
 	app := newApp(e)
 	err := app.RunContext(ctx, normalizeArgs(app, args))
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) && strings.TrimPrefix(err.Error(), "interrupted: ") == context.Canceled.Error() {
+			err = errors.New("interrupted") // not the words of Go's context package
+		}
 		if ctx.Err() != nil && !errors.Is(err, errProofFailed) {
 			// An error that already tells what the interruption left (a
 			// restore) keeps its words; others say nothing was recorded.
@@ -67,8 +71,23 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			err = withHint(err, hint)
 		}
 		printError(e.stderr, err)
+		if e.json && out.n == 0 {
+			writeJSON(stdout, jsonError{Error: err.Error(), Hint: hintOf(err), ExitCode: exitCode(err)})
+		}
 	}
 	return exitCode(err)
+}
+
+// countingWriter tells whether a command printed anything on stdout.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func init() {

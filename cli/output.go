@@ -27,7 +27,7 @@ func printRecords(w io.Writer, recs []*catalog.Record) {
 	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tSTARTED (UTC)\tSIZE\tTABLES\tROWS PROVEN")
 	for _, r := range recs {
 		rows := "-"
-		if p := r.LastProof(); p != nil && p.Status == catalog.ProofPassed && p.Mode == "restore" {
+		if p := r.LastRestore(); p != nil && r.Status != catalog.StatusFailed {
 			rows = groupDigits(p.Rows)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Name, r.Status,
@@ -119,8 +119,8 @@ func printRecord(w io.Writer, r *catalog.Record) {
 		row("labels", "%s", strings.Join(ls, " "))
 	}
 	tw.Flush()
-	if p := r.LastProof(); p != nil && len(p.Tables) > 0 {
-		fmt.Fprintln(w, "  rows restored by the last proof:")
+	if p := r.LastRestore(); p != nil && len(p.Tables) > 0 {
+		fmt.Fprintln(w, "  rows restored by the last restore proof:")
 		shown := p.Tables[:min(len(p.Tables), maxTablesShown)]
 		width := 0
 		for _, tc := range shown {
@@ -139,7 +139,7 @@ func proofLine(p catalog.Proof) string {
 	d := formatDuration(time.Duration(p.DurationMS) * time.Millisecond)
 	s := fmt.Sprintf("%s by %s on %s in %s", p.Status, p.Mode, formatTime(p.StartedAt), d)
 	if p.Status == catalog.ProofPassed && p.Mode == "restore" {
-		s += fmt.Sprintf(": %d tables, %s rows", len(p.Tables), groupDigits(p.Rows))
+		s += fmt.Sprintf(": %s, %s %s", countOf(len(p.Tables), "table"), groupDigits(p.Rows), map[bool]string{true: "row", false: "rows"}[p.Rows == 1])
 		if p.ServerVersion != "" {
 			s += " in PostgreSQL " + p.ServerVersion
 		}
@@ -179,6 +179,14 @@ func tocSummary(t catalog.TOC) string {
 		parts = append(parts, fmt.Sprintf("%d %s", e.v, e.k))
 	}
 	return fmt.Sprintf("%d entries: %s", t.Entries, strings.Join(parts, ", "))
+}
+
+// countOf writes "1 table", "9 tables".
+func countOf(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return groupDigits(int64(n)) + " " + noun + "s"
 }
 
 // groupDigits writes 185855 as 185,855.

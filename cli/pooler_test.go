@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -35,7 +36,13 @@ func TestPgBouncerModes(t *testing.T) {
 				}
 				return
 			}
-			if code != 1 || out != "" || !strings.Contains(errOut, tt.refused) || !strings.Contains(errOut, "pg_dump needs a direct one") ||
+			// With --json a failure is one JSON document on stdout: the
+			// error, its hint, the exit code.
+			var je jsonError
+			if err := json.Unmarshal([]byte(out), &je); err != nil || je.ExitCode != code || !strings.Contains(je.Error, "pg_dump needs a direct one") || je.Hint == "" {
+				t.Errorf("stdout is not the JSON of the error (%v):\n%s", err, out)
+			}
+			if code != 1 || !strings.Contains(errOut, tt.refused) || !strings.Contains(errOut, "pg_dump needs a direct one") ||
 				!strings.Contains(errOut, "hint: connect to the database directly, not through the pooler, or pass --allow-pooled") {
 				t.Fatalf("%s mode: exit %d\nstdout: %s\nstderr: %s", tt.mode, code, out, errOut)
 			}

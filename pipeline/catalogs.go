@@ -117,6 +117,14 @@ func openCatalog(path string, wait func(pid int)) (*catalog.Catalog, error) {
 	return c, nil
 }
 
+// plural writes "1 table", "2 tables".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 // waitingFor returns the OnWait callback that logs who holds the catalog.
 func waitingFor(log func(string)) func(pid int) {
 	return func(pid int) {

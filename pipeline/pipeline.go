@@ -195,7 +195,11 @@ func (r *run) note(stage, text string) {
 func (r *run) preflight(ctx context.Context) error {
 	if r.o.Name != "" {
 		if err := ValidName(r.o.Name); err != nil {
-			return &UsageError{Err: err, hint: "a name may hold letters, digits and . _ @ + -, and must start with a letter or digit"}
+			hint := "a name may hold letters, digits and . _ @ + -, and must start with a letter or digit"
+			if len(r.o.Name) > 128 && nameRE.MatchString(r.o.Name[:128]) {
+				hint = fmt.Sprintf("a name is at most 128 characters; this one has %d", len(r.o.Name))
+			}
+			return &UsageError{Err: err, hint: hint}
 		}
 	}
 	if r.o.Compress < 0 || r.o.Compress > 9 {

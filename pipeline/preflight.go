@@ -85,10 +85,15 @@ func (e *ConnectError) Hint() string  { return e.hint }
 type PooledError struct {
 	Host, Direct string
 	Reason       string
+	Tool         string // what needs a session of its own: "pg_dump" (default) or "pg_restore"
 }
 
 func (e *PooledError) Error() string {
-	return fmt.Sprintf("%s is a pooled connection (%s); pg_dump needs a direct one", e.Host, e.Reason)
+	tool := e.Tool
+	if tool == "" {
+		tool = "pg_dump"
+	}
+	return fmt.Sprintf("%s is a pooled connection (%s); %s needs a direct one", e.Host, e.Reason, tool)
 }
 
 // Hint shows the direct host.

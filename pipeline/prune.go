@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/pgattest/pgattest/catalog"
@@ -74,6 +75,9 @@ func Prune(o PruneOptions) (*PruneResult, error) {
 	}
 	res := &PruneResult{Policy: o.Policy.String(), Failed: map[string]error{}}
 	res.Kept, res.Removed = catalog.ApplyPolicy(live, o.Policy)
+	// Newest first, as list shows them.
+	sort.SliceStable(res.Kept, func(i, j int) bool { return res.Kept[i].Record.StartedAt.After(res.Kept[j].Record.StartedAt) })
+	sort.SliceStable(res.Removed, func(i, j int) bool { return res.Removed[i].StartedAt.After(res.Removed[j].StartedAt) })
 	for _, r := range res.Removed {
 		res.Freed += r.Archive.Size
 	}
@@ -100,7 +104,9 @@ func Prune(o PruneOptions) (*PruneResult, error) {
 		}
 		res.Event = ev
 		done = append(done, r)
-		freed += r.Archive.Size
+		if note == "" { // an archive already gone frees nothing now
+			freed += r.Archive.Size
+		}
 		if o.Log != nil {
 			o.Log(fmt.Sprintf("pruned %s (%s)", r.ID, r.Archive.Path))
 		}

@@ -157,7 +157,7 @@ func Verify(ctx context.Context, recs []*catalog.Record, o VerifyOptions) (*Veri
 func ProofSummary(p *catalog.Proof) string {
 	if p.Status == catalog.ProofPassed {
 		if p.Mode == string(verify.ModeRestore) {
-			return fmt.Sprintf("restored, %d tables, %d rows", len(p.Tables), p.Rows)
+			return fmt.Sprintf("restored, %s, %s", plural(len(p.Tables), "table"), plural(int(p.Rows), "row"))
 		}
 		return "digest matches"
 	}

@@ -110,6 +110,10 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 		return nil, err // DigestMismatchError or MissingError: evidence, exit 3
 	}
 	target, err := Connect(ctx, o.Target, o.AllowPooled, o.Redactor)
+	var pooled *PooledError
+	if errors.As(err, &pooled) {
+		pooled.Tool = "pg_restore"
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +214,16 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 		args = append(args, "--single-transaction")
 	}
 	args = append(args, rec.Archive.Path)
-	plan.Command = o.Redactor.String(commandLine(pgRestore, args))
+	shown := args
+	if o.DryRun && useList { // the list is the entries shown, in a file that goes with this run
+		shown = slices.Clone(args)
+		for i, a := range shown {
+			if strings.HasPrefix(a, "--use-list=") {
+				shown[i] = "--use-list=LIST"
+			}
+		}
+	}
+	plan.Command = o.Redactor.String(commandLine(pgRestore, shown))
 	if o.DryRun {
 		return plan, nil
 	}
@@ -222,9 +235,12 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 	}
 	err = verify.RunRestore(ctx, pgRestore, args, target.ChildEnv(), o.Log)
 	var re *verify.RestoreError
-	if errors.As(err, &re) && len(missing) > 0 && (strings.Contains(re.Message, "does not exist") && strings.Contains(re.Message, "role") ||
-		strings.Contains(re.Message, "must be member of role") || strings.Contains(re.Message, "must be able to SET ROLE")) {
+	switch {
+	case errors.As(err, &re) && len(missing) > 0 && (strings.Contains(re.Message, "does not exist") && strings.Contains(re.Message, "role") ||
+		strings.Contains(re.Message, "must be member of role") || strings.Contains(re.Message, "must be able to SET ROLE")):
 		err = &MissingRolesError{Roles: missing, Err: err, Jobs: o.Jobs}
+	case err != nil && ctx.Err() == nil && o.Jobs > 1:
+		err = &PartlyRestoredError{Target: target.Display(), Err: err}
 	}
 	if err == nil && ctx.Err() == nil && o.CatalogPath != "" {
 		cat, cerr := openCatalog(o.CatalogPath, nil)
@@ -263,6 +279,18 @@ func (e *MissingRolesError) Error() string {
 	return fmt.Sprintf("%v\n    the target lacks %d role(s) the archive names: %s; %s", e.Err, len(e.Roles), strings.Join(e.Roles, ", "), state)
 }
 func (e *MissingRolesError) Unwrap() error { return e.Err }
+
+// PartlyRestoredError: a parallel restore failed; its jobs do not share a
+// transaction, so the target holds what they had finished.
+type PartlyRestoredError struct {
+	Target string
+	Err    error
+}
+
+func (e *PartlyRestoredError) Error() string {
+	return fmt.Sprintf("%v\n    the target %s was left partly written: parallel jobs do not run in one transaction", e.Err, e.Target)
+}
+func (e *PartlyRestoredError) Unwrap() error { return e.Err }
 
 // missingRoles returns those of roles the target does not have.
 func missingRoles(ctx context.Context, conn *pgx.Conn, roles []string) ([]string, error) {

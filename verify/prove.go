@@ -275,7 +275,11 @@ func (s *restoreState) readAll(entries []Entry) error {
 		}
 	}
 	if s.processed < want {
-		return &IncompleteError{Detail: fmt.Sprintf("pg_restore read data for %d of the %d tables in the table of contents", s.processed, want)}
+		tables := "tables"
+		if want == 1 {
+			tables = "table"
+		}
+		return &IncompleteError{Detail: fmt.Sprintf("pg_restore read data for %d of the %d %s in the table of contents", s.processed, want, tables)}
 	}
 	return nil
 }
