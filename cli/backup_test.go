@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 	"github.com/pgattest/pgattest/verify"
 )
 
@@ -52,7 +53,7 @@ func (w workdir) mustBackup(t *testing.T, args ...string) *catalog.Record {
 
 func shop(t *testing.T, o ...testenv.Options) *testenv.Cluster {
 	t.Helper()
-	c := testenv.New(t, o...)
+	c := pgtest.New(t, o...)
 	if err := testenv.LoadSample(context.Background(), c, "shop"); err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestBackupThenTamper(t *testing.T) {
 	if rec.Status != catalog.StatusVerified || len(rec.Archive.BLAKE3) != 64 {
 		t.Fatalf("record %s %q", rec.Status, rec.Archive.BLAKE3)
 	}
-	tc := testenv.Require(t, testenv.Want{Tools: testenv.ClientTools})
+	tc := pgtest.Require(t, testenv.Want{Tools: testenv.ClientTools})
 	data, err := os.ReadFile(rec.Archive.Path)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +147,7 @@ func TestBackupThenTamper(t *testing.T) {
 func quoteSQL(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func TestBadInputs(t *testing.T) {
-	src := testenv.New(t, testenv.Options{Password: "right-password"})
+	src := pgtest.New(t, testenv.Options{Password: "right-password"})
 	notDir := filepath.Join(t.TempDir(), "a-file")
 	os.WriteFile(notDir, nil, 0o600)
 	tests := []struct {
@@ -233,7 +234,7 @@ func TestDumpFailureIsNotRecorded(t *testing.T) {
 	assertNothingKept(t, w, "shop")
 
 	// A "pg_dump" that exits 0 and writes nothing is no success either.
-	tc := testenv.Require(t, testenv.Want{Tools: testenv.ClientTools})
+	tc := pgtest.Require(t, testenv.Want{Tools: testenv.ClientTools})
 	fake := t.TempDir()
 	os.WriteFile(filepath.Join(fake, "pg_dump"), []byte("#!/bin/sh\ncase \"$1\" in --version) exec "+tc.Path("pg_dump")+" --version;; esac\nexit 0\n"), 0o755)
 	os.Symlink(tc.Path("pg_restore"), filepath.Join(fake, "pg_restore"))
@@ -262,7 +263,7 @@ func assertNothingKept(t *testing.T, w workdir, name string) {
 }
 
 func TestDemoTwice(t *testing.T) {
-	testenv.Require(t, testenv.Want{Tools: testenv.ServerTools})
+	pgtest.Require(t, testenv.Want{Tools: testenv.ServerTools})
 	dir := filepath.Join(t.TempDir(), "demo")
 	userCatalog := filepath.Join(t.TempDir(), "mine.db")
 	for i := 1; i <= 2; i++ {

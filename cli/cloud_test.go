@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 )
 
 // TestRestoreManagedCloudDump: a Neon-shaped database (objects owned by
@@ -16,7 +17,7 @@ import (
 // every row, leaving out (and naming) the policies for missing roles; with
 // --create-roles it restores whole, owners, grants and policies included.
 func TestRestoreManagedCloudDump(t *testing.T) {
-	src := testenv.New(t)
+	src := pgtest.New(t)
 	exec1(t, src, "postgres",
 		`CREATE ROLE neondb_owner LOGIN; CREATE ROLE cloud_admin; CREATE ROLE neon_superuser; CREATE ROLE authenticated; CREATE ROLE anonymous`,
 		`CREATE DATABASE neondb OWNER neondb_owner`)
@@ -30,7 +31,7 @@ func TestRestoreManagedCloudDump(t *testing.T) {
 	w := newWorkdir(t)
 	rec := w.mustBackup(t, "--db", src.ConnString("neondb"), "--name", "neondb")
 
-	dst := testenv.New(t)
+	dst := pgtest.New(t)
 	exec1(t, dst, "postgres", `CREATE ROLE me LOGIN CREATEROLE`, `CREATE DATABASE fresh1 OWNER me`, `CREATE DATABASE fresh2 OWNER me`)
 	as := func(db string) string { return dst.URL(db, "me", "") }
 	restore := func(args ...string) (int, string, string) {

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 )
 
 // fakeExtension is an extension of plain SQL: a domain and a function. The
@@ -20,7 +21,7 @@ CREATE FUNCTION doubled(numeric) RETURNS numeric LANGUAGE sql IMMUTABLE AS 'SELE
 }
 
 func TestMissingExtension(t *testing.T) {
-	tc := testenv.NewExtensionToolchain(t, fakeExtension)
+	tc := pgtest.NewExtensionToolchain(t, fakeExtension)
 	src := shop(t, testenv.Options{Toolchain: tc, CacheDir: t.TempDir()})
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, src.ConnString("shop"))

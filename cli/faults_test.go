@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/pgattest/pgattest/catalog"
-	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 	"github.com/pgattest/pgattest/verify"
 	bolt "go.etcd.io/bbolt"
 )
@@ -66,7 +66,7 @@ func TestFaultInterruptedRestore(t *testing.T) {
 	deadline := time.Now().Add(time.Minute)
 	for restorePID == 0 && time.Now().Before(deadline) {
 		// The restore itself, not the pg_restore -l that reads the TOC first.
-		if pid := testenv.ChildProcess(cmd.Process.Pid, "pg_restore"); pid > 0 {
+		if pid := pgtest.ChildProcess(cmd.Process.Pid, "pg_restore"); pid > 0 {
 			if argv, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); bytes.Contains(argv, []byte("--single-transaction")) {
 				restorePID = pid
 			}
@@ -95,7 +95,7 @@ func TestFaultInterruptedRestore(t *testing.T) {
 	if stdout.Len() > 0 {
 		t.Errorf("stdout after an interrupted restore: %q", stdout)
 	}
-	if !testenv.WaitGone(restorePID, 10*time.Second) {
+	if !pgtest.WaitGone(restorePID, 10*time.Second) {
 		t.Errorf("pg_restore (pid %d) still runs", restorePID)
 	}
 	// One transaction: nothing of the shop is in the target.

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 )
 
 func TestHostileNames(t *testing.T) {
@@ -26,7 +27,7 @@ func TestHostileNames(t *testing.T) {
 		table  = `Order Items ü`
 		target = `Ziel DB ✓`
 	)
-	src := testenv.New(t)
+	src := pgtest.New(t)
 	id := func(s ...string) string { return pgx.Identifier(s).Sanitize() }
 	exec1(t, src, "postgres",
 		"CREATE ROLE "+id(role)+" LOGIN",
@@ -95,7 +96,7 @@ func TestHostileNames(t *testing.T) {
 }
 
 func TestMultipleHostsAndTLS(t *testing.T) {
-	src := testenv.New(t, testenv.Options{TLS: true, Password: "tls-pw-7e1"})
+	src := pgtest.New(t, testenv.Options{TLS: true, Password: "tls-pw-7e1"})
 	exec1c := func(q string) {
 		t.Helper()
 		conn, err := pgx.Connect(t.Context(), src.URL("postgres", "", "tls-pw-7e1"))
@@ -121,7 +122,7 @@ func TestMultipleHostsAndTLS(t *testing.T) {
 	}
 
 	// sslmode=require against a server without TLS: refused, saying why.
-	plain := testenv.New(t, testenv.Options{TCP: true})
+	plain := pgtest.New(t, testenv.Options{TCP: true})
 	code, _, errOut := w.backup(t, "--db", plain.URL("postgres", "", "")+"?sslmode=require&connect_timeout=5", "--name", "plain")
 	if code != exitFailure || !strings.Contains(errOut, "server refused TLS") || !strings.Contains(errOut, "hint: the server does not offer SSL") {
 		t.Errorf("sslmode=require without TLS: exit %d\n%s", code, errOut)
@@ -198,7 +199,7 @@ func TestArchivePathReplaced(t *testing.T) {
 }
 
 func TestNamesCannotLeaveDir(t *testing.T) {
-	src := testenv.New(t)
+	src := pgtest.New(t)
 	root := t.TempDir()
 	w := workdir{catalog: filepath.Join(root, "catalog.db"), dir: filepath.Join(root, "backups")}
 	for _, name := range []string{"../escape", "..", ".", "a/b", "/etc", "a\x00b", "-rf", " shop", "shop\n", strings.Repeat("x", 200), "ü"} {

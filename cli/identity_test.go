@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 )
 
 // TestRestoreNeverLandsOnTheSource: a backup taken over TCP, then restore
@@ -45,7 +46,7 @@ func TestRestoreNeverLandsOnTheSource(t *testing.T) {
 				t.Fatalf("recorded identity %+v", id)
 			}
 			before := query1(t, src, "shop", "SELECT count(*)::text FROM shop.orders")
-			bouncer := testenv.NewBouncer(t, src, "session")
+			bouncer := pgtest.NewBouncer(t, src, "session")
 			socketKV := testenv.KeyValue([][2]string{{"host", src.SocketDir}, {"port", strconv.Itoa(src.Port)}, {"user", user}, {"dbname", "shop"}, {"password", pass}})
 			socketURL := fmt.Sprintf("postgresql://%s:%s@/shop?host=%s&port=%d", user, pass, url.QueryEscape(src.SocketDir), src.Port)
 			spellings := map[string]string{

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/pgattest/pgattest/catalog"
-	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 )
 
 // A real PgBouncer in each pool mode in front of a real server: session mode
@@ -14,7 +14,7 @@ import (
 // transaction and statement modes pg_dump's snapshot and session settings do
 // not hold, so backup refuses before dumping unless --allow-pooled.
 func TestPgBouncerModes(t *testing.T) {
-	src := testenv.New(t)
+	src := pgtest.New(t)
 	exec1(t, src, "postgres", "CREATE DATABASE tiny")
 	exec1(t, src, "tiny", "CREATE TABLE notes (id int PRIMARY KEY, body text)", "INSERT INTO notes SELECT g, 'n' || g FROM generate_series(1, 500) g")
 
@@ -27,7 +27,7 @@ func TestPgBouncerModes(t *testing.T) {
 		{"statement", "PgBouncer in statement pooling mode"},
 	} {
 		t.Run(tt.mode, func(t *testing.T) {
-			b := testenv.NewBouncer(t, src, tt.mode)
+			b := pgtest.NewBouncer(t, src, tt.mode)
 			w := newWorkdir(t)
 			code, out, errOut := w.backup(t, "--json", "--db", b.URL("tiny"), "--name", "tiny")
 			if tt.refused == "" {

@@ -16,6 +16,7 @@ import (
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline"
 	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 	"github.com/pgattest/pgattest/verify"
 	"github.com/zeebo/blake3"
 )
@@ -23,7 +24,7 @@ import (
 // shopCluster starts a cluster with the sample database "shop" loaded.
 func shopCluster(t *testing.T) *testenv.Cluster {
 	t.Helper()
-	c := testenv.New(t)
+	c := pgtest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := testenv.LoadSample(ctx, c, "shop"); err != nil {
@@ -233,7 +234,7 @@ func TestBackupDirectoryFormatJobs(t *testing.T) {
 // empty search_path, so the restore's COPY fails. This is why the proof
 // exists; the record says failed, and names the entry.
 func TestBackupThatDoesNotRestore(t *testing.T) {
-	src := testenv.New(t)
+	src := pgtest.New(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, src.ConnString("postgres"))
 	if err != nil {
@@ -296,7 +297,7 @@ func TestBackupThatDoesNotRestore(t *testing.T) {
 // proven instead, and the backup is not called incomplete.
 func TestStreamedProofFallsBackToTheFile(t *testing.T) {
 	src := shopCluster(t)
-	server := testenv.Require(t, testenv.Want{Tools: append(testenv.ClientTools, testenv.ServerTools...)})
+	server := pgtest.Require(t, testenv.Want{Tools: append(testenv.ClientTools, testenv.ServerTools...)})
 	// A pg_restore that fails as a seek-less stream would, and only then.
 	bin, err := os.MkdirTemp("", "pgattest-fakebin-") // the server user (as root) runs initdb from here
 	if err != nil {

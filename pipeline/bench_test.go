@@ -13,6 +13,7 @@ import (
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline"
 	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 	"github.com/pgattest/pgattest/verify"
 )
 
@@ -20,7 +21,7 @@ import (
 // rows) with each proof mode, alternating, so the modes share the machine's
 // noise: the difference is what the proof costs in wall time.
 func BenchmarkBackupSample(b *testing.B) {
-	src := testenv.New(b)
+	src := pgtest.New(b)
 	if err := testenv.LoadSample(context.Background(), src, "shop"); err != nil {
 		b.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func BenchmarkBackupVsBaseline(b *testing.B) {
 	if out, err := exec.Command("go", "build", "-o", current, "..").CombinedOutput(); err != nil {
 		b.Fatalf("build pgattest: %v\n%s", err, out)
 	}
-	src := testenv.New(b)
+	src := pgtest.New(b)
 	if err := testenv.LoadSample(context.Background(), src, "shop"); err != nil {
 		b.Fatal(err)
 	}

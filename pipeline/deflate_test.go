@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 )
 
 // rawArchive dumps db uncompressed through a pipe, as the pipeline does.
@@ -53,8 +54,8 @@ func restoreScript(t *testing.T, tc testenv.Toolchain, archive string) []byte {
 // plain pg_restore, as exactly the SQL of pg_dump's uncompressed archive —
 // tables of many segments, an empty table, large objects small and big.
 func TestDeflateArchive(t *testing.T) {
-	tc := testenv.Require(t, testenv.Want{Tools: testenv.ClientTools})
-	c := testenv.New(t)
+	tc := pgtest.Require(t, testenv.Want{Tools: testenv.ClientTools})
+	c := pgtest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := testenv.LoadSample(ctx, c, "shop"); err != nil {

@@ -22,7 +22,7 @@ import (
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline"
-	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 	"github.com/pgattest/pgattest/verify"
 )
 
@@ -114,7 +114,7 @@ func killedMidRun(t *testing.T, holdAt string) {
 		t.Fatalf("expected one archive in staging, found %q", partial)
 	}
 	tool := map[string]string{"dump": "pg_dump", "prove": "pg_restore"}[holdAt]
-	toolPID := testenv.ChildProcess(cmd.Process.Pid, tool)
+	toolPID := pgtest.ChildProcess(cmd.Process.Pid, tool)
 	if toolPID == 0 {
 		t.Errorf("could not find the child's %s process", tool)
 	}
@@ -135,7 +135,7 @@ func killedMidRun(t *testing.T, holdAt string) {
 	cmd.Wait()
 	// Its children die with it (the parent-death signal), not hours later.
 	for _, pid := range append([]int{toolPID}, postmasters...) {
-		if pid > 0 && !testenv.WaitGone(pid, 20*time.Second) {
+		if pid > 0 && !pgtest.WaitGone(pid, 20*time.Second) {
 			t.Errorf("process %d outlived its killed parent", pid)
 		}
 	}
@@ -179,7 +179,7 @@ func TestFaultPgDumpKilled(t *testing.T) {
 	o.OnEvent = func(ev pipeline.Event) {
 		if ev.Stage == "dump" && ev.Kind == pipeline.Progress && ev.Bytes > 0 && killed == 0 {
 			// We hold the reading end: pg_dump cannot finish meanwhile.
-			killed = testenv.ChildProcess(os.Getpid(), "pg_dump")
+			killed = pgtest.ChildProcess(os.Getpid(), "pg_dump")
 			if killed > 0 {
 				syscall.Kill(killed, syscall.SIGKILL)
 			}

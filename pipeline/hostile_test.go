@@ -13,6 +13,7 @@ import (
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline"
 	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 )
 
 // A hostile source: whoever can write to the database decides what its
@@ -137,7 +138,7 @@ func TestHostileArchiveRunsNothingAsSuperuser(t *testing.T) {
 	plperl := havePlperl(t)
 	for _, shape := range hostileShapes {
 		t.Run(shape.name, func(t *testing.T) {
-			src := testenv.New(t, testenv.Options{Superuser: shape.superuser})
+			src := pgtest.New(t, testenv.Options{Superuser: shape.superuser})
 			su := func(db, sql string) {
 				t.Helper()
 				execAs(t, src.ConnString(db), strings.NewReplacer("WRITER", pgx.Identifier{shape.writer}.Sanitize(), "MARKERS", markers).Replace(sql))
@@ -237,7 +238,7 @@ func execAs(t *testing.T, connString, sql string) {
 // postgresql-plperl-N, which .ci/ensure-deps installs); missing, it fails
 // the test under PGATTEST_REQUIRE_PG=1.
 func havePlperl(t *testing.T) bool {
-	tc := testenv.Require(t, testenv.Want{Tools: append([]string{"pg_config"}, testenv.ServerTools...)})
+	tc := pgtest.Require(t, testenv.Want{Tools: append([]string{"pg_config"}, testenv.ServerTools...)})
 	out, err := exec.Command(tc.Path("pg_config"), "--sharedir").Output()
 	share := strings.TrimSpace(string(out))
 	if err == nil {
@@ -245,7 +246,7 @@ func havePlperl(t *testing.T) bool {
 			return true
 		}
 	}
-	if os.Getenv(testenv.RequirePGEnv) == "1" {
+	if os.Getenv(pgtest.RequirePGEnv) == "1" {
 		t.Errorf("plperlu is not installed (%v): install postgresql-plperl-%d", err, tc.Version.Major)
 	} else {
 		t.Logf("plperlu is not installed: its vector is not tested (install postgresql-plperl-%d)", tc.Version.Major)

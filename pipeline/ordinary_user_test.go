@@ -10,6 +10,7 @@ import (
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline"
 	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 )
 
 // TestProofAsOrdinaryUser: most users are not root. Run by one, the proof's
@@ -27,7 +28,7 @@ func TestProofAsOrdinaryUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(markers) })
-	src := testenv.New(t, testenv.Options{Superuser: "rdsadmin"})
+	src := pgtest.New(t, testenv.Options{Superuser: "rdsadmin"})
 	execAs(t, src.ConnString("postgres"), `CREATE ROLE postgres LOGIN`)
 	execAs(t, src.ConnString("postgres"), `CREATE DATABASE app OWNER postgres`)
 	writer := func(sql string) {
@@ -57,7 +58,7 @@ func TestProofAsOrdinaryUser(t *testing.T) {
 	// Where the kernel refuses user namespaces the record must say so;
 	// here (Debian, CI) it allows them.
 	if p.Isolation != nil && !strings.HasPrefix(p.Isolation.Network, "none") {
-		if os.Getenv(testenv.RequirePGEnv) == "1" {
+		if os.Getenv(pgtest.RequirePGEnv) == "1" {
 			t.Errorf("network %q: want none, through an unprivileged user namespace", p.Isolation.Network)
 		} else {
 			t.Logf("network %q", p.Isolation.Network)
@@ -67,8 +68,8 @@ func TestProofAsOrdinaryUser(t *testing.T) {
 
 // asNobody runs this test again as the "nobody" user.
 func asNobody(t *testing.T) {
-	_, out, err := testenv.RunAsNobody(t, []string{"-test.run", "^TestProofAsOrdinaryUser$", "-test.count", "1", "-test.v"},
-		[]string{testenv.RequirePGEnv + "=" + os.Getenv(testenv.RequirePGEnv)})
+	_, out, err := pgtest.RunAsNobody(t, []string{"-test.run", "^TestProofAsOrdinaryUser$", "-test.count", "1", "-test.v"},
+		[]string{pgtest.RequirePGEnv + "=" + os.Getenv(pgtest.RequirePGEnv)})
 	t.Logf("as nobody:\n%s", out)
 	if err != nil {
 		t.Fatalf("the test as nobody failed: %v", err)

@@ -37,6 +37,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 )
 
 // stockSettings undo the throwaway cluster's speed settings: the by-hand
@@ -98,7 +99,7 @@ func benchSource(b *testing.B, size int64) (*testenv.Cluster, int64) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		got, err := testenv.Generate(ctx, c, "bench", testenv.GenerateOptions{Bytes: size})
+		got, err := pgtest.Generate(ctx, c, "bench", pgtest.GenerateOptions{Bytes: size})
 		if err != nil {
 			c.Stop(ctx)
 			b.Fatal(err)
@@ -110,7 +111,7 @@ func benchSource(b *testing.B, size int64) (*testenv.Cluster, int64) {
 		c.Stop(ctx)
 		fmt.Printf("generated %s (%d MB) in %s, saved in %s\n", "bench", got>>20, time.Since(t0).Round(time.Second), saved)
 	}
-	src := testenv.New(b, testenv.Options{Data: saved})
+	src := pgtest.New(b, testenv.Options{Data: saved})
 	conn, err := pgx.Connect(ctx, src.ConnString("bench"))
 	if err != nil {
 		b.Fatal(err)
@@ -224,8 +225,8 @@ func BenchmarkVsByHand(b *testing.B) {
 		rounds = 3
 	}
 	src, srcSize := benchSource(b, size)
-	byHand := testenv.New(b, testenv.Options{Settings: stockSettings})
-	tc := testenv.Require(b, testenv.Want{Tools: append(testenv.ClientTools, "createdb", "dropdb")})
+	byHand := pgtest.New(b, testenv.Options{Settings: stockSettings})
+	tc := pgtest.Require(b, testenv.Want{Tools: append(testenv.ClientTools, "createdb", "dropdb")})
 	work := b.TempDir()
 	bin := filepath.Join(work, "pgattest")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/pgattest/pgattest").CombinedOutput(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline"
 	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 )
 
 // Sources that restored by hand but failed the proof: each must verify.
@@ -39,7 +40,7 @@ func mustVerify(t *testing.T, o pipeline.Options) *catalog.Record {
 // A table in a tablespace of its own: the proof has no such tablespace, so
 // it restores without tablespaces and says so.
 func TestProofRestoresWithoutTablespaces(t *testing.T) {
-	src := testenv.New(t)
+	src := pgtest.New(t)
 	loc, err := os.MkdirTemp("", "pgattest-tablespace-")
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +71,7 @@ func TestProofRestoresWithoutTablespaces(t *testing.T) {
 // the streamed proof and the parallel one restore every table, and a
 // selective restore finds the table by its exact name.
 func TestNamesWithNewlines(t *testing.T) {
-	src := testenv.New(t)
+	src := pgtest.New(t)
 	execAs(t, src.ConnString("postgres"), "CREATE DATABASE lines")
 	execAs(t, src.ConnString("lines"), `CREATE TABLE public."line one
 line two" (id int); INSERT INTO public."line one
@@ -122,7 +123,7 @@ line two"`); n != 1000 {
 // database's encoding, so it backs up, proves, and restores into another
 // LATIN1 database with its text intact.
 func TestLatin1Source(t *testing.T) {
-	src := testenv.New(t)
+	src := pgtest.New(t)
 	for _, db := range []string{"latin", "latin_copy"} {
 		execAs(t, src.ConnString("postgres"), "CREATE DATABASE "+db+" TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'")
 	}

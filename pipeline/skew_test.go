@@ -12,6 +12,7 @@ import (
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline"
 	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 	"github.com/pgattest/pgattest/verify"
 )
 
@@ -96,7 +97,7 @@ func TestChooseToolsAcrossMajors(t *testing.T) {
 // The real path: a real PostgreSQL server, and only a pg_dump older than it
 // (--pg-bin): backup refuses before running pg_dump, naming both versions.
 func TestServerNewerThanPgDump(t *testing.T) {
-	src := testenv.New(t)
+	src := pgtest.New(t)
 	old := fmt.Sprintf("%d.9", src.Toolchain.Version.Major-1)
 	bin := fakeBin(t, old, "pg_dump", "pg_restore")
 	o := backupOptions(t, src.ConnString("postgres"))
@@ -124,7 +125,7 @@ func TestServerNewerThanPgDump(t *testing.T) {
 // by a newer pg_dump): the proof fails, explaining so, not with a raw
 // pg_restore error.
 func TestArchiveFromNewerPgDump(t *testing.T) {
-	src := testenv.New(t)
+	src := pgtest.New(t)
 	o := backupOptions(t, src.ConnString("postgres"))
 	o.Verify = verify.ModeNone
 	res, err := pipeline.Backup(context.Background(), o)
@@ -141,7 +142,7 @@ func TestArchiveFromNewerPgDump(t *testing.T) {
 	data[6] = 99 // format 1.x → 1.99
 	newer := filepath.Join(t.TempDir(), "newer.dump")
 	os.WriteFile(newer, data, 0o600)
-	tc := testenv.Require(t, testenv.Want{Tools: testenv.ClientTools})
+	tc := pgtest.Require(t, testenv.Want{Tools: testenv.ClientTools})
 	rep, err := verify.Prove(context.Background(), verify.Options{Archive: newer, Format: verify.FormatCustom, Mode: verify.ModeRestore, Client: tc})
 	if err != nil {
 		t.Fatalf("proof could not run: %v", err)

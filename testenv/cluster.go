@@ -600,6 +600,9 @@ func (c *Cluster) LogTail(n int) string {
 	return lastLines(string(b), n)
 }
 
+// FreePort returns a TCP port free on 127.0.0.1 now.
+func FreePort() (int, error) { return freePort() }
+
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -607,4 +610,27 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// SaveData stops the cluster and copies its data folder to dst (which must
+// not exist), for Options.Data of later clusters: a generated database is
+// made once and copied in seconds after that.
+func (c *Cluster) SaveData(ctx context.Context, dst string) error {
+	if c.cmd != nil && c.cmd.Process != nil {
+		if err := stopProcess(ctx, c.cmd.Process.Pid, c.exited); err != nil {
+			return err
+		}
+	}
+	tmp := dst + ".saving"
+	os.RemoveAll(tmp)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	if err := copyTree(tmp, c.DataDir, nil); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, superuserFile), []byte(c.Superuser+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
 }

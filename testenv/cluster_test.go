@@ -336,34 +336,6 @@ func TestTwoProcessesShareOneNewCache(t *testing.T) {
 	}
 }
 
-// TestOrdinaryUser runs the non-root path for real when the tests run as
-// root: a copy of this test binary, run as "nobody", starts and stops a
-// cluster with initdb and postgres running as nobody.
-func TestOrdinaryUser(t *testing.T) {
-	Require(t, Want{})
-	if os.Geteuid() != 0 {
-		if err := roundTrip(context.Background(), Options{}); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	work, out, err := RunAsNobody(t, []string{"-test.run=^$"}, []string{"PGATTEST_TESTENV_HELPER=roundtrip"})
-	if err != nil || !strings.Contains(string(out), "ok") {
-		t.Fatalf("as nobody: %v\n%s", err, out)
-	}
-	nobody, _ := user.Lookup("nobody")
-	uid, _ := strconv.Atoi(nobody.Uid)
-	// The template was made by nobody, in nobody's cache.
-	tmpls, _ := filepath.Glob(filepath.Join(work, "cache", "pgattest", "templates", "pg*", "data", "PG_VERSION"))
-	if len(tmpls) != 1 {
-		t.Fatalf("want one template in nobody's cache, found %v", tmpls)
-	}
-	var st syscall.Stat_t
-	if err := syscall.Stat(tmpls[0], &st); err != nil || int(st.Uid) != uid {
-		t.Errorf("template owned by uid %d, want nobody (%d): %v", st.Uid, uid, err)
-	}
-}
-
 // TestClusterNamesAndSandbox: a cluster's superuser gets a random name
 // unless asked for one (no archive can name the proof's superuser, and no
 // "postgres" role exists); with NoNetwork the server runs in a network
@@ -404,7 +376,7 @@ func TestClusterNamesAndSandbox(t *testing.T) {
 			if ours == theirs || !strings.HasPrefix(c.Network, "none") {
 				t.Errorf("server in network namespace %s (ours %s), recorded %q", theirs, ours, c.Network)
 			}
-		} else if os.Getenv(RequirePGEnv) == "1" {
+		} else if os.Getenv("PGATTEST_REQUIRE_PG") == "1" {
 			t.Errorf("no network sandbox on this machine: %s", c.Network)
 		}
 		if os.Geteuid() == 0 {

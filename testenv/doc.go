@@ -1,6 +1,7 @@
-// Package testenv finds local PostgreSQL binaries and starts throwaway
-// clusters: the proof stage restores every archive into one, and every test
-// that needs a database starts its own.
+// Package testenv is the throwaway-Postgres runtime of the proof: it finds
+// local PostgreSQL binaries and starts throwaway clusters; the proof stage
+// restores every archive into one (and every test that needs a database
+// starts its own, through testenv/pgtest).
 //
 // # Binaries
 //
@@ -33,7 +34,9 @@
 //
 // # Tests
 //
-// [New] starts a cluster for a test and stops it in Cleanup. Tests skip when
-// no Postgres is installed, except under PGATTEST_REQUIRE_PG=1 (CI), where
-// they fail.
+// This package is the runtime the proof uses, linked into the pgattest
+// binary. What only tests use (a cluster per test, PgBouncer, generated
+// databases, child-process helpers, the skip-or-fail rule of
+// PGATTEST_REQUIRE_PG) is in testenv/pgtest, which the binary does not
+// link, nor the testing package.
 package testenv

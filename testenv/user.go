@@ -147,3 +147,29 @@ func (r *runAs) env() []string {
 	}
 	return env
 }
+
+// SystemUser is who runs a throwaway server's processes: pgattest's system
+// user when this process is root, else this process's own user. Helpers
+// that start other servers beside a cluster (a pooler in tests) run them
+// the same way.
+type SystemUser struct{ r *runAs }
+
+// ServerSystemUser returns the user throwaway servers run as (creating
+// pgattest's system user when root and it is missing).
+func ServerSystemUser() (SystemUser, error) {
+	r, err := serverUser()
+	return SystemUser{r}, err
+}
+
+// Name is the user's name.
+func (u SystemUser) Name() string { return u.r.Name() }
+
+// Own gives path to the user (nothing to do when not root).
+func (u SystemUser) Own(path string) error { return u.r.own(path) }
+
+// ProcAttr returns the attributes to start a process as the user: its own
+// process group, the user when root, a parent-death signal.
+func (u SystemUser) ProcAttr() *syscall.SysProcAttr { return u.r.attr() }
+
+// Env returns the environment for such a process.
+func (u SystemUser) Env() []string { return u.r.env() }

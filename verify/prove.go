@@ -397,7 +397,7 @@ func runToolIn(ctx context.Context, sb testenv.Sandbox, path string, args, env [
 	return cmd.Wait()
 }
 
-// toolCommand is a client tool's command: the environment env (nil: no
+// toolCommand is how pgattest runs pg_restore, every time: the environment env (nil: no
 // PG* variable of the user's), SIGTERM on cancel, never outliving a killed
 // pgattest, in sb.
 func toolCommand(ctx context.Context, sb testenv.Sandbox, path string, args, env []string) *exec.Cmd {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 )
 
 // selectSQL makes the database of testdata/select.dump: a partitioned
@@ -37,7 +37,7 @@ func selectArchive(t *testing.T) string {
 	if !*update {
 		return path
 	}
-	c := testenv.New(t)
+	c := pgtest.New(t)
 	ctx := context.Background()
 	conn, err := c.Connect(ctx, "postgres")
 	if err != nil {

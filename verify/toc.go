@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os/exec"
 	"regexp"
 	"sort"
 	"strconv"
@@ -349,8 +348,7 @@ func List(entries []Entry) []byte {
 // pg_restore prints it), and the entries come from the archive itself
 // (ReadArchiveTOC), exact whatever their names hold.
 func ReadTOC(ctx context.Context, pgRestore, archive string) (*TOC, error) {
-	cmd := exec.CommandContext(ctx, pgRestore, "-l", archive)
-	cmd.Env = toolEnv()
+	cmd := toolCommand(ctx, testenv.Sandbox{}, pgRestore, []string{"-l", archive}, nil)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -1,4 +1,4 @@
-package testenv
+package pgtest
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pgattest/pgattest/testenv"
 )
 
 // Bouncer is a PgBouncer started in front of a throwaway cluster, listening
@@ -22,7 +24,7 @@ type Bouncer struct {
 	Mode string // "session", "transaction" or "statement"
 
 	superuser string
-	scratch   *Scratch
+	scratch   *testenv.Scratch
 	cmd       *exec.Cmd
 	exited    chan struct{}
 	logPath   string
@@ -45,7 +47,7 @@ func FindPgBouncer() (string, error) {
 // StartBouncer starts PgBouncer in pool mode mode in front of c (over its
 // Unix socket), trusting the superuser, and waits until it accepts TCP
 // connections. As root it runs as the server's user, as postgres does.
-func StartBouncer(ctx context.Context, c *Cluster, mode string) (*Bouncer, error) {
+func StartBouncer(ctx context.Context, c *testenv.Cluster, mode string) (*Bouncer, error) {
 	switch mode {
 	case "session", "transaction", "statement":
 	default:
@@ -55,15 +57,15 @@ func StartBouncer(ctx context.Context, c *Cluster, mode string) (*Bouncer, error
 	if err != nil {
 		return nil, err
 	}
-	as, err := serverUser()
+	as, err := testenv.ServerSystemUser()
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	sc, err := NewTempScratch("pgattest-bouncer-")
+	sc, err := testenv.NewTempScratch("pgattest-bouncer-")
 	if err != nil {
 		return nil, err
 	}
@@ -89,20 +91,20 @@ func StartBouncer(ctx context.Context, c *Cluster, mode string) (*Bouncer, error
 	for path, body := range map[string]string{ini: conf, users: fmt.Sprintf("%q \"\"\n", c.Superuser), b.logPath: ""} {
 		err := os.WriteFile(path, []byte(body), 0o600)
 		if err == nil {
-			err = as.own(path)
+			err = as.Own(path)
 		}
 		if err != nil {
 			sc.Remove()
 			return nil, err
 		}
 	}
-	if err := as.own(sc.Dir); err != nil {
+	if err := as.Own(sc.Dir); err != nil {
 		sc.Remove()
 		return nil, err
 	}
 	cmd := exec.Command(bin, ini)
-	cmd.SysProcAttr = as.attr()
-	cmd.Env = as.env()
+	cmd.SysProcAttr = as.ProcAttr()
+	cmd.Env = as.Env()
 	cmd.Dir = sc.Dir
 	if err := cmd.Start(); err != nil {
 		sc.Remove()

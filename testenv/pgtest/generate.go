@@ -1,12 +1,12 @@
-package testenv
+package pgtest
 
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/pgattest/pgattest/testenv"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
@@ -61,7 +61,7 @@ var generatedIndexes = []string{
 
 // Generate creates database db in c and fills it to about o.Bytes (see
 // generated), two connections at a time. It returns the database's size.
-func Generate(ctx context.Context, c *Cluster, db string, o GenerateOptions) (int64, error) {
+func Generate(ctx context.Context, c *testenv.Cluster, db string, o GenerateOptions) (int64, error) {
 	conn, err := pgx.Connect(ctx, c.ConnString("postgres"))
 	if err != nil {
 		return 0, err
@@ -123,27 +123,4 @@ func Generate(ctx context.Context, c *Cluster, db string, o GenerateOptions) (in
 	var size int64
 	err = dbc.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&size)
 	return size, err
-}
-
-// SaveData stops the cluster and copies its data folder to dst (which must
-// not exist), for Options.Data of later clusters: a generated database is
-// made once and copied in seconds after that.
-func (c *Cluster) SaveData(ctx context.Context, dst string) error {
-	if c.cmd != nil && c.cmd.Process != nil {
-		if err := stopProcess(ctx, c.cmd.Process.Pid, c.exited); err != nil {
-			return err
-		}
-	}
-	tmp := dst + ".saving"
-	os.RemoveAll(tmp)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return err
-	}
-	if err := copyTree(tmp, c.DataDir, nil); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(tmp, superuserFile), []byte(c.Superuser+"\n"), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, dst)
 }

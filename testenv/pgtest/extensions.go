@@ -1,4 +1,4 @@
-package testenv
+package pgtest
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/pgattest/pgattest/testenv"
 )
 
 // WithExtensions makes, under root, a copy of tc's server binaries whose
@@ -20,16 +22,16 @@ import (
 // layout: initdb and postgres are copied, everything else in the share
 // folder and the library folder is a symbolic link into the install. It
 // needs tc's pg_config to learn that layout.
-func WithExtensions(tc Toolchain, root string, files map[string]string) (Toolchain, error) {
+func WithExtensions(tc testenv.Toolchain, root string, files map[string]string) (testenv.Toolchain, error) {
 	dirs := map[string]string{}
 	for _, what := range []string{"bindir", "sharedir", "pkglibdir"} {
 		out, err := exec.Command(tc.Path("pg_config"), "--"+what).Output()
 		if err != nil {
-			return Toolchain{}, fmt.Errorf("pg_config --%s in %s: %w", what, tc.Dir, err)
+			return testenv.Toolchain{}, fmt.Errorf("pg_config --%s in %s: %w", what, tc.Dir, err)
 		}
 		d, err := filepath.EvalSymlinks(strings.TrimSpace(string(out)))
 		if err != nil {
-			return Toolchain{}, err
+			return testenv.Toolchain{}, err
 		}
 		dirs[what] = d
 	}
@@ -43,53 +45,50 @@ func WithExtensions(tc Toolchain, root string, files map[string]string) (Toolcha
 
 	bin := mirror(dirs["bindir"])
 	if err := os.MkdirAll(bin, 0o755); err != nil {
-		return Toolchain{}, err
+		return testenv.Toolchain{}, err
 	}
-	for _, tool := range ServerTools {
+	for _, tool := range testenv.ServerTools {
 		src := filepath.Join(dirs["bindir"], tool)
 		if err := os.Link(src, filepath.Join(bin, tool)); err != nil {
 			if err := copyFile(filepath.Join(bin, tool), src, 0o755); err != nil {
-				return Toolchain{}, err
+				return testenv.Toolchain{}, err
 			}
 		}
 	}
 	lib := mirror(dirs["pkglibdir"])
 	os.MkdirAll(filepath.Dir(lib), 0o755)
 	if err := os.Symlink(dirs["pkglibdir"], lib); err != nil {
-		return Toolchain{}, err
+		return testenv.Toolchain{}, err
 	}
 	// share/: links to the install's entries, except extension/, which is a
 	// folder of links plus the new files.
 	share := mirror(dirs["sharedir"])
 	ext := filepath.Join(share, "extension")
 	if err := os.MkdirAll(ext, 0o755); err != nil {
-		return Toolchain{}, err
+		return testenv.Toolchain{}, err
 	}
 	for _, sub := range []string{"", "extension"} {
 		entries, err := os.ReadDir(filepath.Join(dirs["sharedir"], sub))
 		if err != nil {
-			return Toolchain{}, err
+			return testenv.Toolchain{}, err
 		}
 		for _, e := range entries {
 			if sub == "" && e.Name() == "extension" {
 				continue
 			}
 			if err := os.Symlink(filepath.Join(dirs["sharedir"], sub, e.Name()), filepath.Join(share, sub, e.Name())); err != nil {
-				return Toolchain{}, err
+				return testenv.Toolchain{}, err
 			}
 		}
 	}
 	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(ext, name), []byte(text), 0o644); err != nil {
-			return Toolchain{}, err
+			return testenv.Toolchain{}, err
 		}
 	}
 	// The server user (when root) must be able to walk down to the copy.
 	for d := bin; len(d) >= len(root); d = filepath.Dir(d) {
 		os.Chmod(d, 0o755)
 	}
-	out := tc
-	out.Dir = bin
-	out.source = "explicit"
-	return out, nil
+	return testenv.Find(testenv.Want{Tools: testenv.ServerTools, Dirs: []string{bin}, MinMajor: tc.Version.Major})
 }

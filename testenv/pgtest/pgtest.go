@@ -1,16 +1,29 @@
-package testenv
+// Package pgtest is what pgattest's tests use to run the real thing:
+// throwaway clusters for a test (New) that skip when Postgres is missing
+// and fail instead under PGATTEST_REQUIRE_PG=1 (Require), a real PgBouncer
+// in front of one (NewBouncer), generated databases for benchmarks
+// (Generate), server binaries with extra extensions (WithExtensions), the
+// test binary re-run as "nobody" for the ordinary user's path
+// (RunAsNobody), and helpers to watch child processes. testenv, which the
+// pgattest binary links, is the runtime the proof uses; this package, and
+// the testing package, stay out of the binary.
+package pgtest
 
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pgattest/pgattest/testenv"
 )
 
 // RequirePGEnv is the environment variable that turns a missing Postgres
@@ -19,36 +32,36 @@ const RequirePGEnv = "PGATTEST_REQUIRE_PG"
 
 // Require returns the toolchain a test needs, or skips the test when none is
 // installed — unless PGATTEST_REQUIRE_PG=1, where it fails instead.
-func Require(tb testing.TB, w Want) Toolchain {
+func Require(tb testing.TB, w testenv.Want) testenv.Toolchain {
 	tb.Helper()
-	tc, err := Find(w)
+	tc, err := testenv.Find(w)
 	if err == nil {
 		return tc
 	}
-	if errors.Is(err, ErrNotFound) && os.Getenv(RequirePGEnv) != "1" {
+	if errors.Is(err, testenv.ErrNotFound) && os.Getenv(RequirePGEnv) != "1" {
 		tb.Skipf("skipping: %v (install the postgresql package; set %s=1 to fail instead)", err, RequirePGEnv)
 	}
 	tb.Fatalf("find postgres binaries: %v", err)
-	return Toolchain{}
+	return testenv.Toolchain{}
 }
 
 // New starts a throwaway cluster for a test and stops it when the test ends.
 // It skips (or, under PGATTEST_REQUIRE_PG=1, fails) when Postgres is missing.
-func New(tb testing.TB, opts ...Options) *Cluster {
+func New(tb testing.TB, opts ...testenv.Options) *testenv.Cluster {
 	tb.Helper()
-	var o Options
+	var o testenv.Options
 	if len(opts) > 0 {
 		o = opts[0]
 	}
 	if o.Toolchain.Dir == "" {
-		o.Toolchain = Require(tb, Want{Tools: ServerTools, MinMajor: o.MinMajor, Dirs: o.BinDirs})
+		o.Toolchain = Require(tb, testenv.Want{Tools: testenv.ServerTools, MinMajor: o.MinMajor, Dirs: o.BinDirs})
 	}
 	if o.Superuser == "" && o.Data == "" {
-		o.Superuser = Superuser // a source as on a stock server
+		o.Superuser = testenv.Superuser // a source as on a stock server
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := Start(ctx, o)
+	c, err := testenv.Start(ctx, o)
 	if err != nil {
 		tb.Fatalf("start throwaway cluster: %v", err)
 	}
@@ -63,7 +76,7 @@ func New(tb testing.TB, opts ...Options) *Cluster {
 // NewBouncer starts PgBouncer in pool mode mode in front of c for a test and
 // stops it when the test ends. A missing pgbouncer skips the test, or fails
 // it under PGATTEST_REQUIRE_PG=1 (CI installs the package).
-func NewBouncer(tb testing.TB, c *Cluster, mode string) *Bouncer {
+func NewBouncer(tb testing.TB, c *testenv.Cluster, mode string) *Bouncer {
 	tb.Helper()
 	if _, err := FindPgBouncer(); err != nil {
 		if os.Getenv(RequirePGEnv) != "1" {
@@ -89,9 +102,9 @@ func NewBouncer(tb testing.TB, c *Cluster, mode string) *Bouncer {
 // with extra extension files (see [WithExtensions]), removed when the test
 // ends. It skips (or fails under PGATTEST_REQUIRE_PG=1) when Postgres or
 // its pg_config is missing.
-func NewExtensionToolchain(tb testing.TB, files map[string]string) Toolchain {
+func NewExtensionToolchain(tb testing.TB, files map[string]string) testenv.Toolchain {
 	tb.Helper()
-	tc := Require(tb, Want{Tools: append([]string{"pg_config"}, ServerTools...)})
+	tc := Require(tb, testenv.Want{Tools: append([]string{"pg_config"}, testenv.ServerTools...)})
 	root, err := os.MkdirTemp("", "pgattest-tree-")
 	if err != nil {
 		tb.Fatal(err)
@@ -148,4 +161,37 @@ func RunAsNobody(tb testing.TB, args, env []string) (home string, out []byte, er
 		Pdeathsig: syscall.SIGKILL}
 	out, err = cmd.CombinedOutput()
 	return home, out, err
+}
+
+func copyFile(dst, src string, perm os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}
+
+// lastLines returns the last n non-empty lines of s, indented.
+func lastLines(s string, n int) string {
+	var keep []string
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		if strings.TrimSpace(l) != "" {
+			keep = append(keep, "    "+l)
+		}
+	}
+	return strings.Join(keep[max(0, len(keep)-n):], "\n")
 }
