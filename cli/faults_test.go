@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pgattest/pgattest/catalog"
+	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/pgattest/pgattest/testenv/pgtest"
 	"github.com/pgattest/pgattest/verify"
 	bolt "go.etcd.io/bbolt"
@@ -36,7 +37,10 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(Main(context.Background(), append([]string{"pgattest"}, args...), os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	// The scripts of testdata/script run the real main as "pgattest".
+	testscript.Main(m, map[string]func(){
+		"pgattest": func() { os.Exit(Main(context.Background(), os.Args, os.Stdout, os.Stderr)) },
+	})
 }
 
 // pgattestProcess starts pgattest args as a child process.

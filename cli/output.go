@@ -89,8 +89,8 @@ func printRecord(w io.Writer, r *catalog.Record) {
 		for _, sk := range p.Skipped {
 			row("", "  skipped %s", sk)
 		}
-		if i < len(r.Proofs)-1 {
-			continue // how the last proof ran is enough
+		if &r.Proofs[i] != r.LastRestore() {
+			continue // how the last restore proof ran is enough
 		}
 		for _, c := range p.Created {
 			row("", "  made by pgattest first: %s", c)
