@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"github.com/pgattest/pgattest/catalog"
-	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/pgattest/pgattest/testenv/pgtest"
 	"github.com/pgattest/pgattest/verify"
+	"github.com/rogpeppe/go-internal/testscript"
 	bolt "go.etcd.io/bbolt"
 )
 
