@@ -69,19 +69,19 @@ func (e *Error) ProofFailed() bool { return errors.Is(e.Err, ErrDamaged) }
 func (e *Error) Hint() string {
 	switch {
 	case errors.Is(e.Err, ErrBusy):
-		return "wait for the other run to finish, or point this one at another file with --catalog"
+		return "wait for the other run to finish, or use another catalog file"
 	case errors.Is(e.Err, ErrDamaged):
-		return "the file was left untouched: it is damaged, so nothing is recorded in it; restore it from a copy, or use another file with --catalog"
+		return "the file was left untouched: it is damaged, so nothing is recorded in it; restore it from a copy, or use another catalog file"
 	case errors.Is(e.Err, ErrNotCatalog):
-		return "the file was left untouched; restore it from a copy, or use another file with --catalog"
+		return "the file was left untouched; restore it from a copy, or use another catalog file"
 	case errors.Is(e.Err, syscall.ENOSPC), errors.Is(e.Err, syscall.EDQUOT):
-		return "the file system that holds the catalog is full: free space there, or use a catalog elsewhere with --catalog"
+		return "the file system that holds the catalog is full: free space there, or use a catalog elsewhere"
 	case errors.Is(e.Err, ErrReadOnly):
-		return "list, show, audit and restore only read the catalog; to record, make the file writable or point --catalog (PGATTEST_CATALOG) at a writable copy"
+		return "list, show, audit and restore only read the catalog; to record, make the file writable or use a writable copy"
 	case errors.Is(e.Err, ErrNoCatalog):
-		return "no backup has been recorded there yet; run 'pgattest backup', or pass --catalog PATH"
+		return "no backup has been recorded there yet"
 	case errors.Is(e.Err, ErrNewerSchema):
 		return "use the newer pgattest that wrote it"
 	}
-	return "check the path and its permissions, or pass --catalog PATH"
+	return "check the path and its permissions"
 }

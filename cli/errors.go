@@ -6,8 +6,11 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 
+	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline"
+	"github.com/pgattest/pgattest/verify"
 )
 
 // Exit codes, as DESIGN §3 and every command's --help list them.
@@ -101,13 +104,90 @@ func printError(w io.Writer, err error) {
 }
 
 // flagHint is the hint of an error whose remedy is one of pgattest's
-// flags: the packages below say what went wrong, the command line what to
-// type next.
+// flags: the packages below say what went wrong (and give advice that
+// names no flag), the command line what to type next. "" when the error
+// has no such hint.
 func flagHint(err error) string {
 	var missing *pipeline.MissingRolesError
 	var create *pipeline.CreateRolesError
 	var partly *pipeline.PartlyRestoredError
+	var notRecorded *pipeline.NotRecordedError
+	var refused *pipeline.CatalogRefusedError
+	var ce *catalog.Error
+	var dir *pipeline.DirError
+	var dump *pipeline.DumpError
+	var pooled *pipeline.PooledError
+	var tools *pipeline.ToolsError
+	var newer *verify.NewerArchiveError
+	var ext *verify.MissingExtensionError
+	var taken *pipeline.NameTakenError
+	var same *pipeline.SameSourceError
+	var pruned *pipeline.PrunedError
+	var interrupted *pipeline.InterruptedRestoreError
 	switch {
+	case errors.As(err, &notRecorded): // what to fix, then how to record what was kept
+		var lines []string
+		if h := flagHint(notRecorded.Err); h != "" {
+			lines = append(lines, h)
+		} else if h := lowerHint(notRecorded.Err); h != "" {
+			lines = append(lines, h)
+		}
+		if notRecorded.Manifest != "" {
+			lines = append(lines, "the archive and its manifest were set aside, not lost; once the catalog is fixed, record them with: pgattest catalog import "+notRecorded.Manifest)
+		}
+		return strings.Join(lines, "\n")
+	case errors.As(err, &refused):
+		if h := flagHint(refused.Err); h != "" {
+			return h
+		}
+		return "the file was left untouched and nothing was done; 'pgattest catalog verify' shows what is wrong"
+	case errors.As(err, &ce):
+		switch {
+		case errors.Is(ce.Err, catalog.ErrBusy):
+			return "wait for the other run to finish (PGATTEST_CATALOG_WAIT sets how long to wait), or point this one at another file with --catalog"
+		case errors.Is(ce.Err, catalog.ErrDamaged):
+			return "the file was left untouched: it is damaged, so nothing is recorded in it; restore it from a copy, or use another file with --catalog"
+		case errors.Is(ce.Err, catalog.ErrNotCatalog):
+			return "the file was left untouched; restore it from a copy, or use another file with --catalog"
+		case errors.Is(ce.Err, syscall.ENOSPC), errors.Is(ce.Err, syscall.EDQUOT):
+			return "the file system that holds the catalog is full: free space there, or use a catalog elsewhere with --catalog"
+		case errors.Is(ce.Err, catalog.ErrReadOnly):
+			return "list, show, audit and restore only read the catalog; to record, make the file writable or point --catalog (PGATTEST_CATALOG) at a writable copy"
+		case errors.Is(ce.Err, catalog.ErrNoCatalog):
+			return "run 'pgattest backup' first, or point to a catalog with --catalog PATH (or PGATTEST_CATALOG)"
+		case errors.Is(ce.Err, catalog.ErrNewerSchema):
+			return "use the newer pgattest that wrote it"
+		}
+		return "check the path and its permissions, or pass --catalog PATH"
+	case errors.As(err, &dir):
+		switch {
+		case dir.Full():
+			return "the file system is full: free space there or choose another folder with --dir; the partial archive was removed, nothing was recorded"
+		case dir.ReadOnly():
+			return "the file system is mounted read-only: choose another folder with --dir (or PGATTEST_DIR)"
+		}
+		return "choose a folder you can write to with --dir (or PGATTEST_DIR); pgattest creates it 0700"
+	case errors.As(err, &dump):
+		return "no archive and no record were kept; run again with --verbose to see pg_dump's output"
+	case errors.As(err, &pooled):
+		return pooled.Hint() + ", or pass --allow-pooled"
+	case errors.As(err, &tools) && tools.Proof:
+		return tools.Hint() + " or pass --pg-bin DIR; or use --verify read to only read the archive through (recorded unverified)"
+	case errors.As(err, &tools):
+		return tools.Hint() + " or pass --pg-bin DIR"
+	case errors.As(err, &newer):
+		return newer.Hint() + " and point --pg-bin at its bin folder"
+	case errors.As(err, &ext):
+		return fmt.Sprintf("install the extension into the Postgres that proves backups (contrib extensions come with the postgresql package, others with their own), "+
+			"or prove the rest without it: --verify-skip-extension %s (the proof records what it left out)", ext.Names[0])
+	case errors.As(err, &taken):
+		return "give this source a name of its own with --name, or pass --force-name if it is the same database moved elsewhere"
+	case errors.As(err, &same):
+		return "restore into a new database (createdb, then --target its URL), or pass --force if overwriting the source is what you mean"
+	case errors.As(err, &pruned):
+		return "pick another backup: 'pgattest list --name " + pruned.Record.Name + " --status verified'"
+	case errors.As(err, &interrupted):
+		return "run the restore again, with --clean to replace what is there"
 	case errors.As(err, &partly):
 		return "fix the cause, then restore again with --clean (it drops what is there first), or into a new database"
 	case errors.As(err, &missing):
@@ -128,9 +208,18 @@ type jsonError struct {
 
 // hintOf returns the hint an error carries, or "".
 func hintOf(err error) string {
+	var own *hintError // a command's own words come first
+	if errors.As(err, &own) && own.hint != "" {
+		return own.hint
+	}
 	if h := flagHint(err); h != "" {
 		return h
 	}
+	return lowerHint(err)
+}
+
+// lowerHint is the hint the packages below give, naming no flag.
+func lowerHint(err error) string {
 	var h hinter
 	if errors.As(err, &h) {
 		return h.Hint()

@@ -171,7 +171,7 @@ func (e *NameTakenError) Is(target error) bool { return target == ErrUsage }
 
 // Hint says how to go on.
 func (e *NameTakenError) Hint() string {
-	return "give this source a name of its own with --name, or pass --force-name if it is the same database moved elsewhere"
+	return "give this source a name of its own; if it is the same database moved elsewhere, the name can be forced"
 }
 
 func describeIdentity(id catalog.Identity) string {

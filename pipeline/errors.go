@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"github.com/pgattest/pgattest/catalog"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,15 +32,23 @@ type DirError struct {
 func (e *DirError) Error() string { return fmt.Sprintf("cannot write to %s: %v", e.Dir, e.Err) }
 func (e *DirError) Unwrap() error { return e.Err }
 
-// Hint says how to pick another folder.
+// Full reports a full file system (or quota).
+func (e *DirError) Full() bool {
+	return errors.Is(e.Err, syscall.ENOSPC) || errors.Is(e.Err, syscall.EDQUOT)
+}
+
+// ReadOnly reports a read-only file system.
+func (e *DirError) ReadOnly() bool { return errors.Is(e.Err, syscall.EROFS) }
+
+// Hint says what to fix (the command line names the flag).
 func (e *DirError) Hint() string {
 	switch {
-	case errors.Is(e.Err, syscall.ENOSPC), errors.Is(e.Err, syscall.EDQUOT):
-		return "the file system is full: free space there or choose another folder with --dir; the partial archive was removed, nothing was recorded"
-	case errors.Is(e.Err, syscall.EROFS):
-		return "the file system is mounted read-only: choose another folder with --dir (or PGATTEST_DIR)"
+	case e.Full():
+		return "the file system is full: free space there or write the archives elsewhere; the partial archive was removed, nothing was recorded"
+	case e.ReadOnly():
+		return "the file system is mounted read-only: write the archives elsewhere"
 	}
-	return "choose a folder you can write to with --dir (or PGATTEST_DIR); pgattest creates it 0700"
+	return "write the archives to a folder you can write to; pgattest creates it 0700"
 }
 
 // DumpError is a pg_dump run that failed. Nothing was kept.
@@ -58,7 +67,7 @@ func (e *DumpError) Unwrap() error { return e.Err }
 
 // Hint says that nothing is lost and where to look.
 func (e *DumpError) Hint() string {
-	return "no archive and no record were kept; run again with --verbose to see pg_dump's output"
+	return "no archive and no record were kept; pg_dump's own output tells more"
 }
 
 // NotRecordedError means the catalog did not take the record: the archive
@@ -90,6 +99,25 @@ func (e *NotRecordedError) Hint() string {
 		lines = append(lines, "the archive and its manifest were set aside, not lost; once the catalog is fixed, record them with: pgattest catalog import "+e.Manifest)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// PrunedError: the backup was pruned, its archive is gone; the record
+// stays (with what the catalog kept of it).
+type PrunedError struct {
+	Record *catalog.Record
+}
+
+func (e *PrunedError) Error() string {
+	when := ""
+	if e.Record.PrunedAt != nil {
+		when = " on " + e.Record.PrunedAt.Format("2006-01-02")
+	}
+	return fmt.Sprintf("backup %s was pruned%s: its archive is gone", e.Record.ID, when)
+}
+
+// Hint says what is left.
+func (e *PrunedError) Hint() string {
+	return "pick another backup of " + e.Record.Name + "; the catalog still lists what this one held"
 }
 
 // ProofNotRunError means the archive was made and recorded as unverified

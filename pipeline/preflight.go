@@ -99,9 +99,9 @@ func (e *PooledError) Error() string {
 // Hint shows the direct host.
 func (e *PooledError) Hint() string {
 	if e.Direct != "" && e.Direct != e.Host {
-		return fmt.Sprintf("use the direct host %s (drop \"-pooler\" from the first label), or pass --allow-pooled", e.Direct)
+		return fmt.Sprintf("use the direct host %s (drop \"-pooler\" from the first label)", e.Direct)
 	}
-	return "connect to the database directly, not through the pooler, or pass --allow-pooled"
+	return "connect to the database directly, not through the pooler"
 }
 
 // Connect parses the connection string (one that cannot be read is a
@@ -356,10 +356,9 @@ func (e *ToolsError) Unwrap() error { return e.Err }
 // Hint names the Debian package to install.
 func (e *ToolsError) Hint() string {
 	if e.Proof {
-		return fmt.Sprintf("install postgresql-%d (Debian/Ubuntu, from apt.postgresql.org for new versions) or pass --pg-bin; "+
-			"or use --verify read to only read the archive through", e.Server.Major)
+		return fmt.Sprintf("install postgresql-%d (Debian/Ubuntu, from apt.postgresql.org for new versions)", e.Server.Major)
 	}
-	return fmt.Sprintf("install postgresql-client-%d (Debian/Ubuntu, from apt.postgresql.org for new versions) or pass --pg-bin DIR", e.Server.Major)
+	return fmt.Sprintf("install postgresql-client-%d (Debian/Ubuntu, from apt.postgresql.org for new versions)", e.Server.Major)
 }
 
 // ChooseTools picks pg_dump/pg_restore whose major version is at least the

@@ -40,7 +40,7 @@ type PruneResult struct {
 func Prune(o PruneOptions) (*PruneResult, error) {
 	if o.Policy.Empty() {
 		return nil, &UsageError{Err: errors.New("no retention policy given"),
-			hint: "say what to keep, for example --keep-daily 7 --keep-weekly 4 --keep-monthly 12"}
+			hint: "say what to keep: the newest N, so many daily, weekly, monthly or yearly backups, or those within a span"}
 	}
 	var cat *catalog.Catalog
 	var err error

@@ -168,8 +168,7 @@ func ProofSummary(p *catalog.Proof) string {
 // (the pg_restore that matches the recorded server, as a proof would pick).
 func LiveTOC(ctx context.Context, rec *catalog.Record, pgBin []string) ([]catalog.TOCEntry, error) {
 	if rec.Status == catalog.StatusPruned {
-		return nil, withHintErr(fmt.Errorf("backup %s was pruned: its archive is gone", rec.ID),
-			"drop --live to list the entries the catalog kept")
+		return nil, &PrunedError{Record: rec}
 	}
 	if _, err := os.Stat(rec.Archive.Path); err != nil {
 		return nil, &verify.MissingError{Path: rec.Archive.Path, Err: err}

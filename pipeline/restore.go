@@ -73,7 +73,22 @@ func (e *SameSourceError) Error() string {
 
 // Hint says how to go on.
 func (e *SameSourceError) Hint() string {
-	return "restore into a new database (createdb, then --target its URL), or pass --force if overwriting the source is what you mean"
+	return "restore into a new database (createdb first); overwriting the source takes an explicit override"
+}
+
+// InterruptedRestoreError: the restore was interrupted while pg_restore
+// ran; State says what the target holds.
+type InterruptedRestoreError struct {
+	Target, State string
+}
+
+func (e *InterruptedRestoreError) Error() string {
+	return fmt.Sprintf("restore interrupted: the target %s was left as pg_restore left it: %s", e.Target, e.State)
+}
+
+// Hint says how to go on.
+func (e *InterruptedRestoreError) Hint() string {
+	return "run the restore again, replacing what is there"
 }
 
 // Restore re-hashes the backup's archive (a mismatch refuses the restore),
@@ -81,8 +96,8 @@ func (e *SameSourceError) Hint() string {
 // cancel the target is left as pg_restore left it; the error says so.
 func Restore(ctx context.Context, o RestoreOptions) (*RestorePlan, error) {
 	plan, err := restoreBackup(ctx, o)
-	var h *hinted
-	if err != nil && ctx.Err() != nil && !errors.As(err, &h) { // stopped before pg_restore ran
+	var ir *InterruptedRestoreError
+	if err != nil && ctx.Err() != nil && !errors.As(err, &ir) { // stopped before pg_restore ran
 		return plan, withHintErr(fmt.Errorf("restore interrupted before pg_restore ran: the target was not changed"),
 			"run the restore again")
 	}
@@ -103,8 +118,7 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 		}
 	}
 	if rec.Status == catalog.StatusPruned {
-		return nil, withHintErr(fmt.Errorf("backup %s was pruned on %s: its archive is gone", rec.ID, rec.PrunedAt.Format("2006-01-02")),
-			"pick another backup: 'pgattest list --name "+rec.Name+" --status verified'")
+		return nil, &PrunedError{Record: rec}
 	}
 	if _, err := verify.CheckDigest(rec.Archive.Path, rec.Archive.Format, rec.Archive.BLAKE3); err != nil {
 		return nil, err // DigestMismatchError or MissingError: evidence, exit 3
@@ -257,8 +271,7 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 		if o.Jobs > 1 {
 			state = "it holds what pg_restore's jobs had finished"
 		}
-		return plan, withHintErr(fmt.Errorf("restore interrupted: the target %s was left as pg_restore left it: %s", target.Display(), state),
-			"run the restore again, with --clean to replace what is there")
+		return plan, &InterruptedRestoreError{Target: target.Display(), State: state}
 	}
 	return plan, err
 }

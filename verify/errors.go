@@ -129,7 +129,7 @@ func (e *NewerArchiveError) Error() string {
 func (e *NewerArchiveError) Is(t error) bool   { return t == ErrUnreadable }
 func (e *NewerArchiveError) ProofFailed() bool { return true }
 func (e *NewerArchiveError) Hint() string {
-	return "install the postgresql-client package of the pg_dump that wrote it (apt.postgresql.org has every version) and point --pg-bin at its bin folder"
+	return "install the postgresql-client package of the pg_dump that wrote it (apt.postgresql.org has every version)"
 }
 
 // ErrMissingExtension is reported by a *MissingExtensionError.
@@ -154,8 +154,8 @@ func (e *MissingExtensionError) Is(t error) bool   { return t == ErrMissingExten
 func (e *MissingExtensionError) ProofFailed() bool { return true }
 func (e *MissingExtensionError) Hint() string {
 	return fmt.Sprintf("install the extension into the Postgres that proves backups (contrib extensions come with the postgresql package, others with their own, e.g. postgresql-%s-postgis-3), "+
-		"or prove the rest without it: --verify-skip-extension %s (the proof records what it left out)",
-		major(e.Server), e.Names[0])
+		"or prove the rest without it (the proof records what it left out)",
+		major(e.Server))
 }
 
 func major(version string) string {
