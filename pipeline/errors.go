@@ -1,9 +1,9 @@
 package pipeline
 
 import (
-	"github.com/pgattest/pgattest/catalog"
 	"errors"
 	"fmt"
+	"github.com/pgattest/pgattest/catalog"
 	"strings"
 	"syscall"
 )
