@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 
@@ -100,8 +99,7 @@ func runCatalogImport(e *env, manifests []string) error {
 		if r.Err != nil {
 			x.Error = r.Err.Error()
 			failed++
-			var pf proofFailure
-			if errors.As(r.Err, &pf) && pf.ProofFailed() {
+			if verify.ProofFailed(r.Err) {
 				evidence++
 			}
 		}

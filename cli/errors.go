@@ -34,10 +34,6 @@ var errProofFailed = errors.New("proof failed")
 // Lower packages implement it on their own error types; cli prints it.
 type hinter interface{ Hint() string }
 
-// proofFailure is implemented by errors of lower packages that mean "the
-// evidence says no" rather than "something broke".
-type proofFailure interface{ ProofFailed() bool }
-
 // hintError adds a hint (and, through kind, an exit code) to an error.
 type hintError struct {
 	err  error
@@ -72,13 +68,12 @@ func proofErrorf(hint, format string, args ...any) error {
 
 // exitCode decides the process's exit code from an error, in one place.
 func exitCode(err error) int {
-	var pf proofFailure
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, errUsage), errors.Is(err, pipeline.ErrUsage):
 		return exitUsage
-	case errors.Is(err, errProofFailed), errors.As(err, &pf) && pf.ProofFailed():
+	case errors.Is(err, errProofFailed), verify.ProofFailed(err):
 		return exitProofFailed
 	default:
 		return exitFailure

@@ -262,8 +262,7 @@ func TestBackupThatDoesNotRestore(t *testing.T) {
 	if err == nil {
 		t.Fatal("a backup that cannot be restored was reported as proven")
 	}
-	var pf interface{ ProofFailed() bool }
-	if !errors.As(err, &pf) || !pf.ProofFailed() {
+	if !verify.ProofFailed(err) {
 		t.Errorf("error %v does not report a failed proof", err)
 	}
 	if res == nil || res.Record.Status != catalog.StatusFailed {

@@ -588,9 +588,8 @@ func (p *proofSink) start(toc *verify.TOC) *verify.Stream {
 	o := verify.Options{Client: r.client, SkipExtensions: r.o.SkipExtensions, Scratch: r.staging.Dir,
 		Log: func(line string) { r.log("prove", line) }}
 	s, err := verify.StartStream(p.ctx, o, c, toc)
-	var pf interface{ ProofFailed() bool }
 	switch {
-	case errors.As(err, &pf) && pf.ProofFailed():
+	case verify.ProofFailed(err):
 		// A verdict before the restore: the proof of the file gives it
 		// whole, in a clean cluster.
 		if err := verify.DropProofDB(p.ctx, c); err != nil {

@@ -6,6 +6,16 @@ import (
 	"strings"
 )
 
+// ProofFailed reports whether err is evidence that something is wrong (an
+// archive that does not restore or no longer matches its digest, a catalog
+// damaged or changed behind pgattest's back), as opposed to something that
+// broke: an error in its chain says so with a ProofFailed() bool method.
+// The CLI exits 3 on it.
+func ProofFailed(err error) bool {
+	var pf interface{ ProofFailed() bool }
+	return errors.As(err, &pf) && pf.ProofFailed()
+}
+
 // Sentinels for errors.Is; the typed errors below carry the details.
 var (
 	ErrDigestMismatch = errors.New("archive digest does not match")

@@ -171,8 +171,7 @@ func Prove(ctx context.Context, o Options) (*Report, error) {
 	rep.ServerVersion = c.Toolchain.Version.String()
 
 	set, err := prepareProof(ctx, o, c, rep)
-	var pf interface{ ProofFailed() bool }
-	if errors.As(err, &pf) && pf.ProofFailed() { // a missing extension
+	if ProofFailed(err) { // a missing extension
 		return fail(err)
 	} else if err != nil {
 		return rep, err
