@@ -54,8 +54,16 @@ func TestPgBouncerModes(t *testing.T) {
 				if code != 0 {
 					t.Fatalf("--allow-pooled: exit %d\n%s", code, errOut)
 				}
-				if rec := decodeRecord(t, out); rec.Status != catalog.StatusVerified || rec.Proofs[0].Rows != 500 {
+				rec := decodeRecord(t, out)
+				if rec.Status != catalog.StatusVerified || rec.Proofs[0].Rows != 500 {
 					t.Errorf("--allow-pooled: %s, %d rows", rec.Status, rec.Proofs[0].Rows)
+				}
+				// A pooled restore target is refused naming the tool that
+				// needs a session of its own.
+				exec1(t, src, "postgres", "CREATE DATABASE tiny_copy")
+				code, _, errOut = run(t, "--catalog", w.catalog, "restore", "--id", rec.ID, "--target", b.URL("tiny_copy"))
+				if code != 1 || !strings.Contains(errOut, "pg_restore needs a direct one") || !strings.Contains(errOut, "--allow-pooled") {
+					t.Errorf("restore through a transaction pooler: exit %d\n%s", code, errOut)
 				}
 			}
 		})

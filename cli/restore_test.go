@@ -134,6 +134,14 @@ func TestRestoreAsOfEndToEnd(t *testing.T) {
 			t.Errorf("a note that no rows were restored:\n%s", out)
 		}
 	})
+	t.Run("a failed parallel restore says the target was left partly written", func(t *testing.T) {
+		exec1(t, src, "postgres", `CREATE DATABASE partial`)
+		exec1(t, src, "partial", `CREATE SCHEMA shop`, `CREATE TABLE shop.products (id int)`) // in the way
+		code, out, errOut := restore("--id", first.ID, "--target", src.URL("partial", "", ""), "--jobs", "2")
+		if code == 0 || !strings.Contains(errOut, "left partly written") || !strings.Contains(errOut, "hint: fix the cause, then restore again with --clean") {
+			t.Errorf("exit %d\n%s%s", code, out, errOut)
+		}
+	})
 	t.Run("one table", func(t *testing.T) {
 		exec1(t, src, "postgres", `CREATE DATABASE one_table`)
 		code, out, errOut := restore("--id", first.ID, "--target", src.URL("one_table", "", ""), "--table", "shop.orders")
