@@ -1,0 +1,249 @@
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Local is a repository in a folder of this machine. An object being
+// written is a partial file beside its key (".NAME.partial-RANDOM"), 0600,
+// flock-ed by its writer; Commit renames it to the key without ever
+// replacing a file there, and syncs the folder.
+type Local struct {
+	Root string // absolute
+}
+
+var _ Repo = (*Local)(nil)
+
+// NewLocal opens (and makes, 0700) a folder repository.
+func NewLocal(root string) (*Local, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	return &Local{Root: root}, nil
+}
+
+// URL is file:///ROOT.
+func (l *Local) URL() string { return Location{Scheme: "file", Path: l.Root}.URL() }
+
+func (l *Local) path(key string) (string, error) {
+	if err := cleanKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(l.Root, filepath.FromSlash(key)), nil
+}
+
+const partialMark = ".partial-"
+
+// Create begins a partial file beside key.
+func (l *Local) Create(ctx context.Context, key string, o CreateOptions) (Upload, error) {
+	if !o.RetainUntil.IsZero() {
+		return nil, errors.New("a folder repository cannot lock objects (retention needs S3 Object Lock)")
+	}
+	final, err := l.path(key)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(final)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	partial := filepath.Join(dir, "."+filepath.Base(final)+partialMark+hex.EncodeToString(b[:]))
+	f, err := os.OpenFile(partial, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(partial)
+		return nil, err
+	}
+	return &localUpload{l: l, key: key, final: final, partial: partial, f: f}, nil
+}
+
+type localUpload struct {
+	l              *Local
+	key            string
+	final, partial string
+	f              *os.File
+	n              int64
+	done           bool
+}
+
+func (u *localUpload) Write(p []byte) (int, error) {
+	n, err := u.f.Write(p)
+	u.n += int64(n)
+	return n, err
+}
+
+func (u *localUpload) Commit(ctx context.Context) (Object, error) {
+	if u.done {
+		return Object{}, errors.New("upload already finished")
+	}
+	if err := u.f.Sync(); err != nil {
+		return Object{}, err
+	}
+	err := unix.Renameat2(unix.AT_FDCWD, u.partial, unix.AT_FDCWD, u.final, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) { // no renameat2 here
+		if _, serr := os.Lstat(u.final); serr == nil {
+			err = unix.EEXIST
+		} else {
+			err = os.Rename(u.partial, u.final)
+		}
+	}
+	if errors.Is(err, unix.EEXIST) {
+		u.Abort(ctx) // the bytes go; the object there stays
+		return Object{}, fmt.Errorf("%w: %s", ErrExists, u.key)
+	}
+	if err != nil {
+		return Object{}, err
+	}
+	u.done = true
+	u.f.Close() // the lock goes with it
+	syncDir(filepath.Dir(u.final))
+	fi, err := os.Stat(u.final)
+	if err != nil {
+		return Object{}, err
+	}
+	return Object{Key: u.key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+func (u *localUpload) Abort(ctx context.Context) error {
+	if u.done {
+		return nil
+	}
+	u.done = true
+	u.f.Close()
+	if err := os.Remove(u.partial); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Open opens the file at key (a regular file: no link is followed).
+func (l *Local) Open(ctx context.Context, key string) (_ io.ReadCloser, err error) {
+	p, err := l.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	return f, err
+}
+
+// Stat describes the file at key.
+func (l *Local) Stat(ctx context.Context, key string) (Object, error) {
+	p, err := l.path(key)
+	if err != nil {
+		return Object{}, err
+	}
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Object{}, fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	if err != nil {
+		return Object{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return Object{}, fmt.Errorf("%s is not a regular file (%s)", key, fi.Mode().Type())
+	}
+	return Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// Delete removes the file at key.
+func (l *Local) Delete(ctx context.Context, key string) error {
+	p, err := l.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	syncDir(filepath.Dir(p))
+	return nil
+}
+
+// List walks the folder for regular files under prefix, partial files left
+// out.
+func (l *Local) List(ctx context.Context, prefix string) ([]Object, error) {
+	var out []Object
+	err := filepath.WalkDir(l.Root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.Type().IsRegular() || strings.Contains(d.Name(), partialMark) {
+			return nil
+		}
+		rel, _ := filepath.Rel(l.Root, p)
+		key := filepath.ToSlash(rel)
+		if !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		out = append(out, Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime()})
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, err
+}
+
+// AbortStale removes partial files under prefix whose writer is gone: their
+// flock can be taken.
+func (l *Local) AbortStale(ctx context.Context, prefix string) (int, error) {
+	n := 0
+	err := filepath.WalkDir(l.Root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() || !strings.Contains(d.Name(), partialMark) {
+			return nil
+		}
+		rel, _ := filepath.Rel(l.Root, p)
+		if !strings.HasPrefix(filepath.ToSlash(rel), prefix) && !strings.HasPrefix(filepath.ToSlash(filepath.Dir(rel)), strings.TrimSuffix(prefix, "/")) {
+			return nil
+		}
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			return nil // a live writer holds it
+		}
+		if os.Remove(p) == nil {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

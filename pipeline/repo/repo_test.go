@@ -1,0 +1,253 @@
+package repo_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/pgattest/pgattest/pipeline/repo"
+	"github.com/pgattest/pgattest/testenv/pgtest"
+)
+
+// The same suite runs on a folder and on a real S3 server (versitygw on
+// loopback), as restic runs one backend suite on every backend.
+
+type backend struct {
+	name string
+	r    repo.Repo
+	// forget drops an upload the way a killed process does: the lock
+	// goes, nothing is aborted.
+	forget func(u repo.Upload)
+}
+
+func backends(t *testing.T) []backend {
+	t.Helper()
+	local, err := repo.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := pgtest.NewS3(t)
+	makeBucket(t, s, "plain", false)
+	r3, err := repo.NewS3(repo.Location{Scheme: "s3", Bucket: "plain", Prefix: "team/a"}, s3Config(s, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []backend{
+		{"folder", local, repo.Forget},
+		{"s3", r3, repo.Forget},
+	}
+}
+
+func s3Config(s *pgtest.S3Server, staging string) repo.S3Config {
+	return repo.S3Config{Endpoint: s.Addr, PathStyle: true, Region: "us-east-1", PartSize: 5 << 20, Staging: staging,
+		Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, "")}
+}
+
+func makeBucket(t *testing.T, s *pgtest.S3Server, name string, lock bool) {
+	t.Helper()
+	c, err := minio.New(s.Addr, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), BucketLookup: minio.BucketLookupPath, Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.MakeBucket(context.Background(), name, minio.MakeBucketOptions{ObjectLocking: lock, Region: "us-east-1"}); err != nil {
+		t.Fatalf("make bucket %s: %v", name, err)
+	}
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// write streams data into key in pieces of odd sizes, as a dump does.
+func write(t *testing.T, r repo.Repo, key string, data []byte) repo.Upload {
+	t.Helper()
+	u, err := r.Create(context.Background(), key, repo.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := data; len(p) > 0; {
+		n := min(len(p), 777_777)
+		if _, err := u.Write(p[:n]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[n:]
+	}
+	return u
+}
+
+func TestRepoSuite(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			r := b.r
+			data := randomBytes(12<<20 + 12345) // three parts of 5 MiB on S3
+			u := write(t, r, "shop/shop-1.dump", data)
+			if _, err := r.Stat(ctx, "shop/shop-1.dump"); !errors.Is(err, repo.ErrNotFound) {
+				t.Errorf("visible before Commit: %v", err)
+			}
+			if objs, _ := r.List(ctx, "shop/"); len(objs) != 0 {
+				t.Errorf("listed before Commit: %v", objs)
+			}
+			obj, err := u.Commit(ctx)
+			if err != nil {
+				t.Fatalf("commit: %v", err)
+			}
+			if obj.Size != int64(len(data)) {
+				t.Errorf("committed %d bytes, wrote %d", obj.Size, len(data))
+			}
+			rc, err := r.Open(ctx, "shop/shop-1.dump")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || !bytes.Equal(got, data) {
+				t.Errorf("read back %d bytes (%v), not what was written", len(got), err)
+			}
+
+			// A second writer of a key that is taken gets ErrExists; the
+			// first object stays.
+			u2 := write(t, r, "shop/shop-1.dump", []byte("PGDMP another"))
+			if _, err := u2.Commit(ctx); !errors.Is(err, repo.ErrExists) {
+				t.Errorf("commit over an existing key: %v, want ErrExists", err)
+			}
+			if st, _ := r.Stat(ctx, "shop/shop-1.dump"); st.Size != int64(len(data)) {
+				t.Errorf("the first object changed: %d bytes", st.Size)
+			}
+
+			// Empty objects, Abort, List, Delete.
+			e := write(t, r, "shop/empty.json", nil)
+			if _, err := e.Commit(ctx); err != nil {
+				t.Errorf("commit an empty object: %v", err)
+			}
+			a := write(t, r, "shop/aborted.dump", randomBytes(1<<20))
+			if err := a.Abort(ctx); err != nil {
+				t.Errorf("abort: %v", err)
+			}
+			objs, err := r.List(ctx, "shop/")
+			if err != nil || len(objs) != 2 || objs[0].Key != "shop/empty.json" || objs[1].Key != "shop/shop-1.dump" {
+				t.Errorf("list: %v %v", objs, err)
+			}
+			if err := r.Delete(ctx, "shop/empty.json"); err != nil {
+				t.Error(err)
+			}
+			if err := r.Delete(ctx, "shop/empty.json"); err != nil {
+				t.Errorf("deleting what is gone: %v", err)
+			}
+
+			// A run killed mid-write leaves a partial that the next run's
+			// AbortStale removes; a live one it leaves alone.
+			live := write(t, r, "shop/live.dump", randomBytes(6<<20))
+			dead := write(t, r, "shop/dead.dump", randomBytes(6<<20))
+			b.forget(dead)
+			n, err := r.AbortStale(ctx, "shop/")
+			if err != nil || n != 1 {
+				t.Errorf("AbortStale: %d, %v; want the dead one", n, err)
+			}
+			if _, err := live.Commit(ctx); err != nil {
+				t.Errorf("the live upload did not survive AbortStale: %v", err)
+			}
+			if n, _ := r.AbortStale(ctx, "shop/"); n != 0 {
+				t.Errorf("AbortStale found %d more", n)
+			}
+			for _, k := range []string{"../x", "/abs", "a/../b", ""} {
+				if _, err := r.Create(ctx, k, repo.CreateOptions{}); err == nil {
+					t.Errorf("key %q was taken", k)
+				}
+			}
+		})
+	}
+}
+
+// TestS3ObjectLockAndErrors: retention put at upload is kept and refuses a
+// delete, a bucket without Object Lock says so, wrong credentials and a
+// missing bucket are errors that say which, in the store's words.
+func TestS3ObjectLockAndErrors(t *testing.T) {
+	ctx := context.Background()
+	s := pgtest.NewS3(t)
+	makeBucket(t, s, "locked", true)
+	makeBucket(t, s, "plain", false)
+	open := func(bucket string, cfg repo.S3Config) *repo.S3 {
+		r, err := repo.NewS3(repo.Location{Scheme: "s3", Bucket: bucket}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	cfg := s3Config(s, t.TempDir())
+	locked := open("locked", cfg)
+	if err := locked.Check(ctx, true); err != nil {
+		t.Fatalf("check a bucket with Object Lock: %v", err)
+	}
+	var noLock *repo.NoObjectLockError
+	if err := open("plain", cfg).Check(ctx, true); !errors.As(err, &noLock) {
+		t.Errorf("a bucket without Object Lock: %v", err)
+	}
+	until := time.Now().Add(48 * time.Hour).Truncate(time.Second)
+	u, err := locked.Create(ctx, "a.dump", repo.CreateOptions{RetainUntil: until})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Write([]byte("PGDMP kept"))
+	if _, err := u.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := locked.Stat(ctx, "a.dump")
+	if err != nil || !st.RetainUntil.Equal(until.UTC()) || st.LockMode != "GOVERNANCE" {
+		t.Errorf("retention %s %s (%v), want governance until %s", st.LockMode, st.RetainUntil, err, until.UTC())
+	}
+	var le *repo.LockedError
+	if err := locked.Delete(ctx, "a.dump"); !errors.As(err, &le) || !le.Until.Equal(until.UTC()) {
+		t.Errorf("delete of a locked object: %v", err)
+	}
+	if _, err := locked.Stat(ctx, "a.dump"); err != nil {
+		t.Errorf("the locked object is gone: %v", err)
+	}
+
+	bad := cfg
+	bad.Creds = credentials.NewStaticV4(s.AccessKey, "not-the-secret-7731", "")
+	var se *repo.S3Error
+	err = open("plain", bad).Check(ctx, false)
+	if !errors.As(err, &se) || !se.Credentials() {
+		t.Errorf("wrong secret: %v", err)
+	}
+	if err != nil && bytes.Contains([]byte(err.Error()), []byte("not-the-secret-7731")) {
+		t.Errorf("the secret is in the error: %v", err)
+	}
+	if err := open("nosuchbucket", cfg).Check(ctx, false); !errors.As(err, &se) || !se.NoBucket() {
+		t.Errorf("missing bucket: %v", err)
+	}
+}
+
+// TestParseLocation reads repository URLs and refuses what is not one.
+func TestParseLocation(t *testing.T) {
+	for in, want := range map[string]string{
+		"s3://bucket":               "s3://bucket",
+		"s3://bucket/team/a/":       "s3://bucket/team/a",
+		"file:///srv/backups":       "file:///srv/backups",
+		"/srv/backups/../backups2":  "file:///srv/backups2",
+		"s3://bucket//x/../y":       "s3://bucket/y",
+		"file://localhost/srv/back": "file:///srv/back",
+	} {
+		l, err := repo.Parse(in)
+		if err != nil || l.URL() != want {
+			t.Errorf("Parse(%q) = %q, %v; want %q", in, l.URL(), err, want)
+		}
+	}
+	for _, in := range []string{"s3://key:secret@bucket/x", "s3://", "gs://bucket", "file://relative/path", "s3://b/x?versionId=1"} {
+		_, err := repo.Parse(in)
+		if err == nil {
+			t.Errorf("Parse(%q) took it", in)
+		} else if bytes.Contains([]byte(err.Error()), []byte("secret")) {
+			t.Errorf("Parse(%q): the secret is in the error: %v", in, err)
+		}
+	}
+}

@@ -1,0 +1,557 @@
+package repo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// S3 is a repository in a bucket of an S3-compatible store (AWS S3,
+// Cloudflare R2, Backblaze B2, MinIO, Ceph, versitygw …). An object is
+// written as a multipart upload whose parts grow with it (8 MiB, doubled
+// every 1,000 parts: 10,000 parts hold 8 TB), each part buffered in a
+// file of the staging folder while the one before it uploads, so pgattest
+// holds at most two parts on disk and a few small buffers in memory, and
+// each sent with its SHA-256 (the store checks it in transit). Nothing is
+// visible before CompleteMultipartUpload (Commit); Abort and AbortStale
+// abort the upload.
+type S3 struct {
+	loc     Location
+	client  *minio.Client
+	core    minio.Core
+	staging string // part buffers and the locks that say an upload is live
+	cfg     S3Config
+}
+
+var _ Repo = (*S3)(nil)
+
+// S3Config is how to reach the store. S3ConfigFromEnv reads the AWS
+// variables and files users already have.
+type S3Config struct {
+	Endpoint  string // host[:port]; "" for AWS (s3.amazonaws.com)
+	Secure    bool   // https
+	Region    string
+	PathStyle bool // bucket in the path, not the host name (most stores besides AWS and R2 need it)
+	Creds     *credentials.Credentials
+	// Transport, when set, carries the requests (tests put a faulty
+	// proxy in between); nil is minio-go's default.
+	Transport http.RoundTripper
+	// PartSize is the first part's size (default 8 MiB; S3's least is 5).
+	PartSize int64
+	// Staging is the folder for part buffers (default: the temp folder).
+	Staging string
+}
+
+// S3ConfigFromEnv reads the endpoint and credentials as the AWS tools do:
+// AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL (R2, B2, MinIO, Ceph…; path-style
+// addressing unless the endpoint is AWS's or R2's), AWS_REGION (or
+// AWS_DEFAULT_REGION), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+// AWS_SESSION_TOKEN, else AWS_PROFILE in ~/.aws/credentials and
+// ~/.aws/config.
+func S3ConfigFromEnv() (S3Config, error) {
+	c := S3Config{Endpoint: "s3.amazonaws.com", Secure: true, Region: firstEnv("AWS_REGION", "AWS_DEFAULT_REGION")}
+	if e := firstEnv("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"); e != "" {
+		u, err := url.Parse(e)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return c, fmt.Errorf("endpoint %q is not an http(s) URL (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)", redactURL(e))
+		}
+		c.Endpoint, c.Secure = u.Host, u.Scheme == "https"
+		c.PathStyle = !strings.HasSuffix(u.Hostname(), ".amazonaws.com") && !strings.HasSuffix(u.Hostname(), ".r2.cloudflarestorage.com")
+	}
+	c.Creds = credentials.NewChainCredentials([]credentials.Provider{
+		&credentials.EnvAWS{},
+		&credentials.FileAWSCredentials{Profile: os.Getenv("AWS_PROFILE")},
+	})
+	return c, nil
+}
+
+func firstEnv(names ...string) string {
+	for _, n := range names {
+		if v := os.Getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// NewS3 opens the S3 repository at loc. It checks nothing with the store:
+// Check does.
+func NewS3(loc Location, c S3Config) (*S3, error) {
+	if c.PartSize == 0 {
+		c.PartSize = 8 << 20
+	}
+	if c.Staging == "" {
+		c.Staging = os.TempDir()
+	}
+	lookup := minio.BucketLookupAuto
+	if c.PathStyle {
+		lookup = minio.BucketLookupPath
+	}
+	client, err := minio.New(c.Endpoint, &minio.Options{Creds: c.Creds, Secure: c.Secure, Region: c.Region,
+		BucketLookup: lookup, Transport: c.Transport})
+	if err != nil {
+		return nil, fmt.Errorf("S3 endpoint %s: %w", c.Endpoint, err)
+	}
+	staging := filepath.Join(c.Staging, "pgattest-s3-"+safeName(c.Endpoint+"-"+loc.Bucket))
+	if err := os.MkdirAll(staging, 0o700); err != nil {
+		return nil, err
+	}
+	return &S3{loc: loc, client: client, core: minio.Core{Client: client}, staging: staging, cfg: c}, nil
+}
+
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// URL is s3://BUCKET/PREFIX.
+func (s *S3) URL() string { return s.loc.URL() }
+
+// Endpoint is the store's host, for the record.
+func (s *S3) Endpoint() string { return s.cfg.Endpoint }
+
+// Bucket is the repository's bucket.
+func (s *S3) Bucket() string { return s.loc.Bucket }
+
+func (s *S3) object(key string) (string, error) {
+	if err := cleanKey(key); err != nil {
+		return "", err
+	}
+	if s.loc.Prefix == "" {
+		return key, nil
+	}
+	return s.loc.Prefix + "/" + key, nil
+}
+
+func (s *S3) keyOf(object string) string {
+	if s.loc.Prefix == "" {
+		return object
+	}
+	return strings.TrimPrefix(object, s.loc.Prefix+"/")
+}
+
+// Check asks the store whether the bucket is there and can be written to,
+// and, when lock is set, whether it has Object Lock: before any dump.
+func (s *S3) Check(ctx context.Context, lock bool) error {
+	ok, err := s.client.BucketExists(ctx, s.loc.Bucket)
+	if err != nil {
+		return s3Error(err, "reach bucket "+s.loc.Bucket)
+	}
+	if !ok {
+		return &S3Error{Op: "reach bucket " + s.loc.Bucket, Code: "NoSuchBucket", Message: "the bucket does not exist"}
+	}
+	if lock {
+		enabled, _, _, _, err := s.client.GetObjectLockConfig(ctx, s.loc.Bucket)
+		if err != nil || enabled != "Enabled" {
+			return &NoObjectLockError{Bucket: s.loc.Bucket, Err: err}
+		}
+	}
+	return nil
+}
+
+// NoObjectLockError: retention was asked for, the bucket has no Object Lock.
+type NoObjectLockError struct {
+	Bucket string
+	Err    error
+}
+
+func (e *NoObjectLockError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("bucket %s has no Object Lock (%v): objects there cannot be locked", e.Bucket, e.Err)
+	}
+	return fmt.Sprintf("bucket %s has no Object Lock: objects there cannot be locked", e.Bucket)
+}
+
+// S3Error is an answer of the store, in its own words (never a credential).
+type S3Error struct {
+	Op, Code, Message string
+	StatusCode        int
+	Err               error
+}
+
+func (e *S3Error) Error() string {
+	if e.Code != "" {
+		return fmt.Sprintf("S3: %s: %s (%s)", e.Op, e.Message, e.Code)
+	}
+	return fmt.Sprintf("S3: %s: %v", e.Op, e.Err)
+}
+func (e *S3Error) Unwrap() error { return e.Err }
+
+// Credentials reports whether the store refused who we are.
+func (e *S3Error) Credentials() bool {
+	switch e.Code {
+	case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken", "InvalidToken":
+		return true
+	}
+	return false
+}
+
+// NoBucket reports a missing bucket.
+func (e *S3Error) NoBucket() bool { return e.Code == "NoSuchBucket" }
+
+func s3Error(err error, op string) error {
+	if err == nil {
+		return nil
+	}
+	r := minio.ToErrorResponse(err)
+	if r.Code == "" {
+		return &S3Error{Op: op, Err: err}
+	}
+	return &S3Error{Op: op, Code: r.Code, Message: r.Message, StatusCode: r.StatusCode, Err: err}
+}
+
+// Create starts a multipart upload; the lock file in the staging folder
+// says the upload is live for as long as this process holds it.
+func (s *S3) Create(ctx context.Context, key string, o CreateOptions) (Upload, error) {
+	obj, err := s.object(key)
+	if err != nil {
+		return nil, err
+	}
+	// Every part carries its SHA-256, which the store checks on arrival
+	// and again over the whole at completion.
+	opts := minio.PutObjectOptions{UserMetadata: o.Metadata, Checksum: minio.ChecksumSHA256}
+	if !o.RetainUntil.IsZero() {
+		opts.Mode, opts.RetainUntilDate = minio.Governance, o.RetainUntil.UTC()
+		if strings.EqualFold(o.LockMode, "compliance") {
+			opts.Mode = minio.Compliance
+		}
+	}
+	id, err := s.core.NewMultipartUpload(ctx, s.loc.Bucket, obj, opts)
+	if err != nil {
+		return nil, s3Error(err, "start upload of "+obj)
+	}
+	lock, err := os.OpenFile(filepath.Join(s.staging, safeName(id)+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err == nil {
+		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	}
+	if err != nil {
+		s.core.AbortMultipartUpload(context.WithoutCancel(ctx), s.loc.Bucket, obj, id)
+		return nil, fmt.Errorf("lock the upload in %s: %w", s.staging, err)
+	}
+	u := &s3Upload{s: s, key: key, obj: obj, id: id, lock: lock, ctx: ctx, size: s.cfg.PartSize,
+		queue: make(chan *partBuf), done: make(chan struct{})}
+	go u.sender()
+	return u, nil
+}
+
+// partBuf is one part on its way: a file in the staging folder, and its
+// SHA-256 taken as it was written.
+type partBuf struct {
+	f   *os.File
+	n   int64
+	sum hash.Hash
+	num int
+}
+
+type s3Upload struct {
+	s        *S3
+	key, obj string
+	id       string
+	lock     *os.File
+	ctx      context.Context
+	size     int64 // the current part size
+	cur      *partBuf
+	parts    []minio.CompletePart
+	queue    chan *partBuf
+	done     chan struct{}
+	next     int // the number of the last part begun (the writer's own)
+	mu       sync.Mutex
+	err      error // the first failure of a part
+	inFlight int   // parts handed to the sender and not answered yet
+	n        int64
+	finished bool
+}
+
+// partSizeFor grows parts with the archive: 8 MiB (or the configured
+// size) for the first 1,000, doubled for every 1,000 after, at most 5 GiB.
+func (u *s3Upload) partSizeFor(num int) int64 {
+	sz := u.s.cfg.PartSize << (uint(num-1) / 1000)
+	return min(sz, 5<<30)
+}
+
+func (u *s3Upload) Write(p []byte) (int, error) {
+	if err := u.failed(); err != nil {
+		return 0, err
+	}
+	written := 0
+	for len(p) > 0 {
+		if u.cur == nil {
+			f, err := os.CreateTemp(u.s.staging, "part-*")
+			if err != nil {
+				return written, err
+			}
+			os.Remove(f.Name()) // the open file is enough, and nothing is left
+			u.next++
+			u.cur = &partBuf{f: f, sum: sha256.New(), num: u.next}
+		}
+		room := u.partSizeFor(u.cur.num) - u.cur.n
+		take := min(int64(len(p)), room)
+		if _, err := u.cur.f.Write(p[:take]); err != nil {
+			return written, err
+		}
+		u.cur.sum.Write(p[:take])
+		u.cur.n += take
+		u.n += take
+		written += int(take)
+		p = p[take:]
+		if u.cur.n == u.partSizeFor(u.cur.num) {
+			if err := u.send(); err != nil {
+				return written, err
+			}
+		}
+	}
+	return written, nil
+}
+
+func (u *s3Upload) failed() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.err
+}
+
+// send hands the current part to the sender, waiting while it still
+// uploads the one before (two parts at most, one of them in flight).
+func (u *s3Upload) send() error {
+	p := u.cur
+	u.cur = nil
+	u.mu.Lock()
+	u.inFlight++
+	u.mu.Unlock()
+	select {
+	case u.queue <- p:
+	case <-u.ctx.Done():
+		p.f.Close()
+		return u.ctx.Err()
+	}
+	return u.failed()
+}
+
+// sender uploads the parts in order, one at a time, with minio-go's
+// retries (the part's file is read again for each try).
+func (u *s3Upload) sender() {
+	defer close(u.done)
+	for p := range u.queue {
+		if u.failed() == nil {
+			sum := p.sum.Sum(nil)
+			part, err := u.s.core.PutObjectPart(u.ctx, u.s.loc.Bucket, u.obj, u.id, p.num, io.NewSectionReader(p.f, 0, p.n), p.n,
+				minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(sum),
+					CustomHeader: http.Header{"X-Amz-Checksum-Sha256": {base64.StdEncoding.EncodeToString(sum)}}})
+			u.mu.Lock()
+			if err != nil {
+				u.err = s3Error(err, fmt.Sprintf("upload part %d of %s", p.num, u.obj))
+			} else {
+				u.parts = append(u.parts, minio.CompletePart{PartNumber: p.num, ETag: part.ETag})
+			}
+			u.inFlight--
+			u.mu.Unlock()
+		} else {
+			u.mu.Lock()
+			u.inFlight--
+			u.mu.Unlock()
+		}
+		p.f.Close()
+	}
+}
+
+func (u *s3Upload) Commit(ctx context.Context) (Object, error) {
+	if u.finished {
+		return Object{}, errors.New("upload already finished")
+	}
+	if u.cur == nil && u.next == 0 { // an empty object: one empty part
+		f, err := os.CreateTemp(u.s.staging, "part-*")
+		if err != nil {
+			return Object{}, err
+		}
+		os.Remove(f.Name())
+		u.next++
+		u.cur = &partBuf{f: f, sum: sha256.New(), num: u.next}
+	}
+	if u.cur != nil {
+		if err := u.send(); err != nil {
+			return Object{}, err
+		}
+	}
+	close(u.queue)
+	<-u.done
+	if err := u.failed(); err != nil {
+		return Object{}, err
+	}
+	sort.Slice(u.parts, func(i, j int) bool { return u.parts[i].PartNumber < u.parts[j].PartNumber })
+	// Complete only if nothing is there yet: keys are unique per run, and
+	// a second writer of one key must not replace the first.
+	if _, err := u.s.client.StatObject(ctx, u.s.loc.Bucket, u.obj, minio.StatObjectOptions{}); err == nil {
+		u.Abort(ctx)
+		return Object{}, fmt.Errorf("%w: %s", ErrExists, u.key)
+	}
+	info, err := u.s.core.CompleteMultipartUpload(ctx, u.s.loc.Bucket, u.obj, u.id, u.parts, minio.PutObjectOptions{})
+	if err != nil {
+		return Object{}, s3Error(err, "complete upload of "+u.obj)
+	}
+	u.finished = true
+	u.release()
+	return Object{Key: u.key, Size: u.n, VersionID: info.VersionID, ModTime: info.LastModified}, nil
+}
+
+func (u *s3Upload) Abort(ctx context.Context) error {
+	if u.finished {
+		return nil
+	}
+	u.finished = true
+	if u.cur != nil {
+		u.cur.f.Close()
+		u.cur = nil
+	}
+	select {
+	case <-u.done:
+	default:
+		close(u.queue)
+		<-u.done
+	}
+	err := u.s.core.AbortMultipartUpload(context.WithoutCancel(ctx), u.s.loc.Bucket, u.obj, u.id)
+	u.release()
+	return s3Error(err, "abort upload of "+u.obj)
+}
+
+func (u *s3Upload) release() {
+	if u.lock != nil {
+		os.Remove(u.lock.Name())
+		u.lock.Close()
+		u.lock = nil
+	}
+}
+
+// Open streams the object.
+func (s *S3) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	obj, err := s.object(key)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Stat(ctx, key); err != nil {
+		return nil, err
+	}
+	r, err := s.client.GetObject(ctx, s.loc.Bucket, obj, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, s3Error(err, "read "+obj)
+	}
+	return r, nil
+}
+
+// Stat describes the object, with its retention.
+func (s *S3) Stat(ctx context.Context, key string) (Object, error) {
+	obj, err := s.object(key)
+	if err != nil {
+		return Object{}, err
+	}
+	info, err := s.client.StatObject(ctx, s.loc.Bucket, obj, minio.StatObjectOptions{})
+	if err != nil {
+		if minio.ToErrorResponse(err).Code == "NoSuchKey" || minio.ToErrorResponse(err).StatusCode == http.StatusNotFound {
+			return Object{}, fmt.Errorf("%w: %s", ErrNotFound, key)
+		}
+		return Object{}, s3Error(err, "look at "+obj)
+	}
+	o := Object{Key: key, Size: info.Size, ModTime: info.LastModified, VersionID: info.VersionID}
+	// The retention comes with the object's headers.
+	if until, err := time.Parse(time.RFC3339, info.Metadata.Get("X-Amz-Object-Lock-Retain-Until-Date")); err == nil {
+		o.LockMode, o.RetainUntil = info.Metadata.Get("X-Amz-Object-Lock-Mode"), until.UTC()
+	} else if mode, until, err := s.client.GetObjectRetention(ctx, s.loc.Bucket, obj, info.VersionID); err == nil && mode != nil && until != nil {
+		o.LockMode, o.RetainUntil = string(*mode), until.UTC()
+	}
+	return o, nil
+}
+
+// Delete removes the object's current version (not only hides it behind a
+// delete marker, where the bucket keeps versions): a *LockedError while
+// it is under retention.
+func (s *S3) Delete(ctx context.Context, key string) error {
+	o, err := s.Stat(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !o.RetainUntil.IsZero() && o.RetainUntil.After(time.Now()) {
+		return &LockedError{Key: key, Until: o.RetainUntil, Mode: o.LockMode}
+	}
+	obj, _ := s.object(key)
+	if err := s.client.RemoveObject(ctx, s.loc.Bucket, obj, minio.RemoveObjectOptions{VersionID: o.VersionID}); err != nil {
+		return s3Error(err, "delete "+obj)
+	}
+	return nil
+}
+
+// List returns the objects under prefix.
+func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {
+	full := prefix
+	if s.loc.Prefix != "" {
+		full = s.loc.Prefix + "/" + prefix
+	}
+	var out []Object
+	for info := range s.client.ListObjects(ctx, s.loc.Bucket, minio.ListObjectsOptions{Prefix: full, Recursive: true}) {
+		if info.Err != nil {
+			return nil, s3Error(info.Err, "list "+path.Join(s.loc.Bucket, full))
+		}
+		out = append(out, Object{Key: s.keyOf(info.Key), Size: info.Size, ModTime: info.LastModified, VersionID: info.VersionID})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// staleAfter is how old an upload must be before a run that did not
+// start it (another machine's, say) aborts it.
+const staleAfter = 24 * time.Hour
+
+// AbortStale aborts the multipart uploads under prefix that a process of
+// this machine started and that is gone (its lock file in the staging
+// folder can be taken), and those older than a day.
+func (s *S3) AbortStale(ctx context.Context, prefix string) (int, error) {
+	full := prefix
+	if s.loc.Prefix != "" {
+		full = s.loc.Prefix + "/" + prefix
+	}
+	n := 0
+	for up := range s.client.ListIncompleteUploads(ctx, s.loc.Bucket, full, true) {
+		if up.Err != nil {
+			return n, s3Error(up.Err, "list unfinished uploads under "+full)
+		}
+		stale := time.Since(up.Initiated) > staleAfter
+		lockPath := filepath.Join(s.staging, safeName(up.UploadID)+".lock")
+		if f, err := os.OpenFile(lockPath, os.O_RDWR, 0); err == nil {
+			stale = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil
+			if stale {
+				os.Remove(lockPath)
+			}
+			f.Close()
+		}
+		if !stale {
+			continue
+		}
+		if err := s.core.AbortMultipartUpload(ctx, s.loc.Bucket, up.Key, up.UploadID); err != nil {
+			return n, s3Error(err, "abort the unfinished upload of "+up.Key)
+		}
+		n++
+	}
+	return n, nil
+}
