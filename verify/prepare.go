@@ -13,8 +13,9 @@ import (
 
 // Isolation is how a proof kept the archive's code from the host.
 type Isolation struct {
-	// RestoreRole is the role pg_restore connected as: NOSUPERUSER, owner
-	// of the proof database, member of every role the archive names.
+	// RestoreRole is the role pg_restore connected as: NOSUPERUSER, a
+	// member of every role the archive names (the database's owner
+	// among them, so it acts as the proof database's owner).
 	RestoreRole string
 	// ServerUser is the system user the proof's server ran as.
 	ServerUser string
@@ -36,13 +37,15 @@ type setup struct {
 //     NOCREATEROLE NOREPLICATION NOBYPASSRLS (none may exist already: the
 //     cluster's own superuser has a random name no archive can carry);
 //   - the restoring role, LOGIN but nothing more, a member of those roles
-//     (so ALTER … OWNER and GRANT restore as they were), owner of the
-//     proof database, made in the archive's encoding;
+//     (so ALTER … OWNER and GRANT restore as they were);
+//   - the proof database, in the archive's encoding, owned by the archive's
+//     database owner (or the restoring role when it names none);
+//   - the archive's schemas, owned as in the archive, with CREATE for the
+//     roles that own objects in one they do not own (createSchemas);
 //   - the archive's extensions, from the local installation (their scripts
-//     are the local install's code, not the dump's), with the schemas they
-//     live in when the archive makes those; an extension that is missing
-//     (and accepted with SkipExtensions) or that brings an untrusted
-//     language is left out with every entry that needs it.
+//     are the local install's code, not the dump's); an extension that is
+//     missing (and accepted with SkipExtensions) or that brings an
+//     untrusted language is left out with every entry that needs it.
 //
 // It then plans the restore (PlanRestore): rep.Skipped says what is left
 // out and why; rep.Created what pgattest made itself.
