@@ -118,7 +118,8 @@ Exit codes:
    0  success
    1  failure (connection, I/O, a tool missing, …)
    2  usage error (bad flag or argument)
-   3  proof failed (digest mismatch, restore error, broken chain, audit gap)`,
+   3  proof failed or evidence of damage (digest mismatch, restore error,
+      damaged catalog or broken chain, audit gap)`,
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "catalog", Usage: "catalog file", EnvVars: []string{"PGATTEST_CATALOG"}, Value: defaultCatalogPath()},
 			&ucli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout and nothing else there"},
