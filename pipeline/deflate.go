@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 
 	"github.com/klauspost/compress/flate"
+
+	"github.com/pgattest/pgattest/verify"
 )
 
 // pg_dump compresses a custom-format archive in the one thread that also
@@ -454,24 +456,13 @@ func adler32Combine(a, b uint32, lenB int) uint32 {
 	return sum1 | sum2<<16
 }
 
-// pg_dump's integers: a sign byte, then intSize bytes, least significant
-// first.
+// readInt reads one of pg_dump's integers (verify.ArchiveInt).
 func (d *deflater) readInt() (int, error) {
 	b := d.scratch[:1+d.intSize]
 	if _, err := io.ReadFull(d.in, b); err != nil {
 		return 0, err
 	}
-	var v uint64
-	for i := d.intSize; i >= 1; i-- {
-		v = v<<8 | uint64(b[i])
-	}
-	if v > 1<<31 {
-		return 0, fmt.Errorf("integer %d out of range", v)
-	}
-	if b[0] != 0 {
-		return -int(v), nil
-	}
-	return int(v), nil
+	return verify.ArchiveInt(b)
 }
 
 func (d *deflater) appendInt(b []byte, v int) []byte {

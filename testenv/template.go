@@ -183,7 +183,7 @@ func copyTree(dst, src string, as *runAs) error {
 				return err
 			}
 		case d.Type().IsRegular():
-			if err := copyFile(target, p, info.Mode().Perm()); err != nil {
+			if err := CopyFile(target, p, info.Mode().Perm()); err != nil {
 				return err
 			}
 		default:
@@ -193,7 +193,9 @@ func copyTree(dst, src string, as *runAs) error {
 	})
 }
 
-func copyFile(dst, src string, perm fs.FileMode) error {
+// CopyFile copies src to a new file dst with mode perm; it refuses to
+// replace a file that exists.
+func CopyFile(dst, src string, perm fs.FileMode) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err

@@ -290,15 +290,22 @@ func (p *tocReader) byte() (byte, error) {
 	return p.buf[0], nil
 }
 
-// int reads pg_dump's integer: a sign byte, then intSize bytes, least
-// significant first.
+// int reads pg_dump's integer (ArchiveInt) of intSize bytes.
 func (p *tocReader) int() (int, error) {
 	b := p.buf[:1+p.intSize]
 	if _, err := io.ReadFull(p.r, b); err != nil {
 		return 0, err
 	}
+	return ArchiveInt(b)
+}
+
+// ArchiveInt decodes an integer as pg_dump writes it in an archive: a sign
+// byte, then the value's bytes, least significant first. Values past 2^31
+// are refused: no archive pg_dump writes holds one, and a damaged archive
+// must not turn into a huge length.
+func ArchiveInt(b []byte) (int, error) {
 	var v uint64
-	for i := p.intSize; i >= 1; i-- {
+	for i := len(b) - 1; i >= 1; i-- {
 		v = v<<8 | uint64(b[i])
 	}
 	if v > 1<<31 {

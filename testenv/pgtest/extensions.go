@@ -50,7 +50,7 @@ func WithExtensions(tc testenv.Toolchain, root string, files map[string]string) 
 	for _, tool := range testenv.ServerTools {
 		src := filepath.Join(dirs["bindir"], tool)
 		if err := os.Link(src, filepath.Join(bin, tool)); err != nil {
-			if err := copyFile(filepath.Join(bin, tool), src, 0o755); err != nil {
+			if err := testenv.CopyFile(filepath.Join(bin, tool), src, 0o755); err != nil {
 				return testenv.Toolchain{}, err
 			}
 		}

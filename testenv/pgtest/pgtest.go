@@ -12,7 +12,6 @@ package pgtest
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -145,7 +144,7 @@ func RunAsNobody(tb testing.TB, args, env []string) (home string, out []byte, er
 		tb.Fatal(serr)
 	}
 	bin := filepath.Join(dir, filepath.Base(self))
-	if err := copyFile(bin, self, 0o755); err != nil {
+	if err := testenv.CopyFile(bin, self, 0o755); err != nil {
 		tb.Fatal(err)
 	}
 	home = filepath.Join(dir, "home")
@@ -161,23 +160,6 @@ func RunAsNobody(tb testing.TB, args, env []string) (home string, out []byte, er
 		Pdeathsig: syscall.SIGKILL}
 	out, err = cmd.CombinedOutput()
 	return home, out, err
-}
-
-func copyFile(dst, src string, perm os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 func isExecutable(p string) bool {
