@@ -62,6 +62,22 @@ type Archive struct {
 	Compressor string `json:"compressor,omitempty"`
 	Jobs       int    `json:"jobs,omitempty"`
 	Manifest   string `json:"manifest,omitempty"`
+	// Store is the object store the archive is kept in; nil for a file on
+	// this machine. Path and Manifest are then s3:// URLs, for display.
+	Store *Store `json:"store,omitempty"`
+}
+
+// Store is where in an S3-compatible store an archive and its manifest
+// are: never a credential.
+type Store struct {
+	Repo        string     `json:"repo"`     // s3://BUCKET[/PREFIX], as given to backup --repo
+	Endpoint    string     `json:"endpoint"` // https://host[:port] the archive was written to
+	Bucket      string     `json:"bucket"`
+	Key         string     `json:"key"`          // the archive's key in the repository (below PREFIX)
+	ManifestKey string     `json:"manifest_key"` // the manifest's
+	VersionID   string     `json:"version_id,omitempty"`
+	RetainUntil *time.Time `json:"retain_until,omitempty"` // Object Lock retention of both
+	LockMode    string     `json:"lock_mode,omitempty"`    // GOVERNANCE or COMPLIANCE
 }
 
 // TOC summarizes the archive's table of contents.

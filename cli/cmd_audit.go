@@ -12,7 +12,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/pgattest/pgattest/catalog"
-	"github.com/pgattest/pgattest/verify"
+	"github.com/pgattest/pgattest/pipeline"
 )
 
 func auditCommand(e *env) *ucli.Command {
@@ -80,7 +80,7 @@ printed either way, so a CI job can both attach it and alert on the code.`,
 			q := catalog.AuditQuery{From: from, To: to, Names: c.StringSlice("name")}
 			if c.Bool("rehash") {
 				q.Check = func(r *catalog.Record) string {
-					if _, err := verify.CheckDigest(r.Archive.Path, r.Archive.Format, r.Archive.BLAKE3); err != nil {
+					if _, err := pipeline.HashStored(c.Context, r); err != nil {
 						return err.Error()
 					}
 					return ""

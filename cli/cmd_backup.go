@@ -24,6 +24,14 @@ records the evidence in the catalog and writes DIR/NAME/NAME-<UTC time>.dump
 with a .manifest.json beside it. Nothing reaches its final name before the
 proof: a failed or interrupted run leaves no archive and no record.
 
+With --repo s3://BUCKET/PREFIX the archive streams to the bucket while pg_dump
+writes it (a multipart upload, each part checked by the store; no copy of the
+archive on this machine) and becomes visible, with its manifest, only once it
+is proven and recorded; a failed or killed run's upload is aborted. The
+credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or
+AWS_PROFILE), the store from AWS_ENDPOINT_URL_S3 when it is not AWS: R2, B2,
+MinIO, Ceph …; restore, verify and prune then find it from its record.
+
 The connection comes from --db, else DATABASE_URL, else libpq's PG* variables
 (PGHOST, PGUSER, PGPASSWORD, ~/.pgpass …). The password is passed to pg_dump in
 its environment, never on its command line, and is never printed or stored.
@@ -37,6 +45,9 @@ Examples:
 
    # the archive needs PostGIS, which this machine's Postgres lacks: prove the rest
    pgattest backup --db "$GIS_URL" --verify-skip-extension postgis
+
+   # off the machine: streamed to a bucket, locked for 35 days (README, "S3")
+   AWS_PROFILE=backup pgattest backup --db "$DATABASE_URL" --repo s3://acme-backups/pg --lock-days 35
 
    # nightly from cron, with labels and only errors on the terminal
    DATABASE_URL=... pgattest -q backup --name shop-prod --label env=prod
@@ -54,6 +65,9 @@ record unverified: only a restore proves a backup.`,
 			&ucli.StringFlag{Name: "name", Usage: "name the backups of this database are filed under (default: database@host, and +port unless 5432); a name holds one source only"},
 			&ucli.BoolFlag{Name: "force-name", Usage: "record under --name although its earlier backups are of another source (a database moved to a new server)"},
 			&ucli.StringFlag{Name: "dir", Usage: "folder for archives (NAME/ is made inside)", EnvVars: []string{"PGATTEST_DIR"}, Value: "backups"},
+			&ucli.StringFlag{Name: "repo", Usage: "where archives go instead of --dir: `s3://BUCKET[/PREFIX]` (streamed to an S3-compatible store; credentials and endpoint from the AWS variables) or file:///abs/path", EnvVars: []string{"PGATTEST_REPO"}},
+			&ucli.IntFlag{Name: "lock-days", Usage: "S3 Object Lock retention of the archive and its manifest, in `DAYS` (the bucket must have Object Lock enabled)"},
+			&ucli.StringFlag{Name: "lock-mode", Usage: "retention mode: governance (a user allowed to bypass it may delete early) or compliance (no one can)", Value: "governance"},
 			&ucli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel jobs; > 1 writes a directory-format archive", Value: 1},
 			&ucli.IntFlag{Name: "compress", Aliases: []string{"Z"}, Usage: "compression level 0-9 (gzip, as pg_restore reads it); pgattest deflates pg_dump's output on every core (pg_dump compresses with --jobs N). 1 is the fastest; 3 makes archives about a sixth smaller for ~10% more time with the proof (README, Performance)", Value: 1},
 			&ucli.StringFlag{Name: "verify", Usage: "proof: restore (into a throwaway Postgres), read (pg_restore reads it through) or none", Value: "restore"},
@@ -79,7 +93,8 @@ record unverified: only a restore proves a backup.`,
 			}
 			warnPasswordInArgv(e, "db", c.String("db"), "DATABASE_URL")
 			o := pipeline.Options{
-				DB: c.String("db"), Name: c.String("name"), Dir: c.String("dir"),
+				DB: c.String("db"), Name: c.String("name"), Dir: c.String("dir"), Repo: c.String("repo"),
+				LockDays: c.Int("lock-days"), LockMode: c.String("lock-mode"),
 				Jobs: c.Int("jobs"), Compress: c.Int("compress"), Verify: mode,
 				AllowPooled: c.Bool("allow-pooled"), PGBin: c.StringSlice("pg-bin"), ForceName: c.Bool("force-name"),
 				SkipExtensions: c.StringSlice("verify-skip-extension"),

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"sort"
 
@@ -174,7 +175,7 @@ func runCatalogVerify(e *env, archives bool) error {
 				continue
 			}
 			res.Archives.Checked++
-			if _, err := verify.CheckDigest(r.Archive.Path, r.Archive.Format, r.Archive.BLAKE3); err != nil {
+			if _, err := pipeline.HashStored(context.Background(), r); err != nil {
 				res.Archives.Failures[r.ID] = err.Error()
 				res.OK = false
 			}

@@ -90,7 +90,10 @@ type pruneJSON struct {
 	Removed    []pruneRow        `json:"removed"`
 	FreedBytes int64             `json:"freed_bytes"`
 	Failed     map[string]string `json:"failed,omitempty"`
-	Head       string            `json:"head,omitempty"`
+	// Locked: to remove, but under Object Lock retention until then;
+	// kept, and removed by a run after that date.
+	Locked map[string]time.Time `json:"locked,omitempty"`
+	Head   string               `json:"head,omitempty"`
 }
 
 type pruneRow struct {
@@ -125,6 +128,9 @@ func runPrune(e *env, o pipeline.PruneOptions) error {
 	}
 	for _, r := range res.Removed {
 		out.Removed = append(out.Removed, rowOf(r, nil))
+	}
+	if len(res.Locked) > 0 {
+		out.Locked = res.Locked
 	}
 	if len(res.Failed) > 0 {
 		out.Failed = map[string]string{}
@@ -179,6 +185,14 @@ func printPrune(e *env, out pruneJSON) {
 	sort.Strings(ids)
 	for _, id := range ids {
 		fmt.Fprintf(w, "failed  %s: %s\n", id, out.Failed[id])
+	}
+	locked := make([]string, 0, len(out.Locked))
+	for id := range out.Locked {
+		locked = append(locked, id)
+	}
+	sort.Strings(locked)
+	for _, id := range locked {
+		fmt.Fprintf(w, "kept    %s: locked until %s (Object Lock); a prune after that date removes it\n", id, out.Locked[id].UTC().Format(time.DateOnly))
 	}
 	if out.DryRun {
 		fmt.Fprintf(w, "dry run: would keep %d and remove %d backups, freeing %s; nothing was changed\n", len(out.Kept), len(out.Removed), formatBytes(out.FreedBytes))

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgattest/pgattest/pipeline/repo"
 	"github.com/pgattest/pgattest/verify"
 	"golang.org/x/sys/unix"
 )
@@ -71,15 +72,28 @@ func (r *run) dump(ctx context.Context) error {
 }
 
 func (r *run) dumpCustom(ctx context.Context, path string, args []string) error {
-	f, err := os.OpenFile(r.archive, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return &DirError{Dir: r.o.Dir, Err: err}
-	}
-	defer f.Close()
 	// Reads from the pipe come in chunks of up to 1 MiB; each goes to the
-	// file as it is (a buffer in between measured slower).
+	// file as it is (a buffer in between measured slower), or to the
+	// store's upload, which buffers parts in its staging folder.
 	h := verify.NewHasher()
-	sinks := []io.Writer{h, f}
+	var f *os.File
+	sinks := []io.Writer{h}
+	if r.store != nil {
+		u, err := r.store.Create(ctx, r.key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode,
+			Metadata: map[string]string{"pgattest-name": r.rec.Name, "pgattest-id": r.rec.ID}})
+		if err != nil {
+			return storeErr(r.store, err)
+		}
+		r.upload, r.head = u, &headKeeper{}
+		sinks = append(sinks, u, r.head)
+	} else {
+		var err error
+		if f, err = os.OpenFile(r.archive, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err != nil {
+			return &DirError{Dir: r.o.Dir, Err: err}
+		}
+		defer f.Close()
+		sinks = append(sinks, f)
+	}
 	if r.o.Verify == verify.ModeRestore {
 		// Prove while dumping: the third branch of the tee feeds pg_restore.
 		r.stream = newProofSink(ctx, r)
@@ -126,11 +140,14 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 		}
 		return &DumpError{Err: copyErr}
 	}
-	if copyErr != nil { // the disk is full, say: stop pg_dump, keep nothing
+	if copyErr != nil { // the disk is full, the store failed: stop pg_dump, keep nothing
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if r.store != nil {
+			return storeErr(r.store, fmt.Errorf("upload archive: %w", copyErr))
 		}
 		return &DirError{Dir: r.o.Dir, Err: fmt.Errorf("write archive: %w", copyErr)}
 	}
@@ -145,11 +162,13 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	if !bytes.HasPrefix(w.head, archiveMagic) {
 		return &DumpError{Err: fmt.Errorf("pg_dump's output does not start with %q: not a custom-format archive", archiveMagic)}
 	}
-	if err := f.Sync(); err != nil {
-		return &DirError{Dir: r.o.Dir, Err: fmt.Errorf("sync archive: %w", err)}
-	}
-	if err := f.Close(); err != nil {
-		return &DirError{Dir: r.o.Dir, Err: err}
+	if f != nil {
+		if err := f.Sync(); err != nil {
+			return &DirError{Dir: r.o.Dir, Err: fmt.Errorf("sync archive: %w", err)}
+		}
+		if err := f.Close(); err != nil {
+			return &DirError{Dir: r.o.Dir, Err: err}
+		}
 	}
 	r.rec.Archive.Size = h.Size()
 	r.rec.Archive.BLAKE3 = h.Sum()

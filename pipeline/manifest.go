@@ -32,7 +32,7 @@ const UnrecordedDir = ".pgattest-unrecorded"
 
 // WriteManifest writes the manifest for rec to path (0600), durably.
 func WriteManifest(path string, rec *catalog.Record, entries []catalog.TOCEntry) error {
-	b, err := json.MarshalIndent(Manifest{Manifest: 1, Record: rec, TOCEntries: entries}, "", "  ")
+	b, err := manifestBytes(rec, entries)
 	if err != nil {
 		return err
 	}
@@ -40,7 +40,7 @@ func WriteManifest(path string, rec *catalog.Record, entries []catalog.TOCEntry)
 	if err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
+	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return fmt.Errorf("write manifest: %w", err)
 	}
@@ -51,12 +51,22 @@ func WriteManifest(path string, rec *catalog.Record, entries []catalog.TOCEntry)
 	return f.Close()
 }
 
+func manifestBytes(rec *catalog.Record, entries []catalog.TOCEntry) ([]byte, error) {
+	b, err := json.MarshalIndent(Manifest{Manifest: 1, Record: rec, TOCEntries: entries}, "", "  ")
+	return append(b, '\n'), err
+}
+
 // ReadManifest reads a manifest file.
 func ReadManifest(path string) (*Manifest, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	return parseManifest(path, b)
+}
+
+// parseManifest reads a manifest's bytes; name says where they are from.
+func parseManifest(path string, b []byte) (*Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil || m.Manifest != 1 || m.Record == nil || m.Record.ID == "" {
 		return nil, fmt.Errorf("%s is not a pgattest manifest", path)

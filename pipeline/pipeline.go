@@ -20,15 +20,25 @@ import (
 	"time"
 
 	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline/repo"
 	"github.com/pgattest/pgattest/testenv"
 	"github.com/pgattest/pgattest/verify"
 )
 
 // Options configure one backup.
 type Options struct {
-	DB          string      // connection string; "" uses libpq's PG* variables
-	Name        string      // default: DefaultName(database, host, port)
-	Dir         string      // archives go to Dir/Name/; default "backups"
+	DB   string // connection string; "" uses libpq's PG* variables
+	Name string // default: DefaultName(database, host, port)
+	Dir  string // archives go to Dir/Name/; default "backups"
+	// Repo, when set, is where archives go instead of Dir: file:///path
+	// (the same as Dir) or s3://BUCKET[/PREFIX] (the archive streamed to
+	// the store while it is written; credentials from the AWS variables).
+	Repo string
+	// LockDays > 0 puts S3 Object Lock retention on the archive and its
+	// manifest for so many days, in LockMode (governance, the default, or
+	// compliance); a bucket without Object Lock is refused before the dump.
+	LockDays    int
+	LockMode    string
 	Jobs        int         // > 1: directory format, parallel dump and restore
 	Compress    int         // pg_dump --compress level, 0-9
 	Verify      verify.Mode // restore (default), read or none
@@ -95,9 +105,17 @@ type run struct {
 	facts   verify.SchemaFacts
 	cluster *clusterStart
 	stream  *proofSink // the proof restoring while the dump runs, if any
-	proof   *catalog.Proof
-	failure error // why the archive failed its proof (status failed)
-	infra   error // why the proof could not run (status unverified)
+	// An S3 repository: the archive goes to upload (at key) as it is
+	// written; head keeps its first bytes, up to the end of its table of
+	// contents, for pg_restore -l.
+	store       *repo.S3
+	upload      repo.Upload
+	key         string
+	head        *headKeeper
+	retainUntil time.Time
+	proof       *catalog.Proof
+	failure     error // why the archive failed its proof (status failed)
+	infra       error // why the proof could not run (status unverified)
 	// checkAtRecord: another run held the catalog at preflight, so its
 	// chain is checked once the record's lock is taken.
 	checkAtRecord bool
@@ -205,6 +223,9 @@ func (r *run) preflight(ctx context.Context) error {
 	if r.o.Compress < 0 || r.o.Compress > 9 {
 		return &UsageError{Err: fmt.Errorf("--compress %d is out of range", r.o.Compress), hint: "use 0 (none) to 9 (smallest, slowest); 1 is the default"}
 	}
+	if err := r.chooseRepo(ctx); err != nil {
+		return err
+	}
 	// Checked now, so a dump is not wasted on a catalog that cannot take
 	// it; when another run holds it, checked when the record is written.
 	switch err := checkCatalogWithin(r.o.CatalogPath, true, 250*time.Millisecond); {
@@ -214,7 +235,11 @@ func (r *run) preflight(ctx context.Context) error {
 		return err
 	}
 	// Fail on an unusable destination before a connection is even tried.
-	if err := os.MkdirAll(r.o.Dir, 0o700); err != nil {
+	if r.store != nil {
+		if err := r.store.Check(ctx, r.o.LockDays > 0); err != nil {
+			return storeErr(r.store, err)
+		}
+	} else if err := os.MkdirAll(r.o.Dir, 0o700); err != nil {
 		return &DirError{Dir: r.o.Dir, Err: err}
 	}
 	// The proof's cluster starts now, while preflight talks to the source,
@@ -271,6 +296,10 @@ func (r *run) preflight(ctx context.Context) error {
 		}
 	}
 
+	r.base = name + "-" + r.rec.StartedAt.Format(catalog.StampLayout)
+	if r.store != nil {
+		return r.prepareStore(ctx, name)
+	}
 	// The destination: Dir/Name/, 0700, with a staging folder of our own.
 	r.outDir = filepath.Join(r.o.Dir, name)
 	if err := os.MkdirAll(r.outDir, 0o700); err != nil {
@@ -282,7 +311,6 @@ func (r *run) preflight(ctx context.Context) error {
 	if r.staging, err = testenv.NewScratch(r.outDir, stagingPrefix); err != nil {
 		return &DirError{Dir: r.o.Dir, Err: err}
 	}
-	r.base = name + "-" + r.rec.StartedAt.Format(catalog.StampLayout)
 	return nil
 }
 
@@ -291,6 +319,11 @@ const connStringHint = `pass a URL such as postgresql://USER@HOST:5432/DB?sslmod
 // inventory lists the archive's contents and the roles its SQL names.
 func (r *run) inventory(ctx context.Context) error {
 	pgRestore := r.client.Path("pg_restore")
+	if r.store != nil { // the archive is in the bucket; its head is here
+		if err := r.head.save(r.archive); err != nil {
+			return err
+		}
+	}
 	toc, err := verify.ReadTOC(ctx, pgRestore, r.archive)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -356,6 +389,9 @@ func (r *run) prove(ctx context.Context) error {
 			// out of the order pg_dump wrote them (a stream cannot seek); the
 			// file is whole (it was hashed to the end), so prove it from the
 			// file before calling the archive incomplete.
+			if r.store != nil { // no file here to prove from; the object is whole
+				return r.proved(ctx, nil, fmt.Errorf("the streamed restore stopped early (%v), and the archive is not on this machine to prove from: prove it with pgattest verify once it is stored", rep.Failure))
+			}
 			r.log("prove", "the streamed restore stopped early ("+rep.Failure.Error()+"); proving from the file")
 			c, cerr := r.cluster.wait()
 			if cerr == nil {
@@ -443,6 +479,9 @@ func (r *run) record(ctx context.Context) (catalog.Event, error) {
 		rec.Labels = map[string]string{}
 	}
 	entries := Entries(r.toc)
+	if r.store != nil {
+		return r.recordStored(ctx, entries)
+	}
 	cat, err := openCatalog(r.o.CatalogPath, waitingFor(func(s string) { r.note("record", s) }))
 	if err != nil {
 		return catalog.Event{}, r.unrecorded(entries, err)
@@ -496,6 +535,9 @@ func syncDir(dir string) {
 func (r *run) cleanup() {
 	if r.stream != nil {
 		r.stream.abort()
+	}
+	if r.upload != nil { // not committed: nothing becomes visible
+		r.upload.Abort(context.Background())
 	}
 	if r.cluster != nil {
 		r.cluster.stop()

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline/repo"
 )
 
 // PruneOptions configure Prune.
@@ -28,7 +30,11 @@ type PruneResult struct {
 	Removed []*catalog.Record // archives deleted and records marked pruned (with DryRun: would be)
 	Freed   int64             // bytes of the removed archives
 	Failed  map[string]error  // backup id → why its archive could not be removed
-	Event   catalog.Event     // the last event written
+	// Locked are backups to remove whose archives are still under S3
+	// Object Lock retention (id → until): kept, records unchanged, removed
+	// by a run after the date. Not an error.
+	Locked map[string]time.Time
+	Event  catalog.Event // the last event written
 }
 
 // Prune applies a retention policy to the catalog: it decides with
@@ -73,7 +79,7 @@ func Prune(o PruneOptions) (*PruneResult, error) {
 			live = append(live, r)
 		}
 	}
-	res := &PruneResult{Policy: o.Policy.String(), Failed: map[string]error{}}
+	res := &PruneResult{Policy: o.Policy.String(), Failed: map[string]error{}, Locked: map[string]time.Time{}}
 	res.Kept, res.Removed = catalog.ApplyPolicy(live, o.Policy)
 	// Newest first, as list shows them.
 	sort.SliceStable(res.Kept, func(i, j int) bool { return res.Kept[i].Record.StartedAt.After(res.Kept[j].Record.StartedAt) })
@@ -88,6 +94,14 @@ func Prune(o PruneOptions) (*PruneResult, error) {
 	var freed int64
 	for _, r := range res.Removed {
 		note, err := removeArchive(r)
+		var locked *repo.LockedError
+		if errors.As(err, &locked) {
+			res.Locked[r.ID] = locked.Until
+			if o.Log != nil {
+				o.Log(fmt.Sprintf("kept %s: locked until %s", r.ID, locked.Until.UTC().Format(time.DateOnly)))
+			}
+			continue
+		}
 		if err != nil {
 			res.Failed[r.ID] = err
 			continue
@@ -120,6 +134,9 @@ func Prune(o PruneOptions) (*PruneResult, error) {
 // archive, a folder of plain files with a toc.dat for a directory archive.
 // An archive that is already gone is noted, not an error.
 func removeArchive(r *catalog.Record) (note string, err error) {
+	if r.Archive.Store != nil {
+		return removeStored(context.Background(), r)
+	}
 	path := r.Archive.Path
 	if path == "" || !filepath.IsAbs(path) {
 		return "", fmt.Errorf("the record has no absolute archive path (%q); nothing deleted", path)

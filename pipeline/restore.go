@@ -120,7 +120,14 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 	if rec.Status == catalog.StatusPruned {
 		return nil, &PrunedError{Record: rec}
 	}
-	if _, err := verify.CheckDigest(rec.Archive.Path, rec.Archive.Format, rec.Archive.BLAKE3); err != nil {
+	scratch, err := testenv.NewTempScratch("pgattest-restore-")
+	if err != nil {
+		return nil, err
+	}
+	defer scratch.Remove()
+	// The archive re-hashed (an S3-held one downloaded, hashed on the way).
+	archive, _, err := ArchiveFile(ctx, rec, scratch.Dir, true)
+	if err != nil {
 		return nil, err // DigestMismatchError or MissingError: evidence, exit 3
 	}
 	target, err := Connect(ctx, o.Target, o.AllowPooled, o.Redactor)
@@ -139,13 +146,7 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 		return nil, err
 	}
 	pgRestore := tools.Path("pg_restore")
-	scratch, err := testenv.NewTempScratch("pgattest-restore-")
-	if err != nil {
-		return nil, err
-	}
-	defer scratch.Remove()
-
-	toc, err := verify.ReadTOC(ctx, pgRestore, rec.Archive.Path)
+	toc, err := verify.ReadTOC(ctx, pgRestore, archive)
 	if err != nil {
 		return nil, err
 	}
@@ -227,15 +228,16 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 	} else {
 		args = append(args, "--single-transaction")
 	}
-	args = append(args, rec.Archive.Path)
+	args = append(args, archive)
 	shown := args
-	if o.DryRun && useList { // the list is the entries shown, in a file that goes with this run
+	if o.DryRun && (useList || archive != rec.Archive.Path) { // the list, a download: files that go with this run
 		shown = slices.Clone(args)
 		for i, a := range shown {
 			if strings.HasPrefix(a, "--use-list=") {
 				shown[i] = "--use-list=LIST"
 			}
 		}
+		shown[len(shown)-1] = rec.Archive.Path
 	}
 	plan.Command = o.Redactor.String(commandLine(pgRestore, shown))
 	if o.DryRun {

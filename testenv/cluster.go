@@ -136,6 +136,9 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if o.Parent == "" {
 		o.Parent = os.TempDir()
 	}
+	if o.Parent, err = clusterParent(o.Parent, as); err != nil {
+		return nil, err
+	}
 	if o.NoNetwork && (o.TCP || o.TLS) {
 		return nil, errors.New("a cluster without network cannot listen on TCP")
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -173,3 +174,36 @@ func (u SystemUser) ProcAttr() *syscall.SysProcAttr { return u.r.attr() }
 
 // Env returns the environment for such a process.
 func (u SystemUser) Env() []string { return u.r.env() }
+
+// reachable reports whether the server user can enter dir: every folder on
+// the way is searchable by others, or its own.
+func (a *runAs) reachable(dir string) bool {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return false
+	}
+	for p := abs; ; p = filepath.Dir(p) {
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil {
+			return false
+		}
+		if st.Mode&0o001 == 0 && int(st.Uid) != a.uid && !(int(st.Gid) == a.gid && st.Mode&0o010 != 0) {
+			return false
+		}
+		if p == "/" {
+			return true
+		}
+	}
+}
+
+// clusterParent is where a cluster's folder goes: parent, unless the
+// server user cannot reach it (a private TMPDIR of root's), then /tmp.
+func clusterParent(parent string, as *runAs) (string, error) {
+	if as == nil || as.reachable(parent) {
+		return parent, nil
+	}
+	if as.reachable("/tmp") {
+		return "/tmp", nil
+	}
+	return "", fmt.Errorf("the throwaway server runs as %q, which cannot reach %s (nor /tmp): set TMPDIR to a folder it can enter", as.name, parent)
+}

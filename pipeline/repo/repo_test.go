@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/pgattest/pgattest/pipeline/repo"
 	"github.com/pgattest/pgattest/testenv/pgtest"
@@ -50,14 +49,7 @@ func s3Config(s *pgtest.S3Server, staging string) repo.S3Config {
 }
 
 func makeBucket(t *testing.T, s *pgtest.S3Server, name string, lock bool) {
-	t.Helper()
-	c, err := minio.New(s.Addr, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), BucketLookup: minio.BucketLookupPath, Region: "us-east-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.MakeBucket(context.Background(), name, minio.MakeBucketOptions{ObjectLocking: lock, Region: "us-east-1"}); err != nil {
-		t.Fatalf("make bucket %s: %v", name, err)
-	}
+	s.MakeBucket(t, name, lock)
 }
 
 func randomBytes(n int) []byte {

@@ -66,12 +66,21 @@ type S3Config struct {
 // AWS_DEFAULT_REGION), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
 // AWS_SESSION_TOKEN, else AWS_PROFILE in ~/.aws/credentials and
 // ~/.aws/config.
-func S3ConfigFromEnv() (S3Config, error) {
+func S3ConfigFromEnv() (S3Config, error) { return S3ConfigFor("") }
+
+// S3ConfigFor is S3ConfigFromEnv with endpoint (an http(s) URL: the one a
+// record names) used when the environment names none.
+func S3ConfigFor(endpoint string) (S3Config, error) {
 	c := S3Config{Endpoint: "s3.amazonaws.com", Secure: true, Region: firstEnv("AWS_REGION", "AWS_DEFAULT_REGION")}
-	if e := firstEnv("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"); e != "" {
+	what := "AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL"
+	e := firstEnv("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+	if e == "" {
+		e, what = endpoint, "the record's endpoint"
+	}
+	if e != "" {
 		u, err := url.Parse(e)
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return c, fmt.Errorf("endpoint %q is not an http(s) URL (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)", redactURL(e))
+			return c, fmt.Errorf("endpoint %q is not an http(s) URL (%s)", redactURL(e), what)
 		}
 		c.Endpoint, c.Secure = u.Host, u.Scheme == "https"
 		c.PathStyle = !strings.HasSuffix(u.Hostname(), ".amazonaws.com") && !strings.HasSuffix(u.Hostname(), ".r2.cloudflarestorage.com")
@@ -131,6 +140,14 @@ func (s *S3) URL() string { return s.loc.URL() }
 
 // Endpoint is the store's host, for the record.
 func (s *S3) Endpoint() string { return s.cfg.Endpoint }
+
+// EndpointURL is the endpoint with its scheme: https://host[:port].
+func (s *S3) EndpointURL() string {
+	if s.cfg.Secure {
+		return "https://" + s.cfg.Endpoint
+	}
+	return "http://" + s.cfg.Endpoint
+}
 
 // Bucket is the repository's bucket.
 func (s *S3) Bucket() string { return s.loc.Bucket }

@@ -12,9 +12,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // S3Server is a real S3 server on loopback for tests: versitygw (Apache-2.0)
@@ -179,4 +183,36 @@ func NewS3(tb testing.TB) *S3Server {
 	}
 	tb.Cleanup(s.Stop)
 	return s
+}
+
+// Client is an S3 client of the server's, for tests to look at what is
+// stored without pgattest.
+func (s *S3Server) Client(tb testing.TB) *minio.Client {
+	tb.Helper()
+	c, err := minio.New(s.Addr, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
+		BucketLookup: minio.BucketLookupPath, Region: "us-east-1"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// MakeBucket makes a bucket, with Object Lock when lock is set.
+func (s *S3Server) MakeBucket(tb testing.TB, name string, lock bool) {
+	tb.Helper()
+	if err := s.Client(tb).MakeBucket(context.Background(), name, minio.MakeBucketOptions{ObjectLocking: lock, Region: "us-east-1"}); err != nil {
+		tb.Fatalf("make bucket %s: %v", name, err)
+	}
+}
+
+// SetEnv points the AWS variables of the test's process at the server.
+func (s *S3Server) SetEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range s.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	for _, k := range []string{"AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION"} {
+		t.Setenv(k, "")
+	}
 }

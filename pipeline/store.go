@@ -1,0 +1,164 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline/repo"
+	"github.com/pgattest/pgattest/verify"
+)
+
+// An archive kept in an S3 repository is written by the dump as one more
+// branch of its tee (a multipart upload), and read back by restore, verify,
+// toc --live and audit --rehash from the record's location. The
+// credentials come from the AWS variables and files each time; the record
+// holds none.
+
+// OpenS3 opens the S3 repository at loc with the endpoint and credentials
+// of the environment (endpoint, when the environment names none: the one a
+// record names).
+func OpenS3(loc repo.Location, endpoint string) (*repo.S3, error) {
+	cfg, err := repo.S3ConfigFor(endpoint)
+	if err != nil {
+		return nil, &UsageError{Err: err, hint: "set AWS_ENDPOINT_URL_S3 to the store's URL, such as https://ACCOUNT.r2.cloudflarestorage.com"}
+	}
+	return repo.NewS3(loc, cfg)
+}
+
+// storeOf opens the repository a record's archive is kept in.
+func storeOf(rec *catalog.Record) (*repo.S3, error) {
+	st := rec.Archive.Store
+	loc, err := repo.Parse(st.Repo)
+	if err != nil || loc.Scheme != "s3" {
+		return nil, fmt.Errorf("the record of %s names no S3 repository (%q)", rec.ID, st.Repo)
+	}
+	return OpenS3(loc, st.Endpoint)
+}
+
+// ArchiveFile gives a file (or folder) holding a record's archive, to read
+// with pg_restore: the archive itself when it is on this machine (its
+// digest re-checked when check is set), else a copy downloaded into dir,
+// hashed on the way (a copy that does not match is removed, and a
+// *verify.DigestMismatchError returned, whatever check says).
+func ArchiveFile(ctx context.Context, rec *catalog.Record, dir string, check bool) (string, verify.Digest, error) {
+	a := rec.Archive
+	if a.Store == nil {
+		if !check {
+			return a.Path, verify.Digest{}, nil
+		}
+		d, err := verify.CheckDigest(a.Path, a.Format, a.BLAKE3)
+		return a.Path, d, err
+	}
+	if a.Format == verify.FormatDirectory {
+		return "", verify.Digest{}, fmt.Errorf("%s: directory-format archives in an S3 repository are not read yet", a.Path)
+	}
+	s, err := storeOf(rec)
+	if err != nil {
+		return "", verify.Digest{}, err
+	}
+	body, err := openStored(ctx, s, rec)
+	if err != nil {
+		return "", verify.Digest{}, err
+	}
+	defer body.Close()
+	file := filepath.Join(dir, path.Base(a.Store.Key))
+	f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", verify.Digest{}, err
+	}
+	h := verify.NewHasher()
+	_, err = io.CopyBuffer(io.MultiWriter(f, h), body, make([]byte, 1<<20))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(file)
+		return "", verify.Digest{}, fmt.Errorf("download %s: %w", a.Path, err)
+	}
+	d := verify.Digest{BLAKE3: h.Sum(), Size: h.Size(), Files: 1}
+	if d.BLAKE3 != a.BLAKE3 {
+		os.Remove(file)
+		return "", d, &verify.DigestMismatchError{Path: a.Path, Want: a.BLAKE3, Got: d.BLAKE3}
+	}
+	return file, d, nil
+}
+
+// HashStored re-hashes a record's archive where it is kept and compares
+// it with the record: a *verify.DigestMismatchError, or a
+// *verify.MissingError when it is gone.
+func HashStored(ctx context.Context, rec *catalog.Record) (verify.Digest, error) {
+	a := rec.Archive
+	if a.Store == nil {
+		return verify.CheckDigest(a.Path, a.Format, a.BLAKE3)
+	}
+	if a.Format == verify.FormatDirectory {
+		return verify.Digest{}, fmt.Errorf("%s: directory-format archives in an S3 repository are not read yet", a.Path)
+	}
+	s, err := storeOf(rec)
+	if err != nil {
+		return verify.Digest{}, err
+	}
+	body, err := openStored(ctx, s, rec)
+	if err != nil {
+		return verify.Digest{}, err
+	}
+	defer body.Close()
+	h := verify.NewHasher()
+	if _, err := io.CopyBuffer(h, body, make([]byte, 1<<20)); err != nil {
+		return verify.Digest{}, fmt.Errorf("read %s: %w", a.Path, err)
+	}
+	d := verify.Digest{BLAKE3: h.Sum(), Size: h.Size(), Files: 1}
+	if d.BLAKE3 != a.BLAKE3 {
+		return d, &verify.DigestMismatchError{Path: a.Path, Want: a.BLAKE3, Got: d.BLAKE3}
+	}
+	return d, nil
+}
+
+// openStored streams a record's archive from its repository; a missing
+// object is a *verify.MissingError (evidence: exit 3), as a missing file is.
+func openStored(ctx context.Context, s *repo.S3, rec *catalog.Record) (io.ReadCloser, error) {
+	body, err := s.Open(ctx, rec.Archive.Store.Key)
+	if errors.Is(err, repo.ErrNotFound) {
+		return nil, &verify.MissingError{Path: rec.Archive.Path, Err: errors.New("no such object in the bucket")}
+	}
+	return body, err
+}
+
+// objectURL names an object of an S3 repository for display.
+func objectURL(s *repo.S3, key string) string {
+	return strings.TrimSuffix(s.URL(), "/") + "/" + key
+}
+
+// removeStored deletes a record's archive and manifest from their
+// repository. An object still under retention is a *repo.LockedError: the
+// caller keeps the record and tries again on a later run.
+func removeStored(ctx context.Context, rec *catalog.Record) (note string, err error) {
+	s, err := storeOf(rec)
+	if err != nil {
+		return "", err
+	}
+	st := rec.Archive.Store
+	if st.RetainUntil != nil && time.Now().Before(*st.RetainUntil) {
+		return "", &repo.LockedError{Key: st.Key, Until: *st.RetainUntil, Mode: st.LockMode}
+	}
+	if _, err := s.Stat(ctx, st.Key); errors.Is(err, repo.ErrNotFound) {
+		note = "the archive was already gone"
+	}
+	if err := s.Delete(ctx, st.Key); err != nil {
+		return "", err
+	}
+	if st.ManifestKey != "" {
+		if err := s.Delete(ctx, st.ManifestKey); err != nil {
+			return "", err
+		}
+	}
+	return note, nil
+}

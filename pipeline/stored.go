@@ -1,0 +1,289 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline/repo"
+	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/verify"
+)
+
+// A backup to an S3 repository: the dump's tee sends the archive to a
+// multipart upload (no copy of it on this machine: the upload's staging
+// folder holds at most two parts, and head the bytes up to the end of the
+// table of contents), the proof restores the same bytes as they pass, and
+// the record stage completes the upload, stores the manifest beside it and
+// records both. An upload not completed is aborted: nothing is visible.
+
+// chooseRepo reads --repo, --lock-days and --lock-mode, and opens an S3
+// repository (asking the store nothing yet).
+func (r *run) chooseRepo(ctx context.Context) error {
+	switch mode := strings.ToUpper(r.o.LockMode); mode {
+	case "":
+		r.o.LockMode = "GOVERNANCE"
+	case "GOVERNANCE", "COMPLIANCE":
+		r.o.LockMode = mode
+	default:
+		return &UsageError{Err: fmt.Errorf("lock mode %q is not governance or compliance", r.o.LockMode),
+			hint: "governance (the default): only a user allowed to bypass retention may delete early; compliance: no one can, the root account included"}
+	}
+	if r.o.LockDays < 0 || r.o.LockDays > 36500 {
+		return &UsageError{Err: fmt.Errorf("%d days of retention is out of range", r.o.LockDays), hint: "give 1 to 36500 days"}
+	}
+	if r.o.Repo == "" {
+		return r.lockNeedsS3()
+	}
+	loc, err := repo.Parse(r.o.Repo)
+	if err != nil {
+		return &UsageError{Err: err, hint: "write s3://BUCKET/PREFIX or file:///absolute/path; S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), never the URL"}
+	}
+	if loc.Scheme == "file" {
+		r.o.Dir = loc.Path
+		return r.lockNeedsS3()
+	}
+	if r.format == verify.FormatDirectory {
+		return &UsageError{Err: errors.New("a directory-format archive (more than one job) cannot go to an S3 repository yet"),
+			hint: "back up to S3 with one job (a custom-format archive, streamed to the bucket)"}
+	}
+	if r.o.Verify == verify.ModeRead {
+		return &UsageError{Err: errors.New("a read-through proof needs the archive on this machine, and an S3 backup keeps none"),
+			hint: "prove an S3 backup by restoring it (the default), or record it unproven"}
+	}
+	if r.store, err = OpenS3(loc, ""); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (r *run) lockNeedsS3() error {
+	if r.o.LockDays > 0 {
+		return &UsageError{Err: errors.New("retention needs an S3 repository: a folder cannot lock its files"),
+			hint: "back up to a bucket made with Object Lock enabled: s3://BUCKET/PREFIX"}
+	}
+	return nil
+}
+
+// prepareStore aborts what killed runs of this name left in the bucket,
+// picks a key no backup has taken, and makes the local staging folder (the
+// proof's scratch files and the archive's head).
+func (r *run) prepareStore(ctx context.Context, name string) error {
+	n, err := r.store.AbortStale(ctx, name+"/")
+	if err != nil {
+		return storeErr(r.store, err)
+	}
+	if n > 0 {
+		r.log("preflight", fmt.Sprintf("aborted %d unfinished upload(s) of killed runs in %s", n, objectURL(r.store, name+"/")))
+	}
+	for i := 1; ; i++ {
+		b := r.base
+		if i > 1 {
+			b = fmt.Sprintf("%s-%d", r.base, i)
+		}
+		taken, err := r.taken(ctx, name+"/"+b)
+		if err != nil {
+			return storeErr(r.store, err)
+		}
+		if !taken {
+			r.base, r.key = b, name+"/"+b+".dump"
+			break
+		}
+		if i > 1000 {
+			return fmt.Errorf("no free key for %s in %s", r.base, r.store.URL())
+		}
+	}
+	if r.o.LockDays > 0 {
+		r.retainUntil = time.Now().UTC().Truncate(time.Second).AddDate(0, 0, r.o.LockDays)
+	}
+	if r.staging, err = testenv.NewTempScratch("pgattest-backup-"); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (r *run) taken(ctx context.Context, base string) (bool, error) {
+	for _, key := range []string{base + ".manifest.json", base + ".dump"} {
+		_, err := r.store.Stat(ctx, key)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, repo.ErrNotFound) {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// recordStored completes the upload once the catalog is open (and its
+// chain checked, when another run held it at preflight), stores the
+// manifest beside the archive, and records both. A catalog that cannot be
+// opened aborts the upload: nothing is stored without a record.
+func (r *run) recordStored(ctx context.Context, entries []catalog.TOCEntry) (catalog.Event, error) {
+	rec := r.rec
+	cat, err := openCatalog(r.o.CatalogPath, waitingFor(func(s string) { r.note("record", s) }))
+	if err != nil {
+		return catalog.Event{}, r.notStored(err)
+	}
+	defer cat.Close()
+	if r.checkAtRecord {
+		if err := verifiedCatalog(cat); err != nil {
+			return catalog.Event{}, r.notStored(err)
+		}
+	}
+	mkey := strings.TrimSuffix(r.key, ".dump") + ".manifest.json"
+	st := &catalog.Store{Repo: r.store.URL(), Endpoint: r.store.EndpointURL(), Bucket: r.store.Bucket(), Key: r.key, ManifestKey: mkey}
+	if !r.retainUntil.IsZero() {
+		until := r.retainUntil
+		st.RetainUntil, st.LockMode = &until, r.o.LockMode
+	}
+	rec.Archive.Store = st
+	rec.Archive.Path, rec.Archive.Manifest = objectURL(r.store, r.key), objectURL(r.store, mkey)
+	obj, err := r.upload.Commit(ctx)
+	if err != nil {
+		return catalog.Event{}, storeErr(r.store, fmt.Errorf("complete the upload of %s: %w", rec.Archive.Path, err))
+	}
+	r.upload = nil
+	st.VersionID = obj.VersionID
+	if err := r.storeManifest(ctx, mkey, rec, entries); err != nil {
+		if derr := r.store.Delete(context.WithoutCancel(ctx), r.key); derr != nil {
+			return catalog.Event{}, storeErr(r.store, fmt.Errorf("store the manifest: %w (and the archive %s, stored without it, could not be removed: %v)", err, rec.Archive.Path, derr))
+		}
+		return catalog.Event{}, storeErr(r.store, fmt.Errorf("store the manifest: %w (the archive was removed again: nothing recorded)", err))
+	}
+	ev, err := cat.AddWithTOC(rec, entries)
+	if err != nil {
+		return catalog.Event{}, &StoredNotRecordedError{Archive: rec.Archive.Path, Repo: st.Repo, Err: err}
+	}
+	return ev, nil
+}
+
+func (r *run) storeManifest(ctx context.Context, key string, rec *catalog.Record, entries []catalog.TOCEntry) error {
+	b, err := manifestBytes(rec, entries)
+	if err != nil {
+		return err
+	}
+	u, err := r.store.Create(ctx, key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode,
+		Metadata: map[string]string{"pgattest-archive-blake3": rec.Archive.BLAKE3}})
+	if err != nil {
+		return err
+	}
+	if _, err := u.Write(b); err != nil {
+		u.Abort(ctx)
+		return err
+	}
+	if _, err := u.Commit(ctx); err != nil {
+		u.Abort(ctx)
+		return err
+	}
+	return nil
+}
+
+// notStored aborts the upload of a run the catalog did not take.
+func (r *run) notStored(cause error) error {
+	var aborted error
+	if r.upload != nil {
+		aborted = r.upload.Abort(context.Background())
+		r.upload = nil
+	}
+	return &NotStoredError{Err: cause, AbortErr: aborted}
+}
+
+// NotStoredError: the catalog did not take the record of an S3 backup, so
+// its upload was aborted and nothing was stored.
+type NotStoredError struct {
+	Err      error // why the catalog did not take it
+	AbortErr error // why the upload could not be aborted (the next run does)
+}
+
+func (e *NotStoredError) Error() string {
+	if e.AbortErr != nil {
+		return fmt.Sprintf("not recorded: %v; the upload was not completed (nothing is visible), and the next backup of this name aborts it (%v)", e.Err, e.AbortErr)
+	}
+	return fmt.Sprintf("not recorded: %v; the upload was aborted: nothing was stored", e.Err)
+}
+func (e *NotStoredError) Unwrap() error { return e.Err }
+
+// StoredNotRecordedError: the archive and its manifest are in the bucket,
+// but the catalog did not take the record.
+type StoredNotRecordedError struct {
+	Archive, Repo string
+	Err           error
+}
+
+func (e *StoredNotRecordedError) Error() string {
+	return fmt.Sprintf("archive %s and its manifest were stored, but not recorded: %v", e.Archive, e.Err)
+}
+func (e *StoredNotRecordedError) Unwrap() error { return e.Err }
+
+// Hint says how to get the record back: the manifest holds it.
+func (e *StoredNotRecordedError) Hint() string {
+	return "the manifest beside the archive holds the record: pgattest catalog rebuild --repo " + e.Repo + " --catalog NEW.db reads every manifest there into a new catalog"
+}
+
+// StoreError is a failure of the object store, with what to do about it.
+type StoreError struct {
+	Repo string
+	Err  error
+}
+
+func (e *StoreError) Error() string { return e.Err.Error() }
+func (e *StoreError) Unwrap() error { return e.Err }
+
+// Hint names the usual causes of the store's answer.
+func (e *StoreError) Hint() string {
+	var s3 *repo.S3Error
+	var nolock *repo.NoObjectLockError
+	switch {
+	case errors.As(e.Err, &nolock):
+		return "Object Lock is enabled when a bucket is made (aws s3api create-bucket --object-lock-enabled-for-bucket); back up without retention, or to such a bucket"
+	case errors.As(e.Err, &s3) && s3.Credentials():
+		return "the store refused the credentials: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE and ~/.aws/credentials), and that they may write to " + e.Repo
+	case errors.As(e.Err, &s3) && s3.NoBucket():
+		return "make the bucket first, or fix its name in " + e.Repo + "; AWS_ENDPOINT_URL_S3 names the store when it is not AWS"
+	case errors.As(e.Err, &s3) && s3.Code == "":
+		return "the store did not answer: check AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) and the network"
+	}
+	return ""
+}
+
+func storeErr(s *repo.S3, err error) error {
+	var se *StoreError
+	if err == nil || errors.As(err, &se) {
+		return err
+	}
+	return &StoreError{Repo: s.URL(), Err: err}
+}
+
+// headKeeper keeps an archive's first bytes, up to the end of its table of
+// contents (verify.HeadTOC), then ignores the rest: what pg_restore -l and
+// the inventory need, while the whole goes to the store.
+type headKeeper struct {
+	mu   sync.Mutex
+	b    []byte
+	full bool
+}
+
+func (h *headKeeper) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.full {
+		h.b = append(h.b, p...)
+		if toc, err := verify.HeadTOC(h.b); toc != nil || err != nil {
+			h.full = true
+		}
+	}
+	return len(p), nil
+}
+
+// save writes the head to path, for pg_restore -l.
+func (h *headKeeper) save(path string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return os.WriteFile(path, h.b, 0o600)
+}
