@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -154,4 +157,232 @@ func TestS3BackupProvenAndRestorable(t *testing.T) {
 			t.Errorf("verify of a deleted object: exit %d, want 3 and missing\n%s%s", code, out, errOut)
 		}
 	})
+}
+
+// procWatch samples every other process's command line and environment
+// while a test runs, for a secret; it also says which programs it saw, so
+// a test can tell that it looked while they ran.
+type procWatch struct {
+	stop  chan struct{}
+	done  chan struct{}
+	seen  map[string]bool
+	leaks []string
+}
+
+func watchProcs(secret string) *procWatch {
+	w := &procWatch{stop: make(chan struct{}), done: make(chan struct{}), seen: map[string]bool{}}
+	self := strconv.Itoa(os.Getpid())
+	go func() {
+		defer close(w.done)
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			pids, _ := filepath.Glob("/proc/[0-9]*")
+			for _, p := range pids {
+				if filepath.Base(p) == self {
+					continue
+				}
+				cmdline, err := os.ReadFile(p + "/cmdline")
+				if err != nil {
+					continue
+				}
+				name := filepath.Base(string(bytes.SplitN(cmdline, []byte{0}, 2)[0]))
+				if name == "versitygw" { // the store itself
+					continue
+				}
+				w.seen[name] = true
+				if bytes.Contains(cmdline, []byte(secret)) {
+					w.leaks = append(w.leaks, name+"'s command line: "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+				}
+				environ, _ := os.ReadFile(p + "/environ")
+				for _, kv := range bytes.Split(environ, []byte{0}) {
+					if bytes.Contains(kv, []byte(secret)) {
+						k, _, _ := bytes.Cut(kv, []byte("="))
+						w.leaks = append(w.leaks, fmt.Sprintf("%s's environment (%s, pid %s)", name, k, filepath.Base(p)))
+					}
+				}
+			}
+		}
+	}()
+	return w
+}
+
+func (w *procWatch) end() *procWatch { close(w.stop); <-w.done; return w }
+
+// TestS3Refusals: what an S3 repository refuses, it refuses before any
+// dump, in one line with a hint, recording nothing, and the secret key
+// appears in no output, catalog, stored object, or child process's command
+// line or environment.
+func TestS3Refusals(t *testing.T) {
+	src := shop(t)
+	s := pgtest.NewS3(t)
+	s.MakeBucket(t, "plain", false)
+	s.SetEnv(t)
+	w := newWorkdir(t)
+	db := src.ConnString("shop")
+	var outputs []string
+	backup := func(args ...string) (int, string) {
+		code, out, errOut := w.backup(t, append([]string{"--db", db, "--name", "shop"}, args...)...)
+		outputs = append(outputs, out, errOut)
+		return code, errOut
+	}
+	for _, c := range []struct {
+		name  string
+		env   map[string]string
+		args  []string
+		code  int
+		error string
+		hint  string
+	}{
+		{"wrong secret key", map[string]string{"AWS_SECRET_ACCESS_KEY": "wrong-secret-5f0e1d2c3b4a"}, []string{"--repo", "s3://plain/pg"}, exitFailure,
+			"S3: reach bucket plain", "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"},
+		{"unknown access key", map[string]string{"AWS_ACCESS_KEY_ID": "NOSUCHKEY"}, []string{"--repo", "s3://plain/pg"}, exitFailure,
+			"S3: reach bucket plain", "refused the credentials"},
+		{"missing bucket", nil, []string{"--repo", "s3://no-such-bucket/pg"}, exitFailure, "does not exist", "make the bucket first"},
+		{"store not answering", map[string]string{"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9"}, []string{"--repo", "s3://plain/pg"}, exitFailure,
+			"S3: reach bucket plain", "AWS_ENDPOINT_URL_S3"},
+		{"retention on a bucket without Object Lock", nil, []string{"--repo", "s3://plain/pg", "--lock-days", "7"}, exitFailure,
+			"has no Object Lock", "--object-lock-enabled-for-bucket"},
+		{"retention in a folder", nil, []string{"--lock-days", "7"}, exitUsage, "retention needs an S3 repository", "Object Lock"},
+		{"a lock mode that is none", nil, []string{"--repo", "s3://plain/pg", "--lock-days", "7", "--lock-mode", "strict"}, exitUsage,
+			`lock mode "strict"`, "compliance"},
+		{"credentials in the URL", nil, []string{"--repo", "s3://" + s.AccessKey + ":" + s.SecretKey + "@plain/pg"}, exitUsage,
+			"is not an S3 repository", "never the URL"},
+		{"directory format", nil, []string{"--repo", "s3://plain/pg", "--jobs", "2"}, exitUsage, "directory-format archive", "one job"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			code, errOut := backup(c.args...)
+			if code != c.code || !strings.Contains(errOut, "error: "+c.error) && !strings.Contains(errOut, c.error) || !strings.Contains(errOut, "hint: ") || !strings.Contains(errOut, c.hint) {
+				t.Errorf("exit %d, want %d, %q and a hint with %q:\n%s", code, c.code, c.error, c.hint, errOut)
+			}
+			if strings.Contains(errOut, "dump ") {
+				t.Errorf("pg_dump ran:\n%s", errOut)
+			}
+			if n := strings.Count(errOut, "pgattest: error:"); n != 1 {
+				t.Errorf("%d error lines", n)
+			}
+		})
+	}
+	if code, out, _ := run(t, "--catalog", w.catalog, "--json", "list"); code == 0 && strings.Contains(out, `"id"`) {
+		t.Errorf("something was recorded:\n%s", out)
+	}
+	if keys := s3Keys(t, s, "plain"); len(keys) != 0 {
+		t.Errorf("objects stored: %v", keys)
+	}
+
+	// One that succeeds, watched: no child holds the secret.
+	pw := watchProcs(s.SecretKey)
+	code, errOut := backup("--repo", "s3://plain/pg", "--verbose")
+	pw.end()
+	if code != 0 {
+		t.Fatalf("backup: exit %d\n%s", code, errOut)
+	}
+	if !pw.seen["pg_dump"] {
+		t.Fatalf("the watch saw no pg_dump run (saw %d programs): it proves nothing", len(pw.seen))
+	}
+	if len(pw.leaks) > 0 {
+		t.Errorf("the secret key is in %s", strings.Join(slices.Compact(pw.leaks), "\n"))
+	}
+	files := []string{w.catalog}
+	for _, k := range s3Keys(t, s, "plain") {
+		if strings.HasSuffix(k, ".manifest.json") {
+			outputs = append(outputs, string(s3Object(t, s, "plain", k)))
+		}
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outputs = append(outputs, string(b))
+	}
+	for i, o := range outputs {
+		for _, secret := range []string{s.SecretKey, "wrong-secret-5f0e1d2c3b4a"} {
+			if strings.Contains(o, secret) {
+				t.Errorf("output %d holds a secret key:\n%s", i, o)
+			}
+		}
+	}
+}
+
+// TestS3ObjectLockKeptByPrune: --lock-days puts retention on the archive
+// and its manifest (the record keeps the date); prune removes what is not
+// locked and keeps what is, reporting "locked until DATE", not failing.
+func TestS3ObjectLockKeptByPrune(t *testing.T) {
+	src := shop(t)
+	s := pgtest.NewS3(t)
+	s.MakeBucket(t, "vault", true)
+	s.SetEnv(t)
+	w := newWorkdir(t)
+	back := func(args ...string) *catalog.Record {
+		t.Helper()
+		rec := w.mustBackup(t, append([]string{"--db", src.ConnString("shop"), "--name", "shop", "--repo", "s3://vault"}, args...)...)
+		time.Sleep(1100 * time.Millisecond)
+		return rec
+	}
+	plain := back()
+	locked := back("--lock-days", "2", "--lock-mode", "compliance")
+	newest := back()
+	st := locked.Archive.Store
+	if st.RetainUntil == nil || st.LockMode != "COMPLIANCE" {
+		t.Fatalf("the record keeps no retention: %+v", st)
+	}
+	if d := time.Until(*st.RetainUntil); d < 47*time.Hour || d > 49*time.Hour {
+		t.Errorf("retained until %s, want two days from now", st.RetainUntil)
+	}
+	for _, key := range []string{st.Key, st.ManifestKey} {
+		// As the store says it in its answer's headers (versitygw's
+		// GetObjectRetention answer is not what minio-go reads).
+		info, err := s.Client(t).StatObject(context.Background(), "vault", key, minio.StatObjectOptions{})
+		mode, until := info.Metadata.Get("X-Amz-Object-Lock-Mode"), info.Metadata.Get("X-Amz-Object-Lock-Retain-Until-Date")
+		if u, perr := time.Parse(time.RFC3339, until); err != nil || mode != "COMPLIANCE" || perr != nil || !u.Equal(*st.RetainUntil) {
+			t.Errorf("%s: retention %q until %q (%v), want compliance until %s", key, mode, until, err, st.RetainUntil)
+		}
+	}
+	if plain.Archive.Store.RetainUntil != nil {
+		t.Errorf("a backup without --lock-days was locked")
+	}
+
+	code, out, errOut := run(t, "--catalog", w.catalog, "prune", "--keep-last", "1")
+	if code != 0 {
+		t.Fatalf("prune: exit %d\n%s%s", code, out, errOut)
+	}
+	want := "kept    " + locked.ID + ": locked until " + st.RetainUntil.Format(time.DateOnly)
+	if !strings.Contains(out, want) || !strings.Contains(out, "removed") {
+		t.Errorf("prune output lacks %q:\n%s", want, out)
+	}
+	keys := strings.Join(s3Keys(t, s, "vault"), "\n")
+	for _, k := range []string{plain.Archive.Store.Key, plain.Archive.Store.ManifestKey} {
+		if strings.Contains(keys, k) {
+			t.Errorf("%s was not removed", k)
+		}
+	}
+	for _, k := range []string{st.Key, st.ManifestKey, newest.Archive.Store.Key} {
+		if !strings.Contains(keys, k) {
+			t.Errorf("%s is gone", k)
+		}
+	}
+	code, out, _ = run(t, "--catalog", w.catalog, "--json", "list")
+	if code != 0 {
+		t.Fatalf("list: exit %d", code)
+	}
+	var recs []catalog.Record
+	json.Unmarshal([]byte(out), &recs)
+	status := map[string]string{}
+	for _, r := range recs {
+		status[r.ID] = r.Status
+	}
+	if status[plain.ID] != catalog.StatusPruned || status[locked.ID] != catalog.StatusVerified || status[newest.ID] != catalog.StatusVerified {
+		t.Errorf("statuses after prune: %v", status)
+	}
+	// The store refuses too, whatever the catalog says.
+	if err := s.Client(t).RemoveObject(context.Background(), "vault", st.Key, minio.RemoveObjectOptions{VersionID: st.VersionID}); err == nil {
+		t.Errorf("the store deleted a version under compliance retention")
+	}
 }

@@ -52,7 +52,7 @@ func (s *Source) Display() string {
 // (when the connection string held it) and English messages to parse.
 func (s *Source) ChildEnv() []string {
 	env := make([]string, 0, len(os.Environ())+4)
-	for _, kv := range os.Environ() {
+	for _, kv := range testenv.WithoutSecrets(os.Environ()) {
 		k, _, _ := strings.Cut(kv, "=")
 		if k == "LC_ALL" || k == "LC_MESSAGES" || k == "LANGUAGE" || (k == "PGPASSWORD" && s.password != "") {
 			continue

@@ -235,7 +235,9 @@ func ToolVersion(path string) (Version, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, path, "--version").Output()
+	cmd := exec.CommandContext(ctx, path, "--version")
+	cmd.Env = WithoutSecrets(os.Environ())
+	out, err := cmd.Output()
 	if err != nil {
 		return Version{}, fmt.Errorf("run %s --version: %w", path, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -88,6 +89,7 @@ func createSystemUser(name string) error {
 	for _, argv := range tries {
 		var out bytes.Buffer
 		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = WithoutSecrets(os.Environ())
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if last = cmd.Run(); last == nil {
 			return nil
@@ -206,4 +208,20 @@ func clusterParent(parent string, as *runAs) (string, error) {
 		return "/tmp", nil
 	}
 	return "", fmt.Errorf("the throwaway server runs as %q, which cannot reach %s (nor /tmp): set TMPDIR to a folder it can enter", as.name, parent)
+}
+
+// secretVars are the variables that hold a secret pgattest reads itself
+// and no program it runs needs: the object store's credentials.
+var secretVars = map[string]bool{"AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true, "AWS_SECURITY_TOKEN": true}
+
+// WithoutSecrets drops from env the variables only pgattest itself reads
+// secrets from, so no child (pg_dump, pg_restore, a server) holds them.
+func WithoutSecrets(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); !secretVars[k] {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

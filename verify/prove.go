@@ -427,7 +427,7 @@ func StreamLines(r io.Reader, fn func(string)) {
 // they can be read.
 func toolEnv() []string {
 	var env []string
-	for _, kv := range os.Environ() {
+	for _, kv := range testenv.WithoutSecrets(os.Environ()) {
 		k, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(k, "PG") || strings.HasPrefix(k, "LC_") || k == "LANG" || k == "LANGUAGE" {
 			continue

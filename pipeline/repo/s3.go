@@ -172,12 +172,15 @@ func (s *S3) keyOf(object string) string {
 // Check asks the store whether the bucket is there and can be written to,
 // and, when lock is set, whether it has Object Lock: before any dump.
 func (s *S3) Check(ctx context.Context, lock bool) error {
-	ok, err := s.client.BucketExists(ctx, s.loc.Bucket)
-	if err != nil {
-		return s3Error(err, "reach bucket "+s.loc.Bucket)
-	}
-	if !ok {
-		return &S3Error{Op: "reach bucket " + s.loc.Bucket, Code: "NoSuchBucket", Message: "the bucket does not exist"}
+	// A listing, not a HEAD: its answer has a body that says why.
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel() // the first answer is enough
+	if o, ok := <-s.client.ListObjects(lctx, s.loc.Bucket, minio.ListObjectsOptions{MaxKeys: 1, Prefix: s.loc.Prefix + "/"}); ok && o.Err != nil {
+		err := s3Error(o.Err, "reach bucket "+s.loc.Bucket)
+		if se, ok := err.(*S3Error); ok && se.NoBucket() {
+			se.Message = "the bucket does not exist"
+		}
+		return err
 	}
 	if lock {
 		enabled, _, _, _, err := s.client.GetObjectLockConfig(ctx, s.loc.Bucket)
@@ -219,10 +222,11 @@ func (e *S3Error) Unwrap() error { return e.Err }
 // Credentials reports whether the store refused who we are.
 func (e *S3Error) Credentials() bool {
 	switch e.Code {
-	case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken", "InvalidToken":
+	case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken", "InvalidToken",
+		"XAdminUserNotFound": // versitygw's InvalidAccessKeyId
 		return true
 	}
-	return false
+	return e.StatusCode == 403
 }
 
 // NoBucket reports a missing bucket.
