@@ -15,7 +15,7 @@ import (
 func catalogCommand(e *env) *ucli.Command {
 	return &ucli.Command{
 		Name:  "catalog",
-		Usage: "check the catalog itself",
+		Usage: "check the catalog, import into it, rebuild it from a repository",
 		Subcommands: []*ucli.Command{{
 			Name:      "verify",
 			Usage:     "walk the hash chain of events; with --archives, re-hash every archive",
@@ -72,6 +72,43 @@ recorded; 3 an archive does not match its manifest's digest.`,
 				}
 				return runCatalogImport(e, manifests)
 			},
+		}, {
+			Name:      "rebuild",
+			Usage:     "make a new catalog from the manifests in a repository (a bucket, a folder)",
+			ArgsUsage: " ",
+			Description: `Every backup stores its manifest beside its archive: the record as it was made
+and the archive's table of contents. When the machine that held the catalog
+is gone, rebuild reads every NAME/*.manifest.json of the repository, checks
+that its archive is there (of the recorded size; with --rehash, of the
+recorded BLAKE3 too) and records it, oldest first, in a new catalog: list,
+audit and restore --as-of then work as before. Backups that many machines
+wrote into one bucket are rebuilt together. Proofs made later by verify are
+not in manifests; run verify again to add them.
+
+Examples:
+   pgattest catalog rebuild --repo s3://acme-backups/pg --catalog ~/rebuilt.db
+   pgattest catalog rebuild --repo /srv/backups --catalog /srv/catalog.db --rehash
+
+Exit codes: 0 rebuilt; 1 a manifest could not be read or the store reached; 2
+the catalog holds records already; 3 an archive is missing or does not match
+its manifest.`,
+			Flags: []ucli.Flag{
+				&ucli.StringFlag{Name: "repo", Usage: "the repository: s3://BUCKET[/PREFIX] (credentials from the AWS variables), file:///path or a folder", EnvVars: []string{"PGATTEST_REPO"}},
+				&ucli.BoolFlag{Name: "rehash", Usage: "re-hash every archive (reads them all), not only check each is there"},
+			},
+			Action: func(c *ucli.Context) error {
+				if c.NArg() > 0 {
+					return usageErrorf("name the repository with --repo", "catalog rebuild takes no arguments, got %q", c.Args().First())
+				}
+				if c.String("repo") == "" {
+					return usageErrorf("give --repo s3://BUCKET/PREFIX or --repo /path/to/backups", "catalog rebuild needs the repository to read")
+				}
+				res, err := pipeline.Rebuild(c.Context, pipeline.RebuildOptions{CatalogPath: e.catalogPath, Repo: c.String("repo"), Rehash: c.Bool("rehash")})
+				if err != nil {
+					return err
+				}
+				return printImport(e, res, "rebuilt")
+			},
 		}},
 	}
 }
@@ -81,6 +118,11 @@ func runCatalogImport(e *env, manifests []string) error {
 	if err != nil {
 		return err
 	}
+	return printImport(e, res, "imported")
+}
+
+// printImport shows what catalog import or rebuild did with each manifest.
+func printImport(e *env, res *pipeline.ImportResult, verb string) error {
 	type row struct {
 		Manifest string `json:"manifest"`
 		ID       string `json:"id,omitempty"`
@@ -117,7 +159,11 @@ func runCatalogImport(e *env, manifests []string) error {
 				fmt.Fprintf(e.stdout, "                 %s\n", r.Error)
 			}
 		}
-		fmt.Fprintf(e.stdout, "%d manifests: %d imported, %d already recorded, %d failed\n", len(out), imported, len(out)-imported-failed, failed)
+		if verb == "rebuilt" {
+			fmt.Fprintf(e.stdout, "%d manifests: %d recorded in %s, %d failed\n", len(out), imported, e.catalogPath, failed)
+		} else {
+			fmt.Fprintf(e.stdout, "%d manifests: %d imported, %d already recorded, %d failed\n", len(out), imported, len(out)-imported-failed, failed)
+		}
 	}
 	if e.verbose && res.Event.Seq > 0 {
 		fmt.Fprintf(e.stderr, "catalog head: event %d %s\n", res.Event.Seq, res.Event.Hash)
@@ -126,9 +172,9 @@ func runCatalogImport(e *env, manifests []string) error {
 	case evidence > 0:
 		return proofErrorf("the archive changed after its manifest was written: do not record it; restore from another backup", "%d archives do not match their manifest", evidence)
 	case failed > 0:
-		return withHint(fmt.Errorf("%d of %d manifests could not be imported", failed, len(out)), "the lines above say why; fix it and run catalog import again")
+		return withHint(fmt.Errorf("%d of %d manifests could not be %s", failed, len(out), verb), "the lines above say why")
 	case len(out) == 0:
-		fmt.Fprintln(e.stderr, "pgattest: no manifests to import")
+		fmt.Fprintf(e.stderr, "pgattest: no manifests found: nothing %s\n", verb)
 	}
 	return nil
 }

@@ -386,3 +386,84 @@ func TestS3ObjectLockKeptByPrune(t *testing.T) {
 		t.Errorf("the store deleted a version under compliance retention")
 	}
 }
+
+// TestS3CatalogRebuild: two machines (two catalogs) back up into one
+// bucket without overwriting each other; a rebuild from the bucket into a
+// new catalog holds them all, and list, audit and restore --as-of work on
+// it; a rebuild refuses a catalog that holds records, and --rehash finds
+// an archive changed in the bucket (exit 3) while recording the others.
+func TestS3CatalogRebuild(t *testing.T) {
+	src := shop(t)
+	s := pgtest.NewS3(t)
+	s.MakeBucket(t, "shared", false)
+	s.SetEnv(t)
+	one, two := newWorkdir(t), newWorkdir(t)
+	repoURL := "s3://shared/pg"
+	before := query1(t, src, "shop", stateSQL)
+	a := one.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--repo", repoURL)
+	b := two.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop-replica", "--repo", repoURL)
+	time.Sleep(1100 * time.Millisecond)
+	exec1(t, src, "shop", `UPDATE shop.products SET price = price + 1`)
+	c := one.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--repo", repoURL)
+	if len(s3Keys(t, s, "shared")) != 6 {
+		t.Fatalf("want 3 archives and 3 manifests, have %v", s3Keys(t, s, "shared"))
+	}
+
+	fresh := filepath.Join(t.TempDir(), "rebuilt.db")
+	code, out, errOut := run(t, "--catalog", fresh, "catalog", "rebuild", "--repo", repoURL)
+	if code != 0 || !strings.Contains(out, "3 manifests: 3 recorded") {
+		t.Fatalf("rebuild: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = run(t, "--catalog", fresh, "--json", "list")
+	for _, id := range []string{a.ID, b.ID, c.ID} {
+		if !strings.Contains(out, id) {
+			t.Errorf("the rebuilt catalog lacks %s:\n%s", id, out)
+		}
+	}
+	day := a.StartedAt.Format(time.DateOnly)
+	if code, out, errOut := run(t, "--catalog", fresh, "audit", "--from", day, "--to", day); code != 0 || !strings.Contains(out, "shop-replica") {
+		t.Errorf("audit of the rebuilt catalog: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := run(t, "--catalog", fresh, "catalog", "verify"); code != 0 {
+		t.Errorf("catalog verify: exit %d\n%s%s", code, out, errOut)
+	}
+	exec1(t, src, "postgres", `CREATE DATABASE rebuilt_then`)
+	code, out, errOut = run(t, "--catalog", fresh, "restore", "--name", "shop", "--as-of", a.StartedAt.Format(time.RFC3339), "--target", src.URL("rebuilt_then", "", ""))
+	if code != 0 || !strings.Contains(out, a.ID) {
+		t.Fatalf("restore --as-of from the rebuilt catalog: exit %d\n%s%s", code, out, errOut)
+	}
+	if got := query1(t, src, "rebuilt_then", stateSQL); got != before {
+		t.Errorf("restored %s, want %s", got, before)
+	}
+
+	code, _, errOut = run(t, "--catalog", fresh, "catalog", "rebuild", "--repo", repoURL)
+	if code != exitUsage || !strings.Contains(errOut, "holds records already") {
+		t.Errorf("a rebuild into a catalog with records: exit %d, want 2\n%s", code, errOut)
+	}
+
+	bad := s3Object(t, s, "shared", "pg/"+b.Archive.Store.Key)
+	bad[len(bad)-100] ^= 1
+	if _, err := s.Client(t).PutObject(context.Background(), "shared", "pg/"+b.Archive.Store.Key, bytes.NewReader(bad), int64(len(bad)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "rehashed.db")
+	code, out, errOut = run(t, "--catalog", other, "catalog", "rebuild", "--repo", repoURL, "--rehash")
+	if code != exitProofFailed || !strings.Contains(out, "2 recorded") || !strings.Contains(out, "archive digest does not match") {
+		t.Errorf("rebuild --rehash over a changed archive: exit %d, want 3\n%s%s", code, out, errOut)
+	}
+}
+
+// TestCatalogRebuildFromAFolder: the same from a --dir folder.
+func TestCatalogRebuildFromAFolder(t *testing.T) {
+	src := shop(t)
+	w := newWorkdir(t)
+	a := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop")
+	fresh := filepath.Join(t.TempDir(), "rebuilt.db")
+	code, out, errOut := run(t, "--catalog", fresh, "catalog", "rebuild", "--repo", w.dir, "--rehash")
+	if code != 0 || !strings.Contains(out, "1 manifests: 1 recorded") {
+		t.Fatalf("rebuild: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := run(t, "--catalog", fresh, "verify", a.ID); code != 0 {
+		t.Errorf("verify from the rebuilt catalog: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -1,0 +1,202 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline/repo"
+	"github.com/pgattest/pgattest/verify"
+)
+
+// RebuildOptions configure Rebuild.
+type RebuildOptions struct {
+	CatalogPath string
+	Repo        string // s3://BUCKET[/PREFIX], file:///path or a folder
+	Rehash      bool   // re-hash every archive, not only check it is there
+	Log         func(line string)
+}
+
+// Rebuild makes a catalog from the manifests in a repository: every
+// NAME/*.manifest.json whose archive is there (of the recorded size, and
+// digest with Rehash) is recorded, oldest first, with a "recorded" event
+// that says where from. The catalog must be new or empty: a rebuild never
+// mixes with records it did not make. Manifests hold a backup's record as
+// it was made; later proofs (verify) are not in them.
+func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
+	loc, err := repo.Parse(o.Repo)
+	if err != nil {
+		return nil, &UsageError{Err: err, hint: "give the repository the backups were written to: s3://BUCKET/PREFIX or a folder"}
+	}
+	var r repo.Repo
+	if loc.Scheme == "s3" {
+		s, err := OpenS3(loc, "")
+		if err != nil {
+			return nil, err
+		}
+		if err := s.Check(ctx, false); err != nil {
+			return nil, storeErr(s, err)
+		}
+		r = s
+	} else {
+		if fi, err := os.Stat(loc.Path); err != nil || !fi.IsDir() {
+			return nil, &UsageError{Err: fmt.Errorf("%s is not a folder of backups", loc.Path), hint: "give the folder backups were written to (their --dir)"}
+		}
+		if r, err = repo.NewLocal(loc.Path); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkCatalog(o.CatalogPath, true); err != nil {
+		return nil, err
+	}
+	cat, err := openCatalog(o.CatalogPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer cat.Close()
+	if recs, err := cat.List(catalog.Query{Limit: 1}); err != nil {
+		return nil, err
+	} else if len(recs) > 0 {
+		return nil, &UsageError{Err: fmt.Errorf("the catalog %s holds records already: a rebuild writes only into a new one", o.CatalogPath),
+			hint: "give --catalog a path where there is none yet"}
+	}
+	objs, err := r.List(ctx, "")
+	if err != nil {
+		return nil, storeErrOf(r, err)
+	}
+	have := map[string]repo.Object{}
+	var manifests []repo.Object
+	for _, obj := range objs {
+		have[obj.Key] = obj
+		parts := strings.Split(obj.Key, "/")
+		if len(parts) == 2 && strings.HasSuffix(obj.Key, ".manifest.json") && !strings.HasPrefix(parts[1], ".") {
+			manifests = append(manifests, obj)
+		}
+	}
+	type found struct {
+		obj repo.Object
+		m   *Manifest
+		err error
+	}
+	var all []found
+	for _, obj := range manifests {
+		m, err := readStoredManifest(ctx, r, obj.Key)
+		all = append(all, found{obj, m, err})
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		if all[i].m == nil || all[j].m == nil {
+			return all[i].m == nil && all[j].m != nil
+		}
+		return all[i].m.Record.StartedAt.Before(all[j].m.Record.StartedAt)
+	})
+	res := &ImportResult{}
+	for _, f := range all {
+		row := ImportRow{Manifest: repoURL(r, f.obj.Key)}
+		if f.err != nil {
+			row.Result, row.Err = "failed", f.err
+			res.Rows = append(res.Rows, row)
+			continue
+		}
+		rec := f.m.Record
+		row.Record = rec
+		row.Err = locate(ctx, r, rec, f.obj.Key, have, o.Rehash)
+		if row.Err == nil {
+			var ev catalog.Event
+			if ev, row.Err = cat.Import(rec, f.m.TOCEntries, row.Manifest); row.Err == nil {
+				res.Event = ev
+			}
+		}
+		row.Result = "imported"
+		if row.Err != nil {
+			row.Result = "failed"
+		}
+		if o.Log != nil {
+			o.Log(fmt.Sprintf("%s %s", row.Result, row.Manifest))
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	return res, nil
+}
+
+// locate points a manifest's record at its archive where the rebuild found
+// it (beside the manifest), and checks the archive is there, of its size,
+// and with rehash its digest.
+func locate(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey string, have map[string]repo.Object, rehash bool) error {
+	if rec.Archive.Format == verify.FormatDirectory {
+		// A folder repository's directory archive: one folder, hashed as one.
+		if l, ok := r.(*repo.Local); ok {
+			dir := filepath.Join(l.Root, strings.TrimSuffix(mkey, ".manifest.json")+".dir")
+			rec.Archive.Path, rec.Archive.Manifest, rec.Archive.Store = dir, filepath.Join(l.Root, mkey), nil
+			if !exists(dir) {
+				return &verify.MissingError{Path: dir, Err: errors.New("not beside its manifest")}
+			}
+			if rehash {
+				_, err := verify.CheckDigest(dir, verify.FormatDirectory, rec.Archive.BLAKE3)
+				return err
+			}
+			return nil
+		}
+		return fmt.Errorf("%s: directory-format archives in an S3 repository are not read yet", rec.ID)
+	}
+	key := strings.TrimSuffix(mkey, ".manifest.json") + ".dump"
+	switch s := r.(type) {
+	case *repo.Local:
+		rec.Archive.Path, rec.Archive.Manifest, rec.Archive.Store = filepath.Join(s.Root, key), filepath.Join(s.Root, mkey), nil
+	case *repo.S3:
+		st := rec.Archive.Store
+		if st == nil {
+			st = &catalog.Store{}
+		}
+		st.Repo, st.Endpoint, st.Bucket, st.Key, st.ManifestKey = s.URL(), s.EndpointURL(), s.Bucket(), key, mkey
+		if obj, ok := have[key]; ok && obj.VersionID != "" {
+			st.VersionID = obj.VersionID
+		}
+		rec.Archive.Store = st
+		rec.Archive.Path, rec.Archive.Manifest = objectURL(s, key), objectURL(s, mkey)
+	}
+	obj, ok := have[key]
+	if !ok {
+		return &verify.MissingError{Path: rec.Archive.Path, Err: errors.New("not beside its manifest")}
+	}
+	if obj.Size != rec.Archive.Size {
+		return &verify.DigestMismatchError{Path: rec.Archive.Path, Want: fmt.Sprintf("%d bytes", rec.Archive.Size), Got: fmt.Sprintf("%d bytes", obj.Size)}
+	}
+	if rehash {
+		_, err := HashStored(ctx, rec)
+		return err
+	}
+	return nil
+}
+
+func readStoredManifest(ctx context.Context, r repo.Repo, key string) (*Manifest, error) {
+	body, err := r.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	b, err := io.ReadAll(io.LimitReader(body, 256<<20))
+	if err != nil {
+		return nil, err
+	}
+	return parseManifest(repoURL(r, key), b)
+}
+
+func repoURL(r repo.Repo, key string) string {
+	if l, ok := r.(*repo.Local); ok {
+		return filepath.Join(l.Root, key)
+	}
+	return strings.TrimSuffix(r.URL(), "/") + "/" + key
+}
+
+func storeErrOf(r repo.Repo, err error) error {
+	if s, ok := r.(*repo.S3); ok {
+		return storeErr(s, err)
+	}
+	return err
+}
