@@ -414,7 +414,9 @@ func TestS3CatalogRebuild(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "3 manifests: 3 recorded") {
 		t.Fatalf("rebuild: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, _ = run(t, "--catalog", fresh, "--json", "list")
+	if code, out, _ = run(t, "--catalog", fresh, "--json", "list"); code != 0 {
+		t.Fatalf("list: exit %d", code)
+	}
 	for _, id := range []string{a.ID, b.ID, c.ID} {
 		if !strings.Contains(out, id) {
 			t.Errorf("the rebuilt catalog lacks %s:\n%s", id, out)

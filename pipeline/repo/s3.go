@@ -15,6 +15,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -58,6 +59,10 @@ type S3Config struct {
 	PartSize int64
 	// Staging is the folder for part buffers (default: the temp folder).
 	Staging string
+	// Timeout is how long a request may move no data, or wait for an
+	// answer, before it is given up (default 1 minute;
+	// PGATTEST_S3_TIMEOUT). Retries happen within it.
+	Timeout time.Duration
 }
 
 // S3ConfigFromEnv reads the endpoint and credentials as the AWS tools do:
@@ -85,6 +90,21 @@ func S3ConfigFor(endpoint string) (S3Config, error) {
 		c.Endpoint, c.Secure = u.Host, u.Scheme == "https"
 		c.PathStyle = !strings.HasSuffix(u.Hostname(), ".amazonaws.com") && !strings.HasSuffix(u.Hostname(), ".r2.cloudflarestorage.com")
 	}
+	if p := os.Getenv("PGATTEST_S3_PART_SIZE"); p != "" {
+		mib, err := strconv.Atoi(strings.TrimSuffix(p, "MiB"))
+		if err != nil || mib < 5 || mib > 5<<10 {
+			return c, fmt.Errorf("PGATTEST_S3_PART_SIZE=%q is not a part size of 5 to 5120 MiB", p)
+		}
+		c.PartSize = int64(mib) << 20
+	}
+	c.Staging = os.Getenv("PGATTEST_STAGING_DIR")
+	if t := os.Getenv("PGATTEST_S3_TIMEOUT"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("PGATTEST_S3_TIMEOUT=%q is not a duration such as 90s or 5m", t)
+		}
+		c.Timeout = d
+	}
 	c.Creds = credentials.NewChainCredentials([]credentials.Provider{
 		&credentials.EnvAWS{},
 		&credentials.FileAWSCredentials{Profile: os.Getenv("AWS_PROFILE")},
@@ -110,16 +130,29 @@ func NewS3(loc Location, c S3Config) (*S3, error) {
 	if c.Staging == "" {
 		c.Staging = os.TempDir()
 	}
+	if c.Timeout <= 0 {
+		c.Timeout = time.Minute
+	}
 	lookup := minio.BucketLookupAuto
 	if c.PathStyle {
 		lookup = minio.BucketLookupPath
+	}
+	if c.Transport == nil {
+		tr, err := minio.DefaultTransport(c.Secure)
+		if err != nil {
+			return nil, err
+		}
+		tr.ResponseHeaderTimeout = c.Timeout
+		c.Transport = tr
 	}
 	client, err := minio.New(c.Endpoint, &minio.Options{Creds: c.Creds, Secure: c.Secure, Region: c.Region,
 		BucketLookup: lookup, Transport: c.Transport})
 	if err != nil {
 		return nil, fmt.Errorf("S3 endpoint %s: %w", c.Endpoint, err)
 	}
-	staging := filepath.Join(c.Staging, "pgattest-s3-"+safeName(c.Endpoint+"-"+loc.Bucket))
+	// Upload ids are unique, so one folder per user serves every store
+	// (the lock files are found again whatever endpoint names the store).
+	staging := filepath.Join(c.Staging, fmt.Sprintf("pgattest-s3-%d", os.Getuid()))
 	if err := os.MkdirAll(staging, 0o700); err != nil {
 		return nil, err
 	}
@@ -376,12 +409,18 @@ func (u *s3Upload) sender() {
 	for p := range u.queue {
 		if u.failed() == nil {
 			sum := p.sum.Sum(nil)
-			part, err := u.s.core.PutObjectPart(u.ctx, u.s.loc.Bucket, u.obj, u.id, p.num, io.NewSectionReader(p.f, 0, p.n), p.n,
+			op := fmt.Sprintf("upload part %d of %s", p.num, u.obj)
+			ctx, g := newStallGuard(u.ctx, u.s.cfg.Timeout, op)
+			part, err := u.s.core.PutObjectPart(ctx, u.s.loc.Bucket, u.obj, u.id, p.num, guardedSection{io.NewSectionReader(p.f, 0, p.n), g}, p.n,
 				minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(sum),
 					CustomHeader: http.Header{"X-Amz-Checksum-Sha256": {base64.StdEncoding.EncodeToString(sum)}}})
+			err = stalled(ctx, err)
+			g.stop()
 			u.mu.Lock()
-			if err != nil {
-				u.err = s3Error(err, fmt.Sprintf("upload part %d of %s", p.num, u.obj))
+			if se := (*StalledError)(nil); errors.As(err, &se) {
+				u.err = se
+			} else if err != nil {
+				u.err = s3Error(err, op)
 			} else {
 				u.parts = append(u.parts, minio.CompletePart{PartNumber: p.num, ETag: part.ETag})
 			}
@@ -450,7 +489,13 @@ func (u *s3Upload) Abort(ctx context.Context) error {
 		close(u.queue)
 		<-u.done
 	}
-	err := u.s.core.AbortMultipartUpload(context.WithoutCancel(ctx), u.s.loc.Bucket, u.obj, u.id)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), u.s.cfg.Timeout)
+	defer cancel()
+	err := u.s.core.AbortMultipartUpload(actx, u.s.loc.Bucket, u.obj, u.id)
+	if err != nil { // the lock file stays, unlocked: the next run knows the upload is stale
+		u.lock.Close()
+		u.lock = nil
+	}
 	u.release()
 	return s3Error(err, "abort upload of "+u.obj)
 }
@@ -472,11 +517,13 @@ func (s *S3) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if _, err := s.Stat(ctx, key); err != nil {
 		return nil, err
 	}
-	r, err := s.client.GetObject(ctx, s.loc.Bucket, obj, minio.GetObjectOptions{})
+	gctx, g := newStallGuard(ctx, s.cfg.Timeout, "read "+obj)
+	r, err := s.client.GetObject(gctx, s.loc.Bucket, obj, minio.GetObjectOptions{})
 	if err != nil {
+		g.stop()
 		return nil, s3Error(err, "read "+obj)
 	}
-	return r, nil
+	return &guardedBody{ReadCloser: r, ctx: gctx, g: g}, nil
 }
 
 // Stat describes the object, with its retention.
@@ -559,17 +606,25 @@ func (s *S3) AbortStale(ctx context.Context, prefix string) (int, error) {
 		}
 		stale := time.Since(up.Initiated) > staleAfter
 		lockPath := filepath.Join(s.staging, safeName(up.UploadID)+".lock")
+		var lock *os.File
 		if f, err := os.OpenFile(lockPath, os.O_RDWR, 0); err == nil {
 			stale = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil
-			if stale {
-				os.Remove(lockPath)
-			}
-			f.Close()
+			lock = f
 		}
 		if !stale {
+			if lock != nil {
+				lock.Close()
+			}
 			continue
 		}
-		if err := s.core.AbortMultipartUpload(ctx, s.loc.Bucket, up.Key, up.UploadID); err != nil {
+		err := s.core.AbortMultipartUpload(ctx, s.loc.Bucket, up.Key, up.UploadID)
+		if lock != nil {
+			if err == nil {
+				os.Remove(lockPath)
+			}
+			lock.Close()
+		}
+		if err != nil {
 			return n, s3Error(err, "abort the unfinished upload of "+up.Key)
 		}
 		n++

@@ -72,10 +72,6 @@ func trimNL(b []byte) []byte {
 // StartS3 starts versitygw on a free loopback port with a folder of its
 // own under dir, and waits until it answers.
 func StartS3(ctx context.Context, dir string) (*S3Server, error) {
-	bin, err := FindVersitygw()
-	if err != nil {
-		return nil, err
-	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -86,14 +82,22 @@ func StartS3(ctx context.Context, dir string) (*S3Server, error) {
 	rand.Read(key[:])
 	var secret [20]byte
 	rand.Read(secret[:])
-	s := &S3Server{Endpoint: "http://" + addr, Addr: addr, AccessKey: "PGATTEST" + hex.EncodeToString(key[:4]),
-		SecretKey: hex.EncodeToString(secret[:]), Dir: dir, exited: make(chan struct{}), log: filepath.Join(dir, "versitygw.log")}
+	return startS3(ctx, dir, addr, "PGATTEST"+hex.EncodeToString(key[:4]), hex.EncodeToString(secret[:]))
+}
+
+func startS3(ctx context.Context, dir, addr, accessKey, secretKey string) (*S3Server, error) {
+	bin, err := FindVersitygw()
+	if err != nil {
+		return nil, err
+	}
+	s := &S3Server{Endpoint: "http://" + addr, Addr: addr, AccessKey: accessKey,
+		SecretKey: secretKey, Dir: dir, exited: make(chan struct{}), log: filepath.Join(dir, "versitygw.log")}
 	for _, d := range []string{"root", "versions"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			return nil, err
 		}
 	}
-	logf, err := os.Create(s.log)
+	logf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +132,17 @@ func StartS3(ctx context.Context, dir string) (*S3Server, error) {
 			return nil, errors.New("versitygw did not answer within 30s")
 		}
 	}
+}
+
+// Restart starts the server again after Kill or Stop, on the same port
+// and folder, with the same credentials.
+func (s *S3Server) Restart(ctx context.Context) error {
+	n, err := startS3(ctx, s.Dir, s.Addr, s.AccessKey, s.SecretKey)
+	if err != nil {
+		return err
+	}
+	s.cmd, s.exited = n.cmd, n.exited
+	return nil
 }
 
 // Port is the server's TCP port.
