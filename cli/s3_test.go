@@ -134,20 +134,26 @@ func TestS3BackupProvenAndRestorable(t *testing.T) {
 	})
 	t.Run("an object changed in the bucket is refused", func(t *testing.T) {
 		key := "team/pg/" + first.Archive.Store.Key
-		bad := bytes.Clone(body)
-		bad[len(bad)/2] ^= 1
-		if _, err := s.Client(t).PutObject(context.Background(), "backups", key, bytes.NewReader(bad), int64(len(bad)), minio.PutObjectOptions{}); err != nil {
-			t.Fatal(err)
+		// A byte changed in the middle (pg_restore may choke on it first)
+		// and one in the archive's last bytes (pg_restore would finish on
+		// it, were the end not held back until the digest matched).
+		for i, at := range []int{len(body) / 2, len(body) - 10} {
+			bad := bytes.Clone(body)
+			bad[at] ^= 1
+			if _, err := s.Client(t).PutObject(context.Background(), "backups", key, bytes.NewReader(bad), int64(len(bad)), minio.PutObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			db := fmt.Sprintf("tampered%d", i)
+			exec1(t, src, "postgres", `CREATE DATABASE `+db)
+			code, _, errOut := run(t, "--catalog", w.catalog, "restore", "--id", first.ID, "--target", src.URL(db, "", ""))
+			if code != exitProofFailed || !strings.Contains(errOut, "archive digest does not match") || !strings.Contains(errOut, "the target is unchanged") {
+				t.Errorf("restore with byte %d of %d changed: exit %d, want 3 and a digest mismatch:\n%s", at, len(body), code, errOut)
+			}
+			if n := query1(t, src, db, `SELECT count(*) FROM pg_class WHERE relnamespace NOT IN (SELECT oid FROM pg_namespace WHERE nspname IN ('pg_catalog','information_schema','pg_toast'))`); n != "0" {
+				t.Errorf("the refused restore wrote %s relations into the target", n)
+			}
 		}
-		exec1(t, src, "postgres", `CREATE DATABASE tampered`)
-		code, _, errOut := run(t, "--catalog", w.catalog, "restore", "--id", first.ID, "--target", src.URL("tampered", "", ""))
-		if code != exitProofFailed || !strings.Contains(errOut, "archive digest does not match") {
-			t.Errorf("restore: exit %d, want 3 and a digest mismatch:\n%s", code, errOut)
-		}
-		if n := query1(t, src, "tampered", `SELECT count(*) FROM pg_class WHERE relnamespace NOT IN (SELECT oid FROM pg_namespace WHERE nspname IN ('pg_catalog','information_schema','pg_toast'))`); n != "0" {
-			t.Errorf("the refused restore wrote %s relations into the target", n)
-		}
-		code, _, errOut = run(t, "--catalog", w.catalog, "verify", "--hash-only", first.ID)
+		code, _, errOut := run(t, "--catalog", w.catalog, "verify", "--hash-only", first.ID)
 		if code != exitProofFailed {
 			t.Errorf("verify --hash-only: exit %d, want 3\n%s", code, errOut)
 		}

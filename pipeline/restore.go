@@ -125,9 +125,20 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 		return nil, err
 	}
 	defer scratch.Remove()
-	// The archive re-hashed (an S3-held one downloaded, hashed on the way).
-	archive, _, err := ArchiveFile(ctx, rec, scratch.Dir, true)
-	if err != nil {
+	// The archive re-hashed first. One in an S3 bucket streams into one
+	// pg_restore transaction, hashed on the way, its end held back until
+	// the digest matches (nothing else may change the target first, so
+	// not with --create-roles); for --jobs or --create-roles it is
+	// downloaded and hashed first.
+	var archive string
+	var stream *storedStream
+	if rec.Archive.Store != nil && o.Jobs <= 1 && !o.CreateRoles && rec.Archive.Format != verify.FormatDirectory {
+		if stream, err = openStream(ctx, rec, scratch.Dir); err != nil {
+			return nil, err
+		}
+		defer stream.Close()
+		archive = stream.head
+	} else if archive, _, err = ArchiveFile(ctx, rec, scratch.Dir, true); err != nil {
 		return nil, err // DigestMismatchError or MissingError: evidence, exit 3
 	}
 	target, err := Connect(ctx, o.Target, o.AllowPooled, o.Redactor)
@@ -228,7 +239,9 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 	} else {
 		args = append(args, "--single-transaction")
 	}
-	args = append(args, archive)
+	if stream == nil {
+		args = append(args, archive)
+	}
 	shown := args
 	if o.DryRun && (useList || archive != rec.Archive.Path) { // the list, a download: files that go with this run
 		shown = slices.Clone(args)
@@ -237,9 +250,14 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 				shown[i] = "--use-list=LIST"
 			}
 		}
-		shown[len(shown)-1] = rec.Archive.Path
+		if stream == nil {
+			shown[len(shown)-1] = rec.Archive.Path
+		}
 	}
 	plan.Command = o.Redactor.String(commandLine(pgRestore, shown))
+	if stream != nil {
+		plan.Command += " < " + rec.Archive.Path
+	}
 	if o.DryRun {
 		return plan, nil
 	}
@@ -249,7 +267,23 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 	if o.Log != nil {
 		o.Log(plan.Command)
 	}
-	err = verify.RunRestore(ctx, pgRestore, args, target.ChildEnv(), o.Log)
+	if stream != nil {
+		rctx, stop := context.WithCancel(ctx)
+		stream.mismatch = stop // pg_restore stops before it reads the end: its transaction rolls back
+		err = verify.RunRestoreFrom(rctx, pgRestore, args, target.ChildEnv(), stream, o.Log)
+		stop()
+		if err != nil && ctx.Err() == nil {
+			if rerr := stream.rest(); errors.Is(rerr, verify.ErrDigestMismatch) {
+				err = rerr
+			}
+		}
+		var mismatch *verify.DigestMismatchError
+		if errors.As(err, &mismatch) {
+			return plan, &RefusedRestoreError{Err: err}
+		}
+	} else {
+		err = verify.RunRestore(ctx, pgRestore, args, target.ChildEnv(), o.Log)
+	}
 	var re *verify.RestoreError
 	switch {
 	case errors.As(err, &re) && len(missing) > 0 && (strings.Contains(re.Message, "does not exist") && strings.Contains(re.Message, "role") ||
@@ -277,6 +311,15 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 	}
 	return plan, err
 }
+
+// RefusedRestoreError: a streamed archive did not hash to its record, and
+// pg_restore was stopped before its end: its one transaction rolled back.
+type RefusedRestoreError struct{ Err error }
+
+func (e *RefusedRestoreError) Error() string {
+	return e.Err.Error() + "\n    pg_restore was stopped before the archive's end: its transaction rolled back, the target is unchanged"
+}
+func (e *RefusedRestoreError) Unwrap() error { return e.Err }
 
 // MissingRolesError: the restore stopped on a role the target lacks; Roles
 // are all the roles the archive names that the target does not have.

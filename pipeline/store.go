@@ -162,3 +162,111 @@ func removeStored(ctx context.Context, rec *catalog.Record) (note string, err er
 	}
 	return note, nil
 }
+
+// holdBack is how many of an S3-held archive's last bytes a restore keeps
+// from pg_restore until the whole object has hashed to the record: the
+// archive's end (its last data block and end marker) comes only after,
+// so pg_restore, in one transaction, cannot commit what does not match.
+const holdBack = 256 << 10
+
+// storedStream is an S3-held custom-format archive on its way to
+// pg_restore: hashed as it is read, its head (up to the end of the table
+// of contents) saved for pg_restore -l, its last holdBack bytes released
+// only once the digest matches. On a mismatch it calls mismatch (which
+// stops pg_restore) before its Read returns the *verify.DigestMismatchError.
+type storedStream struct {
+	rec      *catalog.Record
+	body     io.ReadCloser
+	h        *verify.Hasher
+	buf      []byte
+	chunk    []byte
+	verified bool
+	err      error
+	mismatch func()
+	head     string // the head's file
+}
+
+// openStream opens a record's S3-held archive, and reads and saves its
+// head in dir.
+func openStream(ctx context.Context, rec *catalog.Record, dir string) (*storedStream, error) {
+	s, err := storeOf(rec)
+	if err != nil {
+		return nil, err
+	}
+	body, err := openStored(ctx, s, rec)
+	if err != nil {
+		return nil, err
+	}
+	st := &storedStream{rec: rec, body: body, h: verify.NewHasher(), chunk: make([]byte, 1<<20), mismatch: func() {}}
+	for {
+		n, err := body.Read(st.chunk)
+		st.h.Write(st.chunk[:n])
+		st.buf = append(st.buf, st.chunk[:n]...)
+		if toc, terr := verify.HeadTOC(st.buf); toc != nil || terr != nil {
+			break
+		}
+		if err == io.EOF {
+			break // a short archive: pg_restore -l says what is wrong with it
+		}
+		if err != nil {
+			body.Close()
+			return nil, fmt.Errorf("read %s: %w", rec.Archive.Path, err)
+		}
+	}
+	st.head = filepath.Join(dir, "head-"+path.Base(rec.Archive.Store.Key))
+	if err := os.WriteFile(st.head, st.buf, 0o600); err != nil {
+		body.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+func (s *storedStream) Read(p []byte) (int, error) {
+	for {
+		switch {
+		case s.err != nil:
+			return 0, s.err
+		case s.verified && len(s.buf) == 0:
+			return 0, io.EOF
+		case s.verified:
+			n := copy(p, s.buf)
+			s.buf = s.buf[n:]
+			return n, nil
+		case len(s.buf) > holdBack:
+			n := copy(p, s.buf[:len(s.buf)-holdBack])
+			s.buf = s.buf[n:]
+			return n, nil
+		}
+		n, err := s.body.Read(s.chunk)
+		s.h.Write(s.chunk[:n])
+		s.buf = append(s.buf, s.chunk[:n]...)
+		switch {
+		case err == io.EOF:
+			if got := s.h.Sum(); got != s.rec.Archive.BLAKE3 {
+				s.mismatch()
+				s.err = &verify.DigestMismatchError{Path: s.rec.Archive.Path, Want: s.rec.Archive.BLAKE3, Got: got}
+			}
+			s.verified = true
+		case err != nil:
+			s.err = fmt.Errorf("read %s: %w", s.rec.Archive.Path, err)
+		}
+	}
+}
+
+// rest reads what pg_restore left unread (it stopped early), hashing it:
+// the mismatch, when the object is not the recorded one, explains the
+// failure better than pg_restore's complaint about the bytes it choked on.
+func (s *storedStream) rest() error {
+	s.mismatch = func() {}
+	for {
+		s.buf = s.buf[:0]
+		if _, err := s.Read(s.chunk); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func (s *storedStream) Close() error { return s.body.Close() }

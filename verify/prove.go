@@ -371,6 +371,49 @@ func RunRestore(ctx context.Context, pgRestore string, args, env []string, log f
 	return nil
 }
 
+// RunRestoreFrom is RunRestore reading the archive from stdin (args name
+// no file). A read error of stdin stops pg_restore (the caller cancels ctx
+// first when pg_restore must not go on), and is returned as it is.
+func RunRestoreFrom(ctx context.Context, pgRestore string, args, env []string, stdin io.Reader, log func(string)) error {
+	var st restoreState
+	var readErr error
+	cmd := toolCommand(ctx, testenv.Sandbox{}, pgRestore, args, env)
+	cmd.Stdin = readerFunc(func(p []byte) (int, error) {
+		n, err := stdin.Read(p)
+		if err != nil && err != io.EOF {
+			readErr = err
+		}
+		return n, err
+	})
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("run %s: %w", pgRestore, err)
+	}
+	StreamLines(stderr, func(line string) {
+		st.observe(line)
+		if log != nil {
+			log(line)
+		}
+	})
+	err = cmd.Wait()
+	switch {
+	case readErr != nil:
+		return readErr
+	case err != nil && ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return st.failure(err)
+	}
+	return nil
+}
+
+type readerFunc func(p []byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
 // runTool runs a client tool with stderr streamed line by line to onLine.
 // Cancelling ctx sends SIGTERM, then SIGKILL after 5 seconds.
 func runTool(ctx context.Context, path string, args []string, onLine func(string)) error {

@@ -465,7 +465,15 @@ func (u *s3Upload) Commit(ctx context.Context) (Object, error) {
 		u.Abort(ctx)
 		return Object{}, fmt.Errorf("%w: %s", ErrExists, u.key)
 	}
-	info, err := u.s.core.CompleteMultipartUpload(ctx, u.s.loc.Bucket, u.obj, u.id, u.parts, minio.PutObjectOptions{})
+	// And conditional where the store supports it (If-None-Match: *), so
+	// two writers racing for one key cannot both win.
+	var opts minio.PutObjectOptions
+	opts.SetMatchETagExcept("*")
+	info, err := u.s.core.CompleteMultipartUpload(ctx, u.s.loc.Bucket, u.obj, u.id, u.parts, opts)
+	if r := minio.ToErrorResponse(err); r.Code == "PreconditionFailed" || r.StatusCode == http.StatusPreconditionFailed {
+		u.Abort(ctx)
+		return Object{}, fmt.Errorf("%w: %s", ErrExists, u.key)
+	}
 	if err != nil {
 		return Object{}, s3Error(err, "complete upload of "+u.obj)
 	}
