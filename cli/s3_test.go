@@ -118,7 +118,7 @@ func TestS3BackupProvenAndRestorable(t *testing.T) {
 	})
 	t.Run("verify, toc --live and audit --rehash read the bucket", func(t *testing.T) {
 		code, out, errOut := run(t, "--catalog", w.catalog, "--json", "verify", first.ID)
-		if code != 0 || !strings.Contains(out, `"digest_checked": true`) {
+		if code != 0 || !strings.Contains(out, `"digest_checked": true`) || !strings.Contains(out, `"streamed": true`) {
 			t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
 		}
 		if code, out, errOut := run(t, "--catalog", w.catalog, "verify", "--hash-only", second.ID); code != 0 {
@@ -153,12 +153,16 @@ func TestS3BackupProvenAndRestorable(t *testing.T) {
 				t.Errorf("the refused restore wrote %s relations into the target", n)
 			}
 		}
-		code, _, errOut := run(t, "--catalog", w.catalog, "verify", "--hash-only", first.ID)
+		code, out, errOut := run(t, "--catalog", w.catalog, "--json", "verify", first.ID)
+		if code != exitProofFailed || !strings.Contains(out, "archive digest does not match") {
+			t.Errorf("verify (a streamed restore proof): exit %d, want 3 and a digest mismatch\n%s%s", code, out, errOut)
+		}
+		code, _, errOut = run(t, "--catalog", w.catalog, "verify", "--hash-only", first.ID)
 		if code != exitProofFailed {
 			t.Errorf("verify --hash-only: exit %d, want 3\n%s", code, errOut)
 		}
 		s.Client(t).RemoveObject(context.Background(), "backups", key, minio.RemoveObjectOptions{})
-		code, out, errOut := run(t, "--catalog", w.catalog, "verify", "--hash-only", first.ID)
+		code, out, errOut = run(t, "--catalog", w.catalog, "verify", "--hash-only", first.ID)
 		if code != exitProofFailed || !strings.Contains(out, "archive is missing") {
 			t.Errorf("verify of a deleted object: exit %d, want 3 and missing\n%s%s", code, out, errOut)
 		}

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"io"
 	"fmt"
 	"os"
 	"time"
@@ -63,6 +65,14 @@ func Reprove(ctx context.Context, rec *catalog.Record, o ReproveOptions) (*catal
 		// In the bucket: hashed as it is read (for a restore proof, into a
 		// download in the scratch folder, proven from there).
 		started := time.Now().UTC()
+		if !o.HashOnly && vo.Jobs <= 1 && vo.Format == verify.FormatCustom {
+			rep, err := reproveStream(ctx, rec, vo)
+			if err != nil {
+				return nil, err
+			}
+			rep.StartedAt, rep.Duration = started, time.Since(started)
+			return ProofOf(rep, o.Redactor), nil
+		}
 		var err error
 		if o.HashOnly {
 			_, err = HashStored(ctx, rec)
@@ -93,6 +103,72 @@ func Reprove(ctx context.Context, rec *catalog.Record, o ReproveOptions) (*catal
 		return nil, err
 	}
 	return ProofOf(rep, o.Redactor), nil
+}
+
+// reproveStream proves an S3-held archive as the backup did: streamed
+// from the bucket into a restore in a throwaway cluster, hashed on the way
+// (a mismatch fails the proof, whatever pg_restore made of the bytes).
+// Should pg_restore want a block out of the order of the stream, the
+// archive is downloaded and proven from the file.
+func reproveStream(ctx context.Context, rec *catalog.Record, vo verify.Options) (*verify.Report, error) {
+	failed := func(err error) (*verify.Report, error) {
+		if !verify.ProofFailed(err) {
+			return nil, err
+		}
+		return &verify.Report{Mode: verify.ModeRestore, Failure: err}, nil
+	}
+	co := vo.ClusterOptions
+	co.NoNetwork = true
+	c, err := testenv.Start(ctx, co)
+	if err != nil {
+		return nil, fmt.Errorf("start throwaway cluster for the proof: %w", err)
+	}
+	defer c.Stop(context.Background())
+	st, err := openStream(ctx, rec, vo.Scratch)
+	if err != nil {
+		return failed(err)
+	}
+	defer st.Close()
+	toc, err := verify.ReadTOC(ctx, vo.Client.Path("pg_restore"), st.head)
+	if err != nil {
+		return failed(err)
+	}
+	s, err := verify.StartStream(ctx, vo, c, toc)
+	if err != nil {
+		return failed(err)
+	}
+	if _, err := io.CopyBuffer(s, st, make([]byte, 1<<20)); err != nil && st.err == nil {
+		st.rest() // pg_restore stopped: hash the rest, a mismatch is the verdict
+	}
+	switch {
+	case errors.Is(st.err, verify.ErrDigestMismatch):
+		s.Abort()
+		return failed(st.err)
+	case st.err != nil: // the store failed
+		s.Abort()
+		return nil, st.err
+	}
+	rep, err := s.Finish(ctx, toc)
+	if err != nil {
+		return nil, err
+	}
+	rep.DigestChecked = true
+	if rep.Passed || !errors.Is(rep.Failure, verify.ErrIncomplete) {
+		return rep, nil
+	}
+	// A stream cannot seek: prove the downloaded file in the same cluster.
+	if err := verify.DropProofDB(ctx, c); err != nil {
+		return nil, err
+	}
+	if vo.Archive, _, err = ArchiveFile(ctx, rec, vo.Scratch, true); err != nil {
+		return failed(err)
+	}
+	vo.Cluster, vo.Digest, vo.TOC = c, "", toc
+	rep, err = verify.Prove(ctx, vo)
+	if rep != nil {
+		rep.DigestChecked = true
+	}
+	return rep, err
 }
 
 // recordedServer is the source server's version as the record keeps it.
