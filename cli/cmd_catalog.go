@@ -174,7 +174,11 @@ func printImport(e *env, res *pipeline.ImportResult, verb string) error {
 	case failed > 0:
 		return withHint(fmt.Errorf("%d of %d manifests could not be %s", failed, len(out), verb), "the lines above say why")
 	case len(out) == 0:
-		fmt.Fprintf(e.stderr, "pgattest: no manifests found: nothing %s\n", verb)
+		if verb == "rebuilt" {
+			fmt.Fprintln(e.stderr, "pgattest: no manifests in the repository: the new catalog is empty")
+		} else {
+			fmt.Fprintln(e.stderr, "pgattest: no manifests to import")
+		}
 	}
 	return nil
 }

@@ -67,6 +67,16 @@ func printRecord(w io.Writer, r *catalog.Record) {
 		detail += fmt.Sprintf(", %d files, %d jobs", a.Files, a.Jobs)
 	}
 	row("", "%s", detail)
+	if st := a.Store; st != nil {
+		where := "in bucket " + st.Bucket + " at " + st.Endpoint
+		if st.VersionID != "" {
+			where += ", version " + st.VersionID
+		}
+		row("", "%s", where)
+		if st.RetainUntil != nil {
+			row("locked", "until %s (%s retention)", formatTime(*st.RetainUntil), strings.ToLower(st.LockMode))
+		}
+	}
 	row("blake3", "%s", a.BLAKE3)
 	row("contents", "%s", tocSummary(r.TOC))
 	if len(r.Roles) > 0 {

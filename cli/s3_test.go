@@ -132,6 +132,33 @@ func TestS3BackupProvenAndRestorable(t *testing.T) {
 			t.Fatalf("audit --rehash: exit %d\n%s%s", code, out, errOut)
 		}
 	})
+	t.Run("a directory-format archive, one object per file", func(t *testing.T) {
+		dir := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--repo", "s3://backups/team/pg", "--jobs", "2")
+		if dir.Status != catalog.StatusVerified || dir.Archive.Format != verify.FormatDirectory || !strings.HasSuffix(dir.Archive.Store.Key, ".dir/") {
+			t.Fatalf("status %s, format %s, key %s", dir.Status, dir.Archive.Format, dir.Archive.Store.Key)
+		}
+		var files []verify.FileDigest
+		for _, k := range s3Keys(t, s, "backups") {
+			if rel, ok := strings.CutPrefix(k, "team/pg/"+dir.Archive.Store.Key); ok {
+				h := verify.NewHasher()
+				h.Write(s3Object(t, s, "backups", k))
+				files = append(files, verify.FileDigest{Path: rel, Digest: verify.Digest{BLAKE3: h.Sum(), Size: h.Size()}})
+			}
+		}
+		if d := verify.DirDigest(files); d.BLAKE3 != dir.Archive.BLAKE3 || d.Files != dir.Archive.Files || !slices.ContainsFunc(files, func(f verify.FileDigest) bool { return f.Path == "toc.dat" }) {
+			t.Errorf("the objects (%d, digest %s) are not the recorded folder (%d files, %s)", d.Files, d.BLAKE3, dir.Archive.Files, dir.Archive.BLAKE3)
+		}
+		if code, out, errOut := run(t, "--catalog", w.catalog, "verify", dir.ID); code != 0 {
+			t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
+		}
+		exec1(t, src, "postgres", `CREATE DATABASE from_s3_dir`)
+		if code, _, errOut := run(t, "--catalog", w.catalog, "restore", "--id", dir.ID, "--jobs", "2", "--target", src.URL("from_s3_dir", "", "")); code != 0 {
+			t.Fatalf("restore: exit %d\n%s", code, errOut)
+		}
+		if got := query1(t, src, "from_s3_dir", stateSQL); got != after {
+			t.Errorf("restored %s, want %s", got, after)
+		}
+	})
 	t.Run("an object changed in the bucket is refused", func(t *testing.T) {
 		key := "team/pg/" + first.Archive.Store.Key
 		// A byte changed in the middle (pg_restore may choke on it first)
@@ -261,7 +288,6 @@ func TestS3Refusals(t *testing.T) {
 			`lock mode "strict"`, "compliance"},
 		{"credentials in the URL", nil, []string{"--repo", "s3://" + s.AccessKey + ":" + s.SecretKey + "@plain/pg"}, exitUsage,
 			"is not an S3 repository", "never the URL"},
-		{"directory format", nil, []string{"--repo", "s3://plain/pg", "--jobs", "2"}, exitUsage, "directory-format archive", "one job"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for k, v := range c.env {
@@ -354,6 +380,10 @@ func TestS3ObjectLockKeptByPrune(t *testing.T) {
 		if u, perr := time.Parse(time.RFC3339, until); err != nil || mode != "COMPLIANCE" || perr != nil || !u.Equal(*st.RetainUntil) {
 			t.Errorf("%s: retention %q until %q (%v), want compliance until %s", key, mode, until, err, st.RetainUntil)
 		}
+	}
+	if code, out, _ := run(t, "--catalog", w.catalog, "show", locked.ID); code != 0 || !strings.Contains(out, "in bucket vault at "+s.Endpoint) ||
+		!strings.Contains(out, "until "+st.RetainUntil.Format(time.DateOnly)) || !strings.Contains(out, "(compliance retention)") {
+		t.Errorf("show does not say where and until when:\n%s", out)
 	}
 	if plain.Archive.Store.RetainUntil != nil {
 		t.Errorf("a backup without --lock-days was locked")

@@ -15,11 +15,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline"
 	"github.com/pgattest/pgattest/testenv/pgtest"
@@ -40,7 +42,7 @@ func TestMain(m *testing.M) {
 // childSpec is what the child backs up, where, and where it stops: "dump"
 // (the archive is half written) or "prove" (pg_restore is loading data
 // into the throwaway cluster).
-type childSpec struct{ DB, Name, Dir, Catalog, HoldAt string }
+type childSpec struct{ DB, Name, Dir, Repo, Catalog, HoldAt string }
 
 func childBackup(spec string) int {
 	var cs childSpec
@@ -48,7 +50,7 @@ func childBackup(spec string) int {
 		fmt.Println("bad spec:", err)
 		return 2
 	}
-	o := pipeline.Options{DB: cs.DB, Name: cs.Name, Dir: cs.Dir, CatalogPath: cs.Catalog, Compress: 1}
+	o := pipeline.Options{DB: cs.DB, Name: cs.Name, Dir: cs.Dir, Repo: cs.Repo, CatalogPath: cs.Catalog, Compress: 1}
 	o.OnEvent = func(ev pipeline.Event) {
 		hold := false
 		switch cs.HoldAt {
@@ -168,6 +170,82 @@ func killedMidRun(t *testing.T, holdAt string) {
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("the killed run's cluster folder %s survived the next run (%v)", dir, err)
 		}
+	}
+}
+
+// TestFaultKilledMidUpload: a backup to S3 killed mid-dump leaves no
+// object and no record, only its unfinished multipart upload; the next run
+// of the name aborts it and stores its own.
+func TestFaultKilledMidUpload(t *testing.T) {
+	src := shopCluster(t)
+	s := pgtest.NewS3(t)
+	s.MakeBucket(t, "killed", false)
+	for _, kv := range s.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("AWS_PROFILE", "")
+	o := backupOptions(t, src.ConnString("shop"))
+	o.Name, o.Repo = "shop", "s3://killed/pg"
+	spec, err := json.Marshal(childSpec{DB: o.DB, Name: o.Name, Repo: o.Repo, Catalog: o.CatalogPath, HoldAt: "dump"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || sc.Text() != "HOLDING" {
+		cmd.Process.Kill()
+		t.Fatalf("child said %q", sc.Text())
+	}
+	pgDump := pgtest.ChildProcess(cmd.Process.Pid, "pg_dump")
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if pgDump > 0 && !pgtest.WaitGone(pgDump, 20*time.Second) {
+		t.Errorf("pg_dump outlived its killed parent")
+	}
+	c := s.Client(t)
+	objects := func() (n int) {
+		for o := range c.ListObjects(context.Background(), "killed", minio.ListObjectsOptions{Recursive: true}) {
+			if o.Err == nil {
+				n++
+			}
+		}
+		return n
+	}
+	uploads := func() (n int) {
+		for u := range c.ListIncompleteUploads(context.Background(), "killed", "", true) {
+			if u.Err == nil {
+				n++
+			}
+		}
+		return n
+	}
+	if objects() != 0 || uploads() != 1 {
+		t.Fatalf("after the kill: %d objects, %d unfinished uploads; want none and the one", objects(), uploads())
+	}
+	assertNoRecords(t, o.CatalogPath)
+
+	var lines []string
+	o.OnEvent = func(ev pipeline.Event) {
+		if ev.Kind == pipeline.Log {
+			lines = append(lines, ev.Text)
+		}
+	}
+	res, err := pipeline.Backup(context.Background(), o)
+	if err != nil || res.Record.Status != catalog.StatusVerified {
+		t.Fatalf("next backup: %v", err)
+	}
+	if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "aborted 1 unfinished upload(s) of killed runs") }) {
+		t.Errorf("the next run did not say it aborted the killed run's upload")
+	}
+	if objects() != 2 || uploads() != 0 {
+		t.Errorf("after the next run: %d objects, %d unfinished uploads; want its archive and manifest, none", objects(), uploads())
 	}
 }
 

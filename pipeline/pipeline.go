@@ -319,7 +319,7 @@ const connStringHint = `pass a URL such as postgresql://USER@HOST:5432/DB?sslmod
 // inventory lists the archive's contents and the roles its SQL names.
 func (r *run) inventory(ctx context.Context) error {
 	pgRestore := r.client.Path("pg_restore")
-	if r.store != nil { // the archive is in the bucket; its head is here
+	if r.head != nil { // the archive is in the bucket; its head is here
 		if err := r.head.save(r.archive); err != nil {
 			return err
 		}

@@ -130,6 +130,33 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 func locate(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey string, have map[string]repo.Object, rehash bool) error {
 	if rec.Archive.Format == verify.FormatDirectory {
 		// A folder repository's directory archive: one folder, hashed as one.
+		if s, ok := r.(*repo.S3); ok {
+			key := strings.TrimSuffix(mkey, ".manifest.json") + ".dir/"
+			st := rec.Archive.Store
+			if st == nil {
+				st = &catalog.Store{}
+			}
+			st.Repo, st.Endpoint, st.Bucket, st.Key, st.ManifestKey, st.VersionID = s.URL(), s.EndpointURL(), s.Bucket(), key, mkey, ""
+			rec.Archive.Store = st
+			rec.Archive.Path, rec.Archive.Manifest = objectURL(s, key), objectURL(s, mkey)
+			var size int64
+			for k, o := range have {
+				if strings.HasPrefix(k, key) {
+					size += o.Size
+				}
+			}
+			switch {
+			case size == 0:
+				return &verify.MissingError{Path: rec.Archive.Path, Err: errors.New("not beside its manifest")}
+			case size != rec.Archive.Size:
+				return &verify.DigestMismatchError{Path: rec.Archive.Path, Want: fmt.Sprintf("%d bytes", rec.Archive.Size), Got: fmt.Sprintf("%d bytes", size)}
+			}
+			if rehash {
+				_, err := HashStored(ctx, rec)
+				return err
+			}
+			return nil
+		}
 		if l, ok := r.(*repo.Local); ok {
 			dir := filepath.Join(l.Root, strings.TrimSuffix(mkey, ".manifest.json")+".dir")
 			rec.Archive.Path, rec.Archive.Manifest, rec.Archive.Store = dir, filepath.Join(l.Root, mkey), nil
@@ -142,7 +169,6 @@ func locate(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey string, 
 			}
 			return nil
 		}
-		return fmt.Errorf("%s: directory-format archives in an S3 repository are not read yet", rec.ID)
 	}
 	key := strings.TrimSuffix(mkey, ".manifest.json") + ".dump"
 	switch s := r.(type) {

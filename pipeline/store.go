@@ -57,12 +57,17 @@ func ArchiveFile(ctx context.Context, rec *catalog.Record, dir string, check boo
 		d, err := verify.CheckDigest(a.Path, a.Format, a.BLAKE3)
 		return a.Path, d, err
 	}
-	if a.Format == verify.FormatDirectory {
-		return "", verify.Digest{}, fmt.Errorf("%s: directory-format archives in an S3 repository are not read yet", a.Path)
-	}
 	s, err := storeOf(rec)
 	if err != nil {
 		return "", verify.Digest{}, err
+	}
+	if a.Format == verify.FormatDirectory {
+		folder := filepath.Join(dir, path.Base(strings.TrimSuffix(a.Store.Key, "/")))
+		d, err := hashFolder(ctx, s, rec, folder)
+		if err != nil {
+			os.RemoveAll(folder)
+		}
+		return folder, d, err
 	}
 	body, err := openStored(ctx, s, rec)
 	if err != nil {
@@ -99,12 +104,12 @@ func HashStored(ctx context.Context, rec *catalog.Record) (verify.Digest, error)
 	if a.Store == nil {
 		return verify.CheckDigest(a.Path, a.Format, a.BLAKE3)
 	}
-	if a.Format == verify.FormatDirectory {
-		return verify.Digest{}, fmt.Errorf("%s: directory-format archives in an S3 repository are not read yet", a.Path)
-	}
 	s, err := storeOf(rec)
 	if err != nil {
 		return verify.Digest{}, err
+	}
+	if a.Format == verify.FormatDirectory {
+		return hashFolder(ctx, s, rec, "")
 	}
 	body, err := openStored(ctx, s, rec)
 	if err != nil {
@@ -118,6 +123,60 @@ func HashStored(ctx context.Context, rec *catalog.Record) (verify.Digest, error)
 	d := verify.Digest{BLAKE3: h.Sum(), Size: h.Size(), Files: 1}
 	if d.BLAKE3 != a.BLAKE3 {
 		return d, &verify.DigestMismatchError{Path: a.Path, Want: a.BLAKE3, Got: d.BLAKE3}
+	}
+	return d, nil
+}
+
+// hashFolder hashes the objects of an S3-held directory-format archive as
+// DESIGN §3 says (verify.DirDigest) and compares the digest with the
+// record's; with a folder given, it writes them there too, 0600 in 0700.
+func hashFolder(ctx context.Context, s *repo.S3, rec *catalog.Record, folder string) (verify.Digest, error) {
+	prefix := rec.Archive.Store.Key
+	objs, err := s.List(ctx, prefix)
+	if err != nil {
+		return verify.Digest{}, err
+	}
+	if len(objs) == 0 {
+		return verify.Digest{}, &verify.MissingError{Path: rec.Archive.Path, Err: errors.New("no objects under it in the bucket")}
+	}
+	var files []verify.FileDigest
+	buf := make([]byte, 1<<20)
+	for _, o := range objs {
+		rel := strings.TrimPrefix(o.Key, prefix)
+		body, err := s.Open(ctx, o.Key)
+		if err != nil {
+			return verify.Digest{}, err
+		}
+		h := verify.NewHasher()
+		w := io.Writer(h)
+		var f *os.File
+		if folder != "" {
+			p := filepath.Join(folder, filepath.FromSlash(rel))
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				body.Close()
+				return verify.Digest{}, err
+			}
+			if f, err = os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err != nil {
+				body.Close()
+				return verify.Digest{}, err
+			}
+			w = io.MultiWriter(f, h)
+		}
+		_, err = io.CopyBuffer(w, body, buf)
+		body.Close()
+		if f != nil {
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			return verify.Digest{}, fmt.Errorf("read %s: %w", o.Key, err)
+		}
+		files = append(files, verify.FileDigest{Path: rel, Digest: verify.Digest{BLAKE3: h.Sum(), Size: h.Size()}})
+	}
+	d := verify.DirDigest(files)
+	if d.BLAKE3 != rec.Archive.BLAKE3 {
+		return d, &verify.DigestMismatchError{Path: rec.Archive.Path, Want: rec.Archive.BLAKE3, Got: d.BLAKE3}
 	}
 	return d, nil
 }
@@ -149,11 +208,26 @@ func removeStored(ctx context.Context, rec *catalog.Record) (note string, err er
 	if st.RetainUntil != nil && time.Now().Before(*st.RetainUntil) {
 		return "", &repo.LockedError{Key: st.Key, Until: *st.RetainUntil, Mode: st.LockMode}
 	}
-	if _, err := s.Stat(ctx, st.Key); errors.Is(err, repo.ErrNotFound) {
+	keys := []string{st.Key}
+	if rec.Archive.Format == verify.FormatDirectory {
+		objs, err := s.List(ctx, st.Key)
+		if err != nil {
+			return "", err
+		}
+		keys = keys[:0]
+		for _, o := range objs {
+			keys = append(keys, o.Key)
+		}
+		if len(keys) == 0 {
+			note = "the archive was already gone"
+		}
+	} else if _, err := s.Stat(ctx, st.Key); errors.Is(err, repo.ErrNotFound) {
 		note = "the archive was already gone"
 	}
-	if err := s.Delete(ctx, st.Key); err != nil {
-		return "", err
+	for _, k := range keys {
+		if err := s.Delete(ctx, k); err != nil {
+			return "", err
+		}
 	}
 	if st.ManifestKey != "" {
 		if err := s.Delete(ctx, st.ManifestKey); err != nil {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -48,10 +51,6 @@ func (r *run) chooseRepo(ctx context.Context) error {
 		r.o.Dir = loc.Path
 		return r.lockNeedsS3()
 	}
-	if r.format == verify.FormatDirectory {
-		return &UsageError{Err: errors.New("a directory-format archive (more than one job) cannot go to an S3 repository yet"),
-			hint: "back up to S3 with one job (a custom-format archive, streamed to the bucket)"}
-	}
 	if r.o.Verify == verify.ModeRead {
 		return &UsageError{Err: errors.New("a read-through proof needs the archive on this machine, and an S3 backup keeps none"),
 			hint: "prove an S3 backup by restoring it (the default), or record it unproven"}
@@ -91,7 +90,10 @@ func (r *run) prepareStore(ctx context.Context, name string) error {
 			return storeErr(r.store, err)
 		}
 		if !taken {
-			r.base, r.key = b, name+"/"+b+".dump"
+			r.base, r.key = b, name+"/"+b+archiveExt(r.format)
+			if r.format == verify.FormatDirectory {
+				r.key += "/" // a folder: one object per file under it
+			}
 			break
 		}
 		if i > 1000 {
@@ -117,7 +119,8 @@ func (r *run) taken(ctx context.Context, base string) (bool, error) {
 			return false, err
 		}
 	}
-	return false, nil
+	files, err := r.store.List(ctx, base+".dir/")
+	return len(files) > 0, err
 }
 
 // recordStored completes the upload once the catalog is open (and its
@@ -136,7 +139,7 @@ func (r *run) recordStored(ctx context.Context, entries []catalog.TOCEntry) (cat
 			return catalog.Event{}, r.notStored(err)
 		}
 	}
-	mkey := strings.TrimSuffix(r.key, ".dump") + ".manifest.json"
+	mkey := r.name() + "/" + r.base + ".manifest.json"
 	st := &catalog.Store{Repo: r.store.URL(), Endpoint: r.store.EndpointURL(), Bucket: r.store.Bucket(), Key: r.key, ManifestKey: mkey}
 	if !r.retainUntil.IsZero() {
 		until := r.retainUntil
@@ -144,14 +147,22 @@ func (r *run) recordStored(ctx context.Context, entries []catalog.TOCEntry) (cat
 	}
 	rec.Archive.Store = st
 	rec.Archive.Path, rec.Archive.Manifest = objectURL(r.store, r.key), objectURL(r.store, mkey)
-	obj, err := r.upload.Commit(ctx)
-	if err != nil {
-		return catalog.Event{}, storeErr(r.store, fmt.Errorf("complete the upload of %s: %w", rec.Archive.Path, err))
+	var stored []string // keys to take back should the manifest fail
+	if r.format == verify.FormatDirectory {
+		if stored, err = r.uploadFolder(ctx); err != nil {
+			return catalog.Event{}, storeErr(r.store, err)
+		}
+	} else {
+		obj, err := r.upload.Commit(ctx)
+		if err != nil {
+			return catalog.Event{}, storeErr(r.store, fmt.Errorf("complete the upload of %s: %w", rec.Archive.Path, err))
+		}
+		r.upload = nil
+		st.VersionID = obj.VersionID
+		stored = []string{r.key}
 	}
-	r.upload = nil
-	st.VersionID = obj.VersionID
 	if err := r.storeManifest(ctx, mkey, rec, entries); err != nil {
-		if derr := r.store.Delete(context.WithoutCancel(ctx), r.key); derr != nil {
+		if derr := r.deleteKeys(ctx, stored); derr != nil {
 			return catalog.Event{}, storeErr(r.store, fmt.Errorf("store the manifest: %w (and the archive %s, stored without it, could not be removed: %v)", err, rec.Archive.Path, derr))
 		}
 		return catalog.Event{}, storeErr(r.store, fmt.Errorf("store the manifest: %w (the archive was removed again: nothing recorded)", err))
@@ -161,6 +172,59 @@ func (r *run) recordStored(ctx context.Context, entries []catalog.TOCEntry) (cat
 		return catalog.Event{}, &StoredNotRecordedError{Archive: rec.Archive.Path, Repo: st.Repo, Err: err}
 	}
 	return ev, nil
+}
+
+func (r *run) name() string { return r.rec.Name }
+
+// uploadFolder stores a directory-format archive, one object per file
+// under its key, with the run's retention; on a failure it takes back what
+// it stored. The folder was written by pg_dump's workers on this machine
+// (they need a folder), so it is a whole local copy, as with --dir.
+func (r *run) uploadFolder(ctx context.Context) ([]string, error) {
+	var stored []string
+	err := filepath.WalkDir(r.archive, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(r.archive, p)
+		key := r.key + filepath.ToSlash(rel)
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		u, err := r.store.Create(ctx, key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode})
+		if err != nil {
+			return err
+		}
+		if _, err := io.CopyBuffer(u, f, make([]byte, 1<<20)); err != nil {
+			u.Abort(ctx)
+			return fmt.Errorf("upload %s: %w", key, err)
+		}
+		if _, err := u.Commit(ctx); err != nil {
+			return fmt.Errorf("complete the upload of %s: %w", key, err)
+		}
+		stored = append(stored, key)
+		return nil
+	})
+	if err != nil {
+		if derr := r.deleteKeys(ctx, stored); derr != nil {
+			return nil, fmt.Errorf("%w (and %d files stored before could not be removed: %v)", err, len(stored), derr)
+		}
+		return nil, err
+	}
+	return stored, nil
+}
+
+// deleteKeys takes back objects stored by a run that is not recorded.
+func (r *run) deleteKeys(ctx context.Context, keys []string) error {
+	var errs []error
+	for _, k := range keys {
+		if err := r.store.Delete(context.WithoutCancel(ctx), k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (r *run) storeManifest(ctx context.Context, key string, rec *catalog.Record, entries []catalog.TOCEntry) error {

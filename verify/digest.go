@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/zeebo/blake3"
@@ -142,13 +144,32 @@ func hashDir(root string) (Digest, error) {
 	if err := errors.Join(errs...); err != nil {
 		return Digest{}, err
 	}
+	out := make([]FileDigest, len(files))
+	for i, f := range files {
+		out[i] = FileDigest{Path: f, Digest: sums[i]}
+	}
+	return DirDigest(out), nil
+}
+
+// FileDigest is one file of a directory-format archive: its path relative
+// to the folder (slash-separated) and its digest.
+type FileDigest struct {
+	Path string
+	Digest
+}
+
+// DirDigest is a directory-format archive's digest from its files', in
+// any order: BLAKE3 over the sorted lines "<path> <size> <blake3>\n".
+func DirDigest(files []FileDigest) Digest {
+	files = slices.Clone(files)
+	slices.SortFunc(files, func(a, b FileDigest) int { return strings.Compare(a.Path, b.Path) })
 	h := NewHasher()
 	var total int64
-	for i, f := range files {
-		fmt.Fprintf(h, "%s %d %s\n", f, sums[i].Size, sums[i].BLAKE3)
-		total += sums[i].Size
+	for _, f := range files {
+		fmt.Fprintf(h, "%s %d %s\n", f.Path, f.Size, f.BLAKE3)
+		total += f.Size
 	}
-	return Digest{BLAKE3: h.Sum(), Size: total, Files: len(files)}, nil
+	return Digest{BLAKE3: h.Sum(), Size: total, Files: len(files)}
 }
 
 // CheckDigest re-hashes the archive and compares it with want. A mismatch is

@@ -145,6 +145,25 @@ func (s *S3Server) Restart(ctx context.Context) error {
 	return nil
 }
 
+// CPUTime is the CPU time (user and system) the server has used so far,
+// from /proc: for benchmarks that share the machine with it.
+func (s *S3Server) CPUTime() time.Duration {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
 // Port is the server's TCP port.
 func (s *S3Server) Port() int {
 	_, p, _ := net.SplitHostPort(s.Addr)
