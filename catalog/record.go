@@ -65,6 +65,17 @@ type Archive struct {
 	// Store is the object store the archive is kept in; nil for a file on
 	// this machine. Path and Manifest are then s3:// URLs, for display.
 	Store *Store `json:"store,omitempty"`
+	// Encryption, when set, says the stored bytes (Size, BLAKE3) are the
+	// archive encrypted; the proof restored the plaintext it describes.
+	Encryption *Encryption `json:"encryption,omitempty"`
+}
+
+// Encryption is how an archive is encrypted: never a secret.
+type Encryption struct {
+	Scheme          string   `json:"scheme"`     // "age"
+	Recipients      []string `json:"recipients"` // public keys: age1…, ssh-ed25519 AAAA…
+	PlaintextBLAKE3 string   `json:"plaintext_blake3"`
+	PlaintextSize   int64    `json:"plaintext_size"`
 }
 
 // Store is where in an S3-compatible store an archive and its manifest

@@ -32,6 +32,12 @@ credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or
 AWS_PROFILE), the store from AWS_ENDPOINT_URL_S3 when it is not AWS: R2, B2,
 MinIO, Ceph …; restore, verify and prune then find it from its record.
 
+With --encrypt-to (or --encrypt-to-file) the archive is stored encrypted with
+age, as NAME-<UTC time>.dump.age: the proof restores the plaintext stream
+before it is encrypted, and no plaintext archive touches the disk or the
+store. restore, verify and toc --live then need --identity; age -d -i KEY
+NAME.dump.age | pg_restore … works without pgattest.
+
 The connection comes from --db, else DATABASE_URL, else libpq's PG* variables
 (PGHOST, PGUSER, PGPASSWORD, ~/.pgpass …). The password is passed to pg_dump in
 its environment, never on its command line, and is never printed or stored.
@@ -48,6 +54,9 @@ Examples:
 
    # off the machine: streamed to a bucket, locked for 35 days (README, "S3")
    AWS_PROFILE=backup pgattest backup --db "$DATABASE_URL" --repo s3://acme-backups/pg --lock-days 35
+
+   # encrypted at rest: this host holds only the public key (README, "Encryption")
+   pgattest backup --db "$DATABASE_URL" --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
 
    # nightly from cron, with labels and only errors on the terminal
    DATABASE_URL=... pgattest -q backup --name shop-prod --label env=prod
@@ -67,6 +76,8 @@ record unverified: only a restore proves a backup.`,
 			&ucli.StringFlag{Name: "dir", Usage: "folder for archives (NAME/ is made inside)", EnvVars: []string{"PGATTEST_DIR"}, Value: "backups"},
 			&ucli.StringFlag{Name: "repo", Usage: "where archives go instead of --dir: `s3://BUCKET[/PREFIX]` (streamed to an S3-compatible store; credentials and endpoint from the AWS variables) or file:///abs/path", EnvVars: []string{"PGATTEST_REPO"}},
 			&ucli.IntFlag{Name: "lock-days", Usage: "S3 Object Lock retention of the archive and its manifest, in `DAYS` (the bucket must have Object Lock enabled)"},
+			&ucli.StringSliceFlag{Name: "encrypt-to", Usage: "encrypt the archive to this age `RECIPIENT` (age1…, or an SSH ssh-ed25519/ssh-rsa public key); repeatable: any one identity decrypts"},
+			&ucli.StringSliceFlag{Name: "encrypt-to-file", Usage: "encrypt to the recipients in this `FILE` (one per line, # comments, as age -R reads)", EnvVars: []string{"PGATTEST_RECIPIENTS_FILE"}},
 			&ucli.StringFlag{Name: "lock-mode", Usage: "retention mode: governance (a user allowed to bypass it may delete early) or compliance (no one can)", Value: "governance"},
 			&ucli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel jobs; > 1 writes a directory-format archive", Value: 1},
 			&ucli.IntFlag{Name: "compress", Aliases: []string{"Z"}, Usage: "compression level 0-9 (gzip, as pg_restore reads it); pgattest deflates pg_dump's output on every core (pg_dump compresses with --jobs N). 1 is the fastest; 3 makes archives about a sixth smaller for ~10% more time with the proof (README, Performance)", Value: 1},
@@ -95,6 +106,7 @@ record unverified: only a restore proves a backup.`,
 			o := pipeline.Options{
 				DB: c.String("db"), Name: c.String("name"), Dir: c.String("dir"), Repo: c.String("repo"),
 				LockDays: c.Int("lock-days"), LockMode: c.String("lock-mode"),
+				EncryptTo: c.StringSlice("encrypt-to"), EncryptToFiles: c.StringSlice("encrypt-to-file"),
 				Jobs: c.Int("jobs"), Compress: c.Int("compress"), Verify: mode,
 				AllowPooled: c.Bool("allow-pooled"), PGBin: c.StringSlice("pg-bin"), ForceName: c.Bool("force-name"),
 				SkipExtensions: c.StringSlice("verify-skip-extension"),

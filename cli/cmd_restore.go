@@ -50,6 +50,7 @@ Exit codes: 0 restored (or planned, with --dry-run); 1 failure; 2 usage error;
 			&ucli.BoolFlag{Name: "force", Usage: "allow restoring into the backup's own source database"},
 			&ucli.BoolFlag{Name: "allow-pooled", Usage: "accept a target behind a pooler in transaction or statement mode"},
 			&ucli.StringSliceFlag{Name: "pg-bin", Usage: "folder with pg_restore; repeatable"},
+			&ucli.StringFlag{Name: "identity", Usage: "age identity `FILE` (age-keygen's, or an SSH private key) to decrypt an encrypted backup; keep it off the backup host", EnvVars: []string{"PGATTEST_IDENTITY"}},
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() > 0 {
@@ -105,8 +106,12 @@ Exit codes: 0 restored (or planned, with --dry-run); 1 failure; 2 usage error;
 			case catalog.StatusUnverified:
 				fmt.Fprintf(e.stderr, "pgattest: warning: backup %s was never proven by a restore\n", rec.ID)
 			}
+			ids, err := pipeline.LoadIdentities(c.String("identity"))
+			if err != nil {
+				return err
+			}
 			p := newProgress(e)
-			o := pipeline.RestoreOptions{
+			o := pipeline.RestoreOptions{Identities: ids,
 				Record: rec, Target: c.String("target"), NoOwner: c.Bool("no-owner"), Clean: c.Bool("clean"),
 				NoACL: c.Bool("no-acl"), CreateRoles: c.Bool("create-roles"),
 				Jobs: c.Int("jobs"), Tables: c.StringSlice("table"), DryRun: c.Bool("dry-run"), Force: c.Bool("force"), AllowPooled: c.Bool("allow-pooled"),

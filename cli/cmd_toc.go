@@ -38,6 +38,7 @@ filter; 3 --live found entries that differ from the catalog's.`,
 			&ucli.StringSliceFlag{Name: "schema", Usage: "only entries in this schema; repeatable"},
 			&ucli.BoolFlag{Name: "live", Usage: "read the entries from the archive with pg_restore -l, and compare"},
 			&ucli.StringSliceFlag{Name: "pg-bin", Usage: "with --live: folder with pg_restore; repeatable"},
+			&ucli.StringFlag{Name: "identity", Usage: "age identity `FILE` (age-keygen's, or an SSH private key) with --live: to decrypt an encrypted backup's head; keep it off the backup host", EnvVars: []string{"PGATTEST_IDENTITY"}},
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
@@ -92,7 +93,11 @@ func runTOC(c *ucli.Context, e *env, id string, f tocFilter) error {
 	}
 	res := tocResult{BackupID: rec.ID, Source: "catalog", Entries: stored}
 	if c.Bool("live") {
-		live, err := pipeline.LiveTOC(c.Context, rec, c.StringSlice("pg-bin"))
+		ids, err := pipeline.LoadIdentities(c.String("identity"))
+		if err != nil {
+			return err
+		}
+		live, err := pipeline.LiveTOC(c.Context, rec, c.StringSlice("pg-bin"), ids)
 		if err != nil {
 			return err
 		}

@@ -34,6 +34,7 @@ Exit codes: 0 all passed; 1 a proof could not run; 3 an archive failed.`,
 			&ucli.BoolFlag{Name: "hash-only", Usage: "only re-hash the archives; no restore"},
 			&ucli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel restore jobs for directory-format archives", Value: 1},
 			&ucli.StringSliceFlag{Name: "pg-bin", Usage: "folder with pg_restore, postgres and initdb; repeatable"},
+			&ucli.StringFlag{Name: "identity", Usage: "age identity `FILE` (age-keygen's, or an SSH private key) to decrypt encrypted backups for a restore proof (--hash-only needs none); keep it off the backup host", EnvVars: []string{"PGATTEST_IDENTITY"}},
 			&ucli.StringSliceFlag{Name: "verify-skip-extension", Usage: "when the proving Postgres lacks extension `NAME`, prove the rest without it (recorded in the proof); repeatable"},
 		},
 		Action: func(c *ucli.Context) error {
@@ -76,8 +77,12 @@ Exit codes: 0 all passed; 1 a proof could not run; 3 an archive failed.`,
 			if err != nil {
 				return err
 			}
+			keys, err := pipeline.LoadIdentities(c.String("identity"))
+			if err != nil {
+				return err
+			}
 			o := pipeline.ReproveOptions{HashOnly: c.Bool("hash-only"), Jobs: c.Int("jobs"), PGBin: c.StringSlice("pg-bin"),
-				SkipExtensions: c.StringSlice("verify-skip-extension"), Redactor: e.red}
+				SkipExtensions: c.StringSlice("verify-skip-extension"), Redactor: e.red, Identities: keys}
 			return runVerify(c, e, recs, o)
 		},
 	}

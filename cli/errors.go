@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline"
+	"github.com/pgattest/pgattest/pipeline/seal"
 	"github.com/pgattest/pgattest/verify"
 )
 
@@ -119,7 +120,13 @@ func flagHint(err error) string {
 	var same *pipeline.SameSourceError
 	var pruned *pipeline.PrunedError
 	var interrupted *pipeline.InterruptedRestoreError
+	var noKey *pipeline.IdentityNeededError
+	var noMatch *seal.NoMatchError
 	switch {
+	case errors.As(err, &noKey):
+		return "give --identity FILE (or PGATTEST_IDENTITY): the age identity, or SSH private key, of one of its recipients: " + strings.Join(noKey.Recipients, ", ")
+	case errors.As(err, &noMatch):
+		return "give --identity the key of one of the recipients 'pgattest show ID' lists; nothing was restored or changed"
 	case errors.As(err, &notRecorded): // what to fix, then how to record what was kept
 		var lines []string
 		if h := flagHint(notRecorded.Err); h != "" {

@@ -67,6 +67,9 @@ func printRecord(w io.Writer, r *catalog.Record) {
 		detail += fmt.Sprintf(", %d files, %d jobs", a.Files, a.Jobs)
 	}
 	row("", "%s", detail)
+	if en := a.Encryption; en != nil {
+		row("", "encrypted (%s) to %s; plaintext %s, BLAKE3 %s", en.Scheme, strings.Join(en.Recipients, ", "), formatBytes(en.PlaintextSize), en.PlaintextBLAKE3)
+	}
 	if st := a.Store; st != nil {
 		where := "in bucket " + st.Bucket + " at " + st.Endpoint
 		if st.VersionID != "" {

@@ -16,7 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline/repo"
+	"github.com/pgattest/pgattest/pipeline/seal"
 	"github.com/pgattest/pgattest/verify"
 	"golang.org/x/sys/unix"
 )
@@ -42,7 +44,7 @@ func (r *run) dump(ctx context.Context) error {
 		r.archive = filepath.Join(r.staging.Dir, r.base+".dir")
 		args = append(args, "--format=directory", "--jobs="+strconv.Itoa(r.o.Jobs), "--file="+r.archive)
 	} else {
-		r.archive = filepath.Join(r.staging.Dir, r.base+".dump")
+		r.archive = filepath.Join(r.staging.Dir, r.base+r.ext())
 		args = append(args, "--format=custom")
 	}
 	if s := r.src.Conn.Sanitized(); s != "" {
@@ -75,24 +77,45 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	// Reads from the pipe come in chunks of up to 1 MiB; each goes to the
 	// file as it is (a buffer in between measured slower), or to the
 	// store's upload, which buffers parts in its staging folder.
+	//
+	// Encrypted, the plaintext goes to its hasher, the head, the proof and
+	// age; what age writes (the stored bytes) to the stored hasher and the
+	// file or upload. No plaintext reaches the disk or the store.
 	h := verify.NewHasher()
 	var f *os.File
-	sinks := []io.Writer{h}
+	var out []io.Writer // where the stored bytes go
 	if r.store != nil {
 		u, err := r.store.Create(ctx, r.key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode,
 			Metadata: map[string]string{"pgattest-name": r.rec.Name, "pgattest-id": r.rec.ID}})
 		if err != nil {
 			return storeErr(r.store, err)
 		}
-		r.upload, r.head = u, &headKeeper{}
-		sinks = append(sinks, u, r.head)
+		r.upload = u
+		out = append(out, u)
 	} else {
 		var err error
 		if f, err = os.OpenFile(r.archive, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err != nil {
 			return &DirError{Dir: r.o.Dir, Err: err}
 		}
 		defer f.Close()
-		sinks = append(sinks, f)
+		out = append(out, f)
+	}
+	sinks := []io.Writer{h}
+	stored := h
+	var enc io.WriteCloser
+	if r.seal != nil {
+		stored = verify.NewHasher()
+		var err error
+		if enc, err = r.seal.Encrypt(io.MultiWriter(append(out, stored)...)); err != nil {
+			return fmt.Errorf("start encrypting: %w", err)
+		}
+		sinks = append(sinks, enc)
+	} else {
+		sinks = append(sinks, out...)
+	}
+	if r.store != nil || r.seal != nil {
+		r.head = &headKeeper{}
+		sinks = append(sinks, r.head)
 	}
 	if r.o.Verify == verify.ModeRestore {
 		// Prove while dumping: the third branch of the tee feeds pg_restore.
@@ -162,6 +185,16 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	if !bytes.HasPrefix(w.head, archiveMagic) {
 		return &DumpError{Err: fmt.Errorf("pg_dump's output does not start with %q: not a custom-format archive", archiveMagic)}
 	}
+	if enc != nil {
+		if err := enc.Close(); err != nil { // the last chunk
+			if r.store != nil {
+				return storeErr(r.store, fmt.Errorf("upload archive: %w", err))
+			}
+			return &DirError{Dir: r.o.Dir, Err: fmt.Errorf("write archive: %w", err)}
+		}
+		r.rec.Archive.Encryption = &catalog.Encryption{Scheme: seal.Scheme, Recipients: r.seal.Public,
+			PlaintextBLAKE3: h.Sum(), PlaintextSize: h.Size()}
+	}
 	if f != nil {
 		if err := f.Sync(); err != nil {
 			return &DirError{Dir: r.o.Dir, Err: fmt.Errorf("sync archive: %w", err)}
@@ -170,8 +203,8 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 			return &DirError{Dir: r.o.Dir, Err: err}
 		}
 	}
-	r.rec.Archive.Size = h.Size()
-	r.rec.Archive.BLAKE3 = h.Sum()
+	r.rec.Archive.Size = stored.Size()
+	r.rec.Archive.BLAKE3 = stored.Sum()
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline/seal"
 	"github.com/pgattest/pgattest/verify"
 	"golang.org/x/sys/unix"
 )
@@ -82,6 +83,15 @@ func archiveExt(format string) string {
 	return ".dump"
 }
 
+// extOf is the suffix of a recorded archive's name: .dump.age when it is
+// encrypted.
+func extOf(a catalog.Archive) string {
+	if a.Encryption != nil {
+		return archiveExt(a.Format) + seal.Ext
+	}
+	return archiveExt(a.Format)
+}
+
 // claimFinal gives an archive (anywhere on the same file system) and its
 // manifest their final names in dir: BASE.dump (or .dir) and
 // BASE.manifest.json, or BASE-2… when those are taken. The name is
@@ -90,7 +100,7 @@ func archiveExt(format string) string {
 // rec's archive paths are set to the final ones before the manifest is
 // written. It returns the final archive and manifest.
 func claimFinal(dir, base, archive string, rec *catalog.Record, entries []catalog.TOCEntry) (string, string, error) {
-	ext := archiveExt(rec.Archive.Format)
+	ext := extOf(rec.Archive)
 	tmp := filepath.Join(dir, ".manifest-"+base+".json.tmp")
 	defer os.Remove(tmp)
 	for i := 1; ; i++ {
@@ -133,7 +143,7 @@ func keepUnrecorded(dir, base, archive string, rec *catalog.Record, entries []ca
 	if m := rec.Archive.Manifest; m != "" && filepath.Dir(m) != dir {
 		os.Remove(m)
 	}
-	ext := archiveExt(rec.Archive.Format)
+	ext := extOf(rec.Archive)
 	for i := 1; ; i++ {
 		b := base
 		if i > 1 {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline/repo"
+	"github.com/pgattest/pgattest/pipeline/seal"
 	"github.com/pgattest/pgattest/testenv"
 	"github.com/pgattest/pgattest/verify"
 )
@@ -37,12 +38,17 @@ type Options struct {
 	// LockDays > 0 puts S3 Object Lock retention on the archive and its
 	// manifest for so many days, in LockMode (governance, the default, or
 	// compliance); a bucket without Object Lock is refused before the dump.
-	LockDays    int
-	LockMode    string
-	Jobs        int         // > 1: directory format, parallel dump and restore
-	Compress    int         // pg_dump --compress level, 0-9
-	Verify      verify.Mode // restore (default), read or none
-	AllowPooled bool        // accept a pooled connection
+	LockDays int
+	LockMode string
+	// EncryptTo and EncryptToFiles are age recipients (age1…, SSH public
+	// keys) and recipients files: the archive is stored encrypted to them
+	// (NAME-STAMP.dump.age), the proof restores the plaintext stream.
+	EncryptTo      []string
+	EncryptToFiles []string
+	Jobs           int         // > 1: directory format, parallel dump and restore
+	Compress       int         // pg_dump --compress level, 0-9
+	Verify         verify.Mode // restore (default), read or none
+	AllowPooled    bool        // accept a pooled connection
 	// ForceName records under Name although its earlier backups are of
 	// another source (by what the servers said: catalog.Identity).
 	ForceName bool
@@ -108,6 +114,7 @@ type run struct {
 	// An S3 repository: the archive goes to upload (at key) as it is
 	// written; head keeps its first bytes, up to the end of its table of
 	// contents, for pg_restore -l.
+	seal        *seal.Recipients // encrypt to these, when set
 	store       *repo.S3
 	upload      repo.Upload
 	key         string
@@ -223,6 +230,9 @@ func (r *run) preflight(ctx context.Context) error {
 	if r.o.Compress < 0 || r.o.Compress > 9 {
 		return &UsageError{Err: fmt.Errorf("--compress %d is out of range", r.o.Compress), hint: "use 0 (none) to 9 (smallest, slowest); 1 is the default"}
 	}
+	if err := r.chooseSeal(); err != nil {
+		return err
+	}
 	if err := r.chooseRepo(ctx); err != nil {
 		return err
 	}
@@ -319,12 +329,13 @@ const connStringHint = `pass a URL such as postgresql://USER@HOST:5432/DB?sslmod
 // inventory lists the archive's contents and the roles its SQL names.
 func (r *run) inventory(ctx context.Context) error {
 	pgRestore := r.client.Path("pg_restore")
-	if r.head != nil { // the archive is in the bucket; its head is here
-		if err := r.head.save(r.archive); err != nil {
-			return err
-		}
+	var toc *verify.TOC
+	var err error
+	if r.head != nil { // no plaintext archive here (in a bucket, encrypted): its head, in memory
+		toc, err = verify.ReadTOCFrom(ctx, pgRestore, r.head.bytes(), r.archive)
+	} else {
+		toc, err = verify.ReadTOC(ctx, pgRestore, r.archive)
 	}
-	toc, err := verify.ReadTOC(ctx, pgRestore, r.archive)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -374,11 +385,16 @@ func (r *run) prove(ctx context.Context) error {
 	}
 	if r.stream != nil {
 		s, err := r.stream.finish()
-		r.stream = nil
+		defer func() { r.stream = nil }()
 		if err != nil { // the cluster did not start, say
 			r.infra = err
 			r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: catalog.ProofError, StartedAt: time.Now().UTC(), Error: r.red.String(err.Error())}
 			return nil
+		}
+		if s == nil && r.stream.verdict != nil && r.head != nil {
+			// The archive failed before its restore (a missing extension),
+			// and there is no plaintext file to prove again: the verdict.
+			return r.proved(ctx, &verify.Report{Mode: verify.ModeRestore, StartedAt: time.Now().UTC(), Failure: r.stream.verdict}, nil)
 		}
 		if s != nil { // restored while the dump ran: wait for the end, count the rows
 			rep, err := s.Finish(ctx, r.toc)
@@ -389,8 +405,8 @@ func (r *run) prove(ctx context.Context) error {
 			// out of the order pg_dump wrote them (a stream cannot seek); the
 			// file is whole (it was hashed to the end), so prove it from the
 			// file before calling the archive incomplete.
-			if r.store != nil { // no file here to prove from; the object is whole
-				return r.proved(ctx, nil, fmt.Errorf("the streamed restore stopped early (%v), and the archive is not on this machine to prove from: prove it with pgattest verify once it is stored", rep.Failure))
+			if r.head != nil { // no plaintext file here to prove from; the archive is whole
+				return r.proved(ctx, nil, fmt.Errorf("the streamed restore stopped early (%v), and no plaintext archive is kept here to prove from: prove it with pgattest verify once it is stored", rep.Failure))
 			}
 			r.log("prove", "the streamed restore stopped early ("+rep.Failure.Error()+"); proving from the file")
 			c, cerr := r.cluster.wait()
@@ -564,6 +580,7 @@ type proofSink struct {
 	s       *verify.Stream
 	aborted bool
 	err     error // why the proof cannot run at all (the cluster did not start)
+	verdict error // why the archive failed before its restore began (it did not stream)
 
 	ch      chan []byte // chunks on their way to pg_restore
 	drained chan struct{}
@@ -633,7 +650,10 @@ func (p *proofSink) start(toc *verify.TOC) *verify.Stream {
 	switch {
 	case verify.ProofFailed(err):
 		// A verdict before the restore: the proof of the file gives it
-		// whole, in a clean cluster.
+		// whole, in a clean cluster (or, with no plaintext file, this).
+		p.mu.Lock()
+		p.verdict = err
+		p.mu.Unlock()
 		if err := verify.DropProofDB(p.ctx, c); err != nil {
 			p.setErr(err)
 		}

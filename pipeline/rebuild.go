@@ -170,7 +170,7 @@ func locate(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey string, 
 			return nil
 		}
 	}
-	key := strings.TrimSuffix(mkey, ".manifest.json") + ".dump"
+	key := strings.TrimSuffix(mkey, ".manifest.json") + extOf(rec.Archive)
 	switch s := r.(type) {
 	case *repo.Local:
 		rec.Archive.Path, rec.Archive.Manifest, rec.Archive.Store = filepath.Join(s.Root, key), filepath.Join(s.Root, mkey), nil

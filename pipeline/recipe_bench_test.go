@@ -16,8 +16,10 @@ package pipeline_test
 //	   pg_dump's output on every core: see pipeline/deflate.go)
 //	s  pgattest backup --repo s3://… to versitygw on loopback (restore
 //	   proof, 1 job): the archive streamed to the store
+//	ba pgattest backup --encrypt-to age1… (restore proof, 1 job)
+//	ea pgattest backup --verify none --encrypt-to age1…
 //
-// It prints the medians, the ratios b/a, c/a, e/d and s/b, archive sizes,
+// It prints the medians, the ratios b/a, c/a, e/d, s/b, ba/b and ea/d, archive sizes,
 // pgattest's peak RSS and, for s, the peak of its local staging (the part
 // buffers it holds open), and writes them as JSON to PGATTEST_BENCH_JSON
 // (default: the temp folder). The generated database is kept in the cache
@@ -38,6 +40,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
 	"github.com/minio/minio-go/v7"
 	"github.com/pgattest/pgattest/testenv"
@@ -313,6 +316,11 @@ func BenchmarkVsByHand(b *testing.B) {
 			return benchRun{Seconds: took.Seconds(), Bytes: n, PeakRSS: rss, CPU: lastCPU.Seconds()}
 		}
 	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		b.Fatal(err)
+	}
+	recipient := id.Recipient().String()
 	// The S3 variant writes to a real versitygw on loopback: its own
 	// process, on the same disk, as a store next door would be.
 	s3 := pgtest.NewS3(b)
@@ -363,6 +371,8 @@ func BenchmarkVsByHand(b *testing.B) {
 		{"e", "pgattest backup --verify none", pgattest("e", "--verify", "none")},
 		{"d0", "bare pg_dump -Fc -Z 0 (pgattest's own call)", bareDump("0")},
 		{"s", "pgattest backup --repo s3:// (versitygw)", toS3},
+		{"ba", "pgattest backup --encrypt-to age1…", pgattest("ba", "--encrypt-to", recipient)},
+		{"ea", "pgattest backup --verify none --encrypt-to age1…", pgattest("ea", "--verify", "none", "--encrypt-to", recipient)},
 	}
 	rep := benchReport{When: time.Now().UTC(), Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
 		SourceSize: srcSize, Rounds: rounds, Median: map[string]float64{}, Ratios: map[string]float64{}, Bytes: map[string]int64{}, PeakRSS: map[string]int64{}, PeakStage: map[string]int64{},
@@ -405,6 +415,8 @@ func BenchmarkVsByHand(b *testing.B) {
 	rep.Ratios["e/d"] = rep.Median["e"] / rep.Median["d"]
 	rep.Ratios["e/d0"] = rep.Median["e"] / rep.Median["d0"]
 	rep.Ratios["s/b"] = rep.Median["s"] / rep.Median["b"]
+	rep.Ratios["ba/b"] = rep.Median["ba"] / rep.Median["b"]
+	rep.Ratios["ea/d"] = rep.Median["ea"] / rep.Median["d"]
 	fmt.Printf("\nsource database %d MB, %d rounds, medians:\n", srcSize>>20, rounds)
 	for _, v := range variants {
 		fmt.Printf("  %s  %-45s %8.1fs  archive %5d MB", v.key, v.desc, rep.Median[v.key], rep.Bytes[v.key]>>20)
@@ -424,6 +436,7 @@ func BenchmarkVsByHand(b *testing.B) {
 	}
 	fmt.Printf("  b/a %.2f (goal ≤ 0.50)   c/a %.2f   e/d %.3f (goal ≤ 1.05)   e/d0 %.3f   s/b %.3f (goal ≤ 1.10; peak RSS goal < 96 MB)\n",
 		rep.Ratios["b/a"], rep.Ratios["c/a"], rep.Ratios["e/d"], rep.Ratios["e/d0"], rep.Ratios["s/b"])
+	fmt.Printf("  ba/b %.3f (goal ≤ 1.05)   ea/d %.3f (goal < 1)\n", rep.Ratios["ba/b"], rep.Ratios["ea/d"])
 	out := os.Getenv("PGATTEST_BENCH_JSON")
 	if out == "" {
 		out = filepath.Join(os.TempDir(), "pgattest-bench-vs-by-hand.json")
@@ -436,4 +449,5 @@ func BenchmarkVsByHand(b *testing.B) {
 	b.ReportMetric(rep.Ratios["b/a"], "b/a")
 	b.ReportMetric(rep.Ratios["e/d"], "e/d")
 	b.ReportMetric(rep.Ratios["s/b"], "s/b")
+	b.ReportMetric(rep.Ratios["ba/b"], "ba/b")
 }

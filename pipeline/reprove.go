@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline/seal"
 	"github.com/pgattest/pgattest/testenv"
 	"github.com/pgattest/pgattest/verify"
 )
@@ -22,6 +23,9 @@ type ReproveOptions struct {
 	SkipExtensions []string
 	Redactor       *Redactor
 	Log            func(line string) // pg_restore's output
+	// Identities decrypt an encrypted backup for a restore proof; a hash
+	// check needs none.
+	Identities *seal.Identities
 }
 
 // Reprove proves a recorded backup again: the archive is re-hashed and must
@@ -61,12 +65,16 @@ func Reprove(ctx context.Context, rec *catalog.Record, o ReproveOptions) (*catal
 		defer scratch.Remove()
 		vo.Scratch = scratch.Dir
 	}
-	if rec.Archive.Store != nil {
-		// In the bucket: hashed as it is read (for a restore proof, into a
-		// download in the scratch folder, proven from there).
+	if rec.Archive.Encryption != nil && !o.HashOnly && o.Identities == nil {
+		return nil, &IdentityNeededError{ID: rec.ID, Recipients: rec.Archive.Encryption.Recipients}
+	}
+	if rec.Archive.Store != nil || (rec.Archive.Encryption != nil && !o.HashOnly) {
+		// In the bucket, or encrypted: hashed as it is read, streamed into
+		// the proof's restore (decrypted); a directory-format archive is
+		// downloaded into the scratch folder and proven from there.
 		started := time.Now().UTC()
 		if !o.HashOnly && vo.Jobs <= 1 && vo.Format == verify.FormatCustom {
-			rep, err := reproveStream(ctx, rec, vo)
+			rep, err := reproveStream(ctx, rec, vo, o.Identities)
 			if err != nil {
 				return nil, err
 			}
@@ -110,7 +118,7 @@ func Reprove(ctx context.Context, rec *catalog.Record, o ReproveOptions) (*catal
 // (a mismatch fails the proof, whatever pg_restore made of the bytes).
 // Should pg_restore want a block out of the order of the stream, the
 // archive is downloaded and proven from the file.
-func reproveStream(ctx context.Context, rec *catalog.Record, vo verify.Options) (*verify.Report, error) {
+func reproveStream(ctx context.Context, rec *catalog.Record, vo verify.Options, ids *seal.Identities) (*verify.Report, error) {
 	failed := func(err error) (*verify.Report, error) {
 		if !verify.ProofFailed(err) {
 			return nil, err
@@ -124,12 +132,12 @@ func reproveStream(ctx context.Context, rec *catalog.Record, vo verify.Options) 
 		return nil, fmt.Errorf("start throwaway cluster for the proof: %w", err)
 	}
 	defer c.Stop(context.Background())
-	st, err := openStream(ctx, rec, vo.Scratch)
+	st, err := openStream(ctx, rec, ids)
 	if err != nil {
 		return failed(err)
 	}
 	defer st.Close()
-	toc, err := verify.ReadTOC(ctx, vo.Client.Path("pg_restore"), st.head)
+	toc, err := verify.ReadTOCFrom(ctx, vo.Client.Path("pg_restore"), st.head, rec.Archive.Path)
 	if err != nil {
 		return failed(err)
 	}
@@ -160,7 +168,12 @@ func reproveStream(ctx context.Context, rec *catalog.Record, vo verify.Options) 
 	if err := verify.DropProofDB(ctx, c); err != nil {
 		return nil, err
 	}
-	if vo.Archive, _, err = ArchiveFile(ctx, rec, vo.Scratch, true); err != nil {
+	if rec.Archive.Encryption != nil {
+		vo.Archive, err = plainFile(ctx, rec, vo.Scratch, ids)
+	} else {
+		vo.Archive, _, err = ArchiveFile(ctx, rec, vo.Scratch, true)
+	}
+	if err != nil {
 		return failed(err)
 	}
 	vo.Cluster, vo.Digest, vo.TOC = c, "", toc
@@ -212,6 +225,13 @@ type VerifyResult struct {
 func Verify(ctx context.Context, recs []*catalog.Record, o VerifyOptions) (*VerifyResult, error) {
 	if err := checkCatalog(o.CatalogPath, false); err != nil {
 		return nil, err
+	}
+	if !o.HashOnly && o.Identities == nil { // before any proof runs: the command line lacks a key
+		for _, rec := range recs {
+			if en := rec.Archive.Encryption; en != nil && rec.Status != catalog.StatusPruned {
+				return nil, &IdentityNeededError{ID: rec.ID, Recipients: en.Recipients}
+			}
+		}
 	}
 	res := &VerifyResult{}
 	for i, rec := range recs {
@@ -271,11 +291,28 @@ func ProofSummary(p *catalog.Proof) string {
 
 // LiveTOC re-reads a recorded archive's table of contents with pg_restore -l
 // (the pg_restore that matches the recorded server, as a proof would pick).
-func LiveTOC(ctx context.Context, rec *catalog.Record, pgBin []string) ([]catalog.TOCEntry, error) {
+func LiveTOC(ctx context.Context, rec *catalog.Record, pgBin []string, ids *seal.Identities) ([]catalog.TOCEntry, error) {
 	if rec.Status == catalog.StatusPruned {
 		return nil, &PrunedError{Record: rec}
 	}
 	archive := rec.Archive.Path
+	if rec.Archive.Format != verify.FormatDirectory && (rec.Archive.Store != nil || rec.Archive.Encryption != nil) {
+		// Its head is enough: read (and decrypted) up to the end of the TOC.
+		st, err := openStream(ctx, rec, ids)
+		if err != nil {
+			return nil, err
+		}
+		defer st.Close()
+		tools, err := ChooseTools(recordedServer(rec), pgBin)
+		if err != nil {
+			return nil, err
+		}
+		toc, err := verify.ReadTOCFrom(ctx, tools.Path("pg_restore"), st.head, archive)
+		if err != nil {
+			return nil, err
+		}
+		return Entries(toc), nil
+	}
 	if rec.Archive.Store != nil {
 		scratch, err := testenv.NewTempScratch("pgattest-toc-")
 		if err != nil {

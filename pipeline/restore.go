@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline/seal"
 	"github.com/pgattest/pgattest/testenv"
 	"github.com/pgattest/pgattest/verify"
 )
@@ -47,6 +48,8 @@ type RestoreOptions struct {
 	// "restored" event); it must be writable and intact before anything
 	// is restored.
 	CatalogPath string
+	// Identities decrypt an encrypted backup (--identity).
+	Identities *seal.Identities
 }
 
 // RestorePlan is what a restore did, or would do with DryRun.
@@ -125,21 +128,40 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 		return nil, err
 	}
 	defer scratch.Remove()
-	// The archive re-hashed first. One in an S3 bucket streams into one
-	// pg_restore transaction, hashed on the way, its end held back until
-	// the digest matches (nothing else may change the target first, so
-	// not with --create-roles); for --jobs or --create-roles it is
-	// downloaded and hashed first.
+	// The archive re-hashed first. One in an S3 bucket, or encrypted,
+	// streams into one pg_restore transaction (decrypted with the
+	// identity), hashed on the way, its end held back until every digest
+	// matches (nothing else may change the target first, so not with
+	// --create-roles); for --jobs or --create-roles it is downloaded (and
+	// decrypted) into a temporary file first, hashed. An encrypted file
+	// here is re-hashed before anything else: a changed ciphertext is
+	// refused before a connection is made.
 	var archive string
 	var stream *storedStream
-	if rec.Archive.Store != nil && o.Jobs <= 1 && !o.CreateRoles && rec.Archive.Format != verify.FormatDirectory {
-		if stream, err = openStream(ctx, rec, scratch.Dir); err != nil {
+	a := rec.Archive
+	switch {
+	case a.Encryption != nil && o.Identities == nil:
+		return nil, &IdentityNeededError{ID: rec.ID, Recipients: a.Encryption.Recipients}
+	case a.Encryption != nil && a.Store == nil:
+		if _, err := verify.CheckDigest(a.Path, a.Format, a.BLAKE3); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case (a.Store != nil || a.Encryption != nil) && o.Jobs <= 1 && !o.CreateRoles && a.Format != verify.FormatDirectory:
+		if stream, err = openStream(ctx, rec, o.Identities); err != nil {
 			return nil, err
 		}
 		defer stream.Close()
-		archive = stream.head
-	} else if archive, _, err = ArchiveFile(ctx, rec, scratch.Dir, true); err != nil {
-		return nil, err // DigestMismatchError or MissingError: evidence, exit 3
+		archive = a.Path
+	case a.Encryption != nil:
+		if archive, err = plainFile(ctx, rec, scratch.Dir, o.Identities); err != nil {
+			return nil, err
+		}
+	default:
+		if archive, _, err = ArchiveFile(ctx, rec, scratch.Dir, true); err != nil {
+			return nil, err // DigestMismatchError or MissingError: evidence, exit 3
+		}
 	}
 	target, err := Connect(ctx, o.Target, o.AllowPooled, o.Redactor)
 	var pooled *PooledError
@@ -157,7 +179,12 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 		return nil, err
 	}
 	pgRestore := tools.Path("pg_restore")
-	toc, err := verify.ReadTOC(ctx, pgRestore, archive)
+	var toc *verify.TOC
+	if stream != nil {
+		toc, err = verify.ReadTOCFrom(ctx, pgRestore, stream.head, a.Path)
+	} else {
+		toc, err = verify.ReadTOC(ctx, pgRestore, archive)
+	}
 	if err != nil {
 		return nil, err
 	}

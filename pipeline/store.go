@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline/repo"
+	"github.com/pgattest/pgattest/pipeline/seal"
 	"github.com/pgattest/pgattest/verify"
 )
 
@@ -237,45 +239,76 @@ func removeStored(ctx context.Context, rec *catalog.Record) (note string, err er
 	return note, nil
 }
 
-// holdBack is how many of an S3-held archive's last bytes a restore keeps
-// from pg_restore until the whole object has hashed to the record: the
-// archive's end (its last data block and end marker) comes only after,
-// so pg_restore, in one transaction, cannot commit what does not match.
+// holdBack is how many of a streamed archive's last bytes a restore keeps
+// from pg_restore until the whole has hashed to the record: the archive's
+// end (its last data block and end marker) comes only after, so
+// pg_restore, in one transaction, cannot commit what does not match.
 const holdBack = 256 << 10
 
-// storedStream is an S3-held custom-format archive on its way to
-// pg_restore: hashed as it is read, its head (up to the end of the table
-// of contents) saved for pg_restore -l, its last holdBack bytes released
-// only once the digest matches. On a mismatch it calls mismatch (which
-// stops pg_restore) before its Read returns the *verify.DigestMismatchError.
+// storedStream is a custom-format archive on its way to pg_restore when
+// it is not a plain file here (in a bucket, or encrypted): the stored
+// bytes hashed as they are read, decrypted when encrypted (the plaintext
+// hashed too), its head (up to the end of the table of contents) kept in
+// memory for pg_restore -l, its last holdBack bytes released only once
+// every digest matches. On a mismatch it calls mismatch (which stops
+// pg_restore) before its Read returns the *verify.DigestMismatchError.
 type storedStream struct {
 	rec      *catalog.Record
-	body     io.ReadCloser
-	h        *verify.Hasher
+	body     io.ReadCloser  // the stored bytes
+	tee      io.Reader      // body, through stored
+	stored   *verify.Hasher // of the stored bytes
+	src      io.Reader      // the archive: tee, or tee decrypted
+	plain    *verify.Hasher // of the decrypted bytes (nil: not encrypted)
+	head     []byte
 	buf      []byte
 	chunk    []byte
 	verified bool
 	err      error
 	mismatch func()
-	head     string // the head's file
 }
 
-// openStream opens a record's S3-held archive, and reads and saves its
-// head in dir.
-func openStream(ctx context.Context, rec *catalog.Record, dir string) (*storedStream, error) {
-	s, err := storeOf(rec)
-	if err != nil {
-		return nil, err
+// openStream opens a record's archive where it is kept (its bucket, or
+// the file here), decrypting it with ids when it is encrypted, and reads
+// its head.
+func openStream(ctx context.Context, rec *catalog.Record, ids *seal.Identities) (*storedStream, error) {
+	a := rec.Archive
+	if a.Encryption != nil && ids == nil {
+		return nil, &IdentityNeededError{ID: rec.ID, Recipients: a.Encryption.Recipients}
 	}
-	body, err := openStored(ctx, s, rec)
-	if err != nil {
-		return nil, err
+	var body io.ReadCloser
+	if a.Store != nil {
+		s, err := storeOf(rec)
+		if err != nil {
+			return nil, err
+		}
+		if body, err = openStored(ctx, s, rec); err != nil {
+			return nil, err
+		}
+	} else {
+		f, err := os.Open(a.Path)
+		if err != nil {
+			return nil, &verify.MissingError{Path: a.Path, Err: err}
+		}
+		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+			f.Close()
+			return nil, &verify.MissingError{Path: a.Path, Err: errors.New("not a regular file")}
+		}
+		body = f
 	}
-	st := &storedStream{rec: rec, body: body, h: verify.NewHasher(), chunk: make([]byte, 1<<20), mismatch: func() {}}
+	st := &storedStream{rec: rec, body: body, stored: verify.NewHasher(), chunk: make([]byte, 1<<20), mismatch: func() {}}
+	st.tee = io.TeeReader(body, st.stored)
+	st.src = st.tee
+	if a.Encryption != nil {
+		plain, err := ids.Decrypt(st.tee)
+		if err != nil {
+			body.Close()
+			return nil, err
+		}
+		st.src, st.plain = plain, verify.NewHasher()
+	}
 	for {
-		n, err := body.Read(st.chunk)
-		st.h.Write(st.chunk[:n])
-		st.buf = append(st.buf, st.chunk[:n]...)
+		n, err := st.src.Read(st.chunk)
+		st.took(st.chunk[:n])
 		if toc, terr := verify.HeadTOC(st.buf); toc != nil || terr != nil {
 			break
 		}
@@ -283,16 +316,55 @@ func openStream(ctx context.Context, rec *catalog.Record, dir string) (*storedSt
 			break // a short archive: pg_restore -l says what is wrong with it
 		}
 		if err != nil {
+			st.failed(err)
 			body.Close()
-			return nil, fmt.Errorf("read %s: %w", rec.Archive.Path, err)
+			return nil, st.err
 		}
 	}
-	st.head = filepath.Join(dir, "head-"+path.Base(rec.Archive.Store.Key))
-	if err := os.WriteFile(st.head, st.buf, 0o600); err != nil {
-		body.Close()
-		return nil, err
-	}
+	st.head = bytes.Clone(st.buf)
 	return st, nil
+}
+
+func (s *storedStream) took(b []byte) {
+	if s.plain != nil {
+		s.plain.Write(b)
+	}
+	s.buf = append(s.buf, b...)
+}
+
+// failed sets the stream's error for a failed read of src. A decryption
+// that fails (a changed ciphertext) has the rest of the stored bytes
+// hashed: a mismatch with the record is then the error.
+func (s *storedStream) failed(err error) {
+	if s.plain != nil {
+		if _, rerr := io.Copy(io.Discard, s.tee); rerr == nil && s.stored.Sum() != s.rec.Archive.BLAKE3 {
+			s.mismatch()
+			s.err = &verify.DigestMismatchError{Path: s.rec.Archive.Path, Want: s.rec.Archive.BLAKE3, Got: s.stored.Sum()}
+			return
+		}
+		s.err = fmt.Errorf("decrypt %s: %w", s.rec.Archive.Path, err)
+		return
+	}
+	s.err = fmt.Errorf("read %s: %w", s.rec.Archive.Path, err)
+}
+
+// ended checks the digests once the archive has been read to its end.
+func (s *storedStream) ended() {
+	if _, err := io.Copy(io.Discard, s.tee); err != nil { // age stops at its last chunk
+		s.err = fmt.Errorf("read %s: %w", s.rec.Archive.Path, err)
+		return
+	}
+	a := s.rec.Archive
+	got, want := s.stored.Sum(), a.BLAKE3
+	if got == want && s.plain != nil {
+		got, want = s.plain.Sum(), a.Encryption.PlaintextBLAKE3
+	}
+	if got != want {
+		s.mismatch()
+		s.err = &verify.DigestMismatchError{Path: a.Path, Want: want, Got: got}
+		return
+	}
+	s.verified = true
 }
 
 func (s *storedStream) Read(p []byte) (int, error) {
@@ -311,24 +383,19 @@ func (s *storedStream) Read(p []byte) (int, error) {
 			s.buf = s.buf[n:]
 			return n, nil
 		}
-		n, err := s.body.Read(s.chunk)
-		s.h.Write(s.chunk[:n])
-		s.buf = append(s.buf, s.chunk[:n]...)
+		n, err := s.src.Read(s.chunk)
+		s.took(s.chunk[:n])
 		switch {
 		case err == io.EOF:
-			if got := s.h.Sum(); got != s.rec.Archive.BLAKE3 {
-				s.mismatch()
-				s.err = &verify.DigestMismatchError{Path: s.rec.Archive.Path, Want: s.rec.Archive.BLAKE3, Got: got}
-			}
-			s.verified = true
+			s.ended()
 		case err != nil:
-			s.err = fmt.Errorf("read %s: %w", s.rec.Archive.Path, err)
+			s.failed(err)
 		}
 	}
 }
 
 // rest reads what pg_restore left unread (it stopped early), hashing it:
-// the mismatch, when the object is not the recorded one, explains the
+// the mismatch, when the archive is not the recorded one, explains the
 // failure better than pg_restore's complaint about the bytes it choked on.
 func (s *storedStream) rest() error {
 	s.mismatch = func() {}
@@ -344,3 +411,29 @@ func (s *storedStream) rest() error {
 }
 
 func (s *storedStream) Close() error { return s.body.Close() }
+
+// plainFile writes a record's archive, decrypted, into dir (for what needs
+// a seekable file: --jobs, --create-roles), checking every digest; a file
+// that does not match is removed.
+func plainFile(ctx context.Context, rec *catalog.Record, dir string, ids *seal.Identities) (string, error) {
+	st, err := openStream(ctx, rec, ids)
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	name := strings.TrimSuffix(path.Base(rec.Archive.Path), seal.Ext)
+	file := filepath.Join(dir, name)
+	f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", err
+	}
+	_, err = io.CopyBuffer(f, st, make([]byte, 1<<20))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(file)
+		return "", err
+	}
+	return file, nil
+}

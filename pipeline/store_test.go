@@ -33,8 +33,10 @@ func TestStoredStreamHoldsBackTheEnd(t *testing.T) {
 			pr, pw := io.Pipe()
 			rec := &catalog.Record{Archive: catalog.Archive{Path: "s3://b/k", BLAKE3: c.want}}
 			mismatched := make(chan struct{})
-			s := &storedStream{rec: rec, body: pr, h: verify.NewHasher(), chunk: make([]byte, 64<<10),
+			s := &storedStream{rec: rec, body: pr, stored: verify.NewHasher(), chunk: make([]byte, 64<<10),
 				mismatch: func() { close(mismatched) }}
+			s.tee = io.TeeReader(pr, s.stored)
+			s.src = s.tee
 			var given atomic.Int64
 			var out bytes.Buffer
 			var readErr error

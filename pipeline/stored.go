@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline/repo"
+	"github.com/pgattest/pgattest/pipeline/seal"
 	"github.com/pgattest/pgattest/testenv"
 	"github.com/pgattest/pgattest/verify"
 )
@@ -90,7 +91,7 @@ func (r *run) prepareStore(ctx context.Context, name string) error {
 			return storeErr(r.store, err)
 		}
 		if !taken {
-			r.base, r.key = b, name+"/"+b+archiveExt(r.format)
+			r.base, r.key = b, name+"/"+b+r.ext()
 			if r.format == verify.FormatDirectory {
 				r.key += "/" // a folder: one object per file under it
 			}
@@ -110,7 +111,7 @@ func (r *run) prepareStore(ctx context.Context, name string) error {
 }
 
 func (r *run) taken(ctx context.Context, base string) (bool, error) {
-	for _, key := range []string{base + ".manifest.json", base + ".dump"} {
+	for _, key := range []string{base + ".manifest.json", base + ".dump", base + ".dump" + seal.Ext} {
 		_, err := r.store.Stat(ctx, key)
 		if err == nil {
 			return true, nil
@@ -345,9 +346,10 @@ func (h *headKeeper) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// save writes the head to path, for pg_restore -l.
-func (h *headKeeper) save(path string) error {
+// bytes is the head, for pg_restore -l (on its standard input: no
+// plaintext of the archive goes to disk).
+func (h *headKeeper) bytes() []byte {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return os.WriteFile(path, h.b, 0o600)
+	return h.b
 }

@@ -348,18 +348,22 @@ func List(entries []Entry) []byte {
 // pg_restore prints it), and the entries come from the archive itself
 // (ReadArchiveTOC), exact whatever their names hold.
 func ReadTOC(ctx context.Context, pgRestore, archive string) (*TOC, error) {
-	cmd := toolCommand(ctx, testenv.Sandbox{}, pgRestore, []string{"-l", archive}, nil)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := listTOC(ctx, pgRestore, archive, nil)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, unreadable(pgRestore, archive, stderr.String(), err)
+		return nil, err
 	}
 	// pg_restore prints each entry on one line (a newline in a name
 	// becomes a space): the line's dump id says which entries it lists.
+	toc, err := ReadArchiveTOC(archive)
+	if err != nil {
+		return nil, err
+	}
+	return listed(toc, out, archive)
+}
+
+// listed checks the entries read from an archive against pg_restore -l's
+// listing of it (out), and takes the header from the listing.
+func listed(toc *TOC, out []byte, archive string) (*TOC, error) {
 	var h Header
 	listed := map[int]bool{}
 	for _, line := range strings.Split(string(out), "\n") {
@@ -370,10 +374,6 @@ func ReadTOC(ctx context.Context, pgRestore, archive string) (*TOC, error) {
 				listed[n] = true
 			}
 		}
-	}
-	toc, err := ReadArchiveTOC(archive)
-	if err != nil {
-		return nil, err
 	}
 	if h.TOCEntries != len(toc.Entries) {
 		return nil, &UnreadableError{Path: archive, Detail: fmt.Sprintf("pg_restore counts %d entries, the archive holds %d", h.TOCEntries, len(toc.Entries))}
@@ -392,6 +392,45 @@ func ReadTOC(ctx context.Context, pgRestore, archive string) (*TOC, error) {
 	}
 	toc.Header = h
 	return toc, nil
+}
+
+// ReadTOCFrom is ReadTOC for an archive that is not a file here (in a
+// bucket, encrypted): head holds its first bytes, at least up to the end of
+// its table of contents, and goes to pg_restore -l on its standard input.
+// name says where the archive is, for errors.
+func ReadTOCFrom(ctx context.Context, pgRestore string, head []byte, name string) (*TOC, error) {
+	out, err := listTOC(ctx, pgRestore, name, head)
+	if err != nil {
+		return nil, err
+	}
+	toc, err := ParseArchiveTOC(bytes.NewReader(head))
+	if err != nil {
+		return nil, &UnreadableError{Path: name, Detail: err.Error()}
+	}
+	return listed(toc, out, name)
+}
+
+// listTOC runs pg_restore -l on the archive file, or (head set) on head
+// given on its standard input.
+func listTOC(ctx context.Context, pgRestore, archive string, head []byte) ([]byte, error) {
+	args := []string{"-l", archive}
+	if head != nil {
+		args = args[:1]
+	}
+	cmd := toolCommand(ctx, testenv.Sandbox{}, pgRestore, args, nil)
+	if head != nil {
+		cmd.Stdin = bytes.NewReader(head)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, unreadable(pgRestore, archive, stderr.String(), err)
+	}
+	return out, nil
 }
 
 var unsupportedRE = regexp.MustCompile(`unsupported version \(([0-9.]+)\) in file header`)
