@@ -265,6 +265,14 @@ func (c *Catalog) AddWithTOC(r *Record, entries []TOCEntry) (Event, error) {
 // Its status is the one its proofs give by Outcome, whatever the manifest
 // says (a pruned record stays pruned).
 func (c *Catalog) Import(r *Record, entries []TOCEntry, from string) (Event, error) {
+	return c.AddDerived(r, entries, "imported from "+from)
+}
+
+// AddDerived stores a record made from another's evidence (a manifest, a
+// re-encrypted archive) with its TOC entries and a "recorded" event whose
+// detail says from what. Its status is the one its proofs give by
+// Outcome, whatever it says (a pruned record stays pruned).
+func (c *Catalog) AddDerived(r *Record, entries []TOCEntry, detail string) (Event, error) {
 	if r.Status != StatusPruned {
 		status := ""
 		for i := range r.Proofs {
@@ -284,7 +292,7 @@ func (c *Catalog) Import(r *Record, entries []TOCEntry, from string) (Event, err
 		}
 		r.TOC.EntriesBLAKE3 = digest(toc)
 	}
-	return c.write(r, KindRecorded, "imported from "+from, true, toc)
+	return c.write(r, KindRecorded, detail, true, toc)
 }
 
 // Update stores a changed record (a new proof, pruned) and appends an event

@@ -33,6 +33,10 @@ type Record struct {
 	Stages     []Stage           `json:"stages"`
 	Roles      []string          `json:"roles,omitempty"` // roles the archive references
 	PrunedAt   *time.Time        `json:"pruned_at,omitempty"`
+	// ReencryptedFrom is the backup whose archive this one re-encrypts
+	// (pgattest reencrypt): the same plaintext, by its digest, for other
+	// recipients; its proofs are that backup's.
+	ReencryptedFrom string `json:"reencrypted_from,omitempty"`
 }
 
 // Source is the database a backup was taken from. It never holds a password

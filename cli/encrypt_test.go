@@ -188,6 +188,52 @@ func TestEncryptedBackup(t *testing.T) {
 		}
 		os.WriteFile(rec.Archive.Path, stored, 0o600)
 	})
+	t.Run("rotation: reencrypt for a new key, a new record", func(t *testing.T) {
+		kNew, pubNew := ageKey(t, keys, "new.txt")
+		code, _, errOut := pgattest("reencrypt", rec.ID, "--encrypt-to", pubNew)
+		if code != exitUsage || !strings.Contains(errOut, "--identity") {
+			t.Errorf("without the old identity: exit %d, want 2\n%s", code, errOut)
+		}
+		code, _, errOut = pgattest("reencrypt", rec.ID, "--identity", k3, "--encrypt-to", pubNew)
+		if code != exitFailure || !strings.Contains(errOut, "matched") {
+			t.Errorf("with a stranger's identity: exit %d, want 1\n%s", code, errOut)
+		}
+		code, out, errOut := pgattest("--json", "reencrypt", rec.ID, "--identity", k1, "--encrypt-to", pubNew)
+		if code != 0 {
+			t.Fatalf("reencrypt: exit %d\n%s", code, errOut)
+		}
+		re := decodeRecord(t, out)
+		// Its proofs: the old record's restores of this plaintext (not the
+		// hash check, nor the proof that failed on the changed file above).
+		restores := 0
+		for _, p := range re.Proofs {
+			if p.Mode != "restore" || p.Status != catalog.ProofPassed {
+				t.Errorf("the new record carries a proof about the old file: %+v", p)
+			}
+			restores++
+		}
+		if re.ID == rec.ID || re.ReencryptedFrom != rec.ID || re.Status != catalog.StatusVerified || restores != 2 ||
+			re.Archive.Encryption.Recipients[0] != pubNew || re.Archive.Encryption.PlaintextBLAKE3 != en.PlaintextBLAKE3 || re.Archive.BLAKE3 == rec.Archive.BLAKE3 {
+			t.Fatalf("the new record: %+v", re)
+		}
+		if _, err := exec.Command("age", "-d", "-i", k1, re.Archive.Path).Output(); err == nil {
+			t.Errorf("the old identity still decrypts the re-encrypted archive")
+		}
+		exec1(t, src, "postgres", "CREATE DATABASE dec_rotated")
+		if code, _, errOut := pgattest("restore", "--id", re.ID, "--identity", kNew, "--target", src.URL("dec_rotated", "", "")); code != 0 {
+			t.Fatalf("restore of the re-encrypted archive: exit %d\n%s", code, errOut)
+		}
+		if got := query1(t, src, "dec_rotated", stateSQL); got != before {
+			t.Errorf("restored %s, want %s", got, before)
+		}
+		if code, _, errOut := pgattest("verify", "--hash-only", rec.ID, re.ID); code != 0 {
+			t.Errorf("both archives: exit %d\n%s", code, errOut)
+		}
+		code, out, _ = pgattest("show", re.ID)
+		if code != 0 || !strings.Contains(out, "re-encrypted from backup "+rec.ID) {
+			t.Errorf("show does not say where it came from:\n%s", out)
+		}
+	})
 	t.Run("an SSH ed25519 recipient", func(t *testing.T) {
 		key := filepath.Join(keys, "id_ed25519")
 		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ops@example.com", "-f", key).CombinedOutput(); err != nil {
@@ -273,6 +319,20 @@ func TestEncryptedBackupToS3(t *testing.T) {
 	if code, _, errOut := run(t, "--catalog", w.catalog, "restore", "--id", rec.ID, "--identity", k, "--target", src.URL("s3_sealed", "", "")); code != 0 {
 		t.Fatalf("restore: exit %d\n%s", code, errOut)
 	}
+	// An archive in the bucket re-encrypted for a new key, beside it.
+	kNew, pubNew := ageKey(t, t.TempDir(), "new.txt")
+	code, out, errOut := run(t, "--catalog", w.catalog, "--json", "reencrypt", rec.ID, "--identity", k, "--encrypt-to", pubNew)
+	if code != 0 {
+		t.Fatalf("reencrypt: exit %d\n%s", code, errOut)
+	}
+	re := decodeRecord(t, out)
+	if re.Archive.Store == nil || !strings.HasPrefix(re.Archive.Store.Key, "shop/shop-") || !strings.HasSuffix(re.Archive.Store.Key, ".dump.age") {
+		t.Fatalf("re-encrypted to %+v", re.Archive.Store)
+	}
+	exec1(t, src, "postgres", "CREATE DATABASE s3_rotated")
+	if code, _, errOut := run(t, "--catalog", w.catalog, "restore", "--id", re.ID, "--identity", kNew, "--target", src.URL("s3_rotated", "", "")); code != 0 {
+		t.Fatalf("restore of the re-encrypted object: exit %d\n%s", code, errOut)
+	}
 	if got, want := query1(t, src, "s3_sealed", stateSQL), query1(t, src, "shop", stateSQL); got != want {
 		t.Errorf("restored %s, want %s", got, want)
 	}
@@ -282,7 +342,7 @@ func TestEncryptedBackupToS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	exec1(t, src, "postgres", "CREATE DATABASE s3_sealed_bad")
-	code, _, errOut := run(t, "--catalog", w.catalog, "restore", "--id", rec.ID, "--identity", k, "--target", src.URL("s3_sealed_bad", "", ""))
+	code, _, errOut = run(t, "--catalog", w.catalog, "restore", "--id", rec.ID, "--identity", k, "--target", src.URL("s3_sealed_bad", "", ""))
 	if code != exitProofFailed || !strings.Contains(errOut, "archive digest does not match") {
 		t.Errorf("a changed object: exit %d, want 3\n%s", code, errOut)
 	}

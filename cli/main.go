@@ -141,6 +141,7 @@ Exit codes:
 			tocCommand(e),
 			verifyCommand(e),
 			restoreCommand(e),
+			reencryptCommand(e),
 			auditCommand(e),
 			pruneCommand(e),
 			catalogCommand(e),

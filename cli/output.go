@@ -67,6 +67,9 @@ func printRecord(w io.Writer, r *catalog.Record) {
 		detail += fmt.Sprintf(", %d files, %d jobs", a.Files, a.Jobs)
 	}
 	row("", "%s", detail)
+	if r.ReencryptedFrom != "" {
+		row("", "re-encrypted from backup %s (its proofs are that backup's: the same plaintext)", r.ReencryptedFrom)
+	}
 	if en := a.Encryption; en != nil {
 		row("", "encrypted (%s) to %s; plaintext %s, BLAKE3 %s", en.Scheme, strings.Join(en.Recipients, ", "), formatBytes(en.PlaintextSize), en.PlaintextBLAKE3)
 	}
