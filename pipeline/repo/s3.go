@@ -402,25 +402,15 @@ func (u *s3Upload) send() error {
 	return u.failed()
 }
 
-// sender uploads the parts in order, one at a time, with minio-go's
-// retries (the part's file is read again for each try).
+// sender uploads the parts in order, one at a time.
 func (u *s3Upload) sender() {
 	defer close(u.done)
 	for p := range u.queue {
 		if u.failed() == nil {
-			sum := p.sum.Sum(nil)
-			op := fmt.Sprintf("upload part %d of %s", p.num, u.obj)
-			ctx, g := newStallGuard(u.ctx, u.s.cfg.Timeout, op)
-			part, err := u.s.core.PutObjectPart(ctx, u.s.loc.Bucket, u.obj, u.id, p.num, guardedSection{io.NewSectionReader(p.f, 0, p.n), g}, p.n,
-				minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(sum),
-					CustomHeader: http.Header{"X-Amz-Checksum-Sha256": {base64.StdEncoding.EncodeToString(sum)}}})
-			err = stalled(ctx, err)
-			g.stop()
+			part, err := u.putPart(p)
 			u.mu.Lock()
-			if se := (*StalledError)(nil); errors.As(err, &se) {
-				u.err = se
-			} else if err != nil {
-				u.err = s3Error(err, op)
+			if err != nil {
+				u.err = err
 			} else {
 				u.parts = append(u.parts, minio.CompletePart{PartNumber: p.num, ETag: part.ETag})
 			}
@@ -433,6 +423,68 @@ func (u *s3Upload) sender() {
 		}
 		p.f.Close()
 	}
+}
+
+// partTries is how many times a part is sent before its upload fails.
+const partTries = 7
+
+// putPart sends one part, retrying what the store may answer better next
+// time (503 SlowDown, a 5xx, a dropped connection) with a backoff of 0.2 s
+// doubling up to 5 s. Each try reads the part's file through a reader of
+// its own: an HTTP transport may still be reading the body of a try that
+// failed when the next begins (so minio-go's own retries, which seek one
+// shared reader back, are not used for parts). A stall, the context's end
+// or any other answer ends the tries.
+func (u *s3Upload) putPart(p *partBuf) (minio.ObjectPart, error) {
+	sum := p.sum.Sum(nil)
+	op := fmt.Sprintf("upload part %d of %s", p.num, u.obj)
+	opts := minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(sum),
+		CustomHeader: http.Header{"X-Amz-Checksum-Sha256": {base64.StdEncoding.EncodeToString(sum)}}}
+	wait := 200 * time.Millisecond
+	for try := 1; ; try++ {
+		ctx, g := newStallGuard(u.ctx, u.s.cfg.Timeout, op)
+		body := guardedSection{io.NewSectionReader(p.f, 0, p.n), g}
+		part, err := u.s.core.PutObjectPart(ctx, u.s.loc.Bucket, u.obj, u.id, p.num, readOnly{body}, p.n, opts)
+		err = stalled(ctx, err)
+		g.stop()
+		var se *StalledError
+		switch {
+		case err == nil:
+			return part, nil
+		case errors.As(err, &se):
+			return part, se
+		case u.ctx.Err() != nil || try == partTries || !retryable(err):
+			return part, s3Error(err, op)
+		}
+		select {
+		case <-time.After(wait):
+		case <-u.ctx.Done():
+			return part, s3Error(u.ctx.Err(), op)
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// readOnly hides a reader's other methods (Seek): minio-go then sends it
+// once.
+type readOnly struct{ r io.Reader }
+
+func (r readOnly) Read(p []byte) (int, error) { return r.r.Read(p) }
+
+// retryable: an answer the store may not give next time.
+func retryable(err error) bool {
+	r := minio.ToErrorResponse(err)
+	switch {
+	case r.Code == "" && r.StatusCode == 0: // no answer: a connection refused or dropped
+		return true
+	case r.StatusCode >= 500, r.StatusCode == http.StatusTooManyRequests, r.StatusCode == http.StatusRequestTimeout:
+		return true
+	}
+	switch r.Code {
+	case "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "RequestTimeTooSkewed":
+		return true
+	}
+	return false
 }
 
 func (u *s3Upload) Commit(ctx context.Context) (Object, error) {

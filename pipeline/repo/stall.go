@@ -60,8 +60,7 @@ func stalled(ctx context.Context, err error) error {
 	return err
 }
 
-// guardedSection is a part's bytes, touching the guard as they are read;
-// it seeks, so minio-go can send it again on a retry.
+// guardedSection is a part's bytes, touching the guard as they are read.
 type guardedSection struct {
 	*io.SectionReader
 	g *stallGuard
