@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -231,10 +232,13 @@ func TestFaultKilledMidUpload(t *testing.T) {
 	}
 	assertNoRecords(t, o.CatalogPath)
 
+	var mu sync.Mutex // events come from the run's goroutines
 	var lines []string
 	o.OnEvent = func(ev pipeline.Event) {
 		if ev.Kind == pipeline.Log {
+			mu.Lock()
 			lines = append(lines, ev.Text)
+			mu.Unlock()
 		}
 	}
 	res, err := pipeline.Backup(context.Background(), o)
