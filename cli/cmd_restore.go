@@ -23,18 +23,25 @@ default: now), or the backup --id names. The archive is re-hashed first and a
 mismatch refuses the restore (exit 3). The target database must exist
 (createdb it first); the backup's own source is refused unless --force.
 
+A backup in an S3 bucket streams from it (credentials from the AWS
+variables), an encrypted one is decrypted with --identity as it streams; both
+are hashed on the way and pg_restore's one transaction cannot finish before
+the digests match: a changed archive leaves the target unchanged.
+
 Examples:
    createdb shop_nov1
    pgattest restore --name shop-prod --as-of 2026-11-01 --target "postgresql://me@localhost/shop_nov1"
    pgattest restore --id 20261124T222800Z-shop-7f3a --target "$SCRATCH_URL" --table shop.orders --dry-run
    pgattest restore --name shop-prod --target "$STAGING_URL" --clean --no-owner --jobs 4
+   pgattest restore --name shop-prod --identity ~/keys/backup.txt --target "$SCRATCH_URL"   # encrypted
 
    # a managed-cloud dump (Neon, Supabase) into a server without its roles:
    pgattest restore --name neondb --target "$LOCAL_URL" --no-owner --no-acl     # without owners and grants
    pgattest restore --name neondb --target "$LOCAL_URL" --create-roles          # or with them, roles made NOLOGIN
 
-Exit codes: 0 restored (or planned, with --dry-run); 1 failure; 2 usage error;
-3 the archive no longer matches its digest, or pg_restore failed.`,
+Exit codes: 0 restored (or planned, with --dry-run); 1 failure (an identity
+that is not a recipient's); 2 usage error (an encrypted backup without
+--identity); 3 the archive no longer matches its digest, or pg_restore failed.`,
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "id", Usage: "the backup to restore (any unique prefix)"},
 			&ucli.StringFlag{Name: "name", Usage: "restore the newest proven backup of this name"},

@@ -19,7 +19,9 @@ func verifyCommand(e *env) *ucli.Command {
 re-hashed and must match the catalog (a missing archive fails); then, unless
 --hash-only, it is restored into a throwaway Postgres and every table's rows
 are counted. Each result is appended to the record with an event in the
-chain. Pruned backups are skipped.
+chain. Pruned backups are skipped. A backup in an S3 bucket is read from it;
+an encrypted one needs --identity for a restore proof (--hash-only checks the
+stored bytes and needs no key).
 
 Examples:
    pgattest verify 20261124T222800Z-shop-7f3a
