@@ -130,8 +130,17 @@ func TestEncryptedBackup(t *testing.T) {
 		for i, k := range []string{k1, k2} {
 			db := []string{"dec_one", "dec_two"}[i]
 			exec1(t, src, "postgres", "CREATE DATABASE "+db)
-			if code, _, errOut := pgattest("restore", "--id", rec.ID, "--identity", k, "--target", src.URL(db, "", "")); code != 0 {
+			pw := watchProcs(secretOf(t, k)) // no child's command line or environment holds the key
+			code, _, errOut := pgattest("restore", "--id", rec.ID, "--identity", k, "--target", src.URL(db, "", ""))
+			pw.end()
+			if code != 0 {
 				t.Fatalf("restore with %s: exit %d\n%s", k, code, errOut)
+			}
+			if !pw.seen["pg_restore"] {
+				t.Errorf("the watch saw no pg_restore: it proves nothing")
+			}
+			if len(pw.leaks) > 0 {
+				t.Errorf("the secret key is in %v", pw.leaks)
 			}
 			if got := query1(t, src, db, stateSQL); got != before {
 				t.Errorf("restored %s, want %s", got, before)
