@@ -9,9 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline"
+	"github.com/pgattest/pgattest/pipeline/seal"
 	"github.com/pgattest/pgattest/testenv"
 	"github.com/pgattest/pgattest/testenv/pgtest"
 )
@@ -136,7 +138,22 @@ func TestHostileArchiveRunsNothingAsSuperuser(t *testing.T) {
 		}
 	}
 	plperl := havePlperl(t)
-	for _, shape := range hostileShapes {
+	// The stock shape's backups are encrypted, so their re-proof streams
+	// (decrypted) into a cluster of its own (pipeline's reproveStream);
+	// the other's are re-proven from the file.
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idFile := filepath.Join(t.TempDir(), "key.txt")
+	if err := os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := seal.LoadIdentities(idFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for si, shape := range hostileShapes {
 		t.Run(shape.name, func(t *testing.T) {
 			src := pgtest.New(t, testenv.Options{Superuser: shape.superuser})
 			su := func(db, sql string) {
@@ -145,6 +162,9 @@ func TestHostileArchiveRunsNothingAsSuperuser(t *testing.T) {
 			}
 			su("postgres", fmt.Sprintf(`CREATE ROLE %s LOGIN; CREATE ROLE reader LOGIN`, pgx.Identifier{shape.writer}.Sanitize()))
 			o := backupOptions(t, "")
+			if si == 1 {
+				o.EncryptTo = []string{id.Recipient().String()}
+			}
 			for i, v := range hostileVectors {
 				t.Run(v.name, func(t *testing.T) {
 					if v.needs == "plperl" && !plperl {
@@ -198,6 +218,17 @@ func TestHostileArchiveRunsNothingAsSuperuser(t *testing.T) {
 					}
 					if os.Geteuid() == 0 && iso != nil && (iso.ServerUser != testenv.ServerUserName || !strings.HasPrefix(iso.Network, "none")) {
 						t.Errorf("as root the proof's server must run as %s without network: %+v", testenv.ServerUserName, iso)
+					}
+					// pgattest verify runs the archive again: as unprivileged.
+					again, err := pipeline.Reprove(context.Background(), rec, pipeline.ReproveOptions{PGBin: o.PGBin, Identities: ids})
+					noMarker(t, "after the re-proof")
+					if err != nil {
+						t.Fatalf("re-proof: %v", err)
+					}
+					if again.Status != catalog.ProofPassed || again.Streamed != (rec.Archive.Encryption != nil) || again.Rows != p.Rows ||
+						again.Isolation == nil || !strings.HasPrefix(again.Isolation.RestoreRole, "pgattest_restore_") {
+						t.Errorf("re-proof %s (streamed %v, %d rows, isolation %+v), want passed as the backup's proof (%d rows)",
+							again.Status, again.Streamed, again.Rows, again.Isolation, p.Rows)
 					}
 				})
 			}
