@@ -73,21 +73,16 @@ func childBackup(spec string) int {
 func TestFaultKilledMidDump(t *testing.T)  { killedMidRun(t, "dump") }
 func TestFaultKilledMidProof(t *testing.T) { killedMidRun(t, "prove") }
 
-// killedMidRun runs a backup in a child process, SIGKILLs it at holdAt,
-// and checks what it leaves: no final archive, no record, its pg_dump or
-// pg_restore and its throwaway server dead; then the next backup in the
-// same folder succeeds and sweeps the staging folder and the dead run's
-// cluster folder (with its socket folder inside).
-func killedMidRun(t *testing.T, holdAt string) {
-	src := shopCluster(t)
-	o := backupOptions(t, src.ConnString("shop"))
-	o.Name = "shop"
-	spec, err := json.Marshal(childSpec{DB: o.DB, Name: o.Name, Dir: o.Dir, Catalog: o.CatalogPath, HoldAt: holdAt})
+// startHeld runs a backup in a child process (this test binary, as
+// childBackup) and returns once it holds at spec.HoldAt, to be killed.
+func startHeld(t *testing.T, spec childSpec) *exec.Cmd {
+	t.Helper()
+	b, err := json.Marshal(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
+	cmd.Env = append(os.Environ(), childEnv+"="+string(b))
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -109,8 +104,21 @@ func killedMidRun(t *testing.T, holdAt string) {
 		}
 	case <-time.After(2 * time.Minute):
 		cmd.Process.Kill()
-		t.Fatalf("child never reached the %s", holdAt)
+		t.Fatalf("child never reached the %s", spec.HoldAt)
 	}
+	return cmd
+}
+
+// killedMidRun runs a backup in a child process, SIGKILLs it at holdAt,
+// and checks what it leaves: no final archive, no record, its pg_dump or
+// pg_restore and its throwaway server dead; then the next backup in the
+// same folder succeeds and sweeps the staging folder and the dead run's
+// cluster folder (with its socket folder inside).
+func killedMidRun(t *testing.T, holdAt string) {
+	src := shopCluster(t)
+	o := backupOptions(t, src.ConnString("shop"))
+	o.Name = "shop"
+	cmd := startHeld(t, childSpec{DB: o.DB, Name: o.Name, Dir: o.Dir, Catalog: o.CatalogPath, HoldAt: holdAt})
 	nameDir := filepath.Join(o.Dir, "shop")
 	partial, _ := filepath.Glob(filepath.Join(nameDir, ".pgattest-staging-*", "*.dump"))
 	if len(partial) != 1 {
@@ -188,22 +196,7 @@ func TestFaultKilledMidUpload(t *testing.T) {
 	t.Setenv("AWS_PROFILE", "")
 	o := backupOptions(t, src.ConnString("shop"))
 	o.Name, o.Repo = "shop", "s3://killed/pg"
-	spec, err := json.Marshal(childSpec{DB: o.DB, Name: o.Name, Repo: o.Repo, Catalog: o.CatalogPath, HoldAt: "dump"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stdout)
-	if !sc.Scan() || sc.Text() != "HOLDING" {
-		cmd.Process.Kill()
-		t.Fatalf("child said %q", sc.Text())
-	}
+	cmd := startHeld(t, childSpec{DB: o.DB, Name: o.Name, Repo: o.Repo, Catalog: o.CatalogPath, HoldAt: "dump"})
 	pgDump := pgtest.ChildProcess(cmd.Process.Pid, "pg_dump")
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()

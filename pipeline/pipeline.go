@@ -233,7 +233,7 @@ func (r *run) preflight(ctx context.Context) error {
 	if err := r.chooseSeal(); err != nil {
 		return err
 	}
-	if err := r.chooseRepo(ctx); err != nil {
+	if err := r.chooseRepo(); err != nil {
 		return err
 	}
 	// Checked now, so a dump is not wasted on a catalog that cannot take
@@ -384,17 +384,18 @@ func (r *run) prove(ctx context.Context) error {
 		return nil
 	}
 	if r.stream != nil {
-		s, err := r.stream.finish()
-		defer func() { r.stream = nil }()
+		sink := r.stream
+		r.stream = nil
+		s, err := sink.finish()
 		if err != nil { // the cluster did not start, say
 			r.infra = err
 			r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: catalog.ProofError, StartedAt: time.Now().UTC(), Error: r.red.String(err.Error())}
 			return nil
 		}
-		if s == nil && r.stream.verdict != nil && r.head != nil {
+		if s == nil && sink.verdict != nil && r.head != nil {
 			// The archive failed before its restore (a missing extension),
 			// and there is no plaintext file to prove again: the verdict.
-			return r.proved(ctx, &verify.Report{Mode: verify.ModeRestore, StartedAt: time.Now().UTC(), Failure: r.stream.verdict}, nil)
+			return r.proved(ctx, &verify.Report{Mode: verify.ModeRestore, StartedAt: time.Now().UTC(), Failure: sink.verdict}, nil)
 		}
 		if s != nil { // restored while the dump ran: wait for the end, count the rows
 			rep, err := s.Finish(ctx, r.toc)

@@ -214,10 +214,10 @@ func readStoredManifest(ctx context.Context, r repo.Repo, key string) (*Manifest
 }
 
 func repoURL(r repo.Repo, key string) string {
-	if l, ok := r.(*repo.Local); ok {
-		return filepath.Join(l.Root, key)
+	if s, ok := r.(*repo.S3); ok {
+		return objectURL(s, key)
 	}
-	return strings.TrimSuffix(r.URL(), "/") + "/" + key
+	return filepath.Join(r.(*repo.Local).Root, key)
 }
 
 func storeErrOf(r repo.Repo, err error) error {

@@ -141,26 +141,16 @@ func benchSource(b *testing.B, size int64) (*testenv.Cluster, int64) {
 	return src, got
 }
 
-// peakStaging samples the bytes a process holds in open files of its S3
-// staging folder (pgattest-s3-UID: part buffers, unlinked while open)
-// until done.
-func peakStaging(pid int, done <-chan struct{}) <-chan int64 {
+// peakOf calls sample every period until done, and sends the largest
+// value it returned.
+func peakOf(done <-chan struct{}, period time.Duration, sample func() int64) <-chan int64 {
 	out := make(chan int64, 1)
 	go func() {
 		var peak int64
-		t := time.NewTicker(10 * time.Millisecond)
+		t := time.NewTicker(period)
 		defer t.Stop()
 		for {
-			fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
-			var n int64
-			for _, fd := range fds {
-				if target, err := os.Readlink(fd); err == nil && strings.Contains(target, "/pgattest-s3-") {
-					if fi, err := os.Stat(fd); err == nil {
-						n += fi.Size()
-					}
-				}
-			}
-			peak = max(peak, n)
+			peak = max(peak, sample())
 			select {
 			case <-done:
 				out <- peak
@@ -170,6 +160,36 @@ func peakStaging(pid int, done <-chan struct{}) <-chan int64 {
 		}
 	}()
 	return out
+}
+
+// stagedBytes is what a process holds in open files of its S3 staging
+// folder (pgattest-s3-UID: part buffers, unlinked while open).
+func stagedBytes(pid int) int64 {
+	fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
+	var n int64
+	for _, fd := range fds {
+		if target, err := os.Readlink(fd); err == nil && strings.Contains(target, "/pgattest-s3-") {
+			if fi, err := os.Stat(fd); err == nil {
+				n += fi.Size()
+			}
+		}
+	}
+	return n
+}
+
+// residentPeak is a process's own peak resident set (VmHWM).
+func residentPeak(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // benchEnv is added to the environment of every timed command.
@@ -178,33 +198,6 @@ var benchEnv []string
 // lastCPU is the CPU time (user and system, with reaped children) of the
 // last command runWatched ran.
 var lastCPU time.Duration
-
-// peakRSS samples VmHWM (the process's own peak resident set) until done.
-func peakRSS(pid int, done <-chan struct{}) <-chan int64 {
-	out := make(chan int64, 1)
-	go func() {
-		var peak int64
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-				for _, l := range strings.Split(string(b), "\n") {
-					if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-						kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-						peak = max(peak, kb<<10)
-					}
-				}
-			}
-			select {
-			case <-done:
-				out <- peak
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return out
-}
 
 func runTimed(b *testing.B, watchRSS bool, name string, args ...string) (time.Duration, int64) {
 	took, rss, _ := runWatched(b, watchRSS, name, args...)
@@ -227,8 +220,9 @@ func runWatched(b *testing.B, watch bool, name string, args ...string) (time.Dur
 	done := make(chan struct{})
 	var rss, staged <-chan int64
 	if watchRSS {
-		rss = peakRSS(cmd.Process.Pid, done)
-		staged = peakStaging(cmd.Process.Pid, done)
+		pid := cmd.Process.Pid
+		rss = peakOf(done, 20*time.Millisecond, func() int64 { return residentPeak(pid) })
+		staged = peakOf(done, 10*time.Millisecond, func() int64 { return stagedBytes(pid) })
 	}
 	err := cmd.Wait()
 	took := time.Since(t0)

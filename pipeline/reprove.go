@@ -70,40 +70,33 @@ func Reprove(ctx context.Context, rec *catalog.Record, o ReproveOptions) (*catal
 	}
 	if rec.Archive.Store != nil || (rec.Archive.Encryption != nil && !o.HashOnly) {
 		// In the bucket, or encrypted: hashed as it is read, streamed into
-		// the proof's restore (decrypted); a directory-format archive is
-		// downloaded into the scratch folder and proven from there.
+		// the proof's restore (decrypted); one that needs a file (a
+		// directory-format archive, --jobs) is proven from a checked copy.
 		started := time.Now().UTC()
-		if !o.HashOnly && vo.Jobs <= 1 && vo.Format == verify.FormatCustom {
-			rep, err := reproveStream(ctx, rec, vo, o.Identities)
-			if err != nil {
-				return nil, err
-			}
-			rep.StartedAt, rep.Duration = started, time.Since(started)
-			return ProofOf(rep, o.Redactor), nil
-		}
+		var rep *verify.Report
 		var err error
-		if o.HashOnly {
-			_, err = HashStored(ctx, rec)
-		} else {
-			vo.Archive, _, err = ArchiveFile(ctx, rec, vo.Scratch, true)
-		}
-		if err != nil {
-			if !verify.ProofFailed(err) {
-				return nil, err
+		switch {
+		case o.HashOnly:
+			if _, err = HashStored(ctx, rec); err == nil {
+				rep = &verify.Report{Mode: mode, Passed: true, DigestChecked: true}
 			}
-			rep := &verify.Report{Mode: mode, StartedAt: started, Duration: time.Since(started), Failure: err}
-			return ProofOf(rep, o.Redactor), nil
+		case vo.Jobs <= 1 && vo.Format == verify.FormatCustom:
+			rep, err = reproveStream(ctx, rec, vo, o.Identities)
+		default:
+			if vo.Archive, err = archiveFile(ctx, rec, vo.Scratch, o.Identities); err == nil {
+				vo.Digest = ""
+				if rep, err = verify.Prove(ctx, vo); err == nil {
+					rep.DigestChecked = true
+				}
+			}
 		}
-		vo.Digest = ""
-		rep, err := verify.Prove(ctx, vo)
+		if verify.ProofFailed(err) { // the archive is not the recorded one
+			rep, err = &verify.Report{Mode: mode, Failure: err}, nil
+		}
 		if err != nil {
 			return nil, err
 		}
-		rep.DigestChecked = true
-		rep.Duration, rep.StartedAt = time.Since(started), started
-		if o.HashOnly {
-			rep.Passed = true
-		}
+		rep.StartedAt, rep.Duration = started, time.Since(started)
 		return ProofOf(rep, o.Redactor), nil
 	}
 	rep, err := verify.Prove(ctx, vo)
@@ -168,12 +161,7 @@ func reproveStream(ctx context.Context, rec *catalog.Record, vo verify.Options, 
 	if err := verify.DropProofDB(ctx, c); err != nil {
 		return nil, err
 	}
-	if rec.Archive.Encryption != nil {
-		vo.Archive, err = plainFile(ctx, rec, vo.Scratch, ids)
-	} else {
-		vo.Archive, _, err = ArchiveFile(ctx, rec, vo.Scratch, true)
-	}
-	if err != nil {
+	if vo.Archive, err = archiveFile(ctx, rec, vo.Scratch, ids); err != nil {
 		return failed(err)
 	}
 	vo.Cluster, vo.Digest, vo.TOC = c, "", toc
@@ -319,7 +307,7 @@ func LiveTOC(ctx context.Context, rec *catalog.Record, pgBin []string, ids *seal
 			return nil, err
 		}
 		defer scratch.Remove()
-		if archive, _, err = ArchiveFile(ctx, rec, scratch.Dir, true); err != nil {
+		if archive, err = archiveFile(ctx, rec, scratch.Dir, ids); err != nil {
 			return nil, err
 		}
 	} else if _, err := os.Stat(archive); err != nil {

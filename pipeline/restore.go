@@ -154,12 +154,8 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 		}
 		defer stream.Close()
 		archive = a.Path
-	case a.Encryption != nil:
-		if archive, err = plainFile(ctx, rec, scratch.Dir, o.Identities); err != nil {
-			return nil, err
-		}
 	default:
-		if archive, _, err = ArchiveFile(ctx, rec, scratch.Dir, true); err != nil {
+		if archive, err = archiveFile(ctx, rec, scratch.Dir, o.Identities); err != nil {
 			return nil, err // DigestMismatchError or MissingError: evidence, exit 3
 		}
 	}

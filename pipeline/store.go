@@ -10,7 +10,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline/repo"
@@ -45,57 +44,48 @@ func storeOf(rec *catalog.Record) (*repo.S3, error) {
 	return OpenS3(loc, st.Endpoint)
 }
 
-// ArchiveFile gives a file (or folder) holding a record's archive, to read
-// with pg_restore: the archive itself when it is on this machine (its
-// digest re-checked when check is set), else a copy downloaded into dir,
-// hashed on the way (a copy that does not match is removed, and a
-// *verify.DigestMismatchError returned, whatever check says).
-func ArchiveFile(ctx context.Context, rec *catalog.Record, dir string, check bool) (string, verify.Digest, error) {
+// archiveFile gives a file (or folder) holding a record's plain archive,
+// for what needs one to seek (pg_restore --jobs, -L lists): the archive
+// itself when it is a plain file here (its digest re-checked), else a copy
+// in dir, downloaded or decrypted (with ids) as it is hashed; a copy that
+// does not match the record is removed, and the mismatch returned.
+func archiveFile(ctx context.Context, rec *catalog.Record, dir string, ids *seal.Identities) (string, error) {
 	a := rec.Archive
-	if a.Store == nil {
-		if !check {
-			return a.Path, verify.Digest{}, nil
-		}
-		d, err := verify.CheckDigest(a.Path, a.Format, a.BLAKE3)
-		return a.Path, d, err
-	}
-	s, err := storeOf(rec)
-	if err != nil {
-		return "", verify.Digest{}, err
-	}
-	if a.Format == verify.FormatDirectory {
-		folder := filepath.Join(dir, path.Base(strings.TrimSuffix(a.Store.Key, "/")))
-		d, err := hashFolder(ctx, s, rec, folder)
+	switch {
+	case a.Store == nil && a.Encryption == nil:
+		_, err := verify.CheckDigest(a.Path, a.Format, a.BLAKE3)
+		return a.Path, err
+	case a.Format == verify.FormatDirectory: // in a bucket (encryption takes one job)
+		s, err := storeOf(rec)
 		if err != nil {
-			os.RemoveAll(folder)
+			return "", err
 		}
-		return folder, d, err
+		folder := filepath.Join(dir, path.Base(strings.TrimSuffix(a.Store.Key, "/")))
+		if _, err := hashFolder(ctx, s, rec, folder); err != nil {
+			os.RemoveAll(folder)
+			return "", err
+		}
+		return folder, nil
 	}
-	body, err := openStored(ctx, s, rec)
+	st, err := openStream(ctx, rec, ids)
 	if err != nil {
-		return "", verify.Digest{}, err
+		return "", err
 	}
-	defer body.Close()
-	file := filepath.Join(dir, path.Base(a.Store.Key))
+	defer st.Close()
+	file := filepath.Join(dir, strings.TrimSuffix(path.Base(a.Path), seal.Ext))
 	f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return "", verify.Digest{}, err
+		return "", err
 	}
-	h := verify.NewHasher()
-	_, err = io.CopyBuffer(io.MultiWriter(f, h), body, make([]byte, 1<<20))
+	_, err = io.CopyBuffer(f, st, make([]byte, 1<<20))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		os.Remove(file)
-		return "", verify.Digest{}, fmt.Errorf("download %s: %w", a.Path, err)
+		return "", err
 	}
-	d := verify.Digest{BLAKE3: h.Sum(), Size: h.Size(), Files: 1}
-	if d.BLAKE3 != a.BLAKE3 {
-		os.Remove(file)
-		return "", d, &verify.DigestMismatchError{Path: a.Path, Want: a.BLAKE3, Got: d.BLAKE3}
-	}
-	return file, d, nil
+	return file, nil
 }
 
 // HashStored re-hashes a record's archive where it is kept and compares
@@ -206,10 +196,7 @@ func removeStored(ctx context.Context, rec *catalog.Record) (note string, err er
 	if err != nil {
 		return "", err
 	}
-	st := rec.Archive.Store
-	if st.RetainUntil != nil && time.Now().Before(*st.RetainUntil) {
-		return "", &repo.LockedError{Key: st.Key, Until: *st.RetainUntil, Mode: st.LockMode}
-	}
+	st := rec.Archive.Store // the store says whether it is still locked (Delete: *repo.LockedError)
 	keys := []string{st.Key}
 	if rec.Archive.Format == verify.FormatDirectory {
 		objs, err := s.List(ctx, st.Key)
@@ -411,29 +398,3 @@ func (s *storedStream) rest() error {
 }
 
 func (s *storedStream) Close() error { return s.body.Close() }
-
-// plainFile writes a record's archive, decrypted, into dir (for what needs
-// a seekable file: --jobs, --create-roles), checking every digest; a file
-// that does not match is removed.
-func plainFile(ctx context.Context, rec *catalog.Record, dir string, ids *seal.Identities) (string, error) {
-	st, err := openStream(ctx, rec, ids)
-	if err != nil {
-		return "", err
-	}
-	defer st.Close()
-	name := strings.TrimSuffix(path.Base(rec.Archive.Path), seal.Ext)
-	file := filepath.Join(dir, name)
-	f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return "", err
-	}
-	_, err = io.CopyBuffer(f, st, make([]byte, 1<<20))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(file)
-		return "", err
-	}
-	return file, nil
-}

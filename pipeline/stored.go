@@ -28,7 +28,7 @@ import (
 
 // chooseRepo reads --repo, --lock-days and --lock-mode, and opens an S3
 // repository (asking the store nothing yet).
-func (r *run) chooseRepo(ctx context.Context) error {
+func (r *run) chooseRepo() error {
 	switch mode := strings.ToUpper(r.o.LockMode); mode {
 	case "":
 		r.o.LockMode = "GOVERNANCE"
@@ -140,7 +140,7 @@ func (r *run) recordStored(ctx context.Context, entries []catalog.TOCEntry) (cat
 			return catalog.Event{}, r.notStored(err)
 		}
 	}
-	mkey := r.name() + "/" + r.base + ".manifest.json"
+	mkey := r.rec.Name + "/" + r.base + ".manifest.json"
 	st := &catalog.Store{Repo: r.store.URL(), Endpoint: r.store.EndpointURL(), Bucket: r.store.Bucket(), Key: r.key, ManifestKey: mkey}
 	if !r.retainUntil.IsZero() {
 		until := r.retainUntil
@@ -174,8 +174,6 @@ func (r *run) recordStored(ctx context.Context, entries []catalog.TOCEntry) (cat
 	}
 	return ev, nil
 }
-
-func (r *run) name() string { return r.rec.Name }
 
 // uploadFolder stores a directory-format archive, one object per file
 // under its key, with the run's retention; on a failure it takes back what

@@ -444,7 +444,7 @@ func (u *s3Upload) putPart(p *partBuf) (minio.ObjectPart, error) {
 	for try := 1; ; try++ {
 		ctx, g := newStallGuard(u.ctx, u.s.cfg.Timeout, op)
 		body := guardedSection{io.NewSectionReader(p.f, 0, p.n), g}
-		part, err := u.s.core.PutObjectPart(ctx, u.s.loc.Bucket, u.obj, u.id, p.num, readOnly{body}, p.n, opts)
+		part, err := u.s.core.PutObjectPart(ctx, u.s.loc.Bucket, u.obj, u.id, p.num, body, p.n, opts)
 		err = stalled(ctx, err)
 		g.stop()
 		var se *StalledError
@@ -464,12 +464,6 @@ func (u *s3Upload) putPart(p *partBuf) (minio.ObjectPart, error) {
 		wait = min(2*wait, 5*time.Second)
 	}
 }
-
-// readOnly hides a reader's other methods (Seek): minio-go then sends it
-// once.
-type readOnly struct{ r io.Reader }
-
-func (r readOnly) Read(p []byte) (int, error) { return r.r.Read(p) }
 
 // retryable: an answer the store may not give next time.
 func retryable(err error) bool {

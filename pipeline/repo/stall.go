@@ -61,13 +61,15 @@ func stalled(ctx context.Context, err error) error {
 }
 
 // guardedSection is a part's bytes, touching the guard as they are read.
+// It only reads (no Seek): minio-go then sends it once, and pgattest
+// retries with a reader of its own (s3Upload.putPart).
 type guardedSection struct {
-	*io.SectionReader
+	r io.Reader
 	g *stallGuard
 }
 
 func (r guardedSection) Read(p []byte) (int, error) {
-	n, err := r.SectionReader.Read(p)
+	n, err := r.r.Read(p)
 	if n > 0 {
 		r.g.touch()
 	}
