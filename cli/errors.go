@@ -221,10 +221,14 @@ func hintOf(err error) string {
 }
 
 // lowerHint is the hint the packages below give, naming no flag.
+// The first non-empty one counts: an error that may have a hint (a
+// store's failure) and has none for this cause does not hide the hint of
+// the error it wraps (a digest that does not match).
 func lowerHint(err error) string {
-	var h hinter
-	if errors.As(err, &h) {
-		return h.Hint()
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if h, ok := e.(hinter); ok && h.Hint() != "" {
+			return h.Hint()
+		}
 	}
 	return ""
 }
