@@ -174,13 +174,19 @@ func parseURL(s string) (*ConnInfo, error) {
 // keywordRE is what a libpq connection keyword looks like.
 var keywordRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
+// isSpace is C's isspace, which libpq's conninfo_parse splits on: space,
+// \t, \n, \v, \f and \r.
+func isSpace(b byte) bool {
+	return b == ' ' || (b >= '\t' && b <= '\r')
+}
+
 // parseKeyValue follows libpq's conninfo_parse: keyword = value pairs,
 // values bare (backslash escapes) or in single quotes (\' and \\).
 func parseKeyValue(s string) (*ConnInfo, error) {
 	c := &ConnInfo{}
 	i := 0
 	skip := func() {
-		for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		for i < len(s) && isSpace(s[i]) {
 			i++
 		}
 	}
@@ -190,7 +196,7 @@ func parseKeyValue(s string) (*ConnInfo, error) {
 			break
 		}
 		start := i
-		for i < len(s) && s[i] != '=' && s[i] != ' ' && s[i] != '\t' {
+		for i < len(s) && s[i] != '=' && !isSpace(s[i]) {
 			i++
 		}
 		key := s[start:i]
@@ -222,7 +228,7 @@ func parseKeyValue(s string) (*ConnInfo, error) {
 				return nil, fmt.Errorf("%w: unterminated quoted value (a ' is missing)", ErrBadConnString)
 			}
 		} else {
-			for i < len(s) && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r' {
+			for i < len(s) && !isSpace(s[i]) {
 				if s[i] == '\\' && i+1 < len(s) {
 					i++
 				}
