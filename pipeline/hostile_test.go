@@ -284,3 +284,81 @@ func havePlperl(t *testing.T) bool {
 	}
 	return false
 }
+
+// configExtension is an extension whose configuration table runs its rows:
+// a trigger of the extension's own (the local installation's code, as
+// every extension's) executes each inserted row's command. pg_dump saves
+// the rows past the two the script inserts, and the sequence's value.
+var configExtension = map[string]string{
+	"pgattest_cfgext.control": "comment = 'pgattest test extension: a configuration table that runs its rows'\ndefault_version = '1.0'\nrelocatable = false\nschema = cfgext\n",
+	"pgattest_cfgext--1.0.sql": `CREATE TABLE cfgext.settings (id serial PRIMARY KEY, cmd text NOT NULL);
+CREATE FUNCTION cfgext.settings_run() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  BEGIN
+    EXECUTE NEW.cmd;
+  EXCEPTION WHEN insufficient_privilege THEN NULL;
+  END;
+  RETURN NEW;
+END $f$;
+CREATE TRIGGER settings_run BEFORE INSERT ON cfgext.settings FOR EACH ROW EXECUTE FUNCTION cfgext.settings_run();
+INSERT INTO cfgext.settings (cmd) VALUES ('SELECT 1'), ('SELECT 2');
+SELECT pg_catalog.pg_extension_config_dump('cfgext.settings', 'WHERE id > 2');
+SELECT pg_catalog.pg_extension_config_dump('cfgext.settings_id_seq', '');
+`,
+}
+
+// TestHostileExtensionConfigRows: the rows of an extension's configuration
+// table restore in the proof (they are the archive's, the table the local
+// installation's) as the restoring role, never as a superuser: rows whose
+// insertion runs COPY … TO PROGRAM (through the extension's own trigger)
+// write nothing on the host, the proof passes counting the archive's rows
+// only, and the sequence's value restores too (the restoring role may set
+// it, and nothing more).
+func TestHostileExtensionConfigRows(t *testing.T) {
+	tc := pgtest.NewExtensionToolchain(t, configExtension)
+	markers, err := os.MkdirTemp("", "pgattest-markers-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(markers) })
+	os.Chmod(markers, 0o1777)
+	src := pgtest.New(t, testenv.Options{Toolchain: tc})
+	execAs(t, src.ConnString("postgres"), `CREATE ROLE app LOGIN`)
+	execAs(t, src.ConnString("postgres"), `CREATE DATABASE cfg OWNER app`)
+	execAs(t, src.ConnString("cfg"), strings.ReplaceAll(`CREATE EXTENSION pgattest_cfgext;
+		SET session_replication_role = replica; -- the source's own insert runs nothing
+		INSERT INTO cfgext.settings (cmd) VALUES
+		  ('COPY (SELECT current_user) TO PROGRAM ''id > MARKERS/config-row'''),
+		  ('COPY (SELECT current_user) TO ''MARKERS/config-row.file'''),
+		  ('ALTER ROLE CURRENT_USER SUPERUSER');
+		RESET session_replication_role;
+		SELECT setval('cfgext.settings_id_seq', 40)`, "MARKERS", markers))
+	execAs(t, src.ConnStringAs("cfg", "app"), `CREATE TABLE public.plain (id int); INSERT INTO public.plain VALUES (1), (2)`)
+
+	o := backupOptions(t, src.ConnString("cfg"))
+	o.Name, o.PGBin = "cfg", []string{tc.Dir}
+	res, err := pipeline.Backup(context.Background(), o)
+	if got, _ := os.ReadDir(markers); len(got) > 0 {
+		t.Errorf("markers %v appeared: a configuration row ran as a superuser", got)
+	}
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	p := res.Record.LastProof()
+	if res.Record.Status != catalog.StatusVerified {
+		t.Fatalf("status %s: %s", res.Record.Status, p.Error)
+	}
+	counted := map[string]int64{}
+	for _, tb := range p.Tables {
+		counted[tb.Schema+"."+tb.Name] = tb.Rows
+	}
+	if counted["cfgext.settings"] != 3 || counted["public.plain"] != 2 {
+		t.Errorf("counted %v: want the archive's 3 configuration rows (not the installation's 2) and 2 plain rows", counted)
+	}
+	if !someLineHolds(p.Created, []string{"INSERT on the extensions' configuration table cfgext.settings (pgattest_cfgext)", "UPDATE (setval) on their sequence cfgext.settings_id_seq"}) {
+		t.Errorf("created %q: want the grants on the configuration table and its sequence named", p.Created)
+	}
+	if len(p.Skipped) != 0 {
+		t.Errorf("skipped %q: want nothing left out", p.Skipped)
+	}
+}

@@ -95,6 +95,15 @@ type PlanInput struct {
 	// Schemas are schemas pgattest created before the restore (an
 	// extension lives in them): their SCHEMA entries are not restored.
 	Schemas []string
+	// ExtensionComments are the comments the extensions pgattest created
+	// have (their control files'), by extension name: an archive's
+	// COMMENT ON EXTENSION that sets the same is already restored.
+	ExtensionComments map[string]string
+	// ExtensionTables are the relations whose contents pg_dump saves for
+	// the extensions pgattest created (pg_extension_config_dump:
+	// configuration tables and sequences), by schema and name, each with
+	// its extension's name.
+	ExtensionTables map[[2]string]string
 }
 
 // Plan is what an unprivileged restore of the archive restores, and what it
@@ -105,6 +114,12 @@ type Plan struct {
 	// NoTablespaces: some entries live in tablespaces, which the proof
 	// does not have: they are restored into the default one.
 	Tablespaces []string
+	// ExtensionData are the kept entries that write into a relation of an
+	// extension (PlanInput.ExtensionTables): the rows of a configuration
+	// table (TABLE DATA) or a sequence's value (SEQUENCE SET). The
+	// extension's definitions come from the local installation; these are
+	// the archive's.
+	ExtensionData []Entry
 }
 
 // superuserOnly says why an entry can only be restored by a superuser, or
@@ -185,13 +200,16 @@ func PlanRestore(t *TOC, in PlanInput) Plan {
 		}
 		var why string
 		switch {
+		case extensionData(e, in) != "":
+		case e.Type == "TABLE DATA" || e.Type == "SEQUENCE SET":
+			why = leftOutExtensionData(e, byID, in)
 		case e.Type == "EXTENSION":
 			if r, ok := in.LeftOut[e.Name]; ok {
 				why = r
 			} else {
 				continue // created by pgattest: not restored, not skipped
 			}
-		case e.Type == "SCHEMA" && created[e.Name]:
+		case e.Type == "SCHEMA" && created[e.Name], extensionCommentAsIs(e, in):
 			continue
 		default:
 			why = superuserOnly(e, in)
@@ -222,9 +240,12 @@ func PlanRestore(t *TOC, in PlanInput) Plan {
 		case out && c != e.DumpID:
 			dependents[c] = append(dependents[c], e.Describe())
 		case out:
-		case e.Type == "EXTENSION", e.Type == "SCHEMA" && created[e.Name]:
+		case e.Type == "EXTENSION", e.Type == "SCHEMA" && created[e.Name], extensionCommentAsIs(e, in):
 		default:
 			p.Keep = append(p.Keep, e)
+			if extensionData(e, in) != "" {
+				p.ExtensionData = append(p.ExtensionData, e)
+			}
 			if e.Tablespace != "" {
 				tablespaces[e.Tablespace]++
 			}
@@ -267,6 +288,63 @@ func PlanRestore(t *TOC, in PlanInput) Plan {
 			strings.Join(names, ", "), n, noun))
 	}
 	return p
+}
+
+// extensionCommentAsIs reports whether e is a COMMENT ON EXTENSION that
+// sets the comment the extension already has (pg_dump writes one for every
+// extension, mostly its control file's, which CREATE EXTENSION set).
+func extensionCommentAsIs(e Entry, in PlanInput) bool {
+	name, ok := strings.CutPrefix(e.Name, "EXTENSION ")
+	if e.Type != "COMMENT" || !ok {
+		return false
+	}
+	have, ok := in.ExtensionComments[strings.Trim(name, `"`)]
+	if !ok {
+		return false
+	}
+	st := statements(e.Defn)
+	if len(st) != 1 || len(st[0]) != 6 {
+		return false
+	}
+	s := st[0]
+	return s[0].is("COMMENT") && s[1].is("ON") && s[2].is("EXTENSION") && s[4].is("IS") && s[5].kind == tokString && s[5].text == have
+}
+
+// extensionData returns the extension whose relation e fills (the rows of
+// a configuration table, a sequence's value), or "".
+func extensionData(e Entry, in PlanInput) string {
+	if e.Type != "TABLE DATA" && e.Type != "SEQUENCE SET" {
+		return ""
+	}
+	return in.ExtensionTables[[2]string{e.Schema, e.Name}]
+}
+
+// leftOutExtensionData says why a table's data or a sequence's value is
+// left out when what it fills is in no entry of the archive (pg_dump
+// saves an extension's configuration tables that way, the table itself
+// being the extension's) and an extension was left out: it is that
+// extension's, and goes with it. Otherwise it is restored, and a table
+// that does not exist fails the proof, as it would fail any restore.
+func leftOutExtensionData(e Entry, byID map[int]*Entry, in PlanInput) string {
+	if len(in.LeftOut) == 0 || len(e.Deps) == 0 {
+		return ""
+	}
+	for _, d := range e.Deps {
+		if _, ok := byID[d]; ok {
+			return ""
+		}
+	}
+	names := make([]string, 0, len(in.LeftOut))
+	for n := range in.LeftOut {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	what := "table"
+	if e.Type == "SEQUENCE SET" {
+		what = "sequence"
+	}
+	return fmt.Sprintf("its %s is in no entry of the archive: an extension's configuration %s, of an extension left out (%s)",
+		what, what, strings.Join(names, ", "))
 }
 
 // dependsOn returns the root cause of the first dependency of e that is

@@ -104,6 +104,58 @@ func TestPlanRestoreExtensions(t *testing.T) {
 	}
 }
 
+// An extension's configuration data (a table and a sequence that are in no
+// entry: the extension's) is restored when pgattest created the extension,
+// and listed for the grants; it goes with a left-out extension otherwise.
+// A comment an extension already has is neither restored nor skipped.
+func TestPlanRestoreExtensionData(t *testing.T) {
+	toc := &TOC{Entries: []Entry{
+		{DumpID: 1, Type: "EXTENSION", Name: "postgis", Defn: "CREATE EXTENSION IF NOT EXISTS postgis WITH SCHEMA public;\n"},
+		{DumpID: 2, Type: "COMMENT", Name: "EXTENSION postgis", Defn: "COMMENT ON EXTENSION postgis IS 'PostGIS geometry and geography spatial types and functions';\n", Deps: []int{1}},
+		{DumpID: 3, Type: "EXTENSION", Name: "cfgext", Defn: "CREATE EXTENSION IF NOT EXISTS cfgext WITH SCHEMA cfgext;\n"},
+		{DumpID: 4, Type: "COMMENT", Name: "EXTENSION cfgext", Defn: "COMMENT ON EXTENSION cfgext IS 'changed on the source';\n", Deps: []int{3}},
+		{DumpID: 5, Type: "TABLE", Schema: "public", Name: "pts", Deps: []int{1}},
+		{DumpID: 6, Type: "TABLE DATA", Schema: "public", Name: "pts", Deps: []int{5}},
+		{DumpID: 7, Type: "TABLE DATA", Schema: "public", Name: "spatial_ref_sys", Deps: []int{220}},
+		{DumpID: 8, Type: "TABLE DATA", Schema: "cfgext", Name: "settings", Deps: []int{230}},
+		{DumpID: 9, Type: "SEQUENCE SET", Schema: "cfgext", Name: "settings_id_seq", Deps: []int{231}},
+	}}
+	in := PlanInput{Languages: stockLanguages,
+		ExtensionComments: map[string]string{"postgis": "PostGIS geometry and geography spatial types and functions", "cfgext": "as installed"},
+		ExtensionTables: map[[2]string]string{{"public", "spatial_ref_sys"}: "postgis", {"cfgext", "settings"}: "cfgext",
+			{"cfgext", "settings_id_seq"}: "cfgext"}}
+	p := PlanRestore(toc, in)
+	if got, want := ids(p.Keep), []int{5, 6, 7, 8, 9}; !reflect.DeepEqual(got, want) {
+		t.Errorf("kept %v, want %v", got, want)
+	}
+	if got, want := ids(p.ExtensionData), []int{7, 8, 9}; !reflect.DeepEqual(got, want) {
+		t.Errorf("extension data %v, want %v", got, want)
+	}
+	want := []string{"COMMENT EXTENSION cfgext: only the extension's owner (pgattest's superuser, which created it from the local installation) can comment on it"}
+	if !reflect.DeepEqual(p.Skipped, want) {
+		t.Errorf("skipped %q, want %q", p.Skipped, want)
+	}
+
+	// cfgext missing from the proving Postgres, left out on request: its
+	// data goes with it, named.
+	in.LeftOut = map[string]string{"cfgext": "not in the proving Postgres 15.18 (left out by --verify-skip-extension)"}
+	delete(in.ExtensionTables, [2]string{"cfgext", "settings"})
+	delete(in.ExtensionTables, [2]string{"cfgext", "settings_id_seq"})
+	delete(in.ExtensionComments, "cfgext")
+	p = PlanRestore(toc, in)
+	if got, want := ids(p.Keep), []int{5, 6, 7}; !reflect.DeepEqual(got, want) {
+		t.Errorf("kept %v, want %v", got, want)
+	}
+	want = []string{
+		"extension cfgext: not in the proving Postgres 15.18 (left out by --verify-skip-extension); with the 1 entry that needs it: COMMENT EXTENSION cfgext",
+		"TABLE DATA cfgext.settings: its table is in no entry of the archive: an extension's configuration table, of an extension left out (cfgext)",
+		"SEQUENCE SET cfgext.settings_id_seq: its sequence is in no entry of the archive: an extension's configuration sequence, of an extension left out (cfgext)",
+	}
+	if !reflect.DeepEqual(p.Skipped, want) {
+		t.Errorf("skipped:\n%s\nwant:\n%s", strings.Join(p.Skipped, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // FactsOf reads roles from owners and from each entry's SQL, and the
 // encoding from the ENCODING entry (which pg_restore -l does not list).
 func TestFactsOf(t *testing.T) {

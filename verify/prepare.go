@@ -72,6 +72,9 @@ func prepareProof(ctx context.Context, o Options, c *testenv.Cluster, rep *Repor
 		if err := createExtensions(ctx, o, c, conn, rep, exts, &in); err != nil {
 			return nil, err
 		}
+		if in.ExtensionTables, in.ExtensionComments, err = extensionObjects(ctx, conn); err != nil {
+			return nil, err
+		}
 	}
 	langs, err := languages(ctx, conn)
 	if err != nil {
@@ -81,6 +84,11 @@ func prepareProof(ctx context.Context, o Options, c *testenv.Cluster, rep *Repor
 	plan := PlanRestore(rep.TOC, in)
 	rep.Skipped = append(rep.Skipped, plan.Skipped...)
 	s.keep = plan.Keep
+	if len(plan.ExtensionData) > 0 {
+		if rep.extensionRows, err = grantExtensionData(ctx, conn, s.restorer, plan.ExtensionData, in.ExtensionTables, rep); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -329,6 +337,78 @@ func createExtension(ctx context.Context, conn *pgx.Conn, x ExtensionEntry) (ver
 		return version, untrusted, err
 	}
 	return version, "", tx.Commit(ctx)
+}
+
+// extensionObjects lists, for the extensions in the proof database, the
+// relations whose contents pg_dump saves (pg_extension_config_dump) with
+// their extension's name, and each extension's comment.
+func extensionObjects(ctx context.Context, conn *pgx.Conn) (tables map[[2]string]string, comments map[string]string, err error) {
+	rows, _ := conn.Query(ctx, `SELECT e.extname::text, n.nspname::text, c.relname::text
+		FROM pg_catalog.pg_extension e CROSS JOIN LATERAL pg_catalog.unnest(e.extconfig) AS x(oid)
+		JOIN pg_catalog.pg_class c ON c.oid = x.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`)
+	tables = map[[2]string]string{}
+	var ext, schema, name string
+	_, err = pgx.ForEachRow(rows, []any{&ext, &schema, &name}, func() error {
+		tables[[2]string{schema, name}] = ext
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list the extensions' configuration tables: %w", err)
+	}
+	rows, _ = conn.Query(ctx, `SELECT extname::text, pg_catalog.obj_description(oid, 'pg_extension') FROM pg_catalog.pg_extension
+		WHERE pg_catalog.obj_description(oid, 'pg_extension') IS NOT NULL`)
+	comments = map[string]string{}
+	var comment string
+	if _, err = pgx.ForEachRow(rows, []any{&ext, &comment}, func() error { comments[ext] = comment; return nil }); err != nil {
+		return nil, nil, fmt.Errorf("read the extensions' comments: %w", err)
+	}
+	return tables, comments, nil
+}
+
+// grantExtensionData lets the restoring role write the archive's rows into
+// the extensions' configuration tables and set their sequences, and
+// nothing more: INSERT on each table, UPDATE (setval) on each sequence
+// that the archive fills. The tables are the local installation's,
+// created by pgattest's superuser with their triggers and checks; the
+// rows are the archive's, and whatever they fire runs as the restoring
+// role, as every other row of the archive does. It returns each table's
+// rows before the restore (what the local installation put there), so
+// that the proof counts only the archive's.
+func grantExtensionData(ctx context.Context, conn *pgx.Conn, restorer string, data []Entry, ext map[[2]string]string, rep *Report) (map[[2]string]int64, error) {
+	var b strings.Builder
+	var tables, sequences []string
+	before := map[[2]string]int64{}
+	role := pgx.Identifier{restorer}.Sanitize()
+	for _, e := range data {
+		key := [2]string{e.Schema, e.Name}
+		rel := pgx.Identifier{e.Schema, e.Name}.Sanitize()
+		what := fmt.Sprintf("%s.%s (%s)", e.Schema, e.Name, ext[key])
+		if e.Type == "SEQUENCE SET" {
+			fmt.Fprintf(&b, "GRANT UPDATE ON SEQUENCE %s TO %s;\n", rel, role)
+			sequences = append(sequences, what)
+			continue
+		}
+		fmt.Fprintf(&b, "GRANT INSERT ON TABLE %s TO %s;\n", rel, role)
+		var n int64
+		if err := conn.QueryRow(ctx, "SELECT pg_catalog.count(*) FROM ONLY "+rel).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count the rows of extension table %s: %w", what, err)
+		}
+		before[key] = n
+		tables = append(tables, what)
+	}
+	if _, err := conn.Exec(ctx, b.String()); err != nil {
+		return nil, fmt.Errorf("let the restoring role fill the extensions' configuration tables: %w", err)
+	}
+	var what []string
+	if len(tables) > 0 {
+		what = append(what, "INSERT on the extensions' configuration table"+plural(len(tables))+" "+strings.Join(tables, ", "))
+	}
+	if len(sequences) > 0 {
+		what = append(what, "UPDATE (setval) on their sequence"+plural(len(sequences))+" "+strings.Join(sequences, ", "))
+	}
+	rep.Created = append(rep.Created, strings.Join(what, " and ")+
+		" for the restoring role, and nothing more: the tables are the local installation's, the rows and values the archive's")
+	return before, nil
 }
 
 // languages maps the proof database's procedural languages to whether they

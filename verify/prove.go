@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -98,6 +100,11 @@ type Report struct {
 	Created        []string // what pgattest made itself before the restore (extensions), not the archive
 	Streamed       bool     // restored from the dump's stream (Stream), not from the file
 	Isolation      Isolation
+
+	// extensionRows are the rows the local installation put into the
+	// extensions' configuration tables that the archive fills, counted
+	// before the restore: the proof counts only the archive's.
+	extensionRows map[[2]string]int64
 }
 
 // TableCount is a restored table and its exact row count.
@@ -185,7 +192,7 @@ func Prove(ctx context.Context, o Options) (*Report, error) {
 // counted ends a restore that succeeded: every table's rows are counted in
 // the proof database, and the proof passes.
 func (rep *Report) counted(ctx context.Context, c *testenv.Cluster) (*Report, error) {
-	tables, err := countRows(ctx, c.ConnString(ProofDB))
+	tables, err := countRows(ctx, c.ConnString(ProofDB), rep.extensionRows)
 	if err != nil {
 		return rep.failed(ctx, fmt.Errorf("count rows after restore: %w", err))
 	}
@@ -481,13 +488,14 @@ func toolEnv() []string {
 }
 
 // countRows counts the rows of every table and materialized view in the
-// database, a few at a time.
+// database, a few at a time; the extensions' tables only when they are in
+// before, which holds their rows before the restore: those are taken off.
 //
 // It runs as the cluster's superuser, after the restore: a superuser
 // bypasses row-level security (so no policy of the archive's runs and the
 // counts are whole), and the search path is pg_catalog alone, so no
 // function or operator the archive made can stand in for a built-in.
-func countRows(ctx context.Context, connString string) ([]TableCount, error) {
+func countRows(ctx context.Context, connString string, before map[[2]string]int64) ([]TableCount, error) {
 	connect := func() (*pgx.Conn, error) {
 		cfg, err := pgx.ParseConfig(connString)
 		if err != nil {
@@ -527,6 +535,12 @@ func countRows(ctx context.Context, connString string) ([]TableCount, error) {
 		conn.Close(ctx)
 		return nil, err
 	}
+	for k := range before {
+		tables = append(tables, TableCount{Schema: k[0], Name: k[1]})
+	}
+	slices.SortFunc(tables, func(a, b TableCount) int {
+		return cmp.Or(strings.Compare(a.Schema, b.Schema), strings.Compare(a.Name, b.Name))
+	})
 	workers := min(4, len(tables))
 	conns := []*pgx.Conn{conn}
 	defer func() {
@@ -559,5 +573,8 @@ func countRows(ctx context.Context, connString string) ([]TableCount, error) {
 	}
 	close(next)
 	wg.Wait()
+	for i, t := range tables {
+		tables[i].Rows -= before[[2]string{t.Schema, t.Name}]
+	}
 	return tables, errors.Join(errs...)
 }

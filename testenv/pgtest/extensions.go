@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/pgattest/pgattest/testenv"
@@ -19,7 +20,7 @@ import (
 //
 // Postgres finds its share and library folders relative to its own
 // executable (a relocatable install), so the copy mirrors the install's
-// layout: initdb and postgres are copied, everything else in the share
+// layout: initdb, postgres, pg_dump and pg_restore are copied, everything else in the share
 // folder and the library folder is a symbolic link into the install. It
 // needs tc's pg_config to learn that layout.
 func WithExtensions(tc testenv.Toolchain, root string, files map[string]string) (testenv.Toolchain, error) {
@@ -47,7 +48,8 @@ func WithExtensions(tc testenv.Toolchain, root string, files map[string]string) 
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return testenv.Toolchain{}, err
 	}
-	for _, tool := range testenv.ServerTools {
+	// The client tools too, so that the copy serves as --pg-bin alone.
+	for _, tool := range append(slices.Clone(testenv.ServerTools), testenv.ClientTools...) {
 		src := filepath.Join(dirs["bindir"], tool)
 		if err := os.Link(src, filepath.Join(bin, tool)); err != nil {
 			if err := testenv.CopyFile(filepath.Join(bin, tool), src, 0o755); err != nil {
