@@ -47,6 +47,10 @@ type Source struct {
 	Database      string `json:"database"`
 	User          string `json:"user"`
 	ServerVersion string `json:"server_version"`
+	// Size is the database's size on the server at backup, in bytes
+	// (pg_database_size; 0 when it could not be read): about what a proof
+	// of the archive needs on disk.
+	Size int64 `json:"size,omitempty"`
 	// Identity is what the server said it is (records made before
 	// pgattest read it have none).
 	Identity *Identity `json:"identity,omitempty"`

@@ -122,7 +122,11 @@ func flagHint(err error) string {
 	var interrupted *pipeline.InterruptedRestoreError
 	var noKey *pipeline.IdentityNeededError
 	var noMatch *seal.NoMatchError
+	var notRun *pipeline.ProofNotRunError
+	var short *verify.ShortageError
 	switch {
+	case errors.As(err, &notRun) && errors.As(err, &short):
+		return short.Hint() + "\nthe backup is recorded unverified: once that is fixed, prove it with 'pgattest verify " + notRun.ID + "'"
 	case errors.As(err, &noKey):
 		return "give --identity FILE (or PGATTEST_IDENTITY): the age identity, or SSH private key, of one of its recipients: " + strings.Join(noKey.Recipients, ", ")
 	case errors.As(err, &noMatch):

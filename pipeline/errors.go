@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"github.com/pgattest/pgattest/catalog"
@@ -123,7 +124,10 @@ func (e *PrunedError) Hint() string {
 // ProofNotRunError means the archive was made and recorded as unverified
 // because the proof itself could not run (no server binaries, a cluster
 // that did not start): the archive may be fine, nobody knows yet.
-type ProofNotRunError struct{ Err error }
+type ProofNotRunError struct {
+	ID  string // the backup's, as recorded
+	Err error
+}
 
 func (e *ProofNotRunError) Error() string {
 	return fmt.Sprintf("backup recorded as unverified: the proof could not run: %v", e.Err)
@@ -136,5 +140,5 @@ func (e *ProofNotRunError) Hint() string {
 	if errors.As(e.Err, &h) && h.Hint() != "" {
 		return h.Hint()
 	}
-	return "fix the cause, then prove the archive with 'pgattest verify ID'"
+	return "fix the cause, then prove the archive with 'pgattest verify " + cmp.Or(e.ID, "ID") + "'"
 }

@@ -183,7 +183,7 @@ func Backup(ctx context.Context, o Options) (*Result, error) {
 	case r.failure != nil:
 		return res, r.failure
 	case r.infra != nil:
-		return res, &ProofNotRunError{Err: r.infra}
+		return res, &ProofNotRunError{ID: r.rec.ID, Err: r.infra}
 	}
 	return res, nil
 }
@@ -280,7 +280,7 @@ func (r *run) preflight(ctx context.Context) error {
 	r.rec.Name = name
 	r.rec.ID = catalog.NewID(name, r.rec.StartedAt)
 	r.rec.Source = catalog.Source{Host: src.Host, Port: src.Port, Database: src.Database, User: src.User, ServerVersion: src.ServerVersion.Raw,
-		Identity: &identity}
+		Size: src.Size, Identity: &identity}
 
 	if r.client, err = ChooseTools(src.ServerVersion, r.o.PGBin); err != nil {
 		return err
@@ -388,8 +388,7 @@ func (r *run) prove(ctx context.Context) error {
 		r.stream = nil
 		s, err := sink.finish()
 		if err != nil { // the cluster did not start, say
-			r.infra = err
-			r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: catalog.ProofError, StartedAt: time.Now().UTC(), Error: r.red.String(err.Error())}
+			r.notRun(err)
 			return nil
 		}
 		if s == nil && sink.verdict != nil && r.head != nil {
@@ -422,14 +421,13 @@ func (r *run) prove(ctx context.Context) error {
 	o := verify.Options{
 		Archive: r.archive, Format: r.format, Mode: r.o.Verify, Jobs: r.o.Jobs,
 		Client: r.client, TOC: r.toc, Facts: &r.facts, Scratch: r.staging.Dir,
-		SkipExtensions: r.o.SkipExtensions,
-		Log:            func(line string) { r.log("prove", line) },
+		SkipExtensions: r.o.SkipExtensions, Need: r.rec.Source.Size,
+		Log: func(line string) { r.log("prove", line) },
 	}
 	if r.o.Verify == verify.ModeRestore {
 		c, err := r.cluster.wait()
 		if err != nil {
-			r.infra = err
-			r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: catalog.ProofError, StartedAt: time.Now().UTC(), Error: r.red.String(err.Error())}
+			r.notRun(err)
 			return nil
 		}
 		o.Cluster = c
@@ -445,8 +443,7 @@ func (r *run) proved(ctx context.Context, rep *verify.Report, err error) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		r.infra = err
-		r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: catalog.ProofError, StartedAt: time.Now().UTC(), Error: r.red.String(err.Error())}
+		r.notRun(err)
 		return nil
 	}
 	r.proof = ProofOf(rep, r.red)
@@ -454,6 +451,14 @@ func (r *run) proved(ctx context.Context, rep *verify.Report, err error) error {
 		r.failure = rep.Failure
 	}
 	return nil
+}
+
+// notRun records that the proof could not run (the backup stays
+// unverified): why, and for a shortage of the machine's (a full disk where
+// the throwaway cluster starts, say), what ran short and where.
+func (r *run) notRun(err error) {
+	r.infra = verify.Shortage(err, r.rec.Source.Size)
+	r.proof = &catalog.Proof{Mode: string(r.o.Verify), Status: catalog.ProofError, StartedAt: time.Now().UTC(), Error: r.red.String(r.infra.Error())}
 }
 
 // ProofOf turns a verify.Report into the catalog's Proof, redacting its
@@ -645,7 +650,7 @@ func (p *proofSink) start(toc *verify.TOC) *verify.Stream {
 		p.setErr(err)
 		return nil
 	}
-	o := verify.Options{Client: r.client, SkipExtensions: r.o.SkipExtensions, Scratch: r.staging.Dir,
+	o := verify.Options{Client: r.client, SkipExtensions: r.o.SkipExtensions, Scratch: r.staging.Dir, Need: r.rec.Source.Size,
 		Log: func(line string) { r.log("prove", line) }}
 	s, err := verify.StartStream(p.ctx, o, c, toc)
 	switch {

@@ -30,6 +30,9 @@ type Source struct {
 	Roles      []string // every role but the built-in pg_* ones
 	Encoding   string   // the database's encoding, "UTF8"
 	Extensions []string // installed in the database
+	// Size is the database's size on the server (pg_database_size), 0 when
+	// it may not be read: about what a proof of it needs on disk.
+	Size int64
 	// Identity is what the server says the database is, whichever way
 	// it was reached.
 	Identity catalog.Identity
@@ -170,6 +173,9 @@ func Connect(ctx context.Context, connString string, allowPooled bool, red *Reda
 	if err != nil {
 		return nil, fmt.Errorf("read roles and extensions of %s: %s", src.Display(), red.String(err.Error()))
 	}
+	// A role without CONNECT on the database (a managed service's) may not
+	// read its size: then it is not known.
+	conn.QueryRow(ctx, `SELECT coalesce(pg_database_size(current_database()), 0)`).Scan(&src.Size)
 	if src.Identity, err = readIdentity(ctx, conn); err != nil {
 		return nil, fmt.Errorf("read what %s says it is: %s", src.Display(), red.String(err.Error()))
 	}

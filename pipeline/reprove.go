@@ -43,7 +43,7 @@ func Reprove(ctx context.Context, rec *catalog.Record, o ReproveOptions) (*catal
 	server := recordedServer(rec)
 	vo := verify.Options{
 		Archive: rec.Archive.Path, Format: rec.Archive.Format, Mode: mode, Digest: rec.Archive.BLAKE3,
-		Jobs: max(o.Jobs, 1), Log: o.Log, SkipExtensions: o.SkipExtensions,
+		Jobs: max(o.Jobs, 1), Log: o.Log, SkipExtensions: o.SkipExtensions, Need: rec.Source.Size,
 	}
 	if vo.Format == "" {
 		vo.Format = verify.FormatCustom
@@ -94,14 +94,14 @@ func Reprove(ctx context.Context, rec *catalog.Record, o ReproveOptions) (*catal
 			rep, err = &verify.Report{Mode: mode, Failure: err}, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, verify.Shortage(err, rec.Source.Size)
 		}
 		rep.StartedAt, rep.Duration = started, time.Since(started)
 		return ProofOf(rep, o.Redactor), nil
 	}
 	rep, err := verify.Prove(ctx, vo)
 	if err != nil {
-		return nil, err
+		return nil, verify.Shortage(err, rec.Source.Size)
 	}
 	return ProofOf(rep, o.Redactor), nil
 }

@@ -93,7 +93,10 @@ type Cluster struct {
 	stopErr  error
 }
 
-const clusterPrefix = "pgattest-pg-"
+// ClusterPrefix begins the name of every throwaway cluster's folder.
+const ClusterPrefix = "pgattest-pg-"
+
+const clusterPrefix = ClusterPrefix
 
 // fastSettings trade durability for speed: a throwaway cluster never has to
 // survive a crash.
@@ -111,6 +114,7 @@ var fastSettings = map[string]string{
 	"unix_socket_permissions":    "0700",
 	"log_min_messages":           "warning",
 	"log_min_error_statement":    "panic",
+	"log_line_prefix":            "%m [%p] %e ", // the SQLSTATE: ErrorState
 	"lc_messages":                "C",
 	"dynamic_shared_memory_type": "posix",
 	"huge_pages":                 "off",

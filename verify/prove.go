@@ -72,6 +72,11 @@ type Options struct {
 	// lists what was left out). Any other missing extension fails the proof.
 	SkipExtensions []string
 
+	// Need is about how much room a proof of the archive needs on disk
+	// (the source's size at backup; 0 when not known): a proof stopped by
+	// a full disk says so (ShortageError).
+	Need int64
+
 	// Log receives pg_restore's stderr, line by line.
 	Log func(line string)
 	// Scratch is a private folder for list files (default: the temp folder).
@@ -101,6 +106,11 @@ type Report struct {
 	Streamed       bool     // restored from the dump's stream (Stream), not from the file
 	Isolation      Isolation
 
+	// cluster is the proof's server, once it runs; need is Options.Need.
+	// A failure that they show was the machine's (shortage) is no verdict.
+	cluster *testenv.Cluster
+	need    int64
+
 	// extensionRows are the rows the local installation put into the
 	// extensions' configuration tables that the archive fills, counted
 	// before the restore: the proof counts only the archive's.
@@ -119,7 +129,7 @@ type TableCount struct {
 // that ran and found the archive wanting is a Report with Passed false and
 // Failure set (errors that report ProofFailed).
 func Prove(ctx context.Context, o Options) (*Report, error) {
-	rep := &Report{Mode: o.Mode, StartedAt: time.Now().UTC(), TOC: o.TOC}
+	rep := &Report{Mode: o.Mode, StartedAt: time.Now().UTC(), TOC: o.TOC, need: o.Need}
 	if o.Client.Dir != "" { // a hash-only proof runs no pg_restore
 		rep.RestoreVersion = o.Client.Version.String()
 	}
@@ -171,17 +181,18 @@ func Prove(ctx context.Context, o Options) (*Report, error) {
 		co := o.ClusterOptions
 		co.NoNetwork = true
 		if c, err = testenv.Start(ctx, co); err != nil {
-			return rep, fmt.Errorf("start throwaway cluster for the proof: %w", err)
+			return rep, shortage(fmt.Errorf("start throwaway cluster for the proof: %w", err), nil, o.Need)
 		}
 		defer c.Stop(context.Background())
 	}
 	rep.ServerVersion = c.Toolchain.Version.String()
+	rep.cluster = c
 
 	set, err := prepareProof(ctx, o, c, rep)
 	if ProofFailed(err) { // a missing extension
 		return fail(err)
 	} else if err != nil {
-		return rep, err
+		return rep, shortage(err, c, o.Need)
 	}
 	if err := restore(ctx, o, c, set); err != nil {
 		return fail(err)
@@ -205,11 +216,16 @@ func (rep *Report) counted(ctx context.Context, c *testenv.Cluster) (*Report, er
 }
 
 // failed marks the report as a proof that ran and found the archive
-// wanting (naming the TOC entry that broke, when known); a cancelled
-// context is returned as the error instead.
+// wanting (naming the TOC entry that broke, when known). What is no
+// verdict is returned as the error instead: a cancelled context, and a
+// proof the machine stopped (a *ShortageError: a full disk, no memory, a
+// server killed).
 func (rep *Report) failed(ctx context.Context, err error) (*Report, error) {
 	if ctx.Err() != nil {
 		return rep, ctx.Err()
+	}
+	if s := shortage(err, rep.cluster, rep.need); errors.Is(s, ErrShortage) {
+		return rep, s
 	}
 	rep.Failure = err
 	var re *RestoreError

@@ -49,13 +49,13 @@ type Stream struct {
 func StartStream(ctx context.Context, o Options, c *testenv.Cluster, toc *TOC) (*Stream, error) {
 	s := &Stream{o: o, c: c, done: make(chan struct{}), started: time.Now().UTC()}
 	s.rep = &Report{Mode: ModeRestore, TOC: toc, Facts: FactsOf(toc), Streamed: true,
-		ServerVersion: c.Toolchain.Version.String(), RestoreVersion: o.Client.Version.String()}
+		ServerVersion: c.Toolchain.Version.String(), RestoreVersion: o.Client.Version.String(), cluster: c, need: o.Need}
 	if o.Scratch == "" {
 		o.Scratch = os.TempDir()
 	}
 	set, err := prepareProof(ctx, o, c, s.rep)
 	if err != nil {
-		return nil, err
+		return nil, shortage(err, c, o.Need)
 	}
 	s.keep = set.keep
 	list, remove, err := restoreList(o.Scratch, set.keep)

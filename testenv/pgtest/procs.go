@@ -52,3 +52,29 @@ func WaitGone(pid int, d time.Duration) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// ProcessWith returns the pid of a process whose command line holds every
+// one of words (the server's backends show their role, database and
+// command there: "postgres: pgattest_restore_… pgattest_proof [local]
+// COPY"), or 0.
+func ProcessWith(words ...string) int {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	self := os.Getpid()
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		line := strings.ReplaceAll(string(b), "\x00", " ")
+		all := true
+		for _, w := range words {
+			all = all && strings.Contains(line, w)
+		}
+		var pid int
+		fmt.Sscanf(strings.TrimPrefix(p, "/proc/"), "%d", &pid)
+		if all && pid != self {
+			return pid
+		}
+	}
+	return 0
+}
