@@ -51,9 +51,20 @@ type Source struct {
 	// (pg_database_size; 0 when it could not be read): about what a proof
 	// of the archive needs on disk.
 	Size int64 `json:"size,omitempty"`
+	// Superusers are the archive's roles that were superusers on the
+	// server, and Memberships the memberships among its roles there
+	// (pg_dump saves neither): the proof makes them again.
+	Superusers  []string     `json:"superusers,omitempty"`
+	Memberships []Membership `json:"memberships,omitempty"`
 	// Identity is what the server said it is (records made before
 	// pgattest read it have none).
 	Identity *Identity `json:"identity,omitempty"`
+}
+
+// Membership is one role's membership in another on the source.
+type Membership struct {
+	Role   string `json:"role"`
+	Member string `json:"member"`
 }
 
 // Archive is the file (custom format) or folder (directory format) pg_dump

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -348,7 +349,32 @@ func (r *run) inventory(ctx context.Context) error {
 	r.toc = toc
 	r.rec.TOC = summarize(toc)
 	r.rec.Roles = r.facts.Roles
+	r.rec.Source.Superusers, r.rec.Source.Memberships = sourceRoles(r.src, r.facts.Roles)
 	return nil
+}
+
+// sourceRoles keeps, of the source's superusers and role memberships,
+// those among the archive's roles: what a later proof needs to make again.
+func sourceRoles(src *Source, roles []string) (superusers []string, members []catalog.Membership) {
+	for _, su := range src.Superusers {
+		if slices.Contains(roles, su) {
+			superusers = append(superusers, su)
+		}
+	}
+	for _, m := range src.Memberships {
+		if slices.Contains(roles, m.Role) && slices.Contains(roles, m.Member) {
+			members = append(members, catalog.Membership{Role: m.Role, Member: m.Member})
+		}
+	}
+	return superusers, members
+}
+
+// proofRoles turns a record's source roles into the proof's options.
+func proofRoles(s catalog.Source) (superusers []string, members []verify.Membership) {
+	for _, m := range s.Memberships {
+		members = append(members, verify.Membership{Role: m.Role, Member: m.Member})
+	}
+	return s.Superusers, members
 }
 
 func summarize(t *verify.TOC) catalog.TOC {
@@ -398,17 +424,18 @@ func (r *run) prove(ctx context.Context) error {
 		}
 		if s != nil { // restored while the dump ran: wait for the end, count the rows
 			rep, err := s.Finish(ctx, r.toc)
-			if err != nil || rep.Passed || !errors.Is(rep.Failure, verify.ErrIncomplete) {
+			if err != nil || rep.Passed || !verify.ProveFromFile(rep.Failure) {
 				return r.proved(ctx, rep, err)
 			}
 			// "Incomplete" from a stream may mean pg_restore wanted a block
 			// out of the order pg_dump wrote them (a stream cannot seek); the
 			// file is whole (it was hashed to the end), so prove it from the
-			// file before calling the archive incomplete.
+			// file before calling the archive incomplete. An entry that called
+			// a superuser's function is left out, and the rest restored again.
 			if r.head != nil { // no plaintext file here to prove from; the archive is whole
-				return r.proved(ctx, nil, fmt.Errorf("the streamed restore stopped early (%v), and no plaintext archive is kept here to prove from: prove it with pgattest verify once it is stored", rep.Failure))
+				return r.proved(ctx, nil, fmt.Errorf("the streamed restore stopped (%v), and proving the rest needs the archive as a file, which is not kept here: prove it with pgattest verify once it is stored", rep.Failure))
 			}
-			r.log("prove", "the streamed restore stopped early ("+rep.Failure.Error()+"); proving from the file")
+			r.log("prove", "the streamed restore stopped ("+rep.Failure.Error()+"); proving from the file")
 			c, cerr := r.cluster.wait()
 			if cerr == nil {
 				cerr = verify.DropProofDB(ctx, c)
@@ -422,6 +449,7 @@ func (r *run) prove(ctx context.Context) error {
 		Archive: r.archive, Format: r.format, Mode: r.o.Verify, Jobs: r.o.Jobs,
 		Client: r.client, TOC: r.toc, Facts: &r.facts, Scratch: r.staging.Dir,
 		SkipExtensions: r.o.SkipExtensions, Need: r.rec.Source.Size,
+		Superusers: r.src.Superusers, Memberships: r.src.Memberships,
 		Log: func(line string) { r.log("prove", line) },
 	}
 	if r.o.Verify == verify.ModeRestore {
@@ -651,6 +679,7 @@ func (p *proofSink) start(toc *verify.TOC) *verify.Stream {
 		return nil
 	}
 	o := verify.Options{Client: r.client, SkipExtensions: r.o.SkipExtensions, Scratch: r.staging.Dir, Need: r.rec.Source.Size,
+		Superusers: r.src.Superusers, Memberships: r.src.Memberships,
 		Log: func(line string) { r.log("prove", line) }}
 	s, err := verify.StartStream(p.ctx, o, c, toc)
 	switch {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/verify"
 )
 
 // Source is the database being backed up, as preflight found it.
@@ -30,6 +31,12 @@ type Source struct {
 	Roles      []string // every role but the built-in pg_* ones
 	Encoding   string   // the database's encoding, "UTF8"
 	Extensions []string // installed in the database
+	// Superusers are the roles that are superusers on the server, and
+	// Memberships who is a member of whom (pg_auth_members): role
+	// memberships are the server's, not the database's, so pg_dump does
+	// not save them, and the proof makes them as they are here.
+	Superusers  []string
+	Memberships []verify.Membership
 	// Size is the database's size on the server (pg_database_size), 0 when
 	// it may not be read: about what a proof of it needs on disk.
 	Size int64
@@ -173,6 +180,9 @@ func Connect(ctx context.Context, connString string, allowPooled bool, red *Reda
 	if err != nil {
 		return nil, fmt.Errorf("read roles and extensions of %s: %s", src.Display(), red.String(err.Error()))
 	}
+	if err := readMemberships(ctx, conn, src); err != nil {
+		return nil, fmt.Errorf("read the roles' memberships on %s: %s", src.Display(), red.String(err.Error()))
+	}
 	// A role without CONNECT on the database (a managed service's) may not
 	// read its size: then it is not known.
 	conn.QueryRow(ctx, `SELECT coalesce(pg_database_size(current_database()), 0)`).Scan(&src.Size)
@@ -193,6 +203,25 @@ func Connect(ctx context.Context, connString string, allowPooled bool, red *Reda
 		}
 	}
 	return src, nil
+}
+
+// readMemberships reads the server's superusers and role memberships, but
+// for the built-in pg_* roles (pg_read_server_files and the like, which a
+// proof never grants).
+func readMemberships(ctx context.Context, conn *pgx.Conn, src *Source) error {
+	err := conn.QueryRow(ctx, `SELECT ARRAY(SELECT rolname::text FROM pg_roles WHERE rolsuper AND rolname !~ '^pg_' ORDER BY 1)`).Scan(&src.Superusers)
+	if err != nil {
+		return err
+	}
+	rows, _ := conn.Query(ctx, `SELECT r.rolname::text, m.rolname::text FROM pg_auth_members a
+		JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
+		WHERE r.rolname !~ '^pg_' AND m.rolname !~ '^pg_' ORDER BY 1, 2`)
+	var role, member string
+	_, err = pgx.ForEachRow(rows, []any{&role, &member}, func() error {
+		src.Memberships = append(src.Memberships, verify.Membership{Role: role, Member: member})
+		return nil
+	})
+	return err
 }
 
 // readIdentity asks the server what the database is: its system

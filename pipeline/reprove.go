@@ -45,6 +45,7 @@ func Reprove(ctx context.Context, rec *catalog.Record, o ReproveOptions) (*catal
 		Archive: rec.Archive.Path, Format: rec.Archive.Format, Mode: mode, Digest: rec.Archive.BLAKE3,
 		Jobs: max(o.Jobs, 1), Log: o.Log, SkipExtensions: o.SkipExtensions, Need: rec.Source.Size,
 	}
+	vo.Superusers, vo.Memberships = proofRoles(rec.Source)
 	if vo.Format == "" {
 		vo.Format = verify.FormatCustom
 	}
@@ -154,7 +155,7 @@ func reproveStream(ctx context.Context, rec *catalog.Record, vo verify.Options, 
 		return nil, err
 	}
 	rep.DigestChecked = true
-	if rep.Passed || !errors.Is(rep.Failure, verify.ErrIncomplete) {
+	if rep.Passed || !verify.ProveFromFile(rep.Failure) {
 		return rep, nil
 	}
 	// A stream cannot seek: prove the downloaded file in the same cluster.

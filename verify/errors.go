@@ -91,6 +91,9 @@ type RestoreError struct {
 	Message string // Postgres' message, as pg_restore quoted it
 	Command string // the SQL that failed, first line
 	Exit    string // how pg_restore ended
+	// Functions are those the server's CONTEXT named, innermost first:
+	// "public.f(integer)" (PL/pgSQL), "f" (SQL).
+	Functions []string
 }
 
 func (e *RestoreError) Error() string {

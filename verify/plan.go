@@ -95,6 +95,9 @@ type PlanInput struct {
 	// Schemas are schemas pgattest created before the restore (an
 	// extension lives in them): their SCHEMA entries are not restored.
 	Schemas []string
+	// Entries are entries the proof leaves out, by dump ID, each with its
+	// reason (an entry that called a function only a superuser could run).
+	Entries map[int]string
 	// ExtensionComments are the comments the extensions pgattest created
 	// have (their control files'), by extension name: an archive's
 	// COMMENT ON EXTENSION that sets the same is already restored.
@@ -200,6 +203,8 @@ func PlanRestore(t *TOC, in PlanInput) Plan {
 		}
 		var why string
 		switch {
+		case in.Entries[e.DumpID] != "":
+			why = in.Entries[e.DumpID]
 		case extensionData(e, in) != "":
 		case e.Type == "TABLE DATA" || e.Type == "SEQUENCE SET":
 			why = leftOutExtensionData(e, byID, in)

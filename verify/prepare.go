@@ -59,12 +59,15 @@ func prepareProof(ctx context.Context, o Options, c *testenv.Cluster, rep *Repor
 	if err := createRoles(ctx, c, rep.Facts, s.restorer); err != nil {
 		return nil, err
 	}
+	if err := grantMemberships(ctx, c, rep, o.Superusers, o.Memberships); err != nil {
+		return nil, err
+	}
 	conn, err := c.Connect(ctx, ProofDB)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the proof database: %w", err)
 	}
 	defer conn.Close(context.Background())
-	in := PlanInput{LeftOut: map[string]string{}}
+	in := PlanInput{LeftOut: map[string]string{}, Entries: o.leaveOut}
 	if err := createSchemas(ctx, conn, rep, &in); err != nil {
 		return nil, err
 	}
@@ -164,6 +167,102 @@ func createRoles(ctx context.Context, c *testenv.Cluster, facts SchemaFacts, res
 		return fmt.Errorf("create proof database (encoding %s): %w", enc, err)
 	}
 	return nil
+}
+
+// Membership is one role's membership in another on the source.
+type Membership struct {
+	Role   string // the role granted
+	Member string // the role it was granted to
+}
+
+// grantMemberships makes, among the archive's roles, the memberships they
+// had on the source, and makes each that was a superuser there a member
+// of the archive's other roles: on the source it could use every object,
+// here it may use those of the archive (and nothing of the host: it is no
+// superuser, and the built-in pg_* roles are never granted). A grant that
+// would close a circle of memberships is left out.
+func grantMemberships(ctx context.Context, c *testenv.Cluster, rep *Report, superusers []string, members []Membership) error {
+	grants, kept, sus := membershipGrants(rep.Facts.Roles, superusers, members)
+	if len(grants) == 0 {
+		return nil
+	}
+	conn, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		return fmt.Errorf("connect to throwaway cluster: %w", err)
+	}
+	defer conn.Close(context.Background())
+	var b strings.Builder
+	for _, g := range grants {
+		fmt.Fprintf(&b, "GRANT %s TO %s;\n", pgx.Identifier{g.Role}.Sanitize(), pgx.Identifier{g.Member}.Sanitize())
+	}
+	if _, err := conn.Exec(ctx, b.String()); err != nil {
+		return fmt.Errorf("grant the source's role memberships in the throwaway cluster: %w", err)
+	}
+	if kept > 0 {
+		as := make([]string, kept)
+		for i, g := range grants[:kept] {
+			as[i] = g.Member + " in " + g.Role
+		}
+		rep.Created = append(rep.Created, "role memberships as on the source: "+strings.Join(as, ", "))
+	}
+	if len(sus) > 0 {
+		rep.Created = append(rep.Created, fmt.Sprintf("%s, superuser%s on the source, made member%s of the archive's other roles (and no superuser here), "+
+			"so that what %s own%s uses the archive's objects as it did there", strings.Join(sus, ", "), plural(len(sus)), plural(len(sus)),
+			map[bool]string{true: "it", false: "they"}[len(sus) == 1], map[bool]string{true: "s", false: ""}[len(sus) == 1]))
+	}
+	return nil
+}
+
+// membershipGrants decides grantMemberships' grants among roles (the
+// archive's): the source's memberships first (kept of them), then each of
+// superusers (sus: those the archive names) into every role that was not
+// one; a grant that is there already, through others, or that would close
+// a circle is left out. The pure decision.
+func membershipGrants(roles, superusers []string, members []Membership) (grants []Membership, kept int, sus []string) {
+	named := map[string]bool{}
+	for _, r := range roles {
+		named[r] = !strings.HasPrefix(r, "pg_")
+	}
+	memberOf := map[string][]string{}       // member → roles it is in
+	reaches := func(from, to string) bool { // from is (transitively) a member of to
+		seen := map[string]bool{}
+		stack := []string{from}
+		for len(stack) > 0 {
+			r := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if r == to {
+				return true
+			}
+			if !seen[r] {
+				seen[r] = true
+				stack = append(stack, memberOf[r]...)
+			}
+		}
+		return false
+	}
+	add := func(m Membership) {
+		if m.Role == m.Member || !named[m.Role] || !named[m.Member] || reaches(m.Member, m.Role) || reaches(m.Role, m.Member) {
+			return
+		}
+		memberOf[m.Member] = append(memberOf[m.Member], m.Role)
+		grants = append(grants, m)
+	}
+	for _, m := range members {
+		add(m)
+	}
+	kept = len(grants)
+	for _, su := range superusers {
+		if !named[su] {
+			continue
+		}
+		sus = append(sus, su)
+		for _, r := range roles {
+			if !slices.Contains(superusers, r) {
+				add(Membership{Role: r, Member: su})
+			}
+		}
+	}
+	return grants, kept, sus
 }
 
 // CreateProofDB makes the proof database in c in the encoding, before the

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"regexp"
@@ -67,6 +68,14 @@ type Options struct {
 	TOC   *TOC
 	Facts *SchemaFacts
 
+	// Superusers are the archive's roles that were superusers on the
+	// source, and Memberships the memberships among its roles there: the
+	// proof makes the memberships, and makes each superuser a member of
+	// the archive's other roles (never a superuser), so that what such a
+	// role owns (a SECURITY DEFINER function) reads what it read there.
+	Superusers  []string
+	Memberships []Membership
+
 	// SkipExtensions are extensions the proof may leave out when the proving
 	// Postgres lacks them, with every entry that needs them (Report.Skipped
 	// lists what was left out). Any other missing extension fails the proof.
@@ -79,6 +88,10 @@ type Options struct {
 
 	// Log receives pg_restore's stderr, line by line.
 	Log func(line string)
+
+	// leaveOut are entries a proof found it cannot restore without a
+	// superuser (explainSuperuser), left out when it runs again.
+	leaveOut map[int]string
 	// Scratch is a private folder for list files (default: the temp folder).
 	Scratch string
 }
@@ -188,16 +201,36 @@ func Prove(ctx context.Context, o Options) (*Report, error) {
 	rep.ServerVersion = c.Toolchain.Version.String()
 	rep.cluster = c
 
-	set, err := prepareProof(ctx, o, c, rep)
-	if ProofFailed(err) { // a missing extension
-		return fail(err)
-	} else if err != nil {
-		return rep, shortage(err, c, o.Need)
+	skipped, created := rep.Skipped, rep.Created
+	for attempt := 0; ; attempt++ {
+		set, err := prepareProof(ctx, o, c, rep)
+		if ProofFailed(err) { // a missing extension
+			return fail(err)
+		} else if err != nil {
+			return rep, shortage(err, c, o.Need)
+		}
+		err = explainSuperuser(restore(ctx, o, c, set), rep.TOC, o.Superusers)
+		var sf *SuperuserFunctionError
+		if !errors.As(err, &sf) || attempt == maxSuperuserRetries || ctx.Err() != nil {
+			if err != nil {
+				return fail(err)
+			}
+			return rep.counted(ctx, c)
+		}
+		// Left out, said, and proven again without it.
+		if o.Log != nil {
+			o.Log("pgattest: " + sf.Error() + "; restoring again without it")
+		}
+		if err := DropProofDB(ctx, c); err != nil {
+			return rep, err
+		}
+		o.leaveOut = maps.Clone(o.leaveOut)
+		if o.leaveOut == nil {
+			o.leaveOut = map[int]string{}
+		}
+		o.leaveOut[sf.Entry.DumpID] = sf.Reason()
+		rep.Skipped, rep.Created = slices.Clone(skipped), slices.Clone(created)
 	}
-	if err := restore(ctx, o, c, set); err != nil {
-		return fail(err)
-	}
-	return rep.counted(ctx, c)
 }
 
 // counted ends a restore that succeeded: every table's rows are counted in
@@ -241,7 +274,10 @@ var (
 	reTOCEntry   = regexp.MustCompile(`^pg_restore: from TOC entry (.*)$`)
 	reError      = regexp.MustCompile(`^pg_restore: error: (.*)$`)
 	reProcessing = regexp.MustCompile(`^pg_restore: processing data for table "(.*)`)
-	incompleteRE = regexp.MustCompile(`end of file|could not find block ID|could not open input file|could not read input file|unexpected EOF|file is too short`)
+	// A server's CONTEXT names the functions it was in: `PL/pgSQL function
+	// public.f(integer) line 3 at RETURN`, `SQL function "f" statement 1`.
+	reContextFunction = regexp.MustCompile(`PL/pgSQL function ([^ ]+\([^)]*\)) line|SQL function "([^"]+)"`)
+	incompleteRE      = regexp.MustCompile(`end of file|could not find block ID|could not open input file|could not read input file|unexpected EOF|file is too short`)
 )
 
 // restore runs pg_restore into the proof database, as the restoring role
@@ -312,16 +348,26 @@ type restoreState struct {
 	command          string
 	inCommand        bool
 	processed        int
+	// inError: the lines after an error are the server's (LINE, QUERY,
+	// CONTEXT …) until pg_restore speaks again; functions are the ones
+	// its CONTEXT names.
+	inError   bool
+	functions []string
 }
 
 func (s *restoreState) observe(line string) {
 	switch {
 	case reTOCEntry.MatchString(line):
 		s.entry = reTOCEntry.FindStringSubmatch(line)[1]
-		s.inCommand = false
+		s.inCommand, s.inError = false, false
 	case reError.MatchString(line):
 		s.errors = append(s.errors, strings.TrimSpace(reError.FindStringSubmatch(line)[1]))
-		s.inCommand = false
+		s.inCommand, s.inError = false, true
+		s.functions = nil
+	case s.inError && !strings.HasPrefix(line, "pg_restore:") && !strings.HasPrefix(line, "Command was: "):
+		for _, m := range reContextFunction.FindAllStringSubmatch(line, -1) {
+			s.functions = append(s.functions, m[1]+m[2])
+		}
 	case reProcessing.MatchString(line):
 		// The name as pg_restore prints it, unquoted: a name may hold a
 		// newline, and then the line ends inside it.
@@ -329,7 +375,7 @@ func (s *restoreState) observe(line string) {
 		s.processed++
 	case strings.HasPrefix(line, "Command was: "):
 		s.command = strings.TrimPrefix(line, "Command was: ")
-		s.inCommand = true
+		s.inCommand, s.inError = true, false
 	}
 }
 
@@ -343,7 +389,7 @@ func (s *restoreState) failure(runErr error) error {
 		return &IncompleteError{Detail: d}
 	}
 	msg = strings.TrimPrefix(msg, "could not execute query: ")
-	return &RestoreError{Entry: s.entry, Message: msg, Command: s.command, Exit: exitText(runErr)}
+	return &RestoreError{Entry: s.entry, Message: msg, Command: s.command, Exit: exitText(runErr), Functions: s.functions}
 }
 
 func exitText(err error) string {

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -136,6 +137,15 @@ func DropProofDB(ctx context.Context, c *testenv.Cluster) error {
 	return nil
 }
 
+// ProveFromFile reports whether a streamed proof's failure is to be proven
+// again from the archive as a file: an incomplete stream (pg_restore may
+// have wanted a block out of the stream's order), or an entry that called
+// a superuser's function (Prove leaves it out and restores the rest again).
+func ProveFromFile(failure error) bool {
+	var sf *SuperuserFunctionError
+	return errors.Is(failure, ErrIncomplete) || errors.As(failure, &sf)
+}
+
 // Abort stops pg_restore: the dump failed and there is nothing to prove.
 // Killing it first frees a Write blocked on its full input.
 func (s *Stream) Abort() {
@@ -168,7 +178,7 @@ func (s *Stream) Finish(ctx context.Context, toc *TOC) (*Report, error) {
 	defer func() { rep.Duration = time.Since(rep.StartedAt) }()
 	fail := func(err error) (*Report, error) { return rep.failed(ctx, err) }
 	if s.waitErr != nil {
-		return fail(s.st.failure(s.waitErr))
+		return fail(explainSuperuser(s.st.failure(s.waitErr), rep.TOC, s.o.Superusers))
 	}
 	if err := s.st.readAll(s.keep); err != nil {
 		return fail(err)
