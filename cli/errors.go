@@ -124,7 +124,10 @@ func flagHint(err error) string {
 	var noMatch *seal.NoMatchError
 	var notRun *pipeline.ProofNotRunError
 	var short *verify.ShortageError
+	var cleanJobs *pipeline.CleanJobsError
 	switch {
+	case errors.As(err, &cleanJobs):
+		return "drop --jobs: with one job --clean drops and restores in one transaction; or restore with --jobs into a new, empty database without --clean. Nothing was changed"
 	case errors.As(err, &notRun) && errors.As(err, &short):
 		return short.Hint() + "\nthe backup is recorded unverified: once that is fixed, prove it with 'pgattest verify " + notRun.ID + "'"
 	case errors.As(err, &noKey):

@@ -155,7 +155,8 @@ func plainDump(t *testing.T, tc testenv.Toolchain, c *testenv.Cluster, db string
 
 // provenAndRestoredIdentically backs db up, wants it verified with every
 // table in rows counted as given, restores it into a new database of the
-// same server and wants pg_dump of both to be equal.
+// same server and wants pg_dump of both to be equal, also after a restore
+// --clean over that copy.
 func provenAndRestoredIdentically(t *testing.T, tc testenv.Toolchain, src *testenv.Cluster, db string, rows map[string]int64) *catalog.Record {
 	t.Helper()
 	w := newWorkdir(t)
@@ -183,6 +184,14 @@ func provenAndRestoredIdentically(t *testing.T, tc testenv.Toolchain, src *teste
 	}
 	if a, b := plainDump(t, tc, src, db), plainDump(t, tc, src, db+"_copy"); a != b {
 		t.Errorf("pg_dump of the restored copy differs from the source's:\n%s", firstDifference(a, b))
+	}
+	// Again over the copy, dropping what is there first.
+	code, _, errOut = run(t, "--catalog", w.catalog, "restore", "--id", rec.ID, "--clean", "--target", src.ConnString(db+"_copy"))
+	if code != 0 {
+		t.Fatalf("restore --clean: exit %d\n%s", code, errOut)
+	}
+	if a, b := plainDump(t, tc, src, db), plainDump(t, tc, src, db+"_copy"); a != b {
+		t.Errorf("after restore --clean, pg_dump of the copy differs from the source's:\n%s", firstDifference(a, b))
 	}
 	return rec
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -77,6 +78,68 @@ func (e *SameSourceError) Error() string {
 // Hint says how to go on.
 func (e *SameSourceError) Hint() string {
 	return "restore into a new database (createdb first); overwriting the source takes an explicit override"
+}
+
+// CleanJobsError refuses --clean with parallel jobs for a custom-format
+// archive holding partitioned tables, before anything is dropped: their
+// partitions' indexes must be dropped with their parent's, which takes the
+// archive streamed into one pg_restore.
+type CleanJobsError struct{ Partitions int }
+
+func (e *CleanJobsError) Error() string {
+	return fmt.Sprintf("a clean restore of this archive cannot run in parallel: %d indexes or constraints of partitions must be dropped with their parent's, which takes one job", e.Partitions)
+}
+
+// Hint says what works.
+func (e *CleanJobsError) Hint() string {
+	return "restore it with one job (in one transaction), or in parallel into a new, empty database; nothing was changed"
+}
+
+// Is makes it a usage error: the combination is refused.
+func (e *CleanJobsError) Is(t error) bool { return t == ErrUsage }
+
+// foldedWithoutDrops makes, in dir, a directory-format archive that is
+// folder with the drop statements of ids emptied in its toc.dat (see
+// verify.WithoutDrops): its data files are hard links to folder's (pg_restore
+// reads no symbolic link), or copies on another file system.
+func foldedWithoutDrops(folder, dir string, ids map[int]bool) (string, error) {
+	out := filepath.Join(dir, "clean.dir")
+	if err := os.Mkdir(out, 0o700); err != nil {
+		return "", err
+	}
+	entries, err := os.ReadDir(folder)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if e.Name() == "toc.dat" {
+			continue
+		}
+		src, dst := filepath.Join(folder, e.Name()), filepath.Join(out, e.Name())
+		if err := os.Link(src, dst); err != nil { // another file system: a copy
+			if err := testenv.CopyFile(dst, src, 0o600); err != nil {
+				return "", err
+			}
+		}
+	}
+	in, err := os.Open(filepath.Join(folder, "toc.dat"))
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	r, err := verify.WithoutDrops(in, ids)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(filepath.Join(out, "toc.dat"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return out, err
 }
 
 // InterruptedRestoreError: the restore was interrupted while pg_restore
@@ -185,6 +248,7 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 		return nil, err
 	}
 	plan := &RestorePlan{Record: rec, Target: target, Entries: toc.Entries, Total: len(toc.Entries)}
+	var cleanDrops map[int]bool // entries whose drop statement --clean leaves to their parent's
 	args := []string{"--verbose", "--exit-on-error", "--no-password", "--dbname=" + target.Conn.Sanitized()}
 	exists, conn, err := targetHas(ctx, target, o.Redactor)
 	if err != nil {
@@ -256,6 +320,24 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 	}
 	if o.Clean {
 		args = append(args, "--clean", "--if-exists")
+		// Partitions' indexes and constraints are dropped with their
+		// parent's, not alone (verify.WithoutDrops).
+		if attached := verify.AttachedIndexes(plan.Entries); len(attached) > 0 {
+			switch {
+			case a.Format == verify.FormatDirectory:
+				if archive, err = foldedWithoutDrops(archive, scratch.Dir, attached); err != nil {
+					return nil, err
+				}
+			case o.Jobs > 1:
+				return nil, &CleanJobsError{Partitions: len(attached)}
+			case stream == nil && !o.DryRun:
+				if stream, err = openStream(ctx, rec, o.Identities); err != nil {
+					return nil, err
+				}
+				defer stream.Close()
+			}
+			cleanDrops = attached
+		}
 	}
 	if o.Jobs > 1 {
 		args = append(args, "--jobs="+strconv.Itoa(o.Jobs))
@@ -293,7 +375,13 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 	if stream != nil {
 		rctx, stop := context.WithCancel(ctx)
 		stream.mismatch = stop // pg_restore stops before it reads the end: its transaction rolls back
-		err = verify.RunRestoreFrom(rctx, pgRestore, args, target.ChildEnv(), stream, o.Log)
+		var input io.Reader = stream
+		if cleanDrops != nil {
+			input, err = verify.WithoutDrops(stream, cleanDrops)
+		}
+		if err == nil {
+			err = verify.RunRestoreFrom(rctx, pgRestore, args, target.ChildEnv(), input, o.Log)
+		}
 		stop()
 		if err != nil && ctx.Err() == nil {
 			if rerr := stream.rest(); errors.Is(rerr, verify.ErrDigestMismatch) {

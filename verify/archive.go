@@ -105,6 +105,7 @@ func HeadTOC(head []byte) (*TOC, error) {
 
 type tocReader struct {
 	r       io.Reader
+	pos     int64 // bytes read so far, when counted (WithoutDrops)
 	version int
 	intSize int
 	offSize int
@@ -228,9 +229,11 @@ func (p *tocReader) entry() (Entry, error) {
 	if e.Defn, _, err = p.str(); err != nil {
 		return e, err
 	}
+	e.dropAt[0] = p.pos
 	if _, _, err = p.str(); err != nil { // drop statement
 		return e, err
 	}
+	e.dropAt[1] = p.pos
 	if _, _, err = p.str(); err != nil { // copy statement
 		return e, err
 	}

@@ -40,7 +40,8 @@ type Entry struct {
 	Section    int    `json:"-"`
 	Deps       []int  `json:"-"`
 	hadDumper  bool
-	rest       string // "schema name owner" as printed, kept for Refine
+	rest       string   // "schema name owner" as printed, kept for Refine
+	dropAt     [2]int64 // where the drop statement is in the archive (WithoutDrops)
 }
 
 // Line renders the entry as pg_restore -l prints it (what -L reads).
