@@ -23,7 +23,8 @@ package pipeline_test
 // pgattest's peak RSS and, for s, the peak of its local staging (the part
 // buffers it holds open), and writes them as JSON to PGATTEST_BENCH_JSON
 // (default: the temp folder). The generated database is kept in the cache
-// folder and copied in for later runs.
+// folder and copied in for later runs. PGATTEST_BENCH_VARIANTS ("a,b,e")
+// runs only the variants named.
 
 import (
 	"context"
@@ -367,6 +368,11 @@ func BenchmarkVsByHand(b *testing.B) {
 		{"s", "pgattest backup --repo s3:// (versitygw)", toS3},
 		{"ba", "pgattest backup --encrypt-to age1…", pgattest("ba", "--encrypt-to", recipient)},
 		{"ea", "pgattest backup --verify none --encrypt-to age1…", pgattest("ea", "--verify", "none", "--encrypt-to", recipient)},
+	}
+	// PGATTEST_BENCH_VARIANTS ("a,b") runs only those, for a quicker look.
+	if only := os.Getenv("PGATTEST_BENCH_VARIANTS"); only != "" {
+		keep := strings.Split(only, ",")
+		variants = slices.DeleteFunc(variants, func(v variant) bool { return !slices.Contains(keep, v.key) })
 	}
 	rep := benchReport{When: time.Now().UTC(), Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
 		SourceSize: srcSize, Rounds: rounds, Median: map[string]float64{}, Ratios: map[string]float64{}, Bytes: map[string]int64{}, PeakRSS: map[string]int64{}, PeakStage: map[string]int64{},
