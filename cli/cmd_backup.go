@@ -65,10 +65,15 @@ A name holds one source: the server's own answer (its system identifier,
 else the database's OID, name and port) is recorded, and a backup of another
 source under a name already taken is refused (exit 2) unless --force-name.
 
+The proof's throwaway Postgres keeps its data in the temp folder (TMPDIR):
+it needs about the source database's size there. A proof the machine stops
+(a full disk, no memory, a process killed) is no verdict on the archive: the
+backup is recorded unverified and the hint says what ran short and where.
+
 Exit codes: 0 proven; 1 failure, nothing recorded (or recorded unverified:
-the proof could not run); 2 usage error; 3 the archive failed its proof
-(recorded as failed), or the catalog is damaged. --verify read and none
-record unverified: only a restore proves a backup.`,
+the proof could not run, or the machine ran short); 2 usage error; 3 the
+archive failed its proof (recorded as failed), or the catalog is damaged.
+--verify read and none record unverified: only a restore proves a backup.`,
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "db", Usage: "connection string: postgresql://… URL or libpq key=value", EnvVars: []string{"DATABASE_URL"}},
 			&ucli.StringFlag{Name: "name", Usage: "name the backups of this database are filed under (default: database@host, and +port unless 5432); a name holds one source only"},

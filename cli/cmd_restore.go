@@ -50,7 +50,7 @@ that is not a recipient's); 2 usage error (an encrypted backup without
 			&ucli.BoolFlag{Name: "no-owner", Usage: "do not set object owners; the target user owns everything"},
 			&ucli.BoolFlag{Name: "no-acl", Usage: "leave grants and default privileges out (pg_restore --no-privileges), and policies for roles the target lacks"},
 			&ucli.BoolFlag{Name: "create-roles", Usage: "create the roles the archive names that the target lacks, NOLOGIN, granted to the target user (it needs CREATEROLE)"},
-			&ucli.BoolFlag{Name: "clean", Usage: "drop objects before creating them (with --if-exists)"},
+			&ucli.BoolFlag{Name: "clean", Usage: "drop the archive's objects before creating them (with --if-exists); a partitioned table's partitions' indexes go with their parent's"},
 			&ucli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel restore jobs (not in one transaction)", Value: 1},
 			&ucli.StringSliceFlag{Name: "table", Usage: "schema.name: restore only this table with its data, indexes and constraints; repeatable"},
 			&ucli.BoolFlag{Name: "dry-run", Usage: "say which backup, which entries and where; change nothing"},

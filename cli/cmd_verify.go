@@ -28,6 +28,10 @@ Examples:
    pgattest verify --all --hash-only             # cheap weekly check of every archive
    pgattest verify --since 2026-11-01            # re-prove this month's backups
 
+A proof that could not run, or that the machine stopped (a full temp
+folder, no memory, a process killed), is not recorded: a verified backup
+stays verified, and the DETAIL column says what ran short and where.
+
 Exit codes: 0 all passed; 1 a proof could not run; 3 an archive failed.`,
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "all", Usage: "every backup in the catalog"},
