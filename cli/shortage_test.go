@@ -213,3 +213,27 @@ func TestFaultProofKilled(t *testing.T) {
 		})
 	}
 }
+
+// TestArchiveRaisingShortageIsEvidence: the archive's own code may raise
+// any SQLSTATE; a CHECK whose function raises disk_full in the proof is the
+// archive's doing, not the disk's: recorded failed, exit 3.
+func TestArchiveRaisingShortageIsEvidence(t *testing.T) {
+	src := pgtest.New(t)
+	exec1(t, src, "postgres", "CREATE DATABASE liar")
+	exec1(t, src, "liar", `CREATE FUNCTION public.fine(x int) RETURNS boolean LANGUAGE plpgsql AS $$
+		BEGIN
+		  IF current_user LIKE 'pgattest\_restore\_%' THEN
+		    RAISE EXCEPTION 'could not extend file "base/1/2": No space left on device' USING ERRCODE = 'disk_full';
+		  END IF;
+		  RETURN true;
+		END $$`,
+		`CREATE TABLE public.t (id int CHECK (public.fine(id)))`, `INSERT INTO public.t VALUES (1), (2)`)
+	w := newWorkdir(t)
+	code, out, errOut := w.backup(t, "--json", "--db", src.ConnString("liar"), "--name", "liar")
+	if code != exitProofFailed {
+		t.Fatalf("exit %d, want 3: a RAISE of the archive's is no shortage\n%s", code, errOut)
+	}
+	if rec := decodeRecord(t, out); rec.Status != catalog.StatusFailed || strings.Contains(errOut, "The archive itself is not at fault") {
+		t.Errorf("recorded %s; stderr:\n%s", rec.Status, errOut)
+	}
+}

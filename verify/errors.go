@@ -94,6 +94,9 @@ type RestoreError struct {
 	// Functions are those the server's CONTEXT named, innermost first:
 	// "public.f(integer)" (PL/pgSQL), "f" (SQL).
 	Functions []string
+	// Raised: the error was raised by a function of the archive's (a
+	// PL/pgSQL RAISE), whatever SQLSTATE it chose: the archive's doing.
+	Raised bool
 }
 
 func (e *RestoreError) Error() string {

@@ -276,6 +276,7 @@ var (
 	reProcessing = regexp.MustCompile(`^pg_restore: processing data for table "(.*)`)
 	// A server's CONTEXT names the functions it was in: `PL/pgSQL function
 	// public.f(integer) line 3 at RETURN`, `SQL function "f" statement 1`.
+	reRaised          = regexp.MustCompile(`^CONTEXT:  PL/pgSQL function .* line \d+ at RAISE$`)
 	reContextFunction = regexp.MustCompile(`PL/pgSQL function ([^ ]+\([^)]*\)) line|SQL function "([^"]+)"`)
 	incompleteRE      = regexp.MustCompile(`end of file|could not find block ID|could not open input file|could not read input file|unexpected EOF|file is too short`)
 )
@@ -353,6 +354,8 @@ type restoreState struct {
 	// its CONTEXT names.
 	inError   bool
 	functions []string
+	raised    bool // the CONTEXT's innermost frame is a RAISE of the archive's own code
+	context   bool // the CONTEXT's first line was seen
 }
 
 func (s *restoreState) observe(line string) {
@@ -363,10 +366,13 @@ func (s *restoreState) observe(line string) {
 	case reError.MatchString(line):
 		s.errors = append(s.errors, strings.TrimSpace(reError.FindStringSubmatch(line)[1]))
 		s.inCommand, s.inError = false, true
-		s.functions = nil
+		s.functions, s.raised, s.context = nil, false, false
 	case s.inError && !strings.HasPrefix(line, "pg_restore:") && !strings.HasPrefix(line, "Command was: "):
 		for _, m := range reContextFunction.FindAllStringSubmatch(line, -1) {
 			s.functions = append(s.functions, m[1]+m[2])
+		}
+		if strings.HasPrefix(line, "CONTEXT:  ") && !s.context {
+			s.context, s.raised = true, reRaised.MatchString(line)
 		}
 	case reProcessing.MatchString(line):
 		// The name as pg_restore prints it, unquoted: a name may hold a
@@ -389,7 +395,7 @@ func (s *restoreState) failure(runErr error) error {
 		return &IncompleteError{Detail: d}
 	}
 	msg = strings.TrimPrefix(msg, "could not execute query: ")
-	return &RestoreError{Entry: s.entry, Message: msg, Command: s.command, Exit: exitText(runErr), Functions: s.functions}
+	return &RestoreError{Entry: s.entry, Message: msg, Command: s.command, Exit: exitText(runErr), Functions: s.functions, Raised: s.raised}
 }
 
 func exitText(err error) string {

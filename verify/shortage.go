@@ -149,6 +149,9 @@ func shortageKind(err error, c *testenv.Cluster) (kind, state string) {
 	}
 	var re *RestoreError
 	if errors.As(err, &re) {
+		if re.Raised { // RAISE … USING ERRCODE = 'disk_full' is the archive's code, not the disk
+			return "", ""
+		}
 		if killedBySignal(re.Exit) {
 			return ShortKilled, ""
 		}
