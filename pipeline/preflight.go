@@ -205,11 +205,17 @@ func Connect(ctx context.Context, connString string, allowPooled bool, red *Reda
 	return src, nil
 }
 
-// readMemberships reads the server's superusers and role memberships, but
-// for the built-in pg_* roles (pg_read_server_files and the like, which a
-// proof never grants).
+// readMemberships reads the server's superusers (and a managed service's
+// administrators: members of rds_superuser, cloudsqlsuperuser,
+// azure_pg_admin, neon_superuser) and role memberships, but for the
+// built-in pg_* roles (pg_read_server_files and the like, which a proof
+// never grants).
 func readMemberships(ctx context.Context, conn *pgx.Conn, src *Source) error {
-	err := conn.QueryRow(ctx, `SELECT ARRAY(SELECT rolname::text FROM pg_roles WHERE rolsuper AND rolname !~ '^pg_' ORDER BY 1)`).Scan(&src.Superusers)
+	// A managed service's administrators are no superusers, but members of
+	// its administrators' role: they stand for the service's superuser.
+	err := conn.QueryRow(ctx, `SELECT ARRAY(SELECT r.rolname::text FROM pg_roles r WHERE r.rolname !~ '^pg_' AND (r.rolsuper OR EXISTS (
+		SELECT FROM pg_roles a WHERE a.rolname IN ('rds_superuser', 'cloudsqlsuperuser', 'azure_pg_admin', 'neon_superuser')
+		AND pg_has_role(r.oid, a.oid, 'MEMBER'))) ORDER BY 1)`).Scan(&src.Superusers)
 	if err != nil {
 		return err
 	}

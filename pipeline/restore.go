@@ -248,7 +248,6 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 		return nil, err
 	}
 	plan := &RestorePlan{Record: rec, Target: target, Entries: toc.Entries, Total: len(toc.Entries)}
-	var cleanDrops map[int]bool // entries whose drop statement --clean leaves to their parent's
 	args := []string{"--verbose", "--exit-on-error", "--no-password", "--dbname=" + target.Conn.Sanitized()}
 	exists, conn, err := targetHas(ctx, target, o.Redactor)
 	if err != nil {
@@ -266,6 +265,17 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 		}
 		if !slices.ContainsFunc(plan.Entries, func(e verify.Entry) bool { return e.HasData() }) {
 			plan.Notes = append(plan.Notes, "the archive holds no rows for "+strings.Join(o.Tables, ", ")+": only definitions are restored")
+		}
+	}
+	// Partitions' indexes and constraints are dropped with their parent's,
+	// not alone (verify.WithoutDrops): refused before anything changes when
+	// that cannot be done.
+	var cleanDrops map[int]bool // entries whose drop statement --clean leaves to their parent's
+	if o.Clean {
+		if cleanDrops = verify.AttachedIndexes(plan.Entries); len(cleanDrops) == 0 {
+			cleanDrops = nil
+		} else if o.Jobs > 1 && a.Format != verify.FormatDirectory {
+			return nil, &CleanJobsError{Partitions: len(cleanDrops)}
 		}
 	}
 	switch {
@@ -320,23 +330,17 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 	}
 	if o.Clean {
 		args = append(args, "--clean", "--if-exists")
-		// Partitions' indexes and constraints are dropped with their
-		// parent's, not alone (verify.WithoutDrops).
-		if attached := verify.AttachedIndexes(plan.Entries); len(attached) > 0 {
-			switch {
-			case a.Format == verify.FormatDirectory:
-				if archive, err = foldedWithoutDrops(archive, scratch.Dir, attached); err != nil {
-					return nil, err
-				}
-			case o.Jobs > 1:
-				return nil, &CleanJobsError{Partitions: len(attached)}
-			case stream == nil && !o.DryRun:
-				if stream, err = openStream(ctx, rec, o.Identities); err != nil {
-					return nil, err
-				}
-				defer stream.Close()
+		switch {
+		case cleanDrops == nil:
+		case a.Format == verify.FormatDirectory:
+			if archive, err = foldedWithoutDrops(archive, scratch.Dir, cleanDrops); err != nil {
+				return nil, err
 			}
-			cleanDrops = attached
+		case stream == nil && !o.DryRun:
+			if stream, err = openStream(ctx, rec, o.Identities); err != nil {
+				return nil, err
+			}
+			defer stream.Close()
 		}
 	}
 	if o.Jobs > 1 {

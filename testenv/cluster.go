@@ -101,20 +101,28 @@ const clusterPrefix = ClusterPrefix
 // fastSettings trade durability for speed: a throwaway cluster never has to
 // survive a crash.
 var fastSettings = map[string]string{
-	"fsync":                      "off",
-	"synchronous_commit":         "off",
-	"full_page_writes":           "off",
-	"wal_level":                  "minimal",
-	"max_wal_senders":            "0",
-	"autovacuum":                 "off",
-	"maintenance_work_mem":       "256MB",
+	"fsync":                "off",
+	"synchronous_commit":   "off",
+	"full_page_writes":     "off",
+	"wal_level":            "minimal",
+	"max_wal_senders":      "0",
+	"autovacuum":           "off",
+	"maintenance_work_mem": "256MB",
+	// A proof restores in one transaction, which locks every table, index
+	// and sequence it makes: room for ~100,000 of them (the default's
+	// 6,400 runs "out of shared memory" on a large schema).
+	"max_locks_per_transaction":  "1024",
 	"max_wal_size":               "4GB",
 	"checkpoint_timeout":         "1h",
-	"logging_collector":          "off",
+	"logging_collector":          "on", // the CSV log: serverlog.go
+	"log_destination":            "csvlog",
+	"log_directory":              "log",
+	"log_filename":               "postgresql.log",
+	"log_rotation_age":           "0",
+	"log_rotation_size":          "0",
 	"unix_socket_permissions":    "0700",
 	"log_min_messages":           "warning",
 	"log_min_error_statement":    "panic",
-	"log_line_prefix":            "%m [%p] %e ", // the SQLSTATE: ErrorState
 	"lc_messages":                "C",
 	"dynamic_shared_memory_type": "posix",
 	"huge_pages":                 "off",
@@ -601,10 +609,16 @@ func alive(pid int) bool {
 	return true
 }
 
-// LogTail returns the last n lines of the server log, indented.
+// LogTail returns the last n lines of the server log, indented: what it
+// wrote before its logging collector started, and its CSV log's last
+// messages.
 func (c *Cluster) LogTail(n int) string {
 	b, _ := os.ReadFile(c.logPath)
-	return lastLines(string(b), n)
+	tail := lastLines(string(b), n)
+	if t := c.csvTail(n); t != "" {
+		tail += "\n" + t
+	}
+	return tail
 }
 
 // FreePort returns a TCP port free on 127.0.0.1 now.

@@ -1,17 +1,35 @@
 package testenv
 
 import (
-	"bufio"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 )
 
-// The server log of a throwaway cluster carries each message's SQLSTATE
-// (log_line_prefix "%m [%p] %e "): the clients pgattest runs (pg_restore)
-// print a server's error without it, and what went wrong is told by its
-// code, not its words.
+// The server log of a throwaway cluster is written by its logging
+// collector in CSV (log_destination csvlog): every message with its
+// severity and SQLSTATE in fields of their own. The clients pgattest runs
+// (pg_restore) print a server's error without its SQLSTATE, and what went
+// wrong is told by its code, not its words. CSV quotes what a message
+// holds, so the archive's code, which may put any text, newlines included,
+// into a message (RAISE WARNING, a value in an error), cannot forge a line
+// of the log.
+
+// csvLog is where the logging collector writes (fastSettings).
+const csvLog = "log/postgresql.csv"
+
+// CSV log fields, 0-based, the same in PostgreSQL 14 to 18.
+const (
+	csvSeverity = 11
+	csvState    = 12
+	csvMessage  = 13
+)
 
 // ErrorState returns the SQLSTATE the server logged with an error a client
 // reported: msg holds the server's "ERROR:  text" or "FATAL:  text" as the
@@ -22,22 +40,15 @@ func (c *Cluster) ErrorState(msg string) string {
 	if sev == "" {
 		return ""
 	}
-	want := " " + sev + ":  " + text
 	state := ""
-	c.scanLog(func(line string) {
-		i := strings.Index(line, want)
-		if i < 0 || !strings.HasSuffix(line, want) {
-			return
-		}
-		f := strings.Fields(line[:i])
-		if len(f) > 0 && sqlstateRE.MatchString(f[len(f)-1]) {
-			state = f[len(f)-1]
+	c.scanLog(func(rec []string) {
+		first, _, _ := strings.Cut(rec[csvMessage], "\n")
+		if rec[csvSeverity] == sev && first == text {
+			state = rec[csvState]
 		}
 	})
 	return state
 }
-
-var sqlstateRE = regexp.MustCompile(`^[0-9A-Z]{5}$`)
 
 // serverMessage finds a server's message in a client's line: its severity
 // and its first line of text.
@@ -51,21 +62,36 @@ func serverMessage(msg string) (severity, text string) {
 	return "", ""
 }
 
-// Crash returns the last line in which the server reports that one of its
-// processes was terminated by a signal ("server process (PID 123) was
+// Crash returns the last message in which the server reports that one of
+// its processes was terminated by a signal ("server process (PID 123) was
 // terminated by signal 9: Killed"), with the signal's number; "", 0 when
 // none was.
 func (c *Cluster) Crash() (line string, signal int) {
-	c.scanLog(func(l string) {
-		if m := crashRE.FindStringSubmatch(l); m != nil {
-			line = strings.TrimSpace(m[1])
-			signal, _ = strconv.Atoi(m[2])
+	c.scanLog(func(rec []string) {
+		if rec[csvSeverity] != "LOG" {
+			return
+		}
+		if m := crashRE.FindStringSubmatch(rec[csvMessage]); m != nil {
+			line = rec[csvMessage]
+			signal, _ = strconv.Atoi(m[1])
 		}
 	})
 	return line, signal
 }
 
-var crashRE = regexp.MustCompile(`LOG:  (.* was terminated by signal (\d+).*)$`)
+var crashRE = regexp.MustCompile(`^[a-z ]+process \(PID \d+\) was terminated by signal (\d+)`)
+
+// PanicState returns the SQLSTATE of the last PANIC the server logged (a
+// process that could not write its WAL to a full disk, say), or "".
+func (c *Cluster) PanicState() string {
+	state := ""
+	c.scanLog(func(rec []string) {
+		if rec[csvSeverity] == "PANIC" {
+			state = rec[csvState]
+		}
+	})
+	return state
+}
 
 // Exited reports whether the server has stopped (was stopped, or died).
 func (c *Cluster) Exited() bool {
@@ -80,18 +106,43 @@ func (c *Cluster) Exited() bool {
 	}
 }
 
-// scanLog calls fn on every line of the server log. The log may be large
-// (the archive's code can log warnings): it is read as it streams, and
-// lines past 1 MiB end the scan.
-func (c *Cluster) scanLog(fn func(line string)) {
-	f, err := os.Open(c.logPath)
+// scanLog calls fn on every record of the server's CSV log. The log may be
+// large (the archive's code can log warnings): it is read as it streams.
+func (c *Cluster) scanLog(fn func(rec []string)) {
+	f, err := os.Open(filepath.Join(c.DataDir, csvLog))
 	if err != nil {
 		return
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		fn(sc.Text())
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	r.ReuseRecord = true
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				continue // a line cut short by a full disk, say
+			}
+			return
+		}
+		if len(rec) > csvMessage {
+			fn(rec)
+		}
 	}
+}
+
+// csvTail is the last n messages of the CSV log, "SEVERITY:  message".
+func (c *Cluster) csvTail(n int) string {
+	var last []string
+	c.scanLog(func(rec []string) {
+		last = append(last, fmt.Sprintf("%s:  %s", rec[csvSeverity], rec[csvMessage]))
+		if len(last) > n {
+			last = last[1:]
+		}
+	})
+	return lastLines(strings.Join(last, "\n"), n)
 }

@@ -209,9 +209,12 @@ func Prove(ctx context.Context, o Options) (*Report, error) {
 		} else if err != nil {
 			return rep, shortage(err, c, o.Need)
 		}
-		err = explainSuperuser(restore(ctx, o, c, set), rep.TOC, o.Superusers)
+		err = explainSuperuser(restore(ctx, o, c, set), rep.TOC, o.Superusers, clusterState(c))
 		var sf *SuperuserFunctionError
-		if !errors.As(err, &sf) || attempt == maxSuperuserRetries || ctx.Err() != nil {
+		switch {
+		case errors.As(err, &sf) && attempt == maxSuperuserRetries:
+			return rep, &SuperuserFunctionsError{Restores: attempt + 1, Last: sf}
+		case !errors.As(err, &sf) || ctx.Err() != nil:
 			if err != nil {
 				return fail(err)
 			}
@@ -228,7 +231,7 @@ func Prove(ctx context.Context, o Options) (*Report, error) {
 		if o.leaveOut == nil {
 			o.leaveOut = map[int]string{}
 		}
-		o.leaveOut[sf.Entry.DumpID] = sf.Reason()
+		maps.Copy(o.leaveOut, sf.LeftOut(rep.TOC))
 		rep.Skipped, rep.Created = slices.Clone(skipped), slices.Clone(created)
 	}
 }
@@ -386,6 +389,10 @@ func (s *restoreState) observe(line string) {
 }
 
 func (s *restoreState) failure(runErr error) error {
+	var ee *exec.ExitError
+	if !errors.As(runErr, &ee) && len(s.errors) == 0 {
+		return runErr // pg_restore did not run (it could not start): no verdict
+	}
 	msg := strings.Join(s.errors, "; ")
 	if incompleteRE.MatchString(msg) {
 		d := msg

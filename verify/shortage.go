@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -40,8 +41,9 @@ type ShortageError struct {
 	SQLState string // the server's code, when it gave one
 	// Folder is where the proof's files are: the throwaway cluster's
 	// parent folder (the temp folder), or the folder pgattest's own write
-	// failed in.
+	// failed in; Temp says it is where throwaway clusters live.
 	Folder string
+	Temp   bool
 	// Free is the room left in Folder when the proof stopped and Size the
 	// size of its disk (-1: not known); Need about what a proof of the
 	// archive needs there (the source's size at backup; 0: not known).
@@ -73,6 +75,14 @@ func (e *ShortageError) Hint() string {
 	switch e.Kind {
 	case ShortDisk:
 		var b strings.Builder
+		if !e.Temp {
+			fmt.Fprintf(&b, "the disk of %s is full", e.Folder)
+			if e.Size >= 0 {
+				fmt.Fprintf(&b, " (%s, %s free when the proof stopped)", sizeText(e.Size), sizeText(e.Free))
+			}
+			b.WriteString(": free space there. The archive itself is not at fault")
+			return b.String()
+		}
 		fmt.Fprintf(&b, "the proof's throwaway Postgres keeps its data in the temp folder, %s", e.Folder)
 		if e.Size >= 0 {
 			fmt.Fprintf(&b, " (on a disk of %s, %s free when the proof stopped)", sizeText(e.Size), sizeText(e.Free))
@@ -114,11 +124,11 @@ func shortage(err error, c *testenv.Cluster, need int64) error {
 	}
 	s := &ShortageError{Kind: kind, SQLState: state, Free: -1, Size: -1, Need: need, Err: err}
 	if kind == ShortDisk {
-		s.Folder = os.TempDir()
-		if c != nil {
+		s.Folder, s.Temp = os.TempDir(), true
+		if p, temp := failedPath(err); p != "" {
+			s.Folder, s.Temp = p, temp
+		} else if c != nil {
 			s.Folder = filepath.Dir(c.Dir)
-		} else if p := failedPath(err); p != "" {
-			s.Folder = p
 		}
 		var st syscall.Statfs_t
 		if syscall.Statfs(s.Folder, &st) == nil {
@@ -128,10 +138,13 @@ func shortage(err error, c *testenv.Cluster, need int64) error {
 	return s
 }
 
-// classKinds maps SQLSTATEs and their classes to shortages.
+// classKinds maps SQLSTATEs and their classes to shortages. Not 57P01
+// (terminated by an administrator's command): the archive's own code may
+// call pg_terminate_backend(pg_backend_pid()); a server stopped or a
+// backend killed from outside is told by the server's log instead.
 var classKinds = map[string]string{
 	"53100": ShortDisk, "53200": ShortMemory, "53300": ShortConnections, "53400": ShortLimit, "53": ShortLimit,
-	"57P01": ShortKilled, "57P02": ShortKilled, "57P03": ShortKilled, "58030": ShortIO,
+	"57P03": ShortKilled, "58030": ShortIO,
 }
 
 func shortageKind(err error, c *testenv.Cluster) (kind, state string) {
@@ -157,6 +170,9 @@ func shortageKind(err error, c *testenv.Cluster) (kind, state string) {
 		}
 		if c != nil {
 			state = c.ErrorState(re.Message)
+			if state == "" && diskFullMessage(re.Message) { // a full disk may keep the log from having it
+				return ShortDisk, ""
+			}
 		}
 	}
 	if k, ok := classKinds[state]; ok {
@@ -172,11 +188,28 @@ func shortageKind(err error, c *testenv.Cluster) (kind, state string) {
 		if c.Exited() {
 			return ShortKilled, ""
 		}
+		// A server process that could not write (its WAL, say) PANICs:
+		// the PANIC's code says why.
+		if state := c.PanicState(); classKinds[state] != "" || classKinds[state[:min(2, len(state))]] != "" {
+			return cmp.Or(classKinds[state], classKinds[state[:2]]), state
+		}
 		if _, sig := c.Crash(); sig == int(syscall.SIGKILL) || sig == int(syscall.SIGTERM) || sig == int(syscall.SIGINT) || sig == int(syscall.SIGQUIT) {
 			return ShortKilled, ""
 		}
 	}
 	return "", ""
+}
+
+// diskFullMessage reports whether a server's error, as a client printed
+// it, is one Postgres gives for a write that found no room: its own words
+// first (no value of the archive's can stand there), then why.
+func diskFullMessage(msg string) bool {
+	_, text, ok := strings.Cut(msg, "ERROR:  ")
+	if !ok {
+		return false
+	}
+	own := strings.HasPrefix(text, "could not extend file \"") || strings.HasPrefix(text, "could not write ")
+	return own && (strings.Contains(text, ": No space left on device") || strings.Contains(text, ": wrote only "))
 }
 
 // killedBySignal reports whether a tool's end (RestoreError.Exit) was a
@@ -203,8 +236,8 @@ func lostConnection(msg string) bool {
 
 // failedPath is the folder of the path an OS error names, where a write of
 // pgattest's own found no room: for a file in a throwaway cluster's
-// folder, the folder that holds the clusters.
-func failedPath(err error) string {
+// folder, the folder that holds the clusters (temp true).
+func failedPath(err error) (folder string, temp bool) {
 	var p string
 	var pe *os.PathError
 	var le *os.LinkError
@@ -214,12 +247,12 @@ func failedPath(err error) string {
 	case errors.As(err, &le):
 		p = le.New
 	default:
-		return ""
+		return "", false
 	}
 	if i := strings.Index(p, "/"+testenv.ClusterPrefix); i > 0 {
-		return p[:i]
+		return p[:i], true
 	}
-	return filepath.Dir(p)
+	return filepath.Dir(p), filepath.Dir(p) == filepath.Clean(os.TempDir())
 }
 
 // sizeText is a size for a person: "760 MiB", "3.1 GiB".

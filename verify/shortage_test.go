@@ -40,8 +40,11 @@ func TestShortageIsNoVerdict(t *testing.T) {
 		if se != nil && c.folder != "" && se.Folder != c.folder {
 			t.Errorf("%v: folder %q, want %q", c.err, se.Folder, c.folder)
 		}
-		if se != nil && se.Kind == ShortDisk && !strings.Contains(se.Hint(), "needs more than 1.0 GiB") {
-			t.Errorf("hint %q: want what a proof needs", se.Hint())
+		if se != nil && se.Kind == ShortDisk && se.Temp && (!strings.Contains(se.Hint(), "needs more than 1.0 GiB") || !strings.Contains(se.Hint(), "TMPDIR")) {
+			t.Errorf("hint %q: want what a proof needs, and TMPDIR", se.Hint())
+		}
+		if se != nil && se.Kind == ShortDisk && !se.Temp && (strings.Contains(se.Hint(), "TMPDIR") || !strings.Contains(se.Hint(), "the disk of "+c.folder+" is full")) {
+			t.Errorf("hint %q: want the folder that filled, not TMPDIR", se.Hint())
 		}
 	}
 }

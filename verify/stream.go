@@ -178,7 +178,7 @@ func (s *Stream) Finish(ctx context.Context, toc *TOC) (*Report, error) {
 	defer func() { rep.Duration = time.Since(rep.StartedAt) }()
 	fail := func(err error) (*Report, error) { return rep.failed(ctx, err) }
 	if s.waitErr != nil {
-		return fail(explainSuperuser(s.st.failure(s.waitErr), rep.TOC, s.o.Superusers))
+		return fail(explainSuperuser(s.st.failure(s.waitErr), rep.TOC, s.o.Superusers, clusterState(s.c)))
 	}
 	if err := s.st.readAll(s.keep); err != nil {
 		return fail(err)

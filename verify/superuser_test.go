@@ -6,6 +6,8 @@ import (
 	"testing"
 )
 
+func noLog(string) string { return "" }
+
 // pg_restore's lines name the functions the server was in; one that is a
 // SECURITY DEFINER function of a source superuser explains the failure,
 // any other leaves it as it was.
@@ -28,7 +30,7 @@ func TestExplainSuperuser(t *testing.T) {
 		{DumpID: 3366, Type: "TABLE DATA", Schema: "public", Name: "v", Owner: "app"},
 	}}
 	var sf *SuperuserFunctionError
-	if !errors.As(explainSuperuser(err, toc, []string{"postgres"}), &sf) || sf.Entry.DumpID != 3366 || sf.Function != "public.su_only(x integer)" || sf.Owner != "postgres" {
+	if !errors.As(explainSuperuser(err, toc, []string{"postgres"}, noLog), &sf) || sf.Entry.DumpID != 3366 || sf.Function != "public.su_only(x integer)" || sf.Owner != "postgres" {
 		t.Fatalf("explained as %+v, want the TABLE DATA entry calling public.su_only owned by postgres", sf)
 	}
 	if want := "it calls public.su_only(x integer), a SECURITY DEFINER function owned by postgres, a superuser on the source; in the proof postgres is an ordinary role (pgattest never runs the archive's code as a superuser), and there the function failed: permission denied for table pg_authid"; sf.Reason() != want {
@@ -36,13 +38,23 @@ func TestExplainSuperuser(t *testing.T) {
 	}
 	for name, supers := range map[string][]string{"owner not a superuser on the source": {"admin"}, "no superusers known": nil} {
 		var other *SuperuserFunctionError
-		if errors.As(explainSuperuser(err, toc, supers), &other) {
+		if errors.As(explainSuperuser(err, toc, supers, noLog), &other) {
 			t.Errorf("%s: explained, want the restore error as it was", name)
 		}
 	}
+	// Any other failure in that function is the archive's: a unique
+	// violation, or an error the server's log gives another code.
+	other := &RestoreError{Entry: "3366; 0 25616 TABLE DATA v app", Message: "ERROR:  duplicate key value violates unique constraint \"k\"", Functions: []string{"public.su_only(integer)"}}
+	var sf2 *SuperuserFunctionError
+	if errors.As(explainSuperuser(other, toc, []string{"postgres"}, noLog), &sf2) {
+		t.Error("a unique violation inside the function was explained as a superuser's")
+	}
+	if errors.As(explainSuperuser(err, toc, []string{"postgres"}, func(string) string { return "22012" }), &sf2) {
+		t.Error("an error the log gives SQLSTATE 22012 was explained as a superuser's")
+	}
 	toc.Entries[0].Defn = "CREATE FUNCTION public.su_only(x integer) RETURNS boolean\n    LANGUAGE plpgsql STABLE\n    AS $$ begin return true; end $$;\n"
 	var invoker *SuperuserFunctionError
-	if errors.As(explainSuperuser(err, toc, []string{"postgres"}), &invoker) {
+	if errors.As(explainSuperuser(err, toc, []string{"postgres"}, noLog), &invoker) {
 		t.Error("a function that is not SECURITY DEFINER runs as the caller: no explanation")
 	}
 }

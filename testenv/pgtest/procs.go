@@ -53,15 +53,44 @@ func WaitGone(pid int, d time.Duration) bool {
 	}
 }
 
-// ProcessWith returns the pid of a process whose command line holds every
-// one of words (the server's backends show their role, database and
-// command there: "postgres: pgattest_restore_… pgattest_proof [local]
-// COPY"), or 0.
-func ProcessWith(words ...string) int {
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	self := os.Getpid()
+// DescendantWith returns the pid of a process below this one (a child, a
+// child's child …) whose command line holds every one of words (the
+// server's backends show their role, database and command there:
+// "postgres: pgattest_restore_… pgattest_proof [local] COPY"), or 0. Only
+// descendants: tests of other packages run at the same time.
+func DescendantWith(words ...string) int {
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	parent := map[int]int{}
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		var pid, ppid int
+		var state string
+		fmt.Sscanf(s, "%d", &pid)
+		fmt.Sscanf(s[i+2:], "%s %d", &state, &ppid)
+		parent[pid] = ppid
+	}
+	self := os.Getpid()
+	below := func(pid int) bool {
+		for n := 0; pid > 1 && n < 64; n++ {
+			if pid = parent[pid]; pid == self {
+				return true
+			}
+		}
+		return false
+	}
+	for pid := range parent {
+		if !below(pid) {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if err != nil || len(b) == 0 {
 			continue
 		}
@@ -70,9 +99,7 @@ func ProcessWith(words ...string) int {
 		for _, w := range words {
 			all = all && strings.Contains(line, w)
 		}
-		var pid int
-		fmt.Sscanf(strings.TrimPrefix(p, "/proc/"), "%d", &pid)
-		if all && pid != self {
+		if all {
 			return pid
 		}
 	}
