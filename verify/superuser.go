@@ -51,6 +51,7 @@ func (e *SuperuserFunctionError) Reason() string {
 	return fmt.Sprintf("it calls %s, a SECURITY DEFINER function owned by %s, a superuser on the source; in the proof %s is an ordinary role "+
 		"(pgattest never runs the archive's code as a superuser), and there the function failed: %s", e.Function, e.Owner, e.Owner, msg)
 }
+
 // LeftOut is what a proof leaves out for this failure, each with its
 // reason: the entry that failed, and every entry that also runs the
 // function as it restores (a table's rows whose CHECK or generated column
