@@ -115,7 +115,7 @@ func TestFaultProofShortOfDisk(t *testing.T) {
 				t.Errorf("the proof's error %q does not say that %s filled at %q", p.Error, dir, point.entry)
 			}
 			for _, want := range []string{"hint: the proof's throwaway Postgres keeps its data in the temp folder, " + dir,
-				"needs more than " + sizeWords(size), "set TMPDIR to a folder on a disk with room", "The archive itself is not at fault"} {
+				"needs more than " + sizeWords(size), "set TMPDIR to a folder on a disk with room", "This is no verdict on the archive"} {
 				if !strings.Contains(errOut, want) {
 					t.Errorf("stderr lacks %q:\n%s", want, errOut)
 				}
@@ -233,7 +233,7 @@ func TestArchiveRaisingShortageIsEvidence(t *testing.T) {
 	if code != exitProofFailed {
 		t.Fatalf("exit %d, want 3: a RAISE of the archive's is no shortage\n%s", code, errOut)
 	}
-	if rec := decodeRecord(t, out); rec.Status != catalog.StatusFailed || strings.Contains(errOut, "The archive itself is not at fault") {
+	if rec := decodeRecord(t, out); rec.Status != catalog.StatusFailed || strings.Contains(errOut, "This is no verdict on the archive") {
 		t.Errorf("recorded %s; stderr:\n%s", rec.Status, errOut)
 	}
 }

@@ -95,6 +95,23 @@ var hostileVectors = []hostileVector{
 		setup:   `CREATE TABLE public.plain (id int); INSERT INTO public.plain VALUES (1)`,
 		rows:    map[string]int64{"public.plain": 1},
 		skipped: []string{"extension plperlu", "untrusted language plperlu", "FUNCTION public.perl_pwn()", "VIEW public.calls_perl"}},
+	{name: "database defaults set by the archive's code",
+		// A CHECK that, in the proof, makes the database's sessions run as
+		// the writer: the rows must still be counted whole, by the
+		// superuser, past the policy that hides them from the writer.
+		setup: `CREATE TABLE public.hidden (id int); INSERT INTO public.hidden SELECT generate_series(1, 7);
+			ALTER TABLE public.hidden ENABLE ROW LEVEL SECURITY; ALTER TABLE public.hidden FORCE ROW LEVEL SECURITY;
+			CREATE POLICY nothing ON public.hidden USING (false);
+			CREATE FUNCTION public.set_defaults(x int) RETURNS boolean LANGUAGE plpgsql AS $f$
+			BEGIN
+			  IF current_database() = 'pgattest_proof' THEN
+			    EXECUTE format('ALTER DATABASE %I SET role = %L', current_database(), session_user);
+			    EXECUTE format('ALTER DATABASE %I SET statement_timeout = 1', current_database());
+			  END IF;
+			  RETURN true;
+			END $f$;
+			CREATE TABLE public.setter (id int CHECK (public.set_defaults(id))); INSERT INTO public.setter VALUES (1)`,
+		rows: map[string]int64{"public.hidden": 7, "public.setter": 1}},
 	{name: "large object owned by the writer",
 		setup: `SELECT lo_from_bytea(0, 'hello'); CREATE TABLE public.blob_refs (id int); INSERT INTO public.blob_refs VALUES (1)`,
 		rows:  map[string]int64{"public.blob_refs": 1}},

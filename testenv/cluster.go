@@ -120,6 +120,7 @@ var fastSettings = map[string]string{
 	"log_filename":               "postgresql.log",
 	"log_rotation_age":           "0",
 	"log_rotation_size":          "0",
+	"log_error_verbosity":        "verbose", // where in the server an error was raised
 	"unix_socket_permissions":    "0700",
 	"log_min_messages":           "warning",
 	"log_min_error_statement":    "panic",

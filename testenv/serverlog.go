@@ -26,49 +26,54 @@ const csvLog = "log/postgresql.csv"
 
 // CSV log fields, 0-based, the same in PostgreSQL 14 to 18.
 const (
-	csvSeverity = 11
-	csvState    = 12
-	csvMessage  = 13
+	csvUser        = 1
+	csvSeverity    = 11
+	csvState       = 12
+	csvMessage     = 13
+	csvContext     = 18
+	csvLocation    = 21 // with log_error_verbosity verbose: "function, file.c:line"
+	csvBackendType = 23
 )
 
-// ErrorState returns the SQLSTATE the server logged with an error a client
-// reported: msg holds the server's "ERROR:  text" or "FATAL:  text" as the
-// client printed it, with whatever the client put before it. It returns ""
-// when msg holds no server error or the log does not have it.
-func (c *Cluster) ErrorState(msg string) string {
-	sev, text := serverMessage(msg)
-	if sev == "" {
-		return ""
-	}
-	state := ""
+// LogError is an error the server logged, from its own fields.
+type LogError struct {
+	Severity string // ERROR, FATAL, PANIC
+	State    string // SQLSTATE
+	Message  string
+	Context  string // the CONTEXT, one frame per line, innermost first
+	// Location is where in the server the error was raised, "function,
+	// file.c:line": a PL/pgSQL RAISE is exec_stmt_raise in pl_exec.c.
+	Location string
+}
+
+// LastError returns the last error the server logged for sessions of
+// user: the session's own user, which no code can change, so another
+// session's, or a message's text, cannot stand in for it. With pg_restore
+// --exit-on-error, the error that stopped it.
+func (c *Cluster) LastError(user string) (LogError, bool) {
+	var e LogError
+	found := false
 	c.scanLog(func(rec []string) {
-		first, _, _ := strings.Cut(rec[csvMessage], "\n")
-		if rec[csvSeverity] == sev && first == text {
-			state = rec[csvState]
+		if len(rec) <= csvLocation || rec[csvUser] != user {
+			return
+		}
+		switch rec[csvSeverity] {
+		case "ERROR", "FATAL", "PANIC":
+			e = LogError{Severity: rec[csvSeverity], State: rec[csvState], Message: rec[csvMessage], Context: rec[csvContext], Location: rec[csvLocation]}
+			found = true
 		}
 	})
-	return state
+	return e, found
 }
 
-// serverMessage finds a server's message in a client's line: its severity
-// and its first line of text.
-func serverMessage(msg string) (severity, text string) {
-	for _, sev := range []string{"ERROR", "FATAL", "PANIC"} {
-		if _, after, ok := strings.Cut(msg, sev+":  "); ok {
-			text, _, _ = strings.Cut(after, "\n")
-			return sev, strings.TrimSpace(text)
-		}
-	}
-	return "", ""
-}
-
-// Crash returns the last message in which the server reports that one of
-// its processes was terminated by a signal ("server process (PID 123) was
+// Crash returns the last message in which the postmaster reports that one
+// of its processes was terminated by a signal ("server process (PID 123) was
 // terminated by signal 9: Killed"), with the signal's number; "", 0 when
 // none was.
 func (c *Cluster) Crash() (line string, signal int) {
 	c.scanLog(func(rec []string) {
-		if rec[csvSeverity] != "LOG" {
+		// The postmaster's own: a backend's code may RAISE LOG any text.
+		if rec[csvSeverity] != "LOG" || len(rec) <= csvBackendType || rec[csvBackendType] != "postmaster" {
 			return
 		}
 		if m := crashRE.FindStringSubmatch(rec[csvMessage]); m != nil {
@@ -82,7 +87,8 @@ func (c *Cluster) Crash() (line string, signal int) {
 var crashRE = regexp.MustCompile(`^[a-z ]+process \(PID \d+\) was terminated by signal (\d+)`)
 
 // PanicState returns the SQLSTATE of the last PANIC the server logged (a
-// process that could not write its WAL to a full disk, say), or "".
+// process that could not write its WAL to a full disk, say), or "". No
+// code of a database's can raise a PANIC.
 func (c *Cluster) PanicState() string {
 	state := ""
 	c.scanLog(func(rec []string) {

@@ -94,9 +94,9 @@ type RestoreError struct {
 	// Functions are those the server's CONTEXT named, innermost first:
 	// "public.f(integer)" (PL/pgSQL), "f" (SQL).
 	Functions []string
-	// Raised: the error was raised by a function of the archive's (a
-	// PL/pgSQL RAISE), whatever SQLSTATE it chose: the archive's doing.
-	Raised bool
+	// Table is the table whose data pg_restore was processing last (its
+	// name as pg_restore printed it).
+	Table string
 }
 
 func (e *RestoreError) Error() string {

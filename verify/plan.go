@@ -95,9 +95,6 @@ type PlanInput struct {
 	// Schemas are schemas pgattest created before the restore (an
 	// extension lives in them): their SCHEMA entries are not restored.
 	Schemas []string
-	// Entries are entries the proof leaves out, by dump ID, each with its
-	// reason (an entry that called a function only a superuser could run).
-	Entries map[int]string
 	// ExtensionComments are the comments the extensions pgattest created
 	// have (their control files'), by extension name: an archive's
 	// COMMENT ON EXTENSION that sets the same is already restored.
@@ -107,6 +104,9 @@ type PlanInput struct {
 	// configuration tables and sequences), by schema and name, each with
 	// its extension's name.
 	ExtensionTables map[[2]string]string
+	// ExtensionSequences are those of ExtensionTables that are sequences:
+	// only a SEQUENCE SET fills one, only a TABLE DATA the others.
+	ExtensionSequences map[[2]string]bool
 }
 
 // Plan is what an unprivileged restore of the archive restores, and what it
@@ -203,8 +203,6 @@ func PlanRestore(t *TOC, in PlanInput) Plan {
 		}
 		var why string
 		switch {
-		case in.Entries[e.DumpID] != "":
-			why = in.Entries[e.DumpID]
 		case extensionData(e, in) != "":
 		case e.Type == "TABLE DATA" || e.Type == "SEQUENCE SET":
 			why = leftOutExtensionData(e, byID, in)
@@ -318,10 +316,11 @@ func extensionCommentAsIs(e Entry, in PlanInput) bool {
 // extensionData returns the extension whose relation e fills (the rows of
 // a configuration table, a sequence's value), or "".
 func extensionData(e Entry, in PlanInput) string {
-	if e.Type != "TABLE DATA" && e.Type != "SEQUENCE SET" {
-		return ""
+	key := [2]string{e.Schema, e.Name}
+	if (e.Type == "TABLE DATA" && !in.ExtensionSequences[key]) || (e.Type == "SEQUENCE SET" && in.ExtensionSequences[key]) {
+		return in.ExtensionTables[key]
 	}
-	return in.ExtensionTables[[2]string{e.Schema, e.Name}]
+	return ""
 }
 
 // leftOutExtensionData says why a table's data or a sequence's value is

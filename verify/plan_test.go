@@ -119,13 +119,18 @@ func TestPlanRestoreExtensionData(t *testing.T) {
 		{DumpID: 7, Type: "TABLE DATA", Schema: "public", Name: "spatial_ref_sys", Deps: []int{220}},
 		{DumpID: 8, Type: "TABLE DATA", Schema: "cfgext", Name: "settings", Deps: []int{230}},
 		{DumpID: 9, Type: "SEQUENCE SET", Schema: "cfgext", Name: "settings_id_seq", Deps: []int{231}},
+		// Crafted: a sequence's value for a table, a table's rows for a
+		// sequence: no grant for either.
+		{DumpID: 10, Type: "SEQUENCE SET", Schema: "public", Name: "spatial_ref_sys", Deps: []int{5}},
+		{DumpID: 11, Type: "TABLE DATA", Schema: "cfgext", Name: "settings_id_seq", Deps: []int{5}},
 	}}
 	in := PlanInput{Languages: stockLanguages,
 		ExtensionComments: map[string]string{"postgis": "PostGIS geometry and geography spatial types and functions", "cfgext": "as installed"},
 		ExtensionTables: map[[2]string]string{{"public", "spatial_ref_sys"}: "postgis", {"cfgext", "settings"}: "cfgext",
-			{"cfgext", "settings_id_seq"}: "cfgext"}}
+			{"cfgext", "settings_id_seq"}: "cfgext"},
+		ExtensionSequences: map[[2]string]bool{{"cfgext", "settings_id_seq"}: true}}
 	p := PlanRestore(toc, in)
-	if got, want := ids(p.Keep), []int{5, 6, 7, 8, 9}; !reflect.DeepEqual(got, want) {
+	if got, want := ids(p.Keep), []int{5, 6, 7, 8, 9, 10, 11}; !reflect.DeepEqual(got, want) {
 		t.Errorf("kept %v, want %v", got, want)
 	}
 	if got, want := ids(p.ExtensionData), []int{7, 8, 9}; !reflect.DeepEqual(got, want) {
@@ -143,7 +148,7 @@ func TestPlanRestoreExtensionData(t *testing.T) {
 	delete(in.ExtensionTables, [2]string{"cfgext", "settings_id_seq"})
 	delete(in.ExtensionComments, "cfgext")
 	p = PlanRestore(toc, in)
-	if got, want := ids(p.Keep), []int{5, 6, 7}; !reflect.DeepEqual(got, want) {
+	if got, want := ids(p.Keep), []int{5, 6, 7, 10, 11}; !reflect.DeepEqual(got, want) {
 		t.Errorf("kept %v, want %v", got, want)
 	}
 	want = []string{

@@ -67,7 +67,7 @@ func prepareProof(ctx context.Context, o Options, c *testenv.Cluster, rep *Repor
 		return nil, fmt.Errorf("connect to the proof database: %w", err)
 	}
 	defer conn.Close(context.Background())
-	in := PlanInput{LeftOut: map[string]string{}, Entries: o.leaveOut}
+	in := PlanInput{LeftOut: map[string]string{}}
 	if err := createSchemas(ctx, conn, rep, &in); err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func prepareProof(ctx context.Context, o Options, c *testenv.Cluster, rep *Repor
 		if err := createExtensions(ctx, o, c, conn, rep, exts, &in); err != nil {
 			return nil, err
 		}
-		if in.ExtensionTables, in.ExtensionComments, err = extensionObjects(ctx, conn); err != nil {
+		if in.ExtensionTables, in.ExtensionSequences, in.ExtensionComments, err = extensionObjects(ctx, conn); err != nil {
 			return nil, err
 		}
 	}
@@ -441,27 +441,29 @@ func createExtension(ctx context.Context, conn *pgx.Conn, x ExtensionEntry) (ver
 // extensionObjects lists, for the extensions in the proof database, the
 // relations whose contents pg_dump saves (pg_extension_config_dump) with
 // their extension's name, and each extension's comment.
-func extensionObjects(ctx context.Context, conn *pgx.Conn) (tables map[[2]string]string, comments map[string]string, err error) {
-	rows, _ := conn.Query(ctx, `SELECT e.extname::text, n.nspname::text, c.relname::text
+func extensionObjects(ctx context.Context, conn *pgx.Conn) (tables map[[2]string]string, sequences map[[2]string]bool, comments map[string]string, err error) {
+	rows, _ := conn.Query(ctx, `SELECT e.extname::text, n.nspname::text, c.relname::text, c.relkind = 'S'
 		FROM pg_catalog.pg_extension e CROSS JOIN LATERAL pg_catalog.unnest(e.extconfig) AS x(oid)
 		JOIN pg_catalog.pg_class c ON c.oid = x.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`)
-	tables = map[[2]string]string{}
+	tables, sequences = map[[2]string]string{}, map[[2]string]bool{}
 	var ext, schema, name string
-	_, err = pgx.ForEachRow(rows, []any{&ext, &schema, &name}, func() error {
+	var seq bool
+	_, err = pgx.ForEachRow(rows, []any{&ext, &schema, &name, &seq}, func() error {
 		tables[[2]string{schema, name}] = ext
+		sequences[[2]string{schema, name}] = seq
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("list the extensions' configuration tables: %w", err)
+		return nil, nil, nil, fmt.Errorf("list the extensions' configuration tables: %w", err)
 	}
 	rows, _ = conn.Query(ctx, `SELECT extname::text, pg_catalog.obj_description(oid, 'pg_extension') FROM pg_catalog.pg_extension
 		WHERE pg_catalog.obj_description(oid, 'pg_extension') IS NOT NULL`)
 	comments = map[string]string{}
 	var comment string
 	if _, err = pgx.ForEachRow(rows, []any{&ext, &comment}, func() error { comments[ext] = comment; return nil }); err != nil {
-		return nil, nil, fmt.Errorf("read the extensions' comments: %w", err)
+		return nil, nil, nil, fmt.Errorf("read the extensions' comments: %w", err)
 	}
-	return tables, comments, nil
+	return tables, sequences, comments, nil
 }
 
 // grantExtensionData lets the restoring role write the archive's rows into

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"os/exec"
 	"regexp"
@@ -89,9 +88,6 @@ type Options struct {
 	// Log receives pg_restore's stderr, line by line.
 	Log func(line string)
 
-	// leaveOut are entries a proof found it cannot restore without a
-	// superuser (explainSuperuser), left out when it runs again.
-	leaveOut map[int]string
 	// Scratch is a private folder for list files (default: the temp folder).
 	Scratch string
 }
@@ -194,46 +190,23 @@ func Prove(ctx context.Context, o Options) (*Report, error) {
 		co := o.ClusterOptions
 		co.NoNetwork = true
 		if c, err = testenv.Start(ctx, co); err != nil {
-			return rep, shortage(fmt.Errorf("start throwaway cluster for the proof: %w", err), nil, o.Need)
+			return rep, shortage(fmt.Errorf("start throwaway cluster for the proof: %w", err), nil, "", o.Need)
 		}
 		defer c.Stop(context.Background())
 	}
 	rep.ServerVersion = c.Toolchain.Version.String()
 	rep.cluster = c
 
-	skipped, created := rep.Skipped, rep.Created
-	for attempt := 0; ; attempt++ {
-		set, err := prepareProof(ctx, o, c, rep)
-		if ProofFailed(err) { // a missing extension
-			return fail(err)
-		} else if err != nil {
-			return rep, shortage(err, c, o.Need)
-		}
-		err = explainSuperuser(restore(ctx, o, c, set), rep.TOC, o.Superusers, clusterState(c))
-		var sf *SuperuserFunctionError
-		switch {
-		case errors.As(err, &sf) && attempt == maxSuperuserRetries:
-			return rep, &SuperuserFunctionsError{Restores: attempt + 1, Last: sf}
-		case !errors.As(err, &sf) || ctx.Err() != nil:
-			if err != nil {
-				return fail(err)
-			}
-			return rep.counted(ctx, c)
-		}
-		// Left out, said, and proven again without it.
-		if o.Log != nil {
-			o.Log("pgattest: " + sf.Error() + "; restoring again without it")
-		}
-		if err := DropProofDB(ctx, c); err != nil {
-			return rep, err
-		}
-		o.leaveOut = maps.Clone(o.leaveOut)
-		if o.leaveOut == nil {
-			o.leaveOut = map[int]string{}
-		}
-		maps.Copy(o.leaveOut, sf.LeftOut(rep.TOC))
-		rep.Skipped, rep.Created = slices.Clone(skipped), slices.Clone(created)
+	set, err := prepareProof(ctx, o, c, rep)
+	if ProofFailed(err) { // a missing extension
+		return fail(err)
+	} else if err != nil {
+		return rep, shortage(err, c, rep.Isolation.RestoreRole, o.Need)
 	}
+	if err := restore(ctx, o, c, set); err != nil {
+		return fail(explainSuperuser(err, rep.TOC, o.Superusers, loggedBy(c, set.restorer)))
+	}
+	return rep.counted(ctx, c)
 }
 
 // counted ends a restore that succeeded: every table's rows are counted in
@@ -253,15 +226,19 @@ func (rep *Report) counted(ctx context.Context, c *testenv.Cluster) (*Report, er
 
 // failed marks the report as a proof that ran and found the archive
 // wanting (naming the TOC entry that broke, when known). What is no
-// verdict is returned as the error instead: a cancelled context, and a
-// proof the machine stopped (a *ShortageError: a full disk, no memory, a
-// server killed).
+// verdict is returned as the error instead: a cancelled context, a proof
+// the machine stopped (a *ShortageError: a full disk, no memory, a server
+// killed), and a superuser's function the proof would not run as one (a
+// *SuperuserFunctionError).
 func (rep *Report) failed(ctx context.Context, err error) (*Report, error) {
 	if ctx.Err() != nil {
 		return rep, ctx.Err()
 	}
-	if s := shortage(err, rep.cluster, rep.need); errors.Is(s, ErrShortage) {
+	if s := shortage(err, rep.cluster, rep.Isolation.RestoreRole, rep.need); errors.Is(s, ErrShortage) {
 		return rep, s
+	}
+	if sf := (*SuperuserFunctionError)(nil); errors.As(err, &sf) {
+		return rep, err // pgattest would not run it as a superuser: no verdict
 	}
 	rep.Failure = err
 	var re *RestoreError
@@ -279,7 +256,6 @@ var (
 	reProcessing = regexp.MustCompile(`^pg_restore: processing data for table "(.*)`)
 	// A server's CONTEXT names the functions it was in: `PL/pgSQL function
 	// public.f(integer) line 3 at RETURN`, `SQL function "f" statement 1`.
-	reRaised          = regexp.MustCompile(`^CONTEXT:  PL/pgSQL function .* line \d+ at RAISE$`)
 	reContextFunction = regexp.MustCompile(`PL/pgSQL function ([^ ]+\([^)]*\)) line|SQL function "([^"]+)"`)
 	incompleteRE      = regexp.MustCompile(`end of file|could not find block ID|could not open input file|could not read input file|unexpected EOF|file is too short`)
 )
@@ -357,8 +333,6 @@ type restoreState struct {
 	// its CONTEXT names.
 	inError   bool
 	functions []string
-	raised    bool // the CONTEXT's innermost frame is a RAISE of the archive's own code
-	context   bool // the CONTEXT's first line was seen
 }
 
 func (s *restoreState) observe(line string) {
@@ -369,13 +343,10 @@ func (s *restoreState) observe(line string) {
 	case reError.MatchString(line):
 		s.errors = append(s.errors, strings.TrimSpace(reError.FindStringSubmatch(line)[1]))
 		s.inCommand, s.inError = false, true
-		s.functions, s.raised, s.context = nil, false, false
+		s.functions = nil
 	case s.inError && !strings.HasPrefix(line, "pg_restore:") && !strings.HasPrefix(line, "Command was: "):
 		for _, m := range reContextFunction.FindAllStringSubmatch(line, -1) {
 			s.functions = append(s.functions, m[1]+m[2])
-		}
-		if strings.HasPrefix(line, "CONTEXT:  ") && !s.context {
-			s.context, s.raised = true, reRaised.MatchString(line)
 		}
 	case reProcessing.MatchString(line):
 		// The name as pg_restore prints it, unquoted: a name may hold a
@@ -402,7 +373,7 @@ func (s *restoreState) failure(runErr error) error {
 		return &IncompleteError{Detail: d}
 	}
 	msg = strings.TrimPrefix(msg, "could not execute query: ")
-	return &RestoreError{Entry: s.entry, Message: msg, Command: s.command, Exit: exitText(runErr), Functions: s.functions, Raised: s.raised}
+	return &RestoreError{Entry: s.entry, Message: msg, Command: s.command, Exit: exitText(runErr), Functions: s.functions, Table: s.lastTable}
 }
 
 func exitText(err error) string {
@@ -578,6 +549,15 @@ func countRows(ctx context.Context, connString string, before map[[2]string]int6
 		}
 		cfg.RuntimeParams["client_encoding"] = "UTF8"
 		cfg.RuntimeParams["search_path"] = "pg_catalog"
+		// The archive's code may have set the database's defaults (ALTER
+		// DATABASE … SET role, as its owner): what the session asks for
+		// wins over them, so the count runs as the superuser, bypassing
+		// row-level security, with no timeout of the archive's.
+		cfg.RuntimeParams["role"] = "none"
+		cfg.RuntimeParams["row_security"] = "on"
+		cfg.RuntimeParams["statement_timeout"] = "0"
+		cfg.RuntimeParams["lock_timeout"] = "0"
+		cfg.RuntimeParams["default_transaction_read_only"] = "on"
 		return pgx.ConnectConfig(ctx, cfg)
 	}
 	conn, err := connect()

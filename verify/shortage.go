@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -80,7 +79,7 @@ func (e *ShortageError) Hint() string {
 			if e.Size >= 0 {
 				fmt.Fprintf(&b, " (%s, %s free when the proof stopped)", sizeText(e.Size), sizeText(e.Free))
 			}
-			b.WriteString(": free space there. The archive itself is not at fault")
+			b.WriteString(": free space there. This is no verdict on the archive")
 			return b.String()
 		}
 		fmt.Fprintf(&b, "the proof's throwaway Postgres keeps its data in the temp folder, %s", e.Folder)
@@ -90,16 +89,16 @@ func (e *ShortageError) Hint() string {
 		if e.Need > 0 {
 			fmt.Fprintf(&b, "; a proof of this archive needs more than %s there (the source database's size at backup, and ~50 MiB for the server itself)", sizeText(e.Need))
 		}
-		b.WriteString("; free space there, or set TMPDIR to a folder on a disk with room. The archive itself is not at fault")
+		b.WriteString("; free space there, or set TMPDIR to a folder on a disk with room. This is no verdict on the archive")
 		return b.String()
 	case ShortMemory:
-		return "free memory on this machine (or prove on one with more); the archive itself is not at fault"
+		return "free memory on this machine (or prove on one with more); this is no verdict on the archive"
 	case ShortConnections, ShortLimit:
-		return "something else used the proof's server, or its limits are too low for this archive; the archive itself is not at fault"
+		return "something else used the proof's server, or its limits are too low for this archive; this is no verdict on the archive"
 	case ShortIO:
-		return "check the disk that holds the temp folder (dmesg, SMART); the archive itself is not at fault"
+		return "check the disk that holds the temp folder (dmesg, SMART); this is no verdict on the archive"
 	default:
-		return "something stopped the proof (an operator, a service manager, the kernel's out-of-memory killer: see dmesg); the archive itself is not at fault"
+		return "something stopped the proof (an operator, a service manager, the kernel's out-of-memory killer: see dmesg); this is no verdict on the archive"
 	}
 }
 
@@ -107,18 +106,19 @@ func (e *ShortageError) Hint() string {
 // short: for errors of the proof's that did not come through Prove or a
 // Stream (a throwaway cluster that did not start). need is about what a
 // proof of the archive needs on disk.
-func Shortage(err error, need int64) error { return shortage(err, nil, need) }
+func Shortage(err error, need int64) error { return shortage(err, nil, "", need) }
 
 // shortage returns err as a *ShortageError when it says the machine ran
 // short (see the kinds above), else err itself. c is the proof's cluster
-// (nil when it never started), need what a proof of the archive needs on
-// disk.
-func shortage(err error, c *testenv.Cluster, need int64) error {
+// (nil when it never started), restorer the role pg_restore connected as
+// (its errors are looked up in c's log), need what a proof of the archive
+// needs on disk.
+func shortage(err error, c *testenv.Cluster, restorer string, need int64) error {
 	var se *ShortageError
 	if err == nil || errors.As(err, &se) {
 		return err
 	}
-	kind, state := shortageKind(err, c)
+	kind, state := shortageKind(err, c, restorer)
 	if kind == "" {
 		return err
 	}
@@ -147,7 +147,7 @@ var classKinds = map[string]string{
 	"57P03": ShortKilled, "58030": ShortIO,
 }
 
-func shortageKind(err error, c *testenv.Cluster) (kind, state string) {
+func shortageKind(err error, c *testenv.Cluster, restorer string) (kind, state string) {
 	switch {
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return ShortDisk, ""
@@ -162,36 +162,36 @@ func shortageKind(err error, c *testenv.Cluster) (kind, state string) {
 	}
 	var re *RestoreError
 	if errors.As(err, &re) {
-		if re.Raised { // RAISE … USING ERRCODE = 'disk_full' is the archive's code, not the disk
-			return "", ""
-		}
 		if killedBySignal(re.Exit) {
 			return ShortKilled, ""
 		}
-		if c != nil {
-			state = c.ErrorState(re.Message)
-			if state == "" && diskFullMessage(re.Message) { // a full disk may keep the log from having it
-				return ShortDisk, ""
-			}
+		if c == nil {
+			return "", ""
+		}
+		logged, ok := c.LastError(restorer)
+		switch {
+		case ok && archiveRaised(logged):
+			return "", "" // RAISE … USING ERRCODE = 'disk_full' is the archive's code, not the disk
+		case ok:
+			state = logged.State
+		case diskFullMessage(re): // a full disk may keep the error from the log
+			return ShortDisk, ""
 		}
 	}
-	if k, ok := classKinds[state]; ok {
+	if k := kindOf(state); k != "" {
 		return k, state
 	}
-	if k, ok := classKinds[state[:min(2, len(state))]]; ok {
-		return k, state
-	}
-	// The server went away under a client: killed (the out-of-memory
+	// The server went away under pg_restore: killed (the out-of-memory
 	// killer's SIGKILL, an operator's signal) or stopped is the machine's
 	// doing; a process that crashed on what it was given is not.
-	if c != nil && lostConnection(err.Error()) {
+	if c != nil && re != nil && lostConnection(re) {
 		if c.Exited() {
 			return ShortKilled, ""
 		}
 		// A server process that could not write (its WAL, say) PANICs:
 		// the PANIC's code says why.
-		if state := c.PanicState(); classKinds[state] != "" || classKinds[state[:min(2, len(state))]] != "" {
-			return cmp.Or(classKinds[state], classKinds[state[:2]]), state
+		if state := c.PanicState(); kindOf(state) != "" {
+			return kindOf(state), state
 		}
 		if _, sig := c.Crash(); sig == int(syscall.SIGKILL) || sig == int(syscall.SIGTERM) || sig == int(syscall.SIGINT) || sig == int(syscall.SIGQUIT) {
 			return ShortKilled, ""
@@ -200,11 +200,48 @@ func shortageKind(err error, c *testenv.Cluster) (kind, state string) {
 	return "", ""
 }
 
-// diskFullMessage reports whether a server's error, as a client printed
-// it, is one Postgres gives for a write that found no room: its own words
-// first (no value of the archive's can stand there), then why.
-func diskFullMessage(msg string) bool {
-	_, text, ok := strings.Cut(msg, "ERROR:  ")
+// kindOf is the shortage a SQLSTATE or its class says, or "".
+func kindOf(state string) string {
+	if k, ok := classKinds[state]; ok {
+		return k
+	}
+	return classKinds[state[:min(2, len(state))]]
+}
+
+// archiveRaised reports whether an error was raised by the archive's own
+// code (a PL/pgSQL RAISE, which may give any SQLSTATE): where in the
+// server it was raised says so, which no text of the archive's can change.
+func archiveRaised(e testenv.LogError) bool {
+	return strings.HasPrefix(e.Location, "exec_stmt_raise,") || strings.Contains(e.Location, "pl_exec.c:")
+}
+
+// clientMessage is the server's message as pg_restore printed it, without
+// pg_restore's words before it: "could not execute query: " (taken off
+// already), or `COPY failed for table "NAME": ` for the table whose data
+// it was processing. "" when the message has another shape.
+func clientMessage(re *RestoreError) string {
+	if !strings.HasPrefix(re.Message, "COPY failed for table ") {
+		return re.Message
+	}
+	// pg_restore says which table's data it processes as SCHEMA.NAME, and
+	// names it in the failure by NAME alone: the whole name, so a name
+	// that holds `": ` cannot pose as the end of pg_restore's words.
+	for i, c := range re.Table {
+		if c != '.' {
+			continue
+		}
+		if m, ok := strings.CutPrefix(re.Message, `COPY failed for table "`+re.Table[i+1:]+`": `); ok {
+			return m
+		}
+	}
+	return ""
+}
+
+// diskFullMessage reports whether the server's error pg_restore printed is
+// one Postgres gives for a write that found no room: its own words first
+// (no value of the archive's can stand there), then why.
+func diskFullMessage(re *RestoreError) bool {
+	text, ok := strings.CutPrefix(clientMessage(re), "ERROR:  ")
 	if !ok {
 		return false
 	}
@@ -223,11 +260,16 @@ func killedBySignal(exit string) bool {
 	return false
 }
 
-func lostConnection(msg string) bool {
+// lostConnection reports whether pg_restore lost its connection to the
+// server: libpq's words, first in its message.
+func lostConnection(re *RestoreError) bool {
+	msg := clientMessage(re)
+	msg = strings.TrimPrefix(msg, "error returned by PQputCopyData: ")
+	msg = strings.TrimPrefix(msg, "error returned by PQputCopyEnd: ")
 	for _, s := range []string{"server closed the connection unexpectedly", "no connection to the server",
-		"could not receive data from server", "could not send data to server", "terminating connection because of crash",
-		"the database system is in recovery mode", "connection to server on socket"} {
-		if strings.Contains(msg, s) {
+		"could not receive data from server", "could not send data to server", "SSL SYSCALL error",
+		"FATAL:  terminating connection because of crash of another server process", "connection to server on socket"} {
+		if strings.HasPrefix(msg, s) {
 			return true
 		}
 	}

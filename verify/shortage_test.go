@@ -24,7 +24,7 @@ func TestShortageIsNoVerdict(t *testing.T) {
 		{&RestoreError{Message: "ERROR:  permission denied for table t"}, "", ""},
 		{errors.New("count rows after restore: boom"), "", ""},
 	} {
-		err := shortage(c.err, nil, 1<<30)
+		err := shortage(c.err, nil, "", 1<<30)
 		var se *ShortageError
 		got := ""
 		if errors.As(err, &se) {
@@ -46,5 +46,23 @@ func TestShortageIsNoVerdict(t *testing.T) {
 		if se != nil && se.Kind == ShortDisk && !se.Temp && (strings.Contains(se.Hint(), "TMPDIR") || !strings.Contains(se.Hint(), "the disk of "+c.folder+" is full")) {
 			t.Errorf("hint %q: want the folder that filled, not TMPDIR", se.Hint())
 		}
+	}
+}
+
+// pg_restore's words are taken off by the table's whole name: a name that
+// holds a disk-full message, or libpq's words, is not the server's error.
+func TestClientMessageTakesTheWholeName(t *testing.T) {
+	name := `a": ERROR:  could not extend file "base/1/2": wrote only 4096 of 8192 bytes at block 9`
+	forged := &RestoreError{Message: `COPY failed for table "` + name + `": ERROR:  division by zero`, Table: "public." + name}
+	if diskFullMessage(forged) || lostConnection(forged) {
+		t.Errorf("%q read as the server's disk-full or lost connection", forged.Message)
+	}
+	if got := clientMessage(forged); got != "ERROR:  division by zero" {
+		t.Errorf("clientMessage = %q", got)
+	}
+	real := &RestoreError{Message: `COPY failed for table "t": ERROR:  could not extend file "base/1/2": wrote only 4096 of 8192 bytes at block 9`, Table: "public.t"}
+	lost := &RestoreError{Message: `COPY failed for table "t": server closed the connection unexpectedly`, Table: "public.t"}
+	if !diskFullMessage(real) || !lostConnection(lost) {
+		t.Errorf("the server's own disk-full (%v) or a lost connection (%v) not read", diskFullMessage(real), lostConnection(lost))
 	}
 }

@@ -56,7 +56,7 @@ func StartStream(ctx context.Context, o Options, c *testenv.Cluster, toc *TOC) (
 	}
 	set, err := prepareProof(ctx, o, c, s.rep)
 	if err != nil {
-		return nil, shortage(err, c, o.Need)
+		return nil, shortage(err, c, s.rep.Isolation.RestoreRole, o.Need)
 	}
 	s.keep = set.keep
 	list, remove, err := restoreList(o.Scratch, set.keep)
@@ -139,12 +139,8 @@ func DropProofDB(ctx context.Context, c *testenv.Cluster) error {
 
 // ProveFromFile reports whether a streamed proof's failure is to be proven
 // again from the archive as a file: an incomplete stream (pg_restore may
-// have wanted a block out of the stream's order), or an entry that called
-// a superuser's function (Prove leaves it out and restores the rest again).
-func ProveFromFile(failure error) bool {
-	var sf *SuperuserFunctionError
-	return errors.Is(failure, ErrIncomplete) || errors.As(failure, &sf)
-}
+// have wanted a block out of the stream's order).
+func ProveFromFile(failure error) bool { return errors.Is(failure, ErrIncomplete) }
 
 // Abort stops pg_restore: the dump failed and there is nothing to prove.
 // Killing it first frees a Write blocked on its full input.
@@ -178,7 +174,7 @@ func (s *Stream) Finish(ctx context.Context, toc *TOC) (*Report, error) {
 	defer func() { rep.Duration = time.Since(rep.StartedAt) }()
 	fail := func(err error) (*Report, error) { return rep.failed(ctx, err) }
 	if s.waitErr != nil {
-		return fail(explainSuperuser(s.st.failure(s.waitErr), rep.TOC, s.o.Superusers, clusterState(s.c)))
+		return fail(explainSuperuser(s.st.failure(s.waitErr), rep.TOC, s.o.Superusers, loggedBy(s.c, rep.Isolation.RestoreRole)))
 	}
 	if err := s.st.readAll(s.keep); err != nil {
 		return fail(err)

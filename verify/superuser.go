@@ -3,162 +3,97 @@ package verify
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/pgattest/pgattest/testenv"
 )
 
 // A SECURITY DEFINER function runs as its owner. When that owner was a
-// superuser on the source (a self-hosted postgres, RDS' master user …),
-// the function may do there what only a superuser may; in the proof its
-// owner is an ordinary role, as every role of the archive is, so such a
-// function can fail where it ran fine. The proof makes that owner a member
-// of the archive's other roles (grantMemberships), which is all a
+// superuser on the source (a self-hosted postgres; RDS', Cloud SQL's,
+// Azure's or Neon's administrators: members of rds_superuser and the
+// like), the function may do there what only a superuser may; in the proof
+// its owner is an ordinary role, as every role of the archive is, so such
+// a function can fail where it ran fine. The proof makes that owner a
+// member of the archive's other roles (grantMemberships), which is all a
 // function that only reads the archive's own objects needs. What is left,
 // a function that needs a superuser's powers (pg_authid, files, programs),
-// pgattest refuses to run as one: the entry that called it is left out,
-// with that reason, and the proof runs again without it.
-
-// maxSuperuserRetries bounds the restores a proof runs again, each time
-// leaving out what called one more such function; past it the proof could
-// not run (no verdict).
-const maxSuperuserRetries = 5
+// pgattest refuses to run as one: the proof then has no verdict. Not
+// "failed" (the archive may restore as a superuser), not "passed" with the
+// entry left out: the archive writes its own error messages, and an archive
+// that does not restore at all could pose as this case.
 
 // SuperuserFunctionError: an entry of the archive called a SECURITY
 // DEFINER function owned by a role that was a superuser on the source, and
-// the function failed with that owner's rights in the proof, which are not
-// a superuser's.
+// the function was refused a privilege (SQLSTATE 42501) with that owner's
+// rights in the proof, which are not a superuser's. It is no verdict on the
+// archive (ProofFailed false): the backup stays unverified.
 type SuperuserFunctionError struct {
-	Entry    Entry  // the TOC entry being restored
+	Entry    string // the TOC entry being restored, as pg_restore named it
 	Function string // as the archive names it: "public.f(x integer)"
-	FuncID   int    // the function's dump id
 	Owner    string
+	Refused  string // the server's message, as it logged it
 	Err      *RestoreError
 }
 
 func (e *SuperuserFunctionError) Error() string {
-	return fmt.Sprintf("%s: %s", e.Entry.Describe(), e.Reason())
+	msg, _, _ := strings.Cut(e.Refused, "\n")
+	return fmt.Sprintf("TOC entry %s calls %s, a SECURITY DEFINER function owned by %s, a superuser on the source; in the proof %s is an ordinary role "+
+		"(pgattest never runs the archive's code as a superuser), and there the function was refused: %s", e.Entry, e.Function, e.Owner, e.Owner, msg)
 }
-
-// Reason says why the entry cannot be proven, in words for the record.
-func (e *SuperuserFunctionError) Reason() string {
-	msg, _ := strings.CutPrefix(e.Err.Message, "ERROR:  ")
-	if _, after, ok := strings.Cut(msg, ": ERROR:  "); ok {
-		msg = after
-	}
-	return fmt.Sprintf("it calls %s, a SECURITY DEFINER function owned by %s, a superuser on the source; in the proof %s is an ordinary role "+
-		"(pgattest never runs the archive's code as a superuser), and there the function failed: %s", e.Function, e.Owner, e.Owner, msg)
-}
-
-// LeftOut is what a proof leaves out for this failure, each with its
-// reason: the entry that failed, and every entry that also runs the
-// function as it restores (a table's rows whose CHECK or generated column
-// needs it, an index or a constraint on it, a materialized view's data),
-// so that one restore again proves the rest instead of one per entry.
-func (e *SuperuserFunctionError) LeftOut(toc *TOC) map[int]string {
-	out := map[int]string{e.Entry.DumpID: e.Reason()}
-	also := fmt.Sprintf("it needs %s too, a SECURITY DEFINER function owned by %s, a superuser on the source, which failed in the proof when %s called it "+
-		"(pgattest never runs the archive's code as a superuser)", e.Function, e.Owner, e.Entry.Describe())
-	tables := map[int]bool{} // TABLE entries whose definition uses the function
-	for _, x := range toc.Entries {
-		if x.Type == "TABLE" && slices.Contains(x.Deps, e.FuncID) {
-			tables[x.DumpID] = true
-		}
-	}
-	for _, x := range toc.Entries {
-		if _, done := out[x.DumpID]; done {
-			continue
-		}
-		switch x.Type {
-		case "TABLE DATA":
-			if slices.ContainsFunc(x.Deps, func(d int) bool { return tables[d] }) {
-				out[x.DumpID] = also
-			}
-		case "INDEX", "CONSTRAINT", "FK CONSTRAINT", "CHECK CONSTRAINT", "MATERIALIZED VIEW DATA":
-			if slices.Contains(x.Deps, e.FuncID) {
-				out[x.DumpID] = also
-			}
-		}
-	}
-	return out
-}
-
 func (e *SuperuserFunctionError) Unwrap() error     { return e.Err }
-func (e *SuperuserFunctionError) ProofFailed() bool { return true }
+func (e *SuperuserFunctionError) ProofFailed() bool { return false }
+func (e *SuperuserFunctionError) Hint() string {
+	return "the proof cannot tell whether this archive restores without running its code as a superuser, which it never does; " +
+		"where the function needs no superuser's powers, let an ordinary role own it on the source"
+}
 
-// explainSuperuser returns err as a *SuperuserFunctionError when it is a
-// restore refused for want of a privilege (SQLSTATE 42501, from the
-// server's log: state) inside a SECURITY DEFINER function the archive
-// holds, owned by one of superusers (the source's); else err itself. Any
-// other failure in such a function is the archive's.
-func explainSuperuser(err error, toc *TOC, superusers []string, state func(msg string) string) error {
+// reLoggedFunction finds a function in a CONTEXT frame as the server logs
+// it, at the start of a line: `PL/pgSQL function public.f(integer) line 3
+// at RETURN`, `SQL function "f" statement 1`.
+var reLoggedFunction = regexp.MustCompile(`(?m)^(?:PL/pgSQL function ([^ ]+\([^)]*\)) line \d+|SQL function "([^"]+)")`)
+
+// explainSuperuser returns err as a *SuperuserFunctionError when the error
+// that stopped pg_restore, as the server logged it (logged), is a refused
+// privilege (42501) raised by the server itself, not by the archive's
+// code, with a SECURITY DEFINER function the archive holds, owned by one of
+// superusers (the source's), among its CONTEXT's frames; else err itself.
+// (The frames may quote the archive's SQL: an archive can pose as this
+// case, and gains only a backup left unverified.)
+func explainSuperuser(err error, toc *TOC, superusers []string, logged func() (testenv.LogError, bool)) error {
 	var re *RestoreError
-	if toc == nil || len(superusers) == 0 || !errors.As(err, &re) || len(re.Functions) == 0 || re.Raised {
+	if toc == nil || len(superusers) == 0 || !errors.As(err, &re) {
 		return err
 	}
-	if code := state(re.Message); code != "42501" && !(code == "" && privilegeMessage(re.Message)) {
+	e, ok := logged()
+	if !ok || e.State != "42501" || archiveRaised(e) {
 		return err
 	}
-	id, perr := strconv.Atoi(strings.TrimSpace(strings.SplitN(re.Entry, ";", 2)[0]))
-	if perr != nil {
-		return err
-	}
-	i := slices.IndexFunc(toc.Entries, func(e Entry) bool { return e.DumpID == id })
-	if i < 0 {
-		return err
-	}
-	for _, ref := range re.Functions {
-		name, _, _ := strings.Cut(ref, "(")
+	for _, m := range reLoggedFunction.FindAllStringSubmatch(e.Context, -1) {
+		name, _, _ := strings.Cut(m[1]+m[2], "(")
 		schema, base, ok := strings.Cut(name, ".")
 		if !ok {
 			schema, base = "", name
 		}
-		for _, f := range toc.Entries {
-			if (f.Type != "FUNCTION" && f.Type != "PROCEDURE") || !strings.HasPrefix(f.Name, base+"(") ||
-				(schema != "" && f.Schema != schema) || !slices.Contains(superusers, f.Owner) || !hasWords(f.Defn, "SECURITY", "DEFINER") {
-				continue
-			}
-			return &SuperuserFunctionError{Entry: toc.Entries[i], Function: f.Schema + "." + f.Name, FuncID: f.DumpID, Owner: f.Owner, Err: re}
+		i := slices.IndexFunc(toc.Entries, func(f Entry) bool {
+			return (f.Type == "FUNCTION" || f.Type == "PROCEDURE") && strings.HasPrefix(f.Name, base+"(") &&
+				(schema == "" || f.Schema == schema) && slices.Contains(superusers, f.Owner) && hasWords(f.Defn, "SECURITY", "DEFINER")
+		})
+		if i >= 0 {
+			f := toc.Entries[i]
+			return &SuperuserFunctionError{Entry: re.Entry, Function: f.Schema + "." + f.Name, Owner: f.Owner, Refused: e.Message, Err: re}
 		}
 	}
 	return err
 }
 
-// privilegeMessage reports whether a server's error, as a client printed
-// it, is one Postgres gives for a missing privilege: its own words first.
-func privilegeMessage(msg string) bool {
-	_, text, ok := strings.Cut(msg, "ERROR:  ")
-	return ok && (strings.HasPrefix(text, "permission denied") || strings.HasPrefix(text, "must be superuser") ||
-		strings.HasPrefix(text, "must be owner of ") || strings.HasPrefix(text, "must be a superuser"))
-}
-
-// clusterState looks an error up in c's log (ErrorState), or finds nothing
-// when there is no cluster.
-func clusterState(c *testenv.Cluster) func(string) string {
-	return func(msg string) string {
+// loggedBy looks up the last error c logged for user's sessions.
+func loggedBy(c *testenv.Cluster, user string) func() (testenv.LogError, bool) {
+	return func() (testenv.LogError, bool) {
 		if c == nil {
-			return ""
+			return testenv.LogError{}, false
 		}
-		return c.ErrorState(msg)
+		return c.LastError(user)
 	}
-}
-
-// SuperuserFunctionsError: the proof left out what SECURITY DEFINER
-// functions of the source's superusers called and restored again, as many
-// times as it does, and another such function still failed. It is no
-// verdict on the archive (ProofFailed false): the proof could not finish.
-type SuperuserFunctionsError struct {
-	Restores int
-	Last     *SuperuserFunctionError
-}
-
-func (e *SuperuserFunctionsError) Error() string {
-	return fmt.Sprintf("after %d restores, each leaving out what one more SECURITY DEFINER function of the source's superusers called, another still failed: %v",
-		e.Restores, e.Last)
-}
-func (e *SuperuserFunctionsError) ProofFailed() bool { return false }
-func (e *SuperuserFunctionsError) Hint() string {
-	return "these functions need a superuser, which the proof never is: own them by an ordinary role on the source where they need no superuser's powers"
 }

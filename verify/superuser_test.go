@@ -4,58 +4,63 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/pgattest/pgattest/testenv"
 )
 
-func noLog(string) string { return "" }
-
-// pg_restore's lines name the functions the server was in; one that is a
-// SECURITY DEFINER function of a source superuser explains the failure,
-// any other leaves it as it was.
+// The error that stopped pg_restore, as the server logged it, explains a
+// refusal inside a SECURITY DEFINER function of a source superuser; any
+// other code, an error the archive's own code raised, a function that is
+// not SECURITY DEFINER or not a superuser's, or no log record, leaves the
+// failure as it was: evidence.
 func TestExplainSuperuser(t *testing.T) {
-	var st restoreState
-	for _, l := range []string{
-		"pg_restore: from TOC entry 3366; 0 25616 TABLE DATA v app",
-		`pg_restore: error: COPY failed for table "v": ERROR:  permission denied for table pg_authid`,
-		`CONTEXT:  SQL expression "(select count(*) > 0 from pg_catalog.pg_authid) and x > 0"`,
-		"PL/pgSQL function public.su_only(integer) line 1 at RETURN",
-		`SQL function "helper" statement 1`,
-		`COPY v, line 1: "1"`,
-	} {
-		st.observe(l)
-	}
-	err := st.failure(errors.New("exit status 1"))
+	re := &RestoreError{Entry: "3366; 0 25616 TABLE DATA public v app", Message: `COPY failed for table "v": ERROR:  permission denied for table pg_authid`, Table: "v"}
 	toc := &TOC{Entries: []Entry{
 		{DumpID: 10, Type: "FUNCTION", Schema: "public", Name: "su_only(x integer)", Owner: "postgres",
 			Defn: "CREATE FUNCTION public.su_only(x integer) RETURNS boolean\n    LANGUAGE plpgsql STABLE SECURITY DEFINER\n    AS $$ begin return true; end $$;\n"},
+		{DumpID: 11, Type: "FUNCTION", Schema: "public", Name: "plain(x integer)", Owner: "postgres",
+			Defn: "CREATE FUNCTION public.plain(x integer) RETURNS boolean\n    LANGUAGE plpgsql STABLE\n    AS $$ begin return true; end $$;\n"},
 		{DumpID: 3366, Type: "TABLE DATA", Schema: "public", Name: "v", Owner: "app"},
 	}}
+	refused := testenv.LogError{Severity: "ERROR", State: "42501", Message: "permission denied for table pg_authid",
+		Context:  "SQL statement \"SELECT count(*) > 0 FROM pg_catalog.pg_authid\"\nPL/pgSQL function public.su_only(integer) line 1 at RETURN\nCOPY v, line 1: \"1\"",
+		Location: "aclcheck_error, aclchk.c:3650"}
+	log := func(e testenv.LogError, ok bool) func() (testenv.LogError, bool) {
+		return func() (testenv.LogError, bool) { return e, ok }
+	}
 	var sf *SuperuserFunctionError
-	if !errors.As(explainSuperuser(err, toc, []string{"postgres"}, noLog), &sf) || sf.Entry.DumpID != 3366 || sf.Function != "public.su_only(x integer)" || sf.Owner != "postgres" {
-		t.Fatalf("explained as %+v, want the TABLE DATA entry calling public.su_only owned by postgres", sf)
+	if !errors.As(explainSuperuser(re, toc, []string{"postgres"}, log(refused, true)), &sf) || sf.Function != "public.su_only(x integer)" || sf.Owner != "postgres" {
+		t.Fatalf("explained as %+v, want the call of public.su_only owned by postgres", sf)
 	}
-	if want := "it calls public.su_only(x integer), a SECURITY DEFINER function owned by postgres, a superuser on the source; in the proof postgres is an ordinary role (pgattest never runs the archive's code as a superuser), and there the function failed: permission denied for table pg_authid"; sf.Reason() != want {
-		t.Errorf("reason %q\nwant   %q", sf.Reason(), want)
+	if want := "TOC entry 3366; 0 25616 TABLE DATA public v app calls public.su_only(x integer), a SECURITY DEFINER function owned by postgres, a superuser on the source; in the proof postgres is an ordinary role (pgattest never runs the archive's code as a superuser), and there the function was refused: permission denied for table pg_authid"; sf.Error() != want {
+		t.Errorf("error %q\nwant   %q", sf.Error(), want)
 	}
-	for name, supers := range map[string][]string{"owner not a superuser on the source": {"admin"}, "no superusers known": nil} {
-		var other *SuperuserFunctionError
-		if errors.As(explainSuperuser(err, toc, supers, noLog), &other) {
-			t.Errorf("%s: explained, want the restore error as it was", name)
+	if ProofFailed(sf) {
+		t.Error("a refusal pgattest caused is evidence against the archive")
+	}
+	raised := refused
+	raised.Location = "exec_stmt_raise, pl_exec.c:3907"
+	other := refused
+	other.State = "23505"
+	invoker := refused
+	invoker.Context = "PL/pgSQL function public.plain(integer) line 1 at RETURN"
+	quoted := refused // a frame's name only inside quoted SQL
+	quoted.Context = "SQL statement \"SELECT 'PL/pgSQL function public.su_only(integer) line 1'\""
+	for name, c := range map[string]struct {
+		log        func() (testenv.LogError, bool)
+		superusers []string
+	}{
+		"raised by the archive's code":   {log(raised, true), []string{"postgres"}},
+		"another SQLSTATE":               {log(other, true), []string{"postgres"}},
+		"a function that is not DEFINER": {log(invoker, true), []string{"postgres"}},
+		"named only inside quoted SQL":   {log(quoted, true), []string{"postgres"}},
+		"the owner no superuser there":   {log(refused, true), []string{"admin"}},
+		"no record in the log":           {log(testenv.LogError{}, false), []string{"postgres"}},
+	} {
+		var got *SuperuserFunctionError
+		if errors.As(explainSuperuser(re, toc, c.superusers, c.log), &got) {
+			t.Errorf("%s: explained as %+v, want the restore error as it was", name, got)
 		}
-	}
-	// Any other failure in that function is the archive's: a unique
-	// violation, or an error the server's log gives another code.
-	other := &RestoreError{Entry: "3366; 0 25616 TABLE DATA v app", Message: "ERROR:  duplicate key value violates unique constraint \"k\"", Functions: []string{"public.su_only(integer)"}}
-	var sf2 *SuperuserFunctionError
-	if errors.As(explainSuperuser(other, toc, []string{"postgres"}, noLog), &sf2) {
-		t.Error("a unique violation inside the function was explained as a superuser's")
-	}
-	if errors.As(explainSuperuser(err, toc, []string{"postgres"}, func(string) string { return "22012" }), &sf2) {
-		t.Error("an error the log gives SQLSTATE 22012 was explained as a superuser's")
-	}
-	toc.Entries[0].Defn = "CREATE FUNCTION public.su_only(x integer) RETURNS boolean\n    LANGUAGE plpgsql STABLE\n    AS $$ begin return true; end $$;\n"
-	var invoker *SuperuserFunctionError
-	if errors.As(explainSuperuser(err, toc, []string{"postgres"}, noLog), &invoker) {
-		t.Error("a function that is not SECURITY DEFINER runs as the caller: no explanation")
 	}
 }
 
