@@ -46,8 +46,30 @@ func TestWithoutDrops(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("rewritten archive of %d bytes differs from the expected splice (%d bytes)", len(got), len(want))
 	}
-	again, err := ParseArchiveTOC(bytes.NewReader(got))
+	// Read back on its own: the chosen drop statements are empty strings,
+	// every other entry's drop statement and the rest as they were.
+	q := &tocReader{}
+	gr := bytes.NewReader(got)
+	q.r = readerFunc(func(b []byte) (int, error) { n, err := gr.Read(b); q.pos += int64(n); return n, err })
+	again, err := q.read()
 	if err != nil || len(again.Entries) != len(toc.Entries) {
 		t.Fatalf("the rewritten archive does not parse to the same entries: %v", err)
+	}
+	for i, e := range again.Entries {
+		before := raw[toc.Entries[i].dropAt[0]:toc.Entries[i].dropAt[1]]
+		after := got[e.dropAt[0]:e.dropAt[1]]
+		chosen := e.DumpID == pick[0].DumpID || e.DumpID == pick[1].DumpID
+		switch {
+		case chosen && !bytes.Equal(after, empty):
+			t.Errorf("entry %d: drop statement %q, want an empty one", e.DumpID, after)
+		case !chosen && !bytes.Equal(after, before):
+			t.Errorf("entry %d: drop statement changed", e.DumpID)
+		}
+		if e.Defn != toc.Entries[i].Defn || e.Name != toc.Entries[i].Name {
+			t.Errorf("entry %d changed", e.DumpID)
+		}
+	}
+	if !bytes.Equal(got[len(got)-(len(raw)-int(p.pos)):], raw[p.pos:]) {
+		t.Error("the archive's data after its table of contents changed")
 	}
 }
