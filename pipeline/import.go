@@ -3,8 +3,10 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/verify"
@@ -77,21 +79,23 @@ func importOne(cat *catalog.Catalog, path string, last *catalog.Event) (*catalog
 	if _, err := cat.Get(rec.ID); err == nil {
 		return rec, errAlreadyRecorded
 	}
-	// The archive beside the manifest (the folder may have been moved or
-	// copied), else where the manifest says.
-	archive := filepath.Join(filepath.Dir(path), filepath.Base(rec.Archive.Path))
-	if !exists(archive) {
-		archive = rec.Archive.Path
-	}
+	// The archive beside the manifest, named as the manifest is (the folder
+	// may have been moved or copied): never a path the manifest writes,
+	// which whoever can write to the folder decides.
+	archive := filepath.Join(filepath.Dir(path), unrecordedBase(path)+extOf(rec.Archive))
 	format := rec.Archive.Format
 	if format == "" {
 		format = verify.FormatCustom
 	}
-	if _, err := verify.CheckDigest(archive, format, rec.Archive.BLAKE3); err != nil {
+	checked, err := checkBeside(archive, format, rec.Archive.BLAKE3)
+	if err != nil {
 		return rec, err
 	}
 	dir := filepath.Dir(path)
 	if filepath.Base(dir) != UnrecordedDir { // already under its final names
+		if err := sameFile(archive, checked); err != nil {
+			return rec, err
+		}
 		rec.Archive.Path, rec.Archive.Manifest = archive, path
 		ev, err := cat.Import(rec, m.TOCEntries, path)
 		if err == nil {
@@ -102,6 +106,11 @@ func importOne(cat *catalog.Catalog, path string, last *catalog.Event) (*catalog
 	base := unrecordedBase(path)
 	final, _, err := claimFinal(filepath.Dir(dir), base, archive, rec, m.TOCEntries)
 	if err != nil {
+		return rec, err
+	}
+	if err := sameFile(final, checked); err != nil {
+		os.Remove(rec.Archive.Manifest) // nothing under a final name is recorded unchecked
+		keepUnrecorded(dir, base, final, rec, m.TOCEntries)
 		return rec, err
 	}
 	ev, err := cat.Import(rec, m.TOCEntries, path)
@@ -115,4 +124,48 @@ func importOne(cat *catalog.Catalog, path string, last *catalog.Event) (*catalog
 		return rec, fmt.Errorf("recorded, but the unrecorded manifest could not be removed: %w", err)
 	}
 	return rec, nil
+}
+
+// checkBeside checks the archive at path against the digest: a regular
+// file (or a folder for the directory format) opened without following a
+// symbolic link, hashed from what was opened. It returns what it checked,
+// to be compared with what is moved or recorded (sameFile).
+func checkBeside(path, format, digest string) (os.FileInfo, error) {
+	if format == verify.FormatDirectory {
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return nil, &verify.MissingError{Path: path, Err: err}
+		}
+		if _, err := verify.CheckDigest(path, format, digest); err != nil {
+			return nil, err
+		}
+		return fi, nil
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, &verify.MissingError{Path: path, Err: err}
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil, &verify.MissingError{Path: path, Err: errors.New("not a regular file")}
+	}
+	h := verify.NewHasher()
+	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if got := h.Sum(); got != digest {
+		return nil, &verify.DigestMismatchError{Path: path, Want: digest, Got: got}
+	}
+	return fi, nil
+}
+
+// sameFile fails when path is no longer the file that was checked: it was
+// swapped between the check and the move.
+func sameFile(path string, checked os.FileInfo) error {
+	fi, err := os.Lstat(path)
+	if err != nil || !os.SameFile(fi, checked) {
+		return &verify.DigestMismatchError{Path: path, Want: "the archive checked", Got: "another file, swapped in while it was imported"}
+	}
+	return nil
 }
