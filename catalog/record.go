@@ -87,6 +87,18 @@ type Archive struct {
 	// Encryption, when set, says the stored bytes (Size, BLAKE3) are the
 	// archive encrypted; the proof restored the plaintext it describes.
 	Encryption *Encryption `json:"encryption,omitempty"`
+	// Segments are the digests of the stored bytes' consecutive pieces,
+	// taken in the same pass as BLAKE3: a reader checks each piece before
+	// any byte of it is used. Nil for a directory-format archive and for
+	// records made before them (those are checked whole first).
+	Segments *Segments `json:"segments,omitempty"`
+}
+
+// Segments: the stored bytes cut into pieces of Size bytes (the last may be
+// shorter), and the BLAKE3 of each, 64 hex digits, in order.
+type Segments struct {
+	Size   int64    `json:"size"`
+	BLAKE3 []string `json:"blake3"`
 }
 
 // Encryption is how an archive is encrypted: never a secret.

@@ -74,7 +74,10 @@ func TestTOC(t *testing.T) {
 			t.Fatalf("exit %d source %q matches %v total %d\n%s", code, res.Source, res.MatchesCatalog, res.Total, errOut)
 		}
 	})
-	t.Run("live finds another archive in its place", func(t *testing.T) {
+	t.Run("live refuses another archive in its place", func(t *testing.T) {
+		// Storage is hostile: another archive renamed into place is not
+		// read (its TOC is not listed): its head does not hash to the
+		// record, and that is the answer.
 		code, out, errOut := w.backup(t, "--json", "--db", src.ConnString("tiny"), "--name", "tiny")
 		if code != 0 {
 			t.Fatalf("backup tiny exit %d\n%s", code, errOut)
@@ -87,20 +90,12 @@ func TestTOC(t *testing.T) {
 		if err := os.WriteFile(rec.Archive.Path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		code, res, errOut := tocJSON(t, "--live")
-		if code != 3 || res.MatchesCatalog == nil || *res.MatchesCatalog || !strings.Contains(errOut, "differ from those recorded") {
-			t.Fatalf("exit %d matches %v\n%s", code, res.MatchesCatalog, errOut)
-		}
-		var sawNotes, sawOrders bool
-		for _, d := range res.Differences {
-			sawNotes = sawNotes || strings.HasPrefix(d, "+ ") && strings.Contains(d, "TABLE public notes")
-			sawOrders = sawOrders || strings.HasPrefix(d, "- ") && strings.Contains(d, "TABLE shop orders")
-		}
-		if !sawNotes || !sawOrders {
-			t.Errorf("differences do not show +notes and -orders: %q", res.Differences)
+		code, out, errOut = run(t, "--catalog", w.catalog, "toc", rec.ID, "--live")
+		if code != 3 || !strings.Contains(errOut, "archive digest does not match") || strings.Contains(out+errOut, "notes") {
+			t.Fatalf("exit %d\n%s%s", code, out, errOut)
 		}
 		// The catalog's copy is untouched by what happened on disk.
-		code, res, _ = tocJSON(t)
+		code, res, _ := tocJSON(t)
 		if code != 0 || res.Total != rec.TOC.Entries {
 			t.Errorf("catalog entries after the swap: exit %d, %d entries", code, res.Total)
 		}

@@ -47,9 +47,7 @@ func (r *run) dump(ctx context.Context) error {
 		r.archive = filepath.Join(r.staging.Dir, r.base+r.ext())
 		args = append(args, "--format=custom")
 	}
-	if s := r.src.Conn.Sanitized(); s != "" {
-		args = append(args, "--dbname="+s)
-	}
+	args = append(args, "--dbname="+r.src.ChildConnInfo())
 	path := r.client.Path("pg_dump")
 	r.log("dump", r.red.String(commandLine(path, args)))
 
@@ -82,6 +80,9 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	// age; what age writes (the stored bytes) to the stored hasher and the
 	// file or upload. No plaintext reaches the disk or the store.
 	h := verify.NewHasher()
+	if r.seal == nil {
+		h = verify.NewSegmentedHasher() // h hashes the stored bytes
+	}
 	var f *os.File
 	var out []io.Writer // where the stored bytes go
 	if r.store != nil {
@@ -104,7 +105,7 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	stored := h
 	var enc io.WriteCloser
 	if r.seal != nil {
-		stored = verify.NewHasher()
+		stored = verify.NewSegmentedHasher()
 		var err error
 		if enc, err = r.seal.Encrypt(io.MultiWriter(append(out, stored)...)); err != nil {
 			return fmt.Errorf("start encrypting: %w", err)
@@ -205,6 +206,7 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	}
 	r.rec.Archive.Size = stored.Size()
 	r.rec.Archive.BLAKE3 = stored.Sum()
+	r.rec.Archive.Segments = &catalog.Segments{Size: verify.SegmentSize, BLAKE3: stored.Segments()}
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -43,7 +42,8 @@ type Source struct {
 	// Identity is what the server says the database is, whichever way
 	// it was reached.
 	Identity catalog.Identity
-	password string
+	password string // what pgx resolved: the string's, PGPASSWORD's or the password file's
+	child    string // ChildConnInfo
 }
 
 // Display is the source for messages: postgresql://user@host:port/db, no password.
@@ -58,25 +58,20 @@ func (s *Source) Display() string {
 	return fmt.Sprintf("postgresql://%s@%s:%d/%s", s.User, host, s.Port, s.Database)
 }
 
-// ChildEnv is the environment for pg_dump: the caller's, plus the password
-// (when the connection string held it) and English messages to parse.
+// ChildEnv is the environment for the child that connects to this
+// database (pg_dump, or pg_restore into a target): testenv.ToolEnv, no PG*
+// variable of the caller's, and the password pgattest resolved.
 func (s *Source) ChildEnv() []string {
-	env := make([]string, 0, len(os.Environ())+4)
-	for _, kv := range testenv.WithoutSecrets(os.Environ()) {
-		k, _, _ := strings.Cut(kv, "=")
-		if k == "LC_ALL" || k == "LC_MESSAGES" || k == "LANGUAGE" || (k == "PGPASSWORD" && s.password != "") {
-			continue
-		}
-		env = append(env, kv)
-	}
 	if s.password != "" {
-		env = append(env, "PGPASSWORD="+s.password)
+		return testenv.ToolEnv("PGPASSWORD=" + s.password)
 	}
-	if os.Getenv("PGAPPNAME") == "" && s.Conn.Get("application_name") == "" {
-		env = append(env, "PGAPPNAME=pgattest")
-	}
-	return append(env, "LC_MESSAGES=C", "LANGUAGE=C")
+	return testenv.ToolEnv()
 }
+
+// ChildConnInfo is the connection string that child connects with: every
+// setting pgattest resolved, pinned to the server that answered (see
+// childConnInfo); no password.
+func (s *Source) ChildConnInfo() string { return s.child }
 
 // ConnectError is a failure to reach or log in to the source.
 type ConnectError struct {
@@ -143,6 +138,10 @@ func Connect(ctx context.Context, connString string, allowPooled bool, red *Reda
 		return nil, &UsageError{Err: fmt.Errorf("%w: %s", ErrBadConnString, red.String(err.Error())), hint: connStringHint}
 	}
 	red.Add(cfg.Password)
+	settings, err := resolveSettings(ci)
+	if err != nil {
+		return nil, &UsageError{Err: fmt.Errorf("%w: %s", ErrBadConnString, red.String(err.Error())), hint: connStringHint}
+	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 15 * time.Second
 	}
@@ -156,16 +155,14 @@ func Connect(ctx context.Context, connString string, allowPooled bool, red *Reda
 			return nil, &PooledError{Host: cfg.Host, Direct: direct, Reason: "a Neon -pooler endpoint"}
 		}
 	}
-	src := &Source{Conn: ci, Host: cfg.Host, Port: int(cfg.Port), Database: cfg.Database, User: cfg.User}
-	if p, ok := ci.Password(); ok {
-		src.password = p
-	}
+	src := &Source{Conn: ci, Host: cfg.Host, Port: int(cfg.Port), Database: cfg.Database, User: cfg.User, password: cfg.Password}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, connectError(src, err, red)
 	}
 	defer conn.Close(context.Background())
 	src.Host, src.Port = connectedTo(cfg, conn)
+	src.child = childConnInfo(settings, src.Host, src.Port, conn.PgConn().Conn().RemoteAddr(), cfg.Database, cfg.User)
 	var version string
 	var num int
 	err = conn.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('server_version_num')::int,

@@ -105,7 +105,7 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 		}
 		rec := f.m.Record
 		row.Record = rec
-		row.Err = locate(ctx, r, rec, f.obj.Key, have, o.Rehash)
+		row.Err = placeFound(ctx, r, rec, f.obj.Key, have, o.Rehash)
 		if row.Err == nil {
 			var ev catalog.Event
 			if ev, row.Err = cat.Import(rec, f.m.TOCEntries, row.Manifest); row.Err == nil {
@@ -124,10 +124,10 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 	return res, nil
 }
 
-// locate points a manifest's record at its archive where the rebuild found
+// placeFound points a manifest's record at its archive where the rebuild found
 // it (beside the manifest), and checks the archive is there, of its size,
 // and with rehash its digest.
-func locate(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey string, have map[string]repo.Object, rehash bool) error {
+func placeFound(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey string, have map[string]repo.Object, rehash bool) error {
 	if rec.Archive.Format == verify.FormatDirectory {
 		// A folder repository's directory archive: one folder, hashed as one.
 		if s, ok := r.(*repo.S3); ok {
@@ -201,7 +201,7 @@ func locate(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey string, 
 }
 
 func readStoredManifest(ctx context.Context, r repo.Repo, key string) (*Manifest, error) {
-	body, err := r.Open(ctx, key)
+	body, err := r.Open(ctx, key, "")
 	if err != nil {
 		return nil, err
 	}

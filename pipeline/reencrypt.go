@@ -83,7 +83,7 @@ func Reencrypt(ctx context.Context, o ReencryptOptions) (*Result, error) {
 			u.Abort(context.WithoutCancel(ctx))
 		}
 	}()
-	stored := verify.NewHasher()
+	stored := verify.NewSegmentedHasher()
 	enc, err := rs.Encrypt(io.MultiWriter(u, stored))
 	if err != nil {
 		return nil, err
@@ -104,6 +104,7 @@ func Reencrypt(ctx context.Context, o ReencryptOptions) (*Result, error) {
 	rec.ReencryptedFrom = old.ID
 	rec.Proofs = plaintextProofs(old.Proofs)
 	rec.Archive.Size, rec.Archive.BLAKE3 = stored.Size(), stored.Sum()
+	rec.Archive.Segments = &catalog.Segments{Size: verify.SegmentSize, BLAKE3: stored.Segments()}
 	rec.Archive.Encryption = &catalog.Encryption{Scheme: seal.Scheme, Recipients: rs.Public, PlaintextBLAKE3: plain.Sum(), PlaintextSize: plain.Size()}
 	mkey := strings.TrimSuffix(key, ".dump"+seal.Ext) + ".manifest.json"
 	if s, ok := r.(*repo.S3); ok {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/pgattest/pgattest/catalog"
@@ -69,41 +68,35 @@ func Reprove(ctx context.Context, rec *catalog.Record, o ReproveOptions) (*catal
 	if rec.Archive.Encryption != nil && !o.HashOnly && o.Identities == nil {
 		return nil, &IdentityNeededError{ID: rec.ID, Recipients: rec.Archive.Encryption.Recipients}
 	}
-	if rec.Archive.Store != nil || (rec.Archive.Encryption != nil && !o.HashOnly) {
-		// In the bucket, or encrypted: hashed as it is read, streamed into
-		// the proof's restore (decrypted); one that needs a file (a
-		// directory-format archive, --jobs) is proven from a checked copy.
-		started := time.Now().UTC()
-		var rep *verify.Report
-		var err error
-		switch {
-		case o.HashOnly:
-			if _, err = HashStored(ctx, rec); err == nil {
-				rep = &verify.Report{Mode: mode, Passed: true, DigestChecked: true}
+	// Read back once and checked before use (verified.go): streamed into
+	// the proof's restore (decrypted); one that needs a file (a
+	// directory-format archive, --jobs) is proven from a private copy
+	// made while it was checked.
+	started := time.Now().UTC()
+	var rep *verify.Report
+	var err error
+	switch {
+	case o.HashOnly:
+		if _, err = HashStored(ctx, rec); err == nil {
+			rep = &verify.Report{Mode: mode, Passed: true, DigestChecked: true}
+		}
+	case vo.Jobs <= 1 && vo.Format == verify.FormatCustom:
+		rep, err = reproveStream(ctx, rec, vo, o.Identities)
+	default:
+		if vo.Archive, err = archiveFile(ctx, rec, vo.Scratch, o.Identities); err == nil {
+			vo.Digest = ""
+			if rep, err = verify.Prove(ctx, vo); err == nil {
+				rep.DigestChecked = true
 			}
-		case vo.Jobs <= 1 && vo.Format == verify.FormatCustom:
-			rep, err = reproveStream(ctx, rec, vo, o.Identities)
-		default:
-			if vo.Archive, err = archiveFile(ctx, rec, vo.Scratch, o.Identities); err == nil {
-				vo.Digest = ""
-				if rep, err = verify.Prove(ctx, vo); err == nil {
-					rep.DigestChecked = true
-				}
-			}
 		}
-		if verify.ProofFailed(err) { // the archive is not the recorded one
-			rep, err = &verify.Report{Mode: mode, Failure: err}, nil
-		}
-		if err != nil {
-			return nil, verify.Shortage(err, rec.Source.Size)
-		}
-		rep.StartedAt, rep.Duration = started, time.Since(started)
-		return ProofOf(rep, o.Redactor), nil
 	}
-	rep, err := verify.Prove(ctx, vo)
+	if verify.ProofFailed(err) { // the archive is not the recorded one
+		rep, err = &verify.Report{Mode: mode, Failure: err}, nil
+	}
 	if err != nil {
 		return nil, verify.Shortage(err, rec.Source.Size)
 	}
+	rep.StartedAt, rep.Duration = started, time.Since(started)
 	return ProofOf(rep, o.Redactor), nil
 }
 
@@ -285,8 +278,8 @@ func LiveTOC(ctx context.Context, rec *catalog.Record, pgBin []string, ids *seal
 		return nil, &PrunedError{Record: rec}
 	}
 	archive := rec.Archive.Path
-	if rec.Archive.Format != verify.FormatDirectory && (rec.Archive.Store != nil || rec.Archive.Encryption != nil) {
-		// Its head is enough: read (and decrypted) up to the end of the TOC.
+	if rec.Archive.Format != verify.FormatDirectory {
+		// Its head is enough: read (checked, decrypted) up to the end of the TOC.
 		st, err := openStream(ctx, rec, ids)
 		if err != nil {
 			return nil, err
@@ -302,17 +295,14 @@ func LiveTOC(ctx context.Context, rec *catalog.Record, pgBin []string, ids *seal
 		}
 		return Entries(toc), nil
 	}
-	if rec.Archive.Store != nil {
-		scratch, err := testenv.NewTempScratch("pgattest-toc-")
-		if err != nil {
-			return nil, err
-		}
-		defer scratch.Remove()
-		if archive, err = archiveFile(ctx, rec, scratch.Dir, ids); err != nil {
-			return nil, err
-		}
-	} else if _, err := os.Stat(archive); err != nil {
-		return nil, &verify.MissingError{Path: archive, Err: err}
+	// A folder: a private copy, checked as it is made.
+	scratch, err := testenv.NewTempScratch("pgattest-toc-")
+	if err != nil {
+		return nil, err
+	}
+	defer scratch.Remove()
+	if archive, err = archiveFile(ctx, rec, scratch.Dir, ids); err != nil {
+		return nil, err
 	}
 	tools, err := ChooseTools(recordedServer(rec), pgBin)
 	if err != nil {

@@ -191,14 +191,14 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 		return nil, err
 	}
 	defer scratch.Remove()
-	// The archive re-hashed first. One in an S3 bucket, or encrypted,
-	// streams into one pg_restore transaction (decrypted with the
-	// identity), hashed on the way, its end held back until every digest
-	// matches (nothing else may change the target first, so not with
-	// --create-roles); for --jobs or --create-roles it is downloaded (and
-	// decrypted) into a temporary file first, hashed. An encrypted file
-	// here is re-hashed before anything else: a changed ciphertext is
-	// refused before a connection is made.
+	// The archive is read back once and checked before any of it is used
+	// (verified.go). One restore in one job streams it into one pg_restore
+	// transaction (decrypted with the identity), a segment at a time, each
+	// checked before pg_restore sees it; for --jobs, --create-roles or the
+	// directory format it is copied into a private folder first, checked
+	// as it is copied. An encrypted file here is hashed whole before
+	// anything else: a changed ciphertext is refused before a connection
+	// is made.
 	var archive string
 	var stream *storedStream
 	a := rec.Archive
@@ -206,20 +206,20 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 	case a.Encryption != nil && o.Identities == nil:
 		return nil, &IdentityNeededError{ID: rec.ID, Recipients: a.Encryption.Recipients}
 	case a.Encryption != nil && a.Store == nil:
-		if _, err := verify.CheckDigest(a.Path, a.Format, a.BLAKE3); err != nil {
+		if _, err := HashStored(ctx, rec); err != nil {
 			return nil, err
 		}
 	}
 	switch {
-	case (a.Store != nil || a.Encryption != nil) && o.Jobs <= 1 && !o.CreateRoles && a.Format != verify.FormatDirectory:
+	case o.Jobs <= 1 && !o.CreateRoles && a.Format != verify.FormatDirectory:
 		if stream, err = openStream(ctx, rec, o.Identities); err != nil {
-			return nil, err
+			return nil, refusedBefore(err)
 		}
 		defer stream.Close()
 		archive = a.Path
 	default:
 		if archive, err = archiveFile(ctx, rec, scratch.Dir, o.Identities); err != nil {
-			return nil, err // DigestMismatchError or MissingError: evidence, exit 3
+			return nil, refusedBefore(err) // DigestMismatchError or MissingError: evidence, exit 3
 		}
 	}
 	target, err := Connect(ctx, o.Target, o.AllowPooled, o.Redactor)
@@ -248,7 +248,7 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 		return nil, err
 	}
 	plan := &RestorePlan{Record: rec, Target: target, Entries: toc.Entries, Total: len(toc.Entries)}
-	args := []string{"--verbose", "--exit-on-error", "--no-password", "--dbname=" + target.Conn.Sanitized()}
+	args := []string{"--verbose", "--exit-on-error", "--no-password", "--dbname=" + target.ChildConnInfo()}
 	exists, conn, err := targetHas(ctx, target, o.Redactor)
 	if err != nil {
 		return nil, err
@@ -429,10 +429,26 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 
 // RefusedRestoreError: a streamed archive did not hash to its record, and
 // pg_restore was stopped before its end: its one transaction rolled back.
-type RefusedRestoreError struct{ Err error }
+// Before: the archive was refused before pg_restore started.
+type RefusedRestoreError struct {
+	Err    error
+	Before bool
+}
 
 func (e *RefusedRestoreError) Error() string {
+	if e.Before {
+		return e.Err.Error() + "\n    nothing of it reached pg_restore: the target is unchanged"
+	}
 	return e.Err.Error() + "\n    pg_restore was stopped before the archive's end: its transaction rolled back, the target is unchanged"
+}
+
+// refusedBefore says of an archive refused before pg_restore ran that the
+// target is unchanged.
+func refusedBefore(err error) error {
+	if errors.Is(err, verify.ErrDigestMismatch) {
+		return &RefusedRestoreError{Err: err, Before: true}
+	}
+	return err
 }
 func (e *RefusedRestoreError) Unwrap() error { return e.Err }
 

@@ -44,24 +44,22 @@ func storeOf(rec *catalog.Record) (*repo.S3, error) {
 	return OpenS3(loc, st.Endpoint)
 }
 
-// archiveFile gives a file (or folder) holding a record's plain archive,
-// for what needs one to seek (pg_restore --jobs, -L lists): the archive
-// itself when it is a plain file here (its digest re-checked), else a copy
-// in dir, downloaded or decrypted (with ids) as it is hashed; a copy that
-// does not match the record is removed, and the mismatch returned.
+// archiveFile gives a private copy of a record's plain archive, for what
+// needs a file to seek (pg_restore --jobs, -L lists) or a folder (the
+// directory format): made in dir (0700, pgattest's own) while it is
+// checked, downloaded or decrypted (with ids), and returned only once it
+// is the record's; never the stored file itself, which its folder's
+// writers could swap between the check and the use. A copy that does not
+// match is removed, and the mismatch returned.
 func archiveFile(ctx context.Context, rec *catalog.Record, dir string, ids *seal.Identities) (string, error) {
 	a := rec.Archive
-	switch {
-	case a.Store == nil && a.Encryption == nil:
-		_, err := verify.CheckDigest(a.Path, a.Format, a.BLAKE3)
-		return a.Path, err
-	case a.Format == verify.FormatDirectory: // in a bucket (encryption takes one job)
-		s, err := storeOf(rec)
+	if a.Format == verify.FormatDirectory { // (encryption takes the custom format)
+		loc, err := locate(rec)
 		if err != nil {
 			return "", err
 		}
-		folder := filepath.Join(dir, path.Base(strings.TrimSuffix(a.Store.Key, "/")))
-		if _, err := hashFolder(ctx, s, rec, folder); err != nil {
+		folder := filepath.Join(dir, path.Base(strings.TrimSuffix(loc.key, "/")))
+		if _, err := hashFolder(ctx, loc, rec, folder); err != nil {
 			os.RemoveAll(folder)
 			return "", err
 		}
@@ -88,22 +86,19 @@ func archiveFile(ctx context.Context, rec *catalog.Record, dir string, ids *seal
 	return file, nil
 }
 
-// HashStored re-hashes a record's archive where it is kept and compares
-// it with the record: a *verify.DigestMismatchError, or a
-// *verify.MissingError when it is gone.
+// HashStored re-hashes a record's archive where it is kept (the version
+// the record names) and compares it with the record: a
+// *verify.DigestMismatchError, or a *verify.MissingError when it is gone.
 func HashStored(ctx context.Context, rec *catalog.Record) (verify.Digest, error) {
 	a := rec.Archive
-	if a.Store == nil {
-		return verify.CheckDigest(a.Path, a.Format, a.BLAKE3)
-	}
-	s, err := storeOf(rec)
+	loc, err := locate(rec)
 	if err != nil {
 		return verify.Digest{}, err
 	}
 	if a.Format == verify.FormatDirectory {
-		return hashFolder(ctx, s, rec, "")
+		return hashFolder(ctx, loc, rec, "")
 	}
-	body, err := openStored(ctx, s, rec)
+	body, err := loc.open(ctx)
 	if err != nil {
 		return verify.Digest{}, err
 	}
@@ -119,25 +114,22 @@ func HashStored(ctx context.Context, rec *catalog.Record) (verify.Digest, error)
 	return d, nil
 }
 
-// hashFolder hashes the objects of an S3-held directory-format archive as
-// DESIGN §3 says (verify.DirDigest) and compares the digest with the
-// record's; with a folder given, it writes them there too, 0600 in 0700.
-func hashFolder(ctx context.Context, s *repo.S3, rec *catalog.Record, folder string) (verify.Digest, error) {
-	prefix := rec.Archive.Store.Key
-	objs, err := s.List(ctx, prefix)
+// hashFolder hashes the files of a directory-format archive as DESIGN §3
+// says (verify.DirDigest) and compares the digest with the record's; with a
+// folder given, it writes them there too, 0600 in 0700, as they are
+// hashed: a copy to use once it matched.
+func hashFolder(ctx context.Context, loc location, rec *catalog.Record, folder string) (verify.Digest, error) {
+	objs, err := loc.files(ctx)
 	if err != nil {
 		return verify.Digest{}, err
-	}
-	if len(objs) == 0 {
-		return verify.Digest{}, &verify.MissingError{Path: rec.Archive.Path, Err: errors.New("no objects under it in the bucket")}
 	}
 	var files []verify.FileDigest
 	buf := make([]byte, 1<<20)
 	for _, o := range objs {
-		rel := strings.TrimPrefix(o.Key, prefix)
-		body, err := s.Open(ctx, o.Key)
+		rel := o.Key
+		body, err := loc.repo.Open(ctx, loc.key+rel, "")
 		if err != nil {
-			return verify.Digest{}, err
+			return verify.Digest{}, &verify.MissingError{Path: loc.display, Err: err}
 		}
 		h := verify.NewHasher()
 		w := io.Writer(h)
@@ -162,7 +154,7 @@ func hashFolder(ctx context.Context, s *repo.S3, rec *catalog.Record, folder str
 			}
 		}
 		if err != nil {
-			return verify.Digest{}, fmt.Errorf("read %s: %w", o.Key, err)
+			return verify.Digest{}, fmt.Errorf("read %s: %w", rel, err)
 		}
 		files = append(files, verify.FileDigest{Path: rel, Digest: verify.Digest{BLAKE3: h.Sum(), Size: h.Size()}})
 	}
@@ -171,16 +163,6 @@ func hashFolder(ctx context.Context, s *repo.S3, rec *catalog.Record, folder str
 		return d, &verify.DigestMismatchError{Path: rec.Archive.Path, Want: rec.Archive.BLAKE3, Got: d.BLAKE3}
 	}
 	return d, nil
-}
-
-// openStored streams a record's archive from its repository; a missing
-// object is a *verify.MissingError (evidence: exit 3), as a missing file is.
-func openStored(ctx context.Context, s *repo.S3, rec *catalog.Record) (io.ReadCloser, error) {
-	body, err := s.Open(ctx, rec.Archive.Store.Key)
-	if errors.Is(err, repo.ErrNotFound) {
-		return nil, &verify.MissingError{Path: rec.Archive.Path, Err: errors.New("no such object in the bucket")}
-	}
-	return body, err
 }
 
 // objectURL names an object of an S3 repository for display.
@@ -226,23 +208,17 @@ func removeStored(ctx context.Context, rec *catalog.Record) (note string, err er
 	return note, nil
 }
 
-// holdBack is how many of a streamed archive's last bytes a restore keeps
-// from pg_restore until the whole has hashed to the record: the archive's
-// end (its last data block and end marker) comes only after, so
-// pg_restore, in one transaction, cannot commit what does not match.
-const holdBack = 256 << 10
-
-// storedStream is a custom-format archive on its way to pg_restore when
-// it is not a plain file here (in a bucket, or encrypted): the stored
-// bytes hashed as they are read, decrypted when encrypted (the plaintext
-// hashed too), its head (up to the end of the table of contents) kept in
-// memory for pg_restore -l, its last holdBack bytes released only once
-// every digest matches. On a mismatch it calls mismatch (which stops
+// storedStream is a custom-format archive on its way to pg_restore (or
+// age, or a private copy): the stored bytes checked before use (see
+// verified.go) and hashed whole as they pass, decrypted when encrypted (the
+// plaintext hashed too), its head (up to the end of the table of contents)
+// kept in memory for pg_restore -l. A mismatch calls mismatch (which stops
 // pg_restore) before its Read returns the *verify.DigestMismatchError.
 type storedStream struct {
 	rec      *catalog.Record
-	body     io.ReadCloser  // the stored bytes
-	tee      io.Reader      // body, through stored
+	body     io.ReadCloser  // the stored bytes: a segment reader's source, or the checked private copy
+	seg      *segmentReader // nil: body is the checked copy
+	tee      io.Reader      // the checked stored bytes, through stored
 	stored   *verify.Hasher // of the stored bytes
 	src      io.Reader      // the archive: tee, or tee decrypted
 	plain    *verify.Hasher // of the decrypted bytes (nil: not encrypted)
@@ -254,41 +230,48 @@ type storedStream struct {
 	mismatch func()
 }
 
-// openStream opens a record's archive where it is kept (its bucket, or
-// the file here), decrypting it with ids when it is encrypted, and reads
-// its head.
+// openStream opens a record's archive where it is kept (locate: its
+// bucket, at the recorded version, or the file here), once, checking what
+// it reads (segments, or a private copy checked whole), decrypting it with
+// ids when it is encrypted, and reads its head.
 func openStream(ctx context.Context, rec *catalog.Record, ids *seal.Identities) (*storedStream, error) {
 	a := rec.Archive
 	if a.Encryption != nil && ids == nil {
 		return nil, &IdentityNeededError{ID: rec.ID, Recipients: a.Encryption.Recipients}
 	}
-	var body io.ReadCloser
-	if a.Store != nil {
-		s, err := storeOf(rec)
-		if err != nil {
-			return nil, err
-		}
-		if body, err = openStored(ctx, s, rec); err != nil {
-			return nil, err
-		}
-	} else {
-		f, err := os.Open(a.Path)
-		if err != nil {
-			return nil, &verify.MissingError{Path: a.Path, Err: err}
-		}
-		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-			f.Close()
-			return nil, &verify.MissingError{Path: a.Path, Err: errors.New("not a regular file")}
-		}
-		body = f
+	loc, err := locate(rec)
+	if err != nil {
+		return nil, err
+	}
+	body, err := loc.open(ctx)
+	if err != nil {
+		return nil, err
 	}
 	st := &storedStream{rec: rec, body: body, stored: verify.NewHasher(), chunk: make([]byte, 1<<20), mismatch: func() {}}
-	st.tee = io.TeeReader(body, st.stored)
+	var checked io.Reader
+	if a.Segments != nil {
+		if st.seg, err = newSegmentReader(body, a); err != nil {
+			body.Close()
+			return nil, err
+		}
+		checked = st.seg
+	} else {
+		f, err := spoolChecked(body, a)
+		body.Close()
+		if err != nil {
+			return nil, err
+		}
+		st.body, checked = f, f
+	}
+	st.tee = io.TeeReader(checked, st.stored)
 	st.src = st.tee
 	if a.Encryption != nil {
 		plain, err := ids.Decrypt(st.tee)
 		if err != nil {
-			body.Close()
+			st.body.Close()
+			if st.seg != nil && st.seg.err != nil && st.seg.err != io.EOF {
+				return nil, st.seg.err
+			}
 			return nil, err
 		}
 		st.src, st.plain = plain, verify.NewHasher()
@@ -304,7 +287,7 @@ func openStream(ctx context.Context, rec *catalog.Record, ids *seal.Identities) 
 		}
 		if err != nil {
 			st.failed(err)
-			body.Close()
+			st.body.Close()
 			return nil, st.err
 		}
 	}
@@ -323,6 +306,12 @@ func (s *storedStream) took(b []byte) {
 // that fails (a changed ciphertext) has the rest of the stored bytes
 // hashed: a mismatch with the record is then the error.
 func (s *storedStream) failed(err error) {
+	var mismatch *verify.DigestMismatchError
+	if errors.As(err, &mismatch) || (s.seg != nil && errors.As(s.seg.err, &mismatch)) {
+		s.mismatch()
+		s.err = mismatch
+		return
+	}
 	if s.plain != nil {
 		if _, rerr := io.Copy(io.Discard, s.tee); rerr == nil && s.stored.Sum() != s.rec.Archive.BLAKE3 {
 			s.mismatch()
@@ -338,7 +327,7 @@ func (s *storedStream) failed(err error) {
 // ended checks the digests once the archive has been read to its end.
 func (s *storedStream) ended() {
 	if _, err := io.Copy(io.Discard, s.tee); err != nil { // age stops at its last chunk
-		s.err = fmt.Errorf("read %s: %w", s.rec.Archive.Path, err)
+		s.failed(err)
 		return
 	}
 	a := s.rec.Archive
@@ -365,8 +354,8 @@ func (s *storedStream) Read(p []byte) (int, error) {
 			n := copy(p, s.buf)
 			s.buf = s.buf[n:]
 			return n, nil
-		case len(s.buf) > holdBack:
-			n := copy(p, s.buf[:len(s.buf)-holdBack])
+		case len(s.buf) > 0: // checked bytes (verified.go)
+			n := copy(p, s.buf)
 			s.buf = s.buf[n:]
 			return n, nil
 		}

@@ -13,30 +13,41 @@ import (
 	"github.com/pgattest/pgattest/verify"
 )
 
-// TestStoredStreamHoldsBackTheEnd: a restore streamed from the bucket
-// gives pg_restore nothing of the archive's last holdBack bytes before the
-// whole object has hashed to the record, however long the end takes to
-// come; a mismatch stops the stream (mismatch called, then the error) and
-// the end is never given; a match gives every byte.
-func TestStoredStreamHoldsBackTheEnd(t *testing.T) {
-	archive := make([]byte, 3<<20+12345)
+// TestSegmentsCheckedBeforeUse: a stream read back from storage gives on
+// no byte of a segment before the whole segment has hashed to the record,
+// however long the rest takes to come; a segment changed, a stream cut
+// short or one longer than recorded stops it with a mismatch, after only
+// the recorded bytes before that segment were given; a matching stream
+// gives every byte.
+func TestSegmentsCheckedBeforeUse(t *testing.T) {
+	archive := make([]byte, 3*verify.SegmentSize+12345)
 	rand.Read(archive)
-	h := verify.NewHasher()
-	h.Write(archive)
-	good := h.Sum()
+	h := verify.NewSegmentedHasher()
+	h.Write(archive[:100])
+	h.Write(archive[100:])
+	a := catalog.Archive{Path: "s3://b/k", Size: int64(len(archive)), BLAKE3: h.Sum(),
+		Segments: &catalog.Segments{Size: verify.SegmentSize, BLAKE3: h.Segments()}}
+	if len(a.Segments.BLAKE3) != 4 {
+		t.Fatalf("%d segment digests for 3 segments and a bit, want 4", len(a.Segments.BLAKE3))
+	}
+	changed := bytes.Clone(archive)
+	changed[2*verify.SegmentSize+7] ^= 1
 	for _, c := range []struct {
-		name  string
-		want  string
-		match bool
-	}{{"matching", good, true}, {"changed", "00" + good[2:], false}} {
+		name   string
+		stored []byte
+		given  int // bytes given before the mismatch; -1: all, no error
+	}{
+		{"matching", archive, -1},
+		{"changed in the third segment", changed, 2 * verify.SegmentSize},
+		{"cut short", archive[:len(archive)-1], 3 * verify.SegmentSize},
+		{"longer", append(bytes.Clone(archive), 'x'), len(archive)},
+	} {
 		t.Run(c.name, func(t *testing.T) {
 			pr, pw := io.Pipe()
-			rec := &catalog.Record{Archive: catalog.Archive{Path: "s3://b/k", BLAKE3: c.want}}
-			mismatched := make(chan struct{})
-			s := &storedStream{rec: rec, body: pr, stored: verify.NewHasher(), chunk: make([]byte, 64<<10),
-				mismatch: func() { close(mismatched) }}
-			s.tee = io.TeeReader(pr, s.stored)
-			s.src = s.tee
+			r, err := newSegmentReader(pr, a)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var given atomic.Int64
 			var out bytes.Buffer
 			var readErr error
@@ -45,7 +56,7 @@ func TestStoredStreamHoldsBackTheEnd(t *testing.T) {
 				defer close(done)
 				buf := make([]byte, 100_000)
 				for {
-					n, err := s.Read(buf)
+					n, err := r.Read(buf)
 					out.Write(buf[:n])
 					given.Add(int64(n))
 					if err != nil {
@@ -56,14 +67,18 @@ func TestStoredStreamHoldsBackTheEnd(t *testing.T) {
 					}
 				}
 			}()
-			pw.Write(archive) // every byte, but not the end
-			time.Sleep(200 * time.Millisecond)
-			if n := given.Load(); n >= int64(len(archive)) || n > int64(len(archive)-holdBack) {
-				t.Errorf("before the end came, %d of %d bytes were given: the last %d must wait for the digest", n, len(archive), holdBack)
+			pw.Write(c.stored[:verify.SegmentSize+5]) // one segment and a bit of the next
+			time.Sleep(100 * time.Millisecond)
+			if n := given.Load(); n > verify.SegmentSize {
+				t.Errorf("gave %d bytes with %d written: a segment not yet whole was given", n, verify.SegmentSize+5)
 			}
-			pw.Close()
+			go func() { // the reader stops at a mismatch: the rest is never read
+				pw.Write(c.stored[verify.SegmentSize+5:])
+				pw.Close()
+			}()
 			<-done
-			if c.match {
+			pr.Close()
+			if c.given < 0 {
 				if readErr != nil || !bytes.Equal(out.Bytes(), archive) {
 					t.Fatalf("a matching archive: %v, %d of %d bytes", readErr, out.Len(), len(archive))
 				}
@@ -71,16 +86,17 @@ func TestStoredStreamHoldsBackTheEnd(t *testing.T) {
 			}
 			var mm *verify.DigestMismatchError
 			if !errors.As(readErr, &mm) {
-				t.Fatalf("a changed archive: error %v, want a digest mismatch", readErr)
+				t.Fatalf("error %v, want a digest mismatch", readErr)
 			}
-			select {
-			case <-mismatched:
-			default:
-				t.Error("mismatch was not called")
-			}
-			if out.Len() > len(archive)-holdBack {
-				t.Errorf("gave %d of %d bytes: the last %d should never have been given", out.Len(), len(archive), holdBack)
+			if out.Len() != c.given || !bytes.Equal(out.Bytes(), archive[:out.Len()]) {
+				t.Errorf("gave %d bytes before the mismatch, want the %d recorded bytes before the bad segment", out.Len(), c.given)
 			}
 		})
+	}
+	// A record whose digests do not cover its size is refused.
+	bad := a
+	bad.Segments = &catalog.Segments{Size: verify.SegmentSize, BLAKE3: a.Segments.BLAKE3[:3]}
+	if _, err := newSegmentReader(bytes.NewReader(archive), bad); err == nil {
+		t.Error("a record with too few segment digests was accepted")
 	}
 }

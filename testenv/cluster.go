@@ -42,6 +42,10 @@ type Options struct {
 
 	// TCP also listens on 127.0.0.1 (and ::1) on a free port (PgBouncer tests need one).
 	TCP bool
+	// Port, without TCP, is the number the Unix socket is named by
+	// (default 5432): tests that need a socket and a TCP server on one
+	// port number.
+	Port int
 	// TLS also accepts SSL connections on TCP (implies TCP), with a fresh
 	// self-signed certificate: for sslmode=require.
 	TLS bool
@@ -216,6 +220,9 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		return c, err
 	}
 	c.Port = 5432
+	if o.Port != 0 {
+		c.Port = o.Port
+	}
 	if o.TLS {
 		o.TCP, c.TCP, c.TLS = true, true, true
 		if err := c.writeTLS(as); err != nil {

@@ -47,7 +47,7 @@ func probeSandbox(probe string, args []string) Sandbox {
 		s.user = true
 	}
 	cmd := exec.Command(probe, args...)
-	cmd.Env = WithoutSecrets(os.Environ())
+	cmd.Env = ToolEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	s.Apply(cmd.SysProcAttr)
 	if err := cmd.Run(); err != nil {

@@ -236,7 +236,7 @@ func ToolVersion(path string) (Version, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, "--version")
-	cmd.Env = WithoutSecrets(os.Environ())
+	cmd.Env = ToolEnv()
 	out, err := cmd.Output()
 	if err != nil {
 		return Version{}, fmt.Errorf("run %s --version: %w", path, err)

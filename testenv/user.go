@@ -9,7 +9,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 )
@@ -89,7 +88,7 @@ func createSystemUser(name string) error {
 	for _, argv := range tries {
 		var out bytes.Buffer
 		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Env = WithoutSecrets(os.Environ())
+		cmd.Env = ToolEnv()
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if last = cmd.Run(); last == nil {
 			return nil
@@ -210,18 +209,24 @@ func clusterParent(parent string, as *runAs) (string, error) {
 	return "", fmt.Errorf("the throwaway server runs as %q, which cannot reach %s (nor /tmp): set TMPDIR to a folder it can enter", as.name, parent)
 }
 
-// secretVars are the variables that hold a secret pgattest reads itself
-// and no program it runs needs: the object store's credentials.
-var secretVars = map[string]bool{"AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true, "AWS_SECURITY_TOKEN": true}
+// toolVars are the caller's variables a child of pgattest may see: where
+// programs and libraries are, whose home it is (libpq's ~/.postgresql
+// certificates), the temp folder, the time zone and Kerberos' ticket cache.
+// Nothing else passes: no PG* variable (a child connects to what pgattest
+// resolved and checked, given whole on its command line), no DATABASE_URL,
+// no credential of the object store, no variable of pgattest's own.
+var toolVars = []string{"PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "TZ", "LD_LIBRARY_PATH", "KRB5CCNAME", "KRB5_CONFIG"}
 
-// WithoutSecrets drops from env the variables only pgattest itself reads
-// secrets from, so no child (pg_dump, pg_restore, a server) holds them.
-func WithoutSecrets(env []string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if k, _, _ := strings.Cut(kv, "="); !secretVars[k] {
-			out = append(out, kv)
+// ToolEnv is the environment for a program pgattest runs: toolVars from
+// the caller's, messages in English (they are parsed), then extra (a
+// password for the one child that connects with it).
+func ToolEnv(extra ...string) []string {
+	var env []string
+	for _, k := range toolVars {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
 		}
 	}
-	return out
+	env = append(env, "LC_ALL=C", "LANG=C", "LANGUAGE=C")
+	return append(env, extra...)
 }

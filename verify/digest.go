@@ -29,16 +29,63 @@ const (
 type Hasher struct {
 	h *blake3.Hasher
 	n int64
+	// With segments: the hash of the current segment and the digests of
+	// those before it.
+	seg     *blake3.Hasher
+	segSize int64
+	segs    []string
 }
+
+// SegmentSize is how many stored bytes one segment digest covers: what a
+// reader holds in memory to check before it passes any of them on.
+const SegmentSize = 4 << 20
 
 // NewHasher returns an empty Hasher.
 func NewHasher() *Hasher { return &Hasher{h: blake3.New()} }
 
+// NewSegmentedHasher returns an empty Hasher that also takes the digest of
+// every SegmentSize bytes (Segments).
+func NewSegmentedHasher() *Hasher {
+	return &Hasher{h: blake3.New(), seg: blake3.New(), segSize: SegmentSize}
+}
+
 // Write adds p to the hash.
 func (h *Hasher) Write(p []byte) (int, error) {
 	h.h.Write(p)
-	h.n += int64(len(p))
+	for rest := p; h.seg != nil && len(rest) > 0; {
+		room := h.segSize - h.n%h.segSize
+		take := rest[:min(int64(len(rest)), room)]
+		h.seg.Write(take)
+		h.n += int64(len(take))
+		rest = rest[len(take):]
+		if h.n%h.segSize == 0 {
+			h.segs = append(h.segs, hex.EncodeToString(h.seg.Sum(nil)))
+			h.seg.Reset()
+		}
+	}
+	if h.seg == nil {
+		h.n += int64(len(p))
+	}
 	return len(p), nil
+}
+
+// Segments returns the digests of the segments hashed so far, the last
+// (shorter) one included; nil for a Hasher without segments.
+func (h *Hasher) Segments() []string {
+	if h.seg == nil {
+		return nil
+	}
+	out := slices.Clone(h.segs)
+	if h.n%h.segSize != 0 || h.n == 0 {
+		out = append(out, hex.EncodeToString(h.seg.Sum(nil)))
+	}
+	return out
+}
+
+// SegmentDigest is the digest of one segment, as Segments gives it.
+func SegmentDigest(b []byte) string {
+	sum := blake3.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Size is the number of bytes hashed so far.
@@ -74,6 +121,9 @@ func HashArchive(path, format string) (Digest, error) {
 		return hashFile(path)
 	}
 }
+
+// Describe says what a file is, for errors: "a folder", "a symbolic link", …
+func Describe(fi fs.FileInfo) string { return describe(fi) }
 
 func describe(fi fs.FileInfo) string {
 	switch {

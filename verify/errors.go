@@ -29,9 +29,17 @@ var (
 type DigestMismatchError struct {
 	Path      string
 	Want, Got string
+	// Segment, when set, is the first piece (1-based, of Segments) that
+	// did not hash to the record, at Offset: read back from storage, it
+	// was not used.
+	Segment, Segments int
+	Offset            int64
 }
 
 func (e *DigestMismatchError) Error() string {
+	if e.Segment > 0 {
+		return fmt.Sprintf("archive digest does not match: %s\n    segment %d of %d (from byte %d) is not the recorded one: %s\n    none of it was used", e.Path, e.Segment, e.Segments, e.Offset, e.Got)
+	}
 	return fmt.Sprintf("archive digest does not match: %s\n    recorded BLAKE3 %s\n    file now       %s", e.Path, e.Want, e.Got)
 }
 func (e *DigestMismatchError) Is(t error) bool   { return t == ErrDigestMismatch }

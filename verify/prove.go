@@ -518,20 +518,11 @@ func StreamLines(r io.Reader, fn func(string)) {
 	io.Copy(io.Discard, r)
 }
 
-// toolEnv is the environment for pg_restore in a proof: no PG* variable of
-// the user's (the target is given whole with -d), messages in English so
-// they can be read.
-func toolEnv() []string {
-	var env []string
-	for _, kv := range testenv.WithoutSecrets(os.Environ()) {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "PG") || strings.HasPrefix(k, "LC_") || k == "LANG" || k == "LANGUAGE" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "LC_ALL=C", "LANG=C")
-}
+// toolEnv is the environment for pg_restore in a proof, and pg_restore -l:
+// testenv.ToolEnv, with no PG* variable or secret of the caller's (the
+// target is given whole with -d; nothing that reads the archive holds a
+// password).
+func toolEnv() []string { return testenv.ToolEnv() }
 
 // countRows counts the rows of every table and materialized view in the
 // database, a few at a time; the extensions' tables only when they are in

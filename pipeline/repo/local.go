@@ -139,16 +139,28 @@ func (u *localUpload) Abort(ctx context.Context) error {
 }
 
 // Open opens the file at key (a regular file: no link is followed).
-func (l *Local) Open(ctx context.Context, key string) (_ io.ReadCloser, err error) {
+// A folder keeps no versions: version is ignored. Only a regular file is
+// opened (no symbolic link, no FIFO that would block the reader).
+func (l *Local) Open(ctx context.Context, key, version string) (_ io.ReadCloser, err error) {
 	p, err := l.path(key)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
 	}
-	return f, err
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err == nil {
+			err = fmt.Errorf("%s is not a regular file (%s)", key, fi.Mode().Type())
+		}
+		return nil, err
+	}
+	return f, nil
 }
 
 // Stat describes the file at key.

@@ -36,8 +36,10 @@ type Repo interface {
 	// Create begins the object at key, written as a stream; it is not
 	// visible under key before Commit.
 	Create(ctx context.Context, key string, o CreateOptions) (Upload, error)
-	// Open streams the object at key.
-	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// Open streams the object at key: the version named (where the store
+	// keeps versions; "" is the current one), never another. A delete
+	// marker or a newer version over it hides nothing.
+	Open(ctx context.Context, key, version string) (io.ReadCloser, error)
 	// Stat describes the object at key (ErrNotFound when there is none).
 	Stat(ctx context.Context, key string) (Object, error)
 	// Delete removes the object at key: a *LockedError while it is under

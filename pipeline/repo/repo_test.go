@@ -95,7 +95,7 @@ func TestRepoSuite(t *testing.T) {
 			if obj.Size != int64(len(data)) {
 				t.Errorf("committed %d bytes, wrote %d", obj.Size, len(data))
 			}
-			rc, err := r.Open(ctx, "shop/shop-1.dump")
+			rc, err := r.Open(ctx, "shop/shop-1.dump", "")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -563,16 +563,16 @@ func (u *s3Upload) release() {
 }
 
 // Open streams the object.
-func (s *S3) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+func (s *S3) Open(ctx context.Context, key, version string) (io.ReadCloser, error) {
 	obj, err := s.object(key)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.Stat(ctx, key); err != nil {
+	if _, err := s.statVersion(ctx, key, version); err != nil {
 		return nil, err
 	}
 	gctx, g := newStallGuard(ctx, s.cfg.Timeout, "read "+obj)
-	r, err := s.client.GetObject(gctx, s.loc.Bucket, obj, minio.GetObjectOptions{})
+	r, err := s.client.GetObject(gctx, s.loc.Bucket, obj, minio.GetObjectOptions{VersionID: version})
 	if err != nil {
 		g.stop()
 		return nil, s3Error(err, "read "+obj)
@@ -582,13 +582,18 @@ func (s *S3) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 
 // Stat describes the object, with its retention.
 func (s *S3) Stat(ctx context.Context, key string) (Object, error) {
+	return s.statVersion(ctx, key, "")
+}
+
+// statVersion is Stat of one version ("": the current one).
+func (s *S3) statVersion(ctx context.Context, key, version string) (Object, error) {
 	obj, err := s.object(key)
 	if err != nil {
 		return Object{}, err
 	}
-	info, err := s.client.StatObject(ctx, s.loc.Bucket, obj, minio.StatObjectOptions{})
+	info, err := s.client.StatObject(ctx, s.loc.Bucket, obj, minio.StatObjectOptions{VersionID: version})
 	if err != nil {
-		if minio.ToErrorResponse(err).Code == "NoSuchKey" || minio.ToErrorResponse(err).StatusCode == http.StatusNotFound {
+		if code := minio.ToErrorResponse(err).Code; code == "NoSuchKey" || code == "NoSuchVersion" || minio.ToErrorResponse(err).StatusCode == http.StatusNotFound {
 			return Object{}, fmt.Errorf("%w: %s", ErrNotFound, key)
 		}
 		return Object{}, s3Error(err, "look at "+obj)

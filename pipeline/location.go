@@ -1,0 +1,79 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline/repo"
+	"github.com/pgattest/pgattest/verify"
+)
+
+// location is where a record's archive lives, as one repository and key:
+// a folder on this machine or a bucket, read the same way (repo.Repo).
+// locate is the one reader of a record's location fields for reading an
+// archive back.
+type location struct {
+	repo    repo.Repo
+	key     string // the archive's; a directory-format archive's ends in "/"
+	version string // the stored version the record names ("" where the store keeps none)
+	display string // the archive as the record shows it
+}
+
+// locate maps a record to its location.
+func locate(rec *catalog.Record) (location, error) {
+	a := rec.Archive
+	if a.Store != nil {
+		s, err := storeOf(rec)
+		if err != nil {
+			return location{}, err
+		}
+		return location{repo: s, key: a.Store.Key, version: a.Store.VersionID, display: a.Path}, nil
+	}
+	if !filepath.IsAbs(a.Path) {
+		return location{}, fmt.Errorf("the record of %s names no absolute archive path (%q)", rec.ID, a.Path)
+	}
+	key := filepath.Base(a.Path)
+	if a.Format == verify.FormatDirectory {
+		key += "/"
+	}
+	return location{repo: &repo.Local{Root: filepath.Dir(a.Path)}, key: key, display: a.Path}, nil
+}
+
+// open streams the archive's stored bytes (a custom-format file), the
+// version the record names: a *verify.MissingError when it is gone.
+func (l location) open(ctx context.Context) (io.ReadCloser, error) {
+	if local, ok := l.repo.(*repo.Local); ok { // say what is there instead
+		if fi, err := os.Lstat(filepath.Join(local.Root, l.key)); err == nil && !fi.Mode().IsRegular() {
+			return nil, &verify.NotArchiveError{Path: l.display, Want: "a custom-format file", Found: verify.Describe(fi)}
+		}
+	}
+	body, err := l.repo.Open(ctx, l.key, l.version)
+	if errors.Is(err, repo.ErrNotFound) {
+		return nil, &verify.MissingError{Path: l.display, Err: errors.New("no such file or object")}
+	}
+	if err != nil {
+		return nil, &verify.MissingError{Path: l.display, Err: err}
+	}
+	return body, nil
+}
+
+// files lists a directory-format archive's files, as keys below it.
+func (l location) files(ctx context.Context) ([]repo.Object, error) {
+	objs, err := l.repo.List(ctx, l.key)
+	if err != nil {
+		return nil, err
+	}
+	if len(objs) == 0 {
+		return nil, &verify.MissingError{Path: l.display, Err: errors.New("no files under it")}
+	}
+	for i := range objs {
+		objs[i].Key = strings.TrimPrefix(objs[i].Key, l.key)
+	}
+	return objs, nil
+}
