@@ -81,6 +81,21 @@ func TestRestoreLandsWhereChecked(t *testing.T) {
 			}
 		})
 	}
+	// A backup dumps the server it checked, too: with PGHOSTADDR naming the
+	// other server's address, pg_dump still reads the target's copy.
+	t.Run("backup", func(t *testing.T) {
+		for k, v := range toDst {
+			t.Setenv(k, v)
+		}
+		rec := w.mustBackup(t, "--db", "dbname=copy user="+dst.Superuser, "--name", "copy", "--verify", "none")
+		if rec.Source.Database != "copy" {
+			t.Errorf("recorded source database %q, want copy", rec.Source.Database)
+		}
+		code, out, errOut := run(t, "--catalog", w.catalog, "toc", rec.ID, "--live")
+		if code != 0 || strings.Contains(out, "after_backup") || !strings.Contains(out, "orders") {
+			t.Errorf("the archive is not the checked server's copy: exit %d\n%s%s", code, out, errOut)
+		}
+	})
 	// The source was reached by nothing: its newest table is still there.
 	if n := query1(t, src, "shop", `SELECT count(*)::text FROM pg_class WHERE relname = 'after_backup'`); n != "1" {
 		t.Fatalf("the source lost the table written after the backup")
