@@ -24,6 +24,7 @@ const (
 	KindProofFailed = "proof-failed" // a later proof failed
 	KindRestored    = "restored"     // a backup was restored somewhere
 	KindPruned      = "pruned"       // retention deleted the archive
+	KindMissing     = "missing"      // prune found the archive gone
 )
 
 // Event is one link of the audit chain. Hash = BLAKE3(prev ‖ canonical

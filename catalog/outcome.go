@@ -11,7 +11,9 @@ package catalog
 // failed proof of any kind makes the backup "failed". A proof that could
 // not run (no server binaries, a cluster that did not start) says nothing
 // about the archive: the status stays as it was ("unverified" for a new
-// backup). A pruned backup stays pruned whatever a later proof finds.
+// backup). A pruned backup stays pruned whatever a later proof finds; a
+// missing one (prune found its archive gone) takes the status its proofs
+// give once a proof reads the archive again.
 
 // ProofError is the status of a proof that could not run: it is recorded
 // (at backup) but is no verdict on the archive.
@@ -51,7 +53,16 @@ func Outcome(prior string, p *Proof) (status, kind string) {
 // event kind to record ("" when nothing is to be recorded). A new record
 // (Status "") takes its first proof, or none when p is nil.
 func (r *Record) Apply(p *Proof) string {
-	status, kind := Outcome(r.Status, p)
+	prior := r.Status
+	if prior == StatusMissing && p != nil && p.Status == ProofPassed {
+		// The archive is back (a proof read it): the status its proofs
+		// give, as if it had never gone.
+		prior = StatusUnverified
+		if ProvenByProofs(r.Proofs) {
+			prior = StatusVerified
+		}
+	}
+	status, kind := Outcome(prior, p)
 	if kind == "" {
 		return ""
 	}

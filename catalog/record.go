@@ -14,6 +14,10 @@ const (
 	StatusFailed     = "failed"     // the last proof failed
 	StatusUnverified = "unverified" // never proven (--verify none)
 	StatusPruned     = "pruned"     // archive deleted by retention; the record stays
+	// StatusMissing: prune asked the store and the archive was not there
+	// whole (gone, or another size): it fills no retention slot and is
+	// never restored, until a proof finds it again.
+	StatusMissing = "missing"
 )
 
 // Record is everything pgattest knows about one backup. Its JSON form is the

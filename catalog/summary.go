@@ -20,8 +20,8 @@ import (
 // catalogs before, did not, and such records are decoded for an audit.
 const summaryVersion = 2
 
-var statusCodes = map[string]byte{StatusVerified: 1, StatusFailed: 2, StatusUnverified: 3, StatusPruned: 4}
-var statusNames = map[byte]string{1: StatusVerified, 2: StatusFailed, 3: StatusUnverified, 4: StatusPruned}
+var statusCodes = map[string]byte{StatusVerified: 1, StatusFailed: 2, StatusUnverified: 3, StatusPruned: 4, StatusMissing: 5}
+var statusNames = map[byte]string{1: StatusVerified, 2: StatusFailed, 3: StatusUnverified, 4: StatusPruned, 5: StatusMissing}
 
 // summarize returns the summary of r, or nil when r cannot be summarized
 // (an unknown status, a digest that is not 64 hex digits): its record is

@@ -23,7 +23,7 @@ Exit codes: 0 listed (also when nothing matches); 1 the catalog cannot be
 read; 2 bad flags.`,
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "name", Usage: "only backups filed under this name"},
-			&ucli.StringFlag{Name: "status", Usage: "only this status: verified, failed, unverified or pruned"},
+			&ucli.StringFlag{Name: "status", Usage: "only this status: verified, failed, unverified, pruned or missing (prune found the archive gone)"},
 			&ucli.StringFlag{Name: "since", Usage: "only backups started at or after this time (RFC 3339 or date)"},
 			&ucli.StringFlag{Name: "until", Usage: "only backups started at or before this time (a date means its end)"},
 			&ucli.IntFlag{Name: "limit", Usage: "at most this many (0: all)", Value: 50},
@@ -34,9 +34,9 @@ read; 2 bad flags.`,
 			}
 			q := catalog.Query{Name: c.String("name"), Status: c.String("status"), Limit: c.Int("limit")}
 			switch q.Status {
-			case "", catalog.StatusVerified, catalog.StatusFailed, catalog.StatusUnverified, catalog.StatusPruned:
+			case "", catalog.StatusVerified, catalog.StatusFailed, catalog.StatusUnverified, catalog.StatusPruned, catalog.StatusMissing:
 			default:
-				return usageErrorf("use verified, failed, unverified or pruned", "--status %q is not a status", q.Status)
+				return usageErrorf("use verified, failed, unverified, pruned or missing", "--status %q is not a status", q.Status)
 			}
 			var err error
 			if s := c.String("since"); s != "" {

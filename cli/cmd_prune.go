@@ -93,7 +93,10 @@ type pruneJSON struct {
 	// Locked: to remove, but under Object Lock retention until then;
 	// kept, and removed by a run after that date.
 	Locked map[string]time.Time `json:"locked,omitempty"`
-	Head   string               `json:"head,omitempty"`
+	// Missing: backups whose archive was not there whole; they fill no
+	// slot, are marked missing, and nothing of them is deleted.
+	Missing []pruneRow `json:"missing,omitempty"`
+	Head    string     `json:"head,omitempty"`
 }
 
 type pruneRow struct {
@@ -127,7 +130,14 @@ func runPrune(e *env, o pipeline.PruneOptions) error {
 		out.Kept = append(out.Kept, rowOf(k.Record, k.Reasons))
 	}
 	for _, r := range res.Removed {
-		out.Removed = append(out.Removed, rowOf(r, nil))
+		var why []string
+		if c := res.Superseded[r.ID]; c != "" {
+			why = []string{"superseded by its re-encrypted copy " + c}
+		}
+		out.Removed = append(out.Removed, rowOf(r, why))
+	}
+	for _, m := range res.Missing {
+		out.Missing = append(out.Missing, rowOf(m.Record, []string{m.Why}))
 	}
 	if len(res.Locked) > 0 {
 		out.Locked = res.Locked
@@ -175,7 +185,10 @@ func printPrune(e *env, out pruneJSON) {
 		fmt.Fprintf(tw, "keep\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.StartedAt.UTC().Format("2006-01-02 15:04:05"), r.Status, formatBytes(r.Size), strings.Join(r.Reasons, ", "))
 	}
 	for _, r := range out.Removed {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", verb, r.ID, r.Name, r.StartedAt.UTC().Format("2006-01-02 15:04:05"), r.Status, formatBytes(r.Size))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", verb, r.ID, r.Name, r.StartedAt.UTC().Format("2006-01-02 15:04:05"), r.Status, formatBytes(r.Size), strings.Join(r.Reasons, ", "))
+	}
+	for _, r := range out.Missing {
+		fmt.Fprintf(tw, "missing\t%s\t%s\t%s\t%s\t%s\tthe archive is not there whole: %s\n", r.ID, r.Name, r.StartedAt.UTC().Format("2006-01-02 15:04:05"), r.Status, formatBytes(r.Size), strings.Join(r.Reasons, ", "))
 	}
 	tw.Flush()
 	ids := make([]string, 0, len(out.Failed))
@@ -193,6 +206,17 @@ func printPrune(e *env, out pruneJSON) {
 	sort.Strings(locked)
 	for _, id := range locked {
 		fmt.Fprintf(w, "kept    %s: locked until %s (Object Lock); a prune after that date removes it\n", id, out.Locked[id].UTC().Format(time.DateOnly))
+	}
+	if n := len(out.Missing); n > 0 {
+		what := "archive was"
+		if n > 1 {
+			what = "archives were"
+		}
+		marked := "marked missing"
+		if out.DryRun {
+			marked = "to be marked missing"
+		}
+		fmt.Fprintf(w, "%d %s not found whole: counted in no slot, %s, nothing of them deleted; 'pgattest verify --hash-only ID' checks one again\n", n, what, marked)
 	}
 	if out.DryRun {
 		fmt.Fprintf(w, "dry run: would keep %d and remove %d backups, freeing %s; nothing was changed\n", len(out.Kept), len(out.Removed), formatBytes(out.FreedBytes))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,4 +77,61 @@ func (l location) files(ctx context.Context) ([]repo.Object, error) {
 		objs[i].Key = strings.TrimPrefix(objs[i].Key, l.key)
 	}
 	return objs, nil
+}
+
+// present asks the store, cheaply (no byte of the archive is read), whether
+// the archive the record names is there whole: the recorded version, of
+// the recorded size; for a directory archive, files under it with toc.dat
+// among them, their sizes adding up to the record's. It returns why not
+// ("" when it is there), or an error when the store could not say.
+func (l location) present(ctx context.Context, rec *catalog.Record) (string, error) {
+	if rec.Archive.Format == verify.FormatDirectory {
+		objs, err := l.files(ctx)
+		var missing *verify.MissingError
+		if errors.As(err, &missing) {
+			return missing.Err.Error(), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		var size int64
+		toc := false
+		for _, o := range objs {
+			size += o.Size
+			toc = toc || o.Key == "toc.dat"
+		}
+		switch {
+		case !toc:
+			return "no toc.dat under it", nil
+		case size != rec.Archive.Size:
+			return fmt.Sprintf("its files hold %d bytes where the record says %d", size, rec.Archive.Size), nil
+		}
+		return "", nil
+	}
+	if local, ok := l.repo.(*repo.Local); ok {
+		fi, err := os.Lstat(filepath.Join(local.Root, l.key))
+		if errors.Is(err, fs.ErrNotExist) {
+			return "no such file", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if !fi.Mode().IsRegular() {
+			return "in its place is " + verify.Describe(fi), nil
+		}
+	}
+	o, err := l.repo.Stat(ctx, l.key, l.version)
+	if errors.Is(err, repo.ErrNotFound) {
+		if l.version != "" {
+			return "no such object version (" + l.version + ")", nil
+		}
+		return "no such file or object", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if o.Size != rec.Archive.Size {
+		return fmt.Sprintf("%d bytes where the record says %d", o.Size, rec.Archive.Size), nil
+	}
+	return "", nil
 }

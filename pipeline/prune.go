@@ -34,12 +34,42 @@ type PruneResult struct {
 	// Object Lock retention (id → until): kept, records unchanged, removed
 	// by a run after the date. Not an error.
 	Locked map[string]time.Time
-	Event  catalog.Event // the last event written
+	// Missing are backups whose archive was not there whole: they fill
+	// no slot, are marked missing (not with DryRun), and are not deleted.
+	Missing []MissingArchive
+	// Superseded are removed backups whose re-encrypted copy (the value)
+	// stands for them: a copy and its original are one backup.
+	Superseded map[string]string
+	Event      catalog.Event // the last event written
 }
 
-// Prune applies a retention policy to the catalog: it decides with
-// catalog.ApplyPolicy, then for each backup to remove deletes its archive and
-// manifest and marks the record pruned with a "pruned" event. Records stay,
+// MissingArchive is a backup whose archive prune did not find whole.
+type MissingArchive struct {
+	Record *catalog.Record
+	Why    string
+}
+
+// PruneCheckError: the store could not say whether a backup's archive is
+// there, so prune deleted nothing.
+type PruneCheckError struct {
+	Record *catalog.Record
+	Err    error
+}
+
+func (e *PruneCheckError) Error() string {
+	return fmt.Sprintf("could not tell whether the archive of %s is there (%s): %v; nothing was pruned", e.Record.ID, e.Record.Archive.Path, e.Err)
+}
+func (e *PruneCheckError) Unwrap() error { return e.Err }
+func (e *PruneCheckError) Hint() string {
+	return "prune counts only archives it finds: make the store answer (credentials, network, permissions) and run it again"
+}
+
+// Prune applies a retention policy to the catalog: it asks the store
+// whether each backup's archive is there (one whose archive is gone fills
+// no slot and is marked missing), folds re-encrypted copies into the backup
+// they copy (the copy recorded last stands for it; the others go), decides
+// with catalog.ApplyPolicy, then for each backup to remove deletes its
+// archive and manifest and marks the record pruned with a "pruned" event. Records stay,
 // so an auditor sees what existed and when it went. The chain is verified
 // first: a catalog that was edited behind pgattest's back could point the
 // deletions anywhere, so Prune refuses to act on it.
@@ -79,11 +109,60 @@ func Prune(o PruneOptions) (*PruneResult, error) {
 			live = append(live, r)
 		}
 	}
-	res := &PruneResult{Policy: o.Policy.String(), Failed: map[string]error{}, Locked: map[string]time.Time{}}
-	res.Kept, res.Removed = catalog.ApplyPolicy(live, o.Policy)
+	res := &PruneResult{Policy: o.Policy.String(), Failed: map[string]error{}, Locked: map[string]time.Time{}, Superseded: map[string]string{}}
+
+	// Only an archive that is there fills a slot: ask the store of each
+	// (a stat, no byte read). One it cannot answer for stops the prune
+	// before anything is deleted.
+	ctx := context.Background()
+	there := live[:0:0]
+	for _, r := range live {
+		why, err := archivePresent(ctx, r)
+		if err != nil {
+			return nil, &PruneCheckError{Record: r, Err: err}
+		}
+		if why != "" {
+			res.Missing = append(res.Missing, MissingArchive{Record: r, Why: why})
+			continue
+		}
+		there = append(there, r)
+	}
+	seqs, err := recordedOrder(cat)
+	if err != nil {
+		return nil, err
+	}
+	stands, members := oneBackupEach(recs, there, seqs)
+	kept, removed := catalog.ApplyPolicy(stands, o.Policy)
+	res.Kept = kept
+	for _, k := range kept { // the copies it stands for go
+		for _, m := range members[k.Record.ID] {
+			res.Removed = append(res.Removed, m)
+			res.Superseded[m.ID] = k.Record.ID
+		}
+	}
+	for _, r := range removed { // the whole backup goes
+		res.Removed = append(res.Removed, r)
+		res.Removed = append(res.Removed, members[r.ID]...)
+	}
 	// Newest first, as list shows them.
 	sort.SliceStable(res.Kept, func(i, j int) bool { return res.Kept[i].Record.StartedAt.After(res.Kept[j].Record.StartedAt) })
 	sort.SliceStable(res.Removed, func(i, j int) bool { return res.Removed[i].StartedAt.After(res.Removed[j].StartedAt) })
+	if !o.DryRun {
+		for _, m := range res.Missing {
+			if m.Record.Status == catalog.StatusMissing {
+				continue
+			}
+			m.Record.Status = catalog.StatusMissing
+			ev, err := cat.Update(m.Record, catalog.KindMissing, "prune found the archive gone: "+m.Why)
+			if err != nil {
+				return res, err
+			}
+			res.Event = ev
+			if o.Log != nil {
+				o.Log(fmt.Sprintf("missing %s (%s): %s", m.Record.ID, m.Record.Archive.Path, m.Why))
+			}
+		}
+	}
 	for _, r := range res.Removed {
 		res.Freed += r.Archive.Size
 	}
@@ -109,6 +188,9 @@ func Prune(o PruneOptions) (*PruneResult, error) {
 		now := time.Now().UTC()
 		r.Status, r.PrunedAt = catalog.StatusPruned, &now
 		detail := o.Policy.String()
+		if c := res.Superseded[r.ID]; c != "" {
+			detail += "; superseded by its re-encrypted copy " + c
+		}
 		if note != "" {
 			detail += "; " + note
 		}
@@ -127,6 +209,73 @@ func Prune(o PruneOptions) (*PruneResult, error) {
 	}
 	res.Removed, res.Freed = done, freed
 	return res, nil
+}
+
+// archivePresent says why a record's archive is not there whole ("" when
+// it is), or an error when its store could not say.
+func archivePresent(ctx context.Context, r *catalog.Record) (string, error) {
+	l, err := locate(r)
+	if err != nil {
+		return "", err
+	}
+	return l.present(ctx, r)
+}
+
+// recordedOrder numbers the records in the order they were recorded (the
+// seq of each one's "recorded" event).
+func recordedOrder(cat *catalog.Catalog) (map[string]uint64, error) {
+	seqs := map[string]uint64{}
+	err := cat.Events(0, func(e catalog.Event) error {
+		if e.Kind == catalog.KindRecorded {
+			if _, ok := seqs[e.BackupID]; !ok {
+				seqs[e.BackupID] = e.Seq
+			}
+		}
+		return nil
+	})
+	return seqs, err
+}
+
+// oneBackupEach folds re-encrypted copies into the backup they copy: of
+// each family (a record and every copy made from it, however deep, found
+// through all of recs), the member of there recorded last (the copy for
+// the newest recipients) stands for the family; members maps it to the
+// family's other members in there.
+func oneBackupEach(recs, there []*catalog.Record, seqs map[string]uint64) (stands []*catalog.Record, members map[string][]*catalog.Record) {
+	byID := map[string]*catalog.Record{}
+	for _, r := range recs {
+		byID[r.ID] = r
+	}
+	root := func(r *catalog.Record) string {
+		id := r.ID
+		for seen := 0; seen <= len(recs); seen++ { // a loop in a forged catalog ends
+			p := byID[id]
+			if p == nil || p.ReencryptedFrom == "" {
+				break
+			}
+			id = p.ReencryptedFrom
+		}
+		return id
+	}
+	families := map[string][]*catalog.Record{}
+	var roots []string
+	for _, r := range there {
+		k := root(r)
+		if families[k] == nil {
+			roots = append(roots, k)
+		}
+		families[k] = append(families[k], r)
+	}
+	members = map[string][]*catalog.Record{}
+	for _, k := range roots {
+		fam := families[k]
+		sort.SliceStable(fam, func(i, j int) bool { return seqs[fam[i].ID] > seqs[fam[j].ID] })
+		stands = append(stands, fam[0])
+		if len(fam) > 1 {
+			members[fam[0].ID] = fam[1:]
+		}
+	}
+	return stands, members
 }
 
 // removeArchive deletes a backup's archive and manifest. It only deletes

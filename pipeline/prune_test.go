@@ -75,3 +75,27 @@ func TestRemoveArchiveDeletesOnlyArchives(t *testing.T) {
 		})
 	}
 }
+
+// oneBackupEach: the copy recorded last stands for its family, however
+// the IDs' random suffixes sort (the old tie-break by ID kept the original
+// whenever its suffix sorted after the copy's).
+func TestOneBackupEachKeepsTheNewestCopy(t *testing.T) {
+	orig := &catalog.Record{ID: "shop-20261101T000000Z-ffff"}
+	first := &catalog.Record{ID: "shop-20261101T000000Z-0001", ReencryptedFrom: orig.ID}
+	second := &catalog.Record{ID: "shop-20261101T000000Z-0000", ReencryptedFrom: first.ID}
+	other := &catalog.Record{ID: "shop-20261102T000000Z-aaaa"}
+	seqs := map[string]uint64{orig.ID: 1, first.ID: 5, second.ID: 9, other.ID: 7}
+	all := []*catalog.Record{other, orig, first, second}
+	stands, members := oneBackupEach(all, all, seqs)
+	if len(stands) != 2 || stands[0] != other || stands[1] != second {
+		t.Fatalf("stands = %v, want the other backup and the last copy", stands)
+	}
+	if m := members[second.ID]; len(m) != 2 || m[0] != first || m[1] != orig {
+		t.Errorf("members = %v", m)
+	}
+	// The last copy's archive gone: the one before it stands.
+	stands, members = oneBackupEach(all, []*catalog.Record{orig, first}, seqs)
+	if len(stands) != 1 || stands[0] != first || len(members[first.ID]) != 1 {
+		t.Errorf("without the last copy: stands %v, members %v", stands, members)
+	}
+}

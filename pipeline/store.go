@@ -192,7 +192,7 @@ func removeStored(ctx context.Context, rec *catalog.Record) (note string, err er
 		if len(keys) == 0 {
 			note = "the archive was already gone"
 		}
-	} else if _, err := s.Stat(ctx, st.Key); errors.Is(err, repo.ErrNotFound) {
+	} else if _, err := s.Stat(ctx, st.Key, st.VersionID); errors.Is(err, repo.ErrNotFound) {
 		note = "the archive was already gone"
 	}
 	for _, k := range keys {

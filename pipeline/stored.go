@@ -112,7 +112,7 @@ func (r *run) prepareStore(ctx context.Context, name string) error {
 
 func (r *run) taken(ctx context.Context, base string) (bool, error) {
 	for _, key := range []string{base + ".manifest.json", base + ".dump", base + ".dump" + seal.Ext} {
-		_, err := r.store.Stat(ctx, key)
+		_, err := r.store.Stat(ctx, key, "")
 		if err == nil {
 			return true, nil
 		}

@@ -163,8 +163,9 @@ func (l *Local) Open(ctx context.Context, key, version string) (_ io.ReadCloser,
 	return f, nil
 }
 
-// Stat describes the file at key.
-func (l *Local) Stat(ctx context.Context, key string) (Object, error) {
+// Stat describes the file at key (a folder keeps no versions: version is
+// ignored).
+func (l *Local) Stat(ctx context.Context, key, version string) (Object, error) {
 	p, err := l.path(key)
 	if err != nil {
 		return Object{}, err

@@ -40,8 +40,9 @@ type Repo interface {
 	// keeps versions; "" is the current one), never another. A delete
 	// marker or a newer version over it hides nothing.
 	Open(ctx context.Context, key, version string) (io.ReadCloser, error)
-	// Stat describes the object at key (ErrNotFound when there is none).
-	Stat(ctx context.Context, key string) (Object, error)
+	// Stat describes the object at key, the version named as Open does
+	// (ErrNotFound when there is none).
+	Stat(ctx context.Context, key, version string) (Object, error)
 	// Delete removes the object at key: a *LockedError while it is under
 	// retention, nothing when it is already gone.
 	Delete(ctx context.Context, key string) error

@@ -82,7 +82,7 @@ func TestRepoSuite(t *testing.T) {
 			r := b.r
 			data := randomBytes(12<<20 + 12345) // three parts of 5 MiB on S3
 			u := write(t, r, "shop/shop-1.dump", data)
-			if _, err := r.Stat(ctx, "shop/shop-1.dump"); !errors.Is(err, repo.ErrNotFound) {
+			if _, err := r.Stat(ctx, "shop/shop-1.dump", ""); !errors.Is(err, repo.ErrNotFound) {
 				t.Errorf("visible before Commit: %v", err)
 			}
 			if objs, _ := r.List(ctx, "shop/"); len(objs) != 0 {
@@ -111,7 +111,7 @@ func TestRepoSuite(t *testing.T) {
 			if _, err := u2.Commit(ctx); !errors.Is(err, repo.ErrExists) {
 				t.Errorf("commit over an existing key: %v, want ErrExists", err)
 			}
-			if st, _ := r.Stat(ctx, "shop/shop-1.dump"); st.Size != int64(len(data)) {
+			if st, _ := r.Stat(ctx, "shop/shop-1.dump", ""); st.Size != int64(len(data)) {
 				t.Errorf("the first object changed: %d bytes", st.Size)
 			}
 
@@ -192,7 +192,7 @@ func TestS3ObjectLockAndErrors(t *testing.T) {
 	if _, err := u.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st, err := locked.Stat(ctx, "a.dump")
+	st, err := locked.Stat(ctx, "a.dump", "")
 	if err != nil || !st.RetainUntil.Equal(until.UTC()) || st.LockMode != "GOVERNANCE" {
 		t.Errorf("retention %s %s (%v), want governance until %s", st.LockMode, st.RetainUntil, err, until.UTC())
 	}
@@ -200,7 +200,7 @@ func TestS3ObjectLockAndErrors(t *testing.T) {
 	if err := locked.Delete(ctx, "a.dump"); !errors.As(err, &le) || !le.Until.Equal(until.UTC()) {
 		t.Errorf("delete of a locked object: %v", err)
 	}
-	if _, err := locked.Stat(ctx, "a.dump"); err != nil {
+	if _, err := locked.Stat(ctx, "a.dump", ""); err != nil {
 		t.Errorf("the locked object is gone: %v", err)
 	}
 

@@ -568,7 +568,7 @@ func (s *S3) Open(ctx context.Context, key, version string) (io.ReadCloser, erro
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.statVersion(ctx, key, version); err != nil {
+	if _, err := s.Stat(ctx, key, version); err != nil {
 		return nil, err
 	}
 	gctx, g := newStallGuard(ctx, s.cfg.Timeout, "read "+obj)
@@ -580,13 +580,9 @@ func (s *S3) Open(ctx context.Context, key, version string) (io.ReadCloser, erro
 	return &guardedBody{ReadCloser: r, ctx: gctx, g: g}, nil
 }
 
-// Stat describes the object, with its retention.
-func (s *S3) Stat(ctx context.Context, key string) (Object, error) {
-	return s.statVersion(ctx, key, "")
-}
-
-// statVersion is Stat of one version ("": the current one).
-func (s *S3) statVersion(ctx context.Context, key, version string) (Object, error) {
+// Stat describes one version of the object ("": the current one), with
+// its retention.
+func (s *S3) Stat(ctx context.Context, key, version string) (Object, error) {
 	obj, err := s.object(key)
 	if err != nil {
 		return Object{}, err
@@ -612,7 +608,7 @@ func (s *S3) statVersion(ctx context.Context, key, version string) (Object, erro
 // delete marker, where the bucket keeps versions): a *LockedError while
 // it is under retention.
 func (s *S3) Delete(ctx context.Context, key string) error {
-	o, err := s.Stat(ctx, key)
+	o, err := s.Stat(ctx, key, "")
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
