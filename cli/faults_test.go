@@ -249,59 +249,80 @@ func TestFaultCatalogDamaged(t *testing.T) {
 }
 
 // TestFaultConcurrentBackups: three backups of one database under one name
-// at once, into one catalog (cron jobs that overlap). All three are
-// recorded with their own archive, even within the same second, and the
-// catalog verifies.
+// at once, into one catalog (cron jobs that overlap), into a folder and
+// into a bucket. All three are recorded with their own archive, even
+// within the same second (a folder adds -2 at the end; a bucket's key is
+// claimed as its upload starts, and the old code failed the second run with
+// "an object is there already"), and the catalog verifies.
 func TestFaultConcurrentBackups(t *testing.T) {
 	src := shop(t)
-	w := newWorkdir(t)
-	const n = 3
-	// Separate processes, as cron would start them.
-	codes, outs, errs := make([]int, n), make([]string, n), make([]string, n)
-	var cmds []*exec.Cmd
-	var stdouts, stderrs []*bytes.Buffer
-	for range n {
-		cmd, stdout, stderr := pgattestProcess(t, "--catalog", w.catalog, "backup", "--dir", w.dir, "--json", "--db", src.ConnString("shop"), "--name", "shop")
-		cmds, stdouts, stderrs = append(cmds, cmd), append(stdouts, stdout), append(stderrs, stderr)
-	}
-	for i, cmd := range cmds {
-		cmd.Wait()
-		codes[i], outs[i], errs[i] = cmd.ProcessState.ExitCode(), stdouts[i].String(), stderrs[i].String()
-	}
-	paths := map[string]bool{}
-	for i := range n {
-		if codes[i] != 0 {
-			t.Fatalf("backup %d: exit %d\n%s", i, codes[i], errs[i])
-		}
-		rec := decodeRecord(t, outs[i])
-		if rec.Status != catalog.StatusVerified {
-			t.Errorf("backup %d: %s", i, rec.Status)
-		}
-		paths[rec.Archive.Path] = true
-		d, err := verify.HashArchive(rec.Archive.Path, verify.FormatCustom)
-		if err != nil || d.BLAKE3 != rec.Archive.BLAKE3 {
-			t.Errorf("backup %d: archive %s does not hash to its record (%v)", i, rec.Archive.Path, err)
-		}
-	}
-	t.Logf("archives: %v", paths)
-	if len(paths) != n {
-		t.Errorf("%d distinct archives for %d backups: %v", len(paths), n, paths)
-	}
-	code, out, _ := run(t, "--catalog", w.catalog, "--json", "list")
-	var recs []catalog.Record
-	if code != 0 || json.Unmarshal([]byte(out), &recs) != nil || len(recs) != n {
-		t.Errorf("list: exit %d, %d records\n%s", code, len(recs), out)
-	}
-	if code, _, errOut := run(t, "--catalog", w.catalog, "catalog", "verify", "--archives"); code != 0 {
-		t.Errorf("catalog verify --archives: exit %d\n%s", code, errOut)
-	}
-	entries, _ := os.ReadDir(filepath.Join(w.dir, "shop"))
-	if len(entries) != 2*n {
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
-		}
-		t.Errorf("backup folder holds %q, want %d archives with manifests", names, n)
+	s := pgtest.NewS3(t)
+	s.MakeBucket(t, "overlap", false)
+	s.SetEnv(t)
+	for _, backend := range []string{"folder", "s3"} {
+		t.Run(backend, func(t *testing.T) {
+			w := newWorkdir(t)
+			const n = 3
+			where := []string{"--dir", w.dir}
+			if backend == "s3" {
+				where = []string{"--repo", "s3://overlap"}
+			}
+			// Separate processes, as cron would start them.
+			codes, outs, errs := make([]int, n), make([]string, n), make([]string, n)
+			var cmds []*exec.Cmd
+			var stdouts, stderrs []*bytes.Buffer
+			for range n {
+				cmd, stdout, stderr := pgattestProcess(t, append([]string{"--catalog", w.catalog, "backup", "--json", "--db", src.ConnString("shop"), "--name", "shop"}, where...)...)
+				cmds, stdouts, stderrs = append(cmds, cmd), append(stdouts, stdout), append(stderrs, stderr)
+			}
+			for i, cmd := range cmds {
+				cmd.Wait()
+				codes[i], outs[i], errs[i] = cmd.ProcessState.ExitCode(), stdouts[i].String(), stderrs[i].String()
+			}
+			paths := map[string]bool{}
+			stamps := map[string]int{}
+			for i := range n {
+				if codes[i] != 0 {
+					t.Fatalf("backup %d: exit %d\n%s", i, codes[i], errs[i])
+				}
+				rec := decodeRecord(t, outs[i])
+				if rec.Status != catalog.StatusVerified {
+					t.Errorf("backup %d: %s", i, rec.Status)
+				}
+				paths[rec.Archive.Path] = true
+				stamps[rec.StartedAt.UTC().Format(catalog.StampLayout)]++
+				if backend == "folder" {
+					d, err := verify.HashArchive(rec.Archive.Path, verify.FormatCustom)
+					if err != nil || d.BLAKE3 != rec.Archive.BLAKE3 {
+						t.Errorf("backup %d: archive %s does not hash to its record (%v)", i, rec.Archive.Path, err)
+					}
+				}
+			}
+			t.Logf("archives: %v (start seconds: %v)", paths, stamps)
+			if len(paths) != n {
+				t.Errorf("%d distinct archives for %d backups: %v", len(paths), n, paths)
+			}
+			code, out, _ := run(t, "--catalog", w.catalog, "--json", "list")
+			var recs []catalog.Record
+			if code != 0 || json.Unmarshal([]byte(out), &recs) != nil || len(recs) != n {
+				t.Errorf("list: exit %d, %d records\n%s", code, len(recs), out)
+			}
+			if code, _, errOut := run(t, "--catalog", w.catalog, "catalog", "verify", "--archives"); code != 0 {
+				t.Errorf("catalog verify --archives: exit %d\n%s", code, errOut)
+			}
+			var names []string
+			if backend == "folder" {
+				entries, _ := os.ReadDir(filepath.Join(w.dir, "shop"))
+				for _, e := range entries {
+					names = append(names, e.Name())
+				}
+			} else {
+				names = s3Keys(t, s, "overlap")
+			}
+			if len(names) != 2*n {
+				t.Errorf("the repository holds %q, want %d archives with manifests", names, n)
+			}
+		})
 	}
 }
 

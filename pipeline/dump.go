@@ -86,10 +86,24 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	var f *os.File
 	var out []io.Writer // where the stored bytes go
 	if r.store != nil {
-		u, err := r.store.Create(ctx, r.key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode,
-			Metadata: map[string]string{"pgattest-name": r.rec.Name, "pgattest-id": r.rec.ID}})
-		if err != nil {
-			return storeErr(r.store, err)
+		// The key is claimed as the upload starts: a run of the same name
+		// in the same second (here or on another machine) that got there
+		// first keeps it, and this one takes the next free -N.
+		var u repo.Upload
+		for {
+			var err error
+			u, err = r.store.Create(ctx, r.key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode,
+				Metadata: map[string]string{"pgattest-name": r.rec.Name, "pgattest-id": r.rec.ID}, Exclusive: true})
+			if errors.Is(err, repo.ErrExists) && r.keyTry < 1000 {
+				if err := r.pickKey(ctx, r.keyTry+1); err != nil {
+					return err
+				}
+				continue
+			}
+			if err != nil {
+				return storeErr(r.store, err)
+			}
+			break
 		}
 		r.upload = u
 		out = append(out, u)

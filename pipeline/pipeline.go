@@ -119,6 +119,9 @@ type run struct {
 	store       *repo.S3
 	upload      repo.Upload
 	key         string
+	keyDir      string // NAME, the folder of its keys
+	stem        string // NAME-STAMP, before a -N
+	keyTry      int    // the N of the key taken (1: none)
 	head        *headKeeper
 	retainUntil time.Time
 	proof       *catalog.Proof

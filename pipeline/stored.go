@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -81,25 +82,9 @@ func (r *run) prepareStore(ctx context.Context, name string) error {
 	if n > 0 {
 		r.log("preflight", fmt.Sprintf("aborted %d unfinished upload(s) of killed runs in %s", n, objectURL(r.store, name+"/")))
 	}
-	for i := 1; ; i++ {
-		b := r.base
-		if i > 1 {
-			b = fmt.Sprintf("%s-%d", r.base, i)
-		}
-		taken, err := r.taken(ctx, name+"/"+b)
-		if err != nil {
-			return storeErr(r.store, err)
-		}
-		if !taken {
-			r.base, r.key = b, name+"/"+b+r.ext()
-			if r.format == verify.FormatDirectory {
-				r.key += "/" // a folder: one object per file under it
-			}
-			break
-		}
-		if i > 1000 {
-			return fmt.Errorf("no free key for %s in %s", r.base, r.store.URL())
-		}
+	r.stem, r.keyDir = r.base, name
+	if err := r.pickKey(ctx, 1); err != nil {
+		return err
 	}
 	if r.o.LockDays > 0 {
 		r.retainUntil = time.Now().UTC().Truncate(time.Second).AddDate(0, 0, r.o.LockDays)
@@ -108,6 +93,32 @@ func (r *run) prepareStore(ctx context.Context, name string) error {
 		return err
 	}
 	return nil
+}
+
+// pickKey takes the first key no backup has taken, trying NAME-STAMP-from
+// onwards (-1 is NAME-STAMP itself).
+func (r *run) pickKey(ctx context.Context, from int) error {
+	name := r.keyDir
+	for i := from; ; i++ {
+		b := r.stem
+		if i > 1 {
+			b = fmt.Sprintf("%s-%d", r.stem, i)
+		}
+		taken, err := r.taken(ctx, name+"/"+b)
+		if err != nil {
+			return storeErr(r.store, err)
+		}
+		if !taken {
+			r.keyTry, r.base, r.key = i, b, name+"/"+b+r.ext()
+			if r.format == verify.FormatDirectory {
+				r.key += "/" // a folder: one object per file under it
+			}
+			return nil
+		}
+		if i > 1000 {
+			return fmt.Errorf("no free key for %s in %s", r.stem, r.store.URL())
+		}
+	}
 }
 
 func (r *run) taken(ctx context.Context, base string) (bool, error) {
@@ -140,6 +151,12 @@ func (r *run) recordStored(ctx context.Context, entries []catalog.TOCEntry) (cat
 			return catalog.Event{}, r.notStored(err)
 		}
 	}
+	var stored []string                     // keys to take back should the manifest fail
+	if r.format == verify.FormatDirectory { // its key is claimed as it goes up
+		if stored, err = r.uploadFolder(ctx); err != nil {
+			return catalog.Event{}, storeErr(r.store, err)
+		}
+	}
 	mkey := r.rec.Name + "/" + r.base + ".manifest.json"
 	st := &catalog.Store{Repo: r.store.URL(), Endpoint: r.store.EndpointURL(), Bucket: r.store.Bucket(), Key: r.key, ManifestKey: mkey}
 	if !r.retainUntil.IsZero() {
@@ -148,12 +165,7 @@ func (r *run) recordStored(ctx context.Context, entries []catalog.TOCEntry) (cat
 	}
 	rec.Archive.Store = st
 	rec.Archive.Path, rec.Archive.Manifest = objectURL(r.store, r.key), objectURL(r.store, mkey)
-	var stored []string // keys to take back should the manifest fail
-	if r.format == verify.FormatDirectory {
-		if stored, err = r.uploadFolder(ctx); err != nil {
-			return catalog.Event{}, storeErr(r.store, err)
-		}
-	} else {
+	if r.format != verify.FormatDirectory {
 		obj, err := r.upload.Commit(ctx)
 		if err != nil {
 			return catalog.Event{}, storeErr(r.store, fmt.Errorf("complete the upload of %s: %w", rec.Archive.Path, err))
@@ -180,19 +192,30 @@ func (r *run) recordStored(ctx context.Context, entries []catalog.TOCEntry) (cat
 // it stored. The folder was written by pg_dump's workers on this machine
 // (they need a folder), so it is a whole local copy, as with --dir.
 func (r *run) uploadFolder(ctx context.Context) ([]string, error) {
-	var stored []string
+	var files []string
 	err := filepath.WalkDir(r.archive, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(r.archive, p)
+			files = append(files, filepath.ToSlash(rel))
 		}
-		rel, _ := filepath.Rel(r.archive, p)
-		key := r.key + filepath.ToSlash(rel)
-		f, err := os.Open(p)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	// toc.dat goes first and claims the key: a run of the same name in
+	// the same second that got there first keeps it, and this one takes
+	// the next free -N.
+	sort.SliceStable(files, func(i, j int) bool { return files[i] == "toc.dat" && files[j] != "toc.dat" })
+	var stored []string
+	put := func(rel string) error {
+		key := r.key + rel
+		f, err := os.Open(filepath.Join(r.archive, filepath.FromSlash(rel)))
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		u, err := r.store.Create(ctx, key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode})
+		u, err := r.store.Create(ctx, key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode, Exclusive: true})
 		if err != nil {
 			return err
 		}
@@ -205,7 +228,18 @@ func (r *run) uploadFolder(ctx context.Context) ([]string, error) {
 		}
 		stored = append(stored, key)
 		return nil
-	})
+	}
+	for i, rel := range files {
+		err = put(rel)
+		for i == 0 && errors.Is(err, repo.ErrExists) && r.keyTry < 1000 {
+			if err = r.pickKey(ctx, r.keyTry+1); err == nil {
+				err = put(rel)
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	if err != nil {
 		if derr := r.deleteKeys(ctx, stored); derr != nil {
 			return nil, fmt.Errorf("%w (and %d files stored before could not be removed: %v)", err, len(stored), derr)

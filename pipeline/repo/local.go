@@ -64,6 +64,9 @@ func (l *Local) Create(ctx context.Context, key string, o CreateOptions) (Upload
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	if _, err := os.Lstat(final); o.Exclusive && err == nil {
+		return nil, fmt.Errorf("%w: %s", ErrExists, key)
+	}
 	var b [6]byte
 	rand.Read(b[:])
 	partial := filepath.Join(dir, "."+filepath.Base(final)+partialMark+hex.EncodeToString(b[:]))

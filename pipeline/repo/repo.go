@@ -61,6 +61,11 @@ type CreateOptions struct {
 	LockMode    string // "GOVERNANCE" (default) or "COMPLIANCE"
 	// Metadata known when the object is started (not its digest).
 	Metadata map[string]string
+	// Exclusive claims the key as the object is started: ErrExists, and
+	// nothing left behind, when an object is there already or another
+	// writer started on the key first, so that runs racing for one key
+	// (two backups of a name in the same second) never both write it.
+	Exclusive bool
 }
 
 // Upload is an object being written.

@@ -243,3 +243,49 @@ func TestParseLocation(t *testing.T) {
 		}
 	}
 }
+
+// TestExclusiveClaim: of writers racing for one key, the first to start
+// keeps it and a later one is told at Create (ErrExists, nothing left
+// behind), before it writes a byte; once the first is stored, a new claim
+// is refused too. On both backends (a folder's claim is the object there;
+// its Commit never replaces one).
+func TestExclusiveClaim(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			excl := repo.CreateOptions{Exclusive: true}
+			first, err := b.r.Create(ctx, "shop/shop-20261101T000000Z.dump", excl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.name == "s3" { // an upload under way holds the key
+				if _, err := b.r.Create(ctx, "shop/shop-20261101T000000Z.dump", excl); !errors.Is(err, repo.ErrExists) {
+					t.Fatalf("second claim while the first is written: %v, want ErrExists", err)
+				}
+				if n, err := b.r.AbortStale(ctx, "shop/"); err != nil || n != 0 {
+					t.Errorf("the refused claim left %d uploads (%v)", n, err)
+				}
+			}
+			first.Write([]byte("first"))
+			if _, err := first.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.r.Create(ctx, "shop/shop-20261101T000000Z.dump", excl); !errors.Is(err, repo.ErrExists) {
+				t.Errorf("claim of a stored key: %v, want ErrExists", err)
+			}
+			// Another key is free.
+			u, err := b.r.Create(ctx, "shop/shop-20261101T000000Z-2.dump", excl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.Write([]byte("second"))
+			if _, err := u.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			objs, _ := b.r.List(ctx, "shop/")
+			if len(objs) != 2 {
+				t.Errorf("stored %v, want both", objs)
+			}
+		})
+	}
+}

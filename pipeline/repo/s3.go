@@ -304,10 +304,51 @@ func (s *S3) Create(ctx context.Context, key string, o CreateOptions) (Upload, e
 		s.core.AbortMultipartUpload(context.WithoutCancel(ctx), s.loc.Bucket, obj, id)
 		return nil, fmt.Errorf("lock the upload in %s: %w", s.staging, err)
 	}
+	if o.Exclusive {
+		if err := s.claim(ctx, key, obj, id); err != nil {
+			s.core.AbortMultipartUpload(context.WithoutCancel(ctx), s.loc.Bucket, obj, id)
+			lock.Close()
+			os.Remove(lock.Name())
+			return nil, err
+		}
+	}
 	u := &s3Upload{s: s, key: key, obj: obj, id: id, lock: lock, ctx: ctx, size: s.cfg.PartSize,
 		queue: make(chan *partBuf), done: make(chan struct{})}
 	go u.sender()
 	return u, nil
+}
+
+// claim decides whether the upload id, just started, may write obj: not
+// when an object is there, nor when another upload of obj was started no
+// later than it (by the store's clock). Of uploads racing for a key at
+// most one keeps it: a later one sees the earlier in the listing, and two
+// started in the same instant both step aside.
+func (s *S3) claim(ctx context.Context, key, obj, id string) error {
+	if _, err := s.client.StatObject(ctx, s.loc.Bucket, obj, minio.StatObjectOptions{}); err == nil {
+		return fmt.Errorf("%w: %s", ErrExists, key)
+	} else if r := minio.ToErrorResponse(err); r.Code != "NoSuchKey" && r.StatusCode != http.StatusNotFound {
+		return s3Error(err, "look at "+obj)
+	}
+	var mine time.Time
+	var others []minio.ObjectMultipartInfo
+	for up := range s.client.ListIncompleteUploads(ctx, s.loc.Bucket, obj, true) {
+		if up.Err != nil {
+			return s3Error(up.Err, "list unfinished uploads of "+obj)
+		}
+		switch {
+		case up.Key != obj:
+		case up.UploadID == id:
+			mine = up.Initiated
+		default:
+			others = append(others, up)
+		}
+	}
+	for _, up := range others {
+		if mine.IsZero() || !up.Initiated.After(mine) {
+			return fmt.Errorf("%w: %s (another run is writing it)", ErrExists, key)
+		}
+	}
+	return nil
 }
 
 // partBuf is one part on its way: a file in the staging folder, and its
