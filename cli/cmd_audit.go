@@ -121,7 +121,7 @@ func runAudit(e *env, q catalog.AuditQuery, format string) error {
 	var why []string
 	for _, na := range rep.Names {
 		if n := na.DaysInRange - na.DaysCovered; n > 0 {
-			why = append(why, fmt.Sprintf("%s has %d of %d days without a proven backup", na.Name, n, na.DaysInRange))
+			why = append(why, fmt.Sprintf("%s has %d of %d days without a proven backup", safe(na.Name), n, na.DaysInRange))
 		}
 	}
 	if !rep.Chain.OK {
@@ -216,7 +216,7 @@ func auditText(w io.Writer, rep *catalog.AuditReport, path string) {
 		fmt.Fprintln(w, "  no backups in the catalog up to the range's end")
 	}
 	for _, na := range rep.Names {
-		fmt.Fprintf(w, "\n%s: %d of %d days covered", na.Name, na.DaysCovered, na.DaysInRange)
+		fmt.Fprintf(w, "\n%s: %d of %d days covered", safe(na.Name), na.DaysCovered, na.DaysInRange)
 		if na.TrackedFrom != rep.From.Format(time.DateOnly) {
 			fmt.Fprintf(w, " (counted from its first backup, %s)", na.TrackedFrom)
 		}
@@ -231,7 +231,7 @@ func auditText(w io.Writer, rep *catalog.AuditReport, path string) {
 		tw.Flush()
 		calendar(w, na)
 		for _, f := range na.Failures {
-			fmt.Fprintf(w, "  failed %s of %s on %s: %s\n", f.What, f.BackupID, f.At.UTC().Format("2006-01-02 15:04"), f.Error)
+			fmt.Fprintf(w, "  failed %s of %s on %s: %s\n", f.What, f.BackupID, f.At.UTC().Format("2006-01-02 15:04"), safeText(f.Error))
 		}
 	}
 	fmt.Fprintln(w, "\n(+ proven backup, x backups but none proven, . no backup)")
@@ -252,7 +252,7 @@ func auditCSV(w io.Writer, rep *catalog.AuditReport) error {
 
 // mdCell escapes what would break a markdown table cell.
 func mdCell(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+	return strings.NewReplacer("|", `\|`).Replace(safe(s))
 }
 
 func auditMarkdown(w io.Writer, rep *catalog.AuditReport, path string) {

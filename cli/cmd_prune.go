@@ -182,13 +182,13 @@ func printPrune(e *env, out pruneJSON) {
 		verb = "remove"
 	}
 	for _, r := range out.Kept {
-		fmt.Fprintf(tw, "keep\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Name, r.StartedAt.UTC().Format("2006-01-02 15:04:05"), r.Status, formatBytes(r.Size), strings.Join(r.Reasons, ", "))
+		fmt.Fprintf(tw, "keep\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, safe(r.Name), r.StartedAt.UTC().Format("2006-01-02 15:04:05"), r.Status, formatBytes(r.Size), strings.Join(r.Reasons, ", "))
 	}
 	for _, r := range out.Removed {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", verb, r.ID, r.Name, r.StartedAt.UTC().Format("2006-01-02 15:04:05"), r.Status, formatBytes(r.Size), strings.Join(r.Reasons, ", "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", verb, r.ID, safe(r.Name), r.StartedAt.UTC().Format("2006-01-02 15:04:05"), r.Status, formatBytes(r.Size), strings.Join(r.Reasons, ", "))
 	}
 	for _, r := range out.Missing {
-		fmt.Fprintf(tw, "missing\t%s\t%s\t%s\t%s\t%s\tthe archive is not there whole: %s\n", r.ID, r.Name, r.StartedAt.UTC().Format("2006-01-02 15:04:05"), r.Status, formatBytes(r.Size), strings.Join(r.Reasons, ", "))
+		fmt.Fprintf(tw, "missing\t%s\t%s\t%s\t%s\t%s\tthe archive is not there whole: %s\n", r.ID, safe(r.Name), r.StartedAt.UTC().Format("2006-01-02 15:04:05"), r.Status, formatBytes(r.Size), strings.Join(r.Reasons, ", "))
 	}
 	tw.Flush()
 	ids := make([]string, 0, len(out.Failed))

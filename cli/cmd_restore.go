@@ -171,7 +171,7 @@ func printRestore(e *env, plan *pipeline.RestorePlan, dry bool, took time.Durati
 		verb = "would restore"
 	}
 	rec := plan.Record
-	fmt.Fprintf(w, "%s backup %s (%s, started %s, %s)\n", verb, rec.ID, rec.Name, formatTime(rec.StartedAt), rec.Status)
+	fmt.Fprintf(w, "%s backup %s (%s, started %s, %s)\n", verb, rec.ID, safe(rec.Name), formatTime(rec.StartedAt), rec.Status)
 	fmt.Fprintf(w, "  archive  %s (digest matches)\n", rec.Archive.Path)
 	fmt.Fprintf(w, "  into     %s (PostgreSQL %s)\n", plan.Target.Display(), plan.Target.ServerVersion.Raw)
 	fmt.Fprintf(w, "  entries  %d of %d\n", len(plan.Entries), plan.Total)
@@ -181,21 +181,21 @@ func printRestore(e *env, plan *pipeline.RestorePlan, dry bool, took time.Durati
 			if schema == "" {
 				schema = "-"
 			}
-			fmt.Fprintf(w, "    %-18s %s %s\n", en.Type, schema, en.Name)
+			fmt.Fprintf(w, "    %-18s %s %s\n", safe(en.Type), safe(schema), safe(en.Name))
 		}
 	}
 	for _, s := range plan.Skipped {
-		fmt.Fprintf(w, "  skipped  %s\n", s)
+		fmt.Fprintf(w, "  skipped  %s\n", safeText(s))
 	}
 	for _, n := range plan.Notes {
-		fmt.Fprintf(w, "  note     %s\n", n)
+		fmt.Fprintf(w, "  note     %s\n", safeText(n))
 	}
 	if len(plan.CreatedRoles) > 0 {
 		verb := "created"
 		if dry {
 			verb = "would create"
 		}
-		fmt.Fprintf(w, "  roles    %s %d NOLOGIN: %s\n", verb, len(plan.CreatedRoles), strings.Join(plan.CreatedRoles, ", "))
+		fmt.Fprintf(w, "  roles    %s %d NOLOGIN: %s\n", verb, len(plan.CreatedRoles), safeJoin(plan.CreatedRoles, ", "))
 	}
 	if dry {
 		fmt.Fprintf(w, "  command  %s\n", plan.Command)

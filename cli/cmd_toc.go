@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"text/tabwriter"
 
 	ucli "github.com/urfave/cli/v2"
@@ -149,12 +148,12 @@ func printTOC(e *env, rec *catalog.Record, res tocResult, f tocFilter, all []cat
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "DUMP ID\tTYPE\tSCHEMA\tNAME\tOWNER")
 		for _, en := range res.Entries {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", en.DumpID, en.Type, dash(en.Schema), en.Name, dash(en.Owner))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", en.DumpID, safe(en.Type), safe(dash(en.Schema)), safe(en.Name), safe(dash(en.Owner)))
 		}
 		tw.Flush()
 	} else if res.Total > 0 {
 		fmt.Fprintf(e.stdout, "no entries match; the archive has schemas %s\nand types %s\n",
-			strings.Join(schemasOf(all), ", "), strings.Join(typesOf(rec), ", "))
+			safeJoin(schemasOf(all), ", "), safeJoin(typesOf(rec), ", "))
 	}
 	switch {
 	case res.MatchesCatalog == nil:
@@ -163,7 +162,7 @@ func printTOC(e *env, rec *catalog.Record, res tocResult, f tocFilter, all []cat
 	default:
 		fmt.Fprintln(e.stdout, "the archive differs from the entries the catalog recorded:")
 		for _, d := range res.Differences {
-			fmt.Fprintf(e.stdout, "  %s\n", d)
+			fmt.Fprintf(e.stdout, "  %s\n", safeText(d))
 		}
 	}
 }

@@ -122,7 +122,7 @@ func runVerify(c *ucli.Context, e *env, recs []*catalog.Record, o pipeline.Repro
 			if r.Err != nil {
 				detail = oneLineError(r.Err)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Record.ID, r.Record.Name, r.Result, formatDuration(r.Took), detail)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Record.ID, safe(r.Record.Name), r.Result, formatDuration(r.Took), detail)
 		}
 		tw.Flush()
 		fmt.Fprintf(e.stdout, "%d checked: %d passed, %d failed, %d could not run, %d skipped\n",

@@ -32,6 +32,9 @@ type env struct {
 	verbose        bool // tool output, command lines (redacted), head hashes
 	catalogPath    string
 	interactive    bool // stderr is a terminal: live progress lines
+	// stdout and stderr show control bytes escaped (termsafe.go);
+	// rawStderr is for the live progress line's own \r and erase.
+	rawStderr io.Writer
 	// red knows the secrets (PGPASSWORD, passwords in connection strings):
 	// the pipeline passes text from outside through it (tools' output,
 	// driver errors, what the user typed) before it reaches an error or a
@@ -51,7 +54,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	red := &pipeline.Redactor{}
 	red.Add(os.Getenv("PGPASSWORD"))
 	out := &countingWriter{w: stdout}
-	e := &env{stdout: out, stderr: stderr, red: red, interactive: isTerminal(stderr)}
+	e := &env{stderr: &termSafe{w: stderr}, rawStderr: stderr, red: red, interactive: isTerminal(stderr)}
+	e.stdout = &termSafe{w: out, off: func() bool { return e.json }}
 	app := newApp(e)
 	err := app.RunContext(ctx, normalizeArgs(app, args))
 	if err != nil {

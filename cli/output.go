@@ -30,7 +30,7 @@ func printRecords(w io.Writer, recs []*catalog.Record) {
 		if p := r.LastRestore(); p != nil && r.Status != catalog.StatusFailed {
 			rows = groupDigits(p.Rows)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Name, r.Status,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, safe(r.Name), r.Status,
 			r.StartedAt.UTC().Format("2006-01-02 15:04:05"), formatBytes(r.Archive.Size), len(r.TOC.Tables), rows)
 	}
 	tw.Flush()
@@ -46,13 +46,13 @@ func printRecord(w io.Writer, r *catalog.Record) {
 	row := func(k, format string, args ...any) {
 		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{k}, args...)...)
 	}
-	row("name", "%s", r.Name)
+	row("name", "%s", safe(r.Name))
 	src := r.Source
 	host := src.Host
 	if strings.HasPrefix(host, "/") {
 		host = "socket " + host
 	}
-	row("source", "%s@%s:%d/%s (PostgreSQL %s)", src.User, host, src.Port, src.Database, src.ServerVersion)
+	row("source", "%s@%s:%d/%s (PostgreSQL %s)", safe(src.User), safe(host), src.Port, safe(src.Database), safe(src.ServerVersion))
 	row("started", "%s, took %s", formatTime(r.StartedAt), formatDuration(r.FinishedAt.Sub(r.StartedAt)))
 	if r.PrunedAt != nil {
 		row("pruned", "%s", formatTime(*r.PrunedAt))
@@ -86,7 +86,7 @@ func printRecord(w io.Writer, r *catalog.Record) {
 	row("blake3", "%s", a.BLAKE3)
 	row("contents", "%s", tocSummary(r.TOC))
 	if len(r.Roles) > 0 {
-		row("roles", "%s", strings.Join(r.Roles, ", "))
+		row("roles", "%s", safeJoin(r.Roles, ", "))
 	}
 	if len(r.Proofs) == 0 {
 		row("proof", "none: the archive was never restored (--verify none)")
@@ -99,17 +99,17 @@ func printRecord(w io.Writer, r *catalog.Record) {
 		row(k, "%s", proofLine(p))
 		if p.Error != "" {
 			for _, l := range strings.Split(p.Error, "\n") {
-				row("", "  %s", l)
+				row("", "  %s", safeText(l))
 			}
 		}
 		for _, sk := range p.Skipped {
-			row("", "  skipped %s", sk)
+			row("", "  skipped %s", safeText(sk))
 		}
 		if &r.Proofs[i] != r.LastRestore() {
 			continue // how the last restore proof ran is enough
 		}
 		for _, c := range p.Created {
-			row("", "  made by pgattest first: %s", c)
+			row("", "  made by pgattest first: %s", safeText(c))
 		}
 		if iso := p.Isolation; iso != nil {
 			row("", "  restored as %s (no superuser); server run by %s; network: %s", iso.RestoreRole, iso.ServerUser, iso.Network)
@@ -139,16 +139,27 @@ func printRecord(w io.Writer, r *catalog.Record) {
 		fmt.Fprintln(w, "  rows restored by the last restore proof:")
 		shown := p.Tables[:min(len(p.Tables), maxTablesShown)]
 		width := 0
-		for _, tc := range shown {
-			width = max(width, len(tc.Schema)+1+len(tc.Name))
+		names := make([]string, len(shown))
+		for i, tc := range shown {
+			names[i] = safe(tc.Schema + "." + tc.Name)
+			width = max(width, len(names[i]))
 		}
-		for _, tc := range shown {
-			fmt.Fprintf(w, "    %-*s %12s\n", width, tc.Schema+"."+tc.Name, groupDigits(tc.Rows))
+		for i, tc := range shown {
+			fmt.Fprintf(w, "    %-*s %12s\n", width, names[i], groupDigits(tc.Rows))
 		}
 		if n := len(p.Tables) - len(shown); n > 0 {
 			fmt.Fprintf(w, "    … and %d more tables (--json lists them all)\n", n)
 		}
 	}
+}
+
+// safeJoin joins names, each shown safe.
+func safeJoin(names []string, sep string) string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = safe(n)
+	}
+	return strings.Join(out, sep)
 }
 
 func proofLine(p catalog.Proof) string {
@@ -222,7 +233,8 @@ func groupDigits(n int64) string {
 // --verbose, nothing with --quiet.
 type progress struct {
 	mu          sync.Mutex
-	w           io.Writer
+	w           io.Writer // escapes controls (termSafe)
+	raw         io.Writer // the same stream as it is, for the live line's own controls
 	interactive bool
 	verbose     bool
 	quiet       bool
@@ -230,12 +242,16 @@ type progress struct {
 }
 
 func newProgress(e *env) *progress {
-	return &progress{w: e.stderr, interactive: e.interactive, verbose: e.verbose, quiet: e.quiet}
+	raw := e.rawStderr
+	if raw == nil {
+		raw = e.stderr
+	}
+	return &progress{w: e.stderr, raw: raw, interactive: e.interactive, verbose: e.verbose, quiet: e.quiet}
 }
 
 func (p *progress) clear() {
 	if p.live {
-		fmt.Fprint(p.w, "\r\033[K")
+		fmt.Fprint(p.raw, "\r\033[K")
 		p.live = false
 	}
 }
