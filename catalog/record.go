@@ -177,6 +177,10 @@ type Proof struct {
 	Skipped       []string     `json:"skipped,omitempty"`  // what the proof knowingly left out, and why
 	Created       []string     `json:"created,omitempty"`  // what pgattest made itself before the restore (extensions)
 	Streamed      bool         `json:"streamed,omitempty"` // restored from the dump's stream while it was written
+	// Store is what the archive's store held over the recorded version
+	// when the proof read it (a delete marker, newer versions): the proof
+	// read the recorded version all the same.
+	Store []string `json:"store,omitempty"`
 	// Isolation says how the archive's code was kept from the host during
 	// a restore proof.
 	Isolation *Isolation `json:"isolation,omitempty"`

@@ -105,6 +105,9 @@ func printRecord(w io.Writer, r *catalog.Record) {
 		for _, sk := range p.Skipped {
 			row("", "  skipped %s", safeText(sk))
 		}
+		for _, n := range p.Store {
+			row("", "  store: %s", safeText(n))
+		}
 		if &r.Proofs[i] != r.LastRestore() {
 			continue // how the last restore proof ran is enough
 		}

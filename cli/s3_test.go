@@ -509,3 +509,74 @@ func TestCatalogRebuildFromAFolder(t *testing.T) {
 		t.Errorf("verify from the rebuilt catalog: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// TestS3VersionsHideNothing: in a bucket that keeps versions (Object Lock
+// on), a writer of the bucket puts a delete marker over a backup's archive,
+// later a hostile newer version. Both hide nothing: verify --hash-only
+// passes and says what is over the recorded version (show lists it too),
+// restore restores the recorded bytes, and a catalog rebuilt from the bucket
+// keeps the version the manifest names (the old code read the key's current
+// version: "archive is missing" and a record marked failed, then the
+// newer bytes).
+func TestS3VersionsHideNothing(t *testing.T) {
+	src := shop(t)
+	s := pgtest.NewS3(t)
+	s.MakeBucket(t, "versioned", true)
+	s.SetEnv(t)
+	w := newWorkdir(t)
+	before := query1(t, src, "shop", stateSQL)
+	rec := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--repo", "s3://versioned/pg")
+	st := rec.Archive.Store
+	if st.VersionID == "" {
+		t.Fatalf("the record names no version in a versioned bucket: %+v", st)
+	}
+	ctx := context.Background()
+	obj := "pg/" + st.Key
+
+	// A delete marker over it.
+	if err := s.Client(t).RemoveObject(ctx, "versioned", obj, minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client(t).StatObject(ctx, "versioned", obj, minio.StatObjectOptions{}); err == nil {
+		t.Fatal("the key still answers after a delete marker")
+	}
+	code, out, errOut := run(t, "--catalog", w.catalog, "verify", "--hash-only", rec.ID)
+	if code != 0 || !strings.Contains(out, "delete marker") {
+		t.Errorf("verify --hash-only under a delete marker: exit %d, want 0 and the marker named\n%s%s", code, out, errOut)
+	}
+	code, out, _ = run(t, "--catalog", w.catalog, "show", rec.ID)
+	if code != 0 || !strings.Contains(out, "VERIFIED") || !strings.Contains(out, "store: a delete marker") {
+		t.Errorf("show after verify under a delete marker: exit %d\n%s", code, out)
+	}
+	exec1(t, src, "postgres", `CREATE DATABASE under_marker`)
+	if code, out, errOut := run(t, "--catalog", w.catalog, "restore", "--id", rec.ID, "--target", src.URL("under_marker", "", "")); code != 0 {
+		t.Fatalf("restore under a delete marker: exit %d\n%s%s", code, out, errOut)
+	}
+	if got := query1(t, src, "under_marker", stateSQL); got != before {
+		t.Errorf("restored %s, want %s", got, before)
+	}
+
+	// A hostile newer version: another database's archive.
+	exec1(t, src, "shop", `UPDATE shop.products SET price = price + 1000`)
+	other := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "other", "--repo", "s3://versioned/pg")
+	bad := s3Object(t, s, "versioned", "pg/"+other.Archive.Store.Key)
+	if _, err := s.Client(t).PutObject(ctx, "versioned", obj, bytes.NewReader(bad), int64(len(bad)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = run(t, "--catalog", w.catalog, "verify", "--hash-only", rec.ID)
+	if code != 0 || !strings.Contains(out, "newer version") {
+		t.Errorf("verify --hash-only under a newer version: exit %d, want 0 and the version named\n%s%s", code, out, errOut)
+	}
+	fresh := filepath.Join(t.TempDir(), "rebuilt.db")
+	if code, out, errOut := run(t, "--catalog", fresh, "catalog", "rebuild", "--repo", "s3://versioned/pg"); code != 0 {
+		t.Fatalf("rebuild: exit %d\n%s%s", code, out, errOut)
+	}
+	exec1(t, src, "postgres", `CREATE DATABASE under_newer`)
+	code, out, errOut = run(t, "--catalog", fresh, "restore", "--id", rec.ID, "--target", src.URL("under_newer", "", ""))
+	if code != 0 {
+		t.Fatalf("restore from the rebuilt catalog under a newer version: exit %d\n%s%s", code, out, errOut)
+	}
+	if got := query1(t, src, "under_newer", stateSQL); got != before {
+		t.Errorf("the rebuilt catalog restored %s, want the backup's %s", got, before)
+	}
+}

@@ -135,3 +135,44 @@ func (l location) present(ctx context.Context, rec *catalog.Record) (string, err
 	}
 	return "", nil
 }
+
+// over says what the store holds over the version the record names: a
+// delete marker or newer versions a writer of the bucket put there. They
+// hide nothing (every read takes the recorded version), but a user should
+// know. Nothing where the store keeps no versions.
+func (l location) over(ctx context.Context) ([]string, error) {
+	if l.version == "" {
+		return nil, nil
+	}
+	vs, err := l.repo.Versions(ctx, l.key)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, v := range vs {
+		if v.ID == l.version {
+			return out, nil
+		}
+		when := v.ModTime.UTC().Format("2006-01-02 15:04:05Z")
+		if v.DeleteMarker {
+			out = append(out, fmt.Sprintf("a delete marker (%s, version %s) is over the recorded version: the key looks deleted, the recorded version was read", when, v.ID))
+		} else {
+			out = append(out, fmt.Sprintf("a newer version (%s, %d bytes, version %s) is over the recorded version: the recorded version was read, not it", when, v.Size, v.ID))
+		}
+	}
+	return append(out, "the recorded version "+l.version+" is not among the key's versions"), nil
+}
+
+// storeNotes is over for a record: what a check should report of its
+// archive's key, or nothing when the store cannot say.
+func storeNotes(ctx context.Context, rec *catalog.Record) []string {
+	l, err := locate(rec)
+	if err != nil {
+		return nil
+	}
+	notes, err := l.over(ctx)
+	if err != nil {
+		return []string{"could not list the versions of " + l.display + ": " + err.Error()}
+	}
+	return notes
+}

@@ -180,11 +180,23 @@ func placeFound(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey stri
 			st = &catalog.Store{}
 		}
 		st.Repo, st.Endpoint, st.Bucket, st.Key, st.ManifestKey = s.URL(), s.EndpointURL(), s.Bucket(), key, mkey
-		if obj, ok := have[key]; ok && obj.VersionID != "" {
+		// The version the manifest names is the backup's: a newer version
+		// or a delete marker over the key is somebody else's.
+		if obj, ok := have[key]; ok && obj.VersionID != "" && st.VersionID == "" {
 			st.VersionID = obj.VersionID
 		}
 		rec.Archive.Store = st
 		rec.Archive.Path, rec.Archive.Manifest = objectURL(s, key), objectURL(s, mkey)
+		if st.VersionID != "" {
+			o, err := s.Stat(ctx, key, st.VersionID)
+			if errors.Is(err, repo.ErrNotFound) {
+				return &verify.MissingError{Path: rec.Archive.Path, Err: fmt.Errorf("the version its manifest names (%s) is not there", st.VersionID)}
+			}
+			if err != nil {
+				return err
+			}
+			have = map[string]repo.Object{key: o}
+		}
 	}
 	obj, ok := have[key]
 	if !ok {

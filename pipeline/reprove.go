@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/pgattest/pgattest/catalog"
@@ -97,7 +98,9 @@ func Reprove(ctx context.Context, rec *catalog.Record, o ReproveOptions) (*catal
 		return nil, verify.Shortage(err, rec.Source.Size)
 	}
 	rep.StartedAt, rep.Duration = started, time.Since(started)
-	return ProofOf(rep, o.Redactor), nil
+	p := ProofOf(rep, o.Redactor)
+	p.Store = storeNotes(ctx, rec)
+	return p, nil
 }
 
 // reproveStream proves an S3-held archive as the backup did: streamed
@@ -262,13 +265,17 @@ func Verify(ctx context.Context, recs []*catalog.Record, o VerifyOptions) (*Veri
 
 // ProofSummary is one line about a proof, for tables and event details.
 func ProofSummary(p *catalog.Proof) string {
+	s := p.Error
 	if p.Status == catalog.ProofPassed {
+		s = "digest matches"
 		if p.Mode == string(verify.ModeRestore) {
-			return fmt.Sprintf("restored, %s, %s", plural(len(p.Tables), "table"), plural(int(p.Rows), "row"))
+			s = fmt.Sprintf("restored, %s, %s", plural(len(p.Tables), "table"), plural(int(p.Rows), "row"))
 		}
-		return "digest matches"
 	}
-	return p.Error
+	if len(p.Store) > 0 {
+		s += "; " + strings.Join(p.Store, "; ")
+	}
+	return s
 }
 
 // LiveTOC re-reads a recorded archive's table of contents with pg_restore -l

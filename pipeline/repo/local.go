@@ -257,6 +257,9 @@ func (l *Local) AbortStale(ctx context.Context, prefix string) (int, error) {
 	return n, err
 }
 
+// Versions: a folder keeps none.
+func (l *Local) Versions(ctx context.Context, key string) ([]Version, error) { return nil, nil }
+
 func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()

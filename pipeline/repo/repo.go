@@ -51,6 +51,17 @@ type Repo interface {
 	// AbortStale removes what runs that are gone left unfinished under
 	// prefix (partial files, multipart uploads), and returns how many.
 	AbortStale(ctx context.Context, prefix string) (int, error)
+	// Versions lists what the store keeps under key, newest first:
+	// versions and delete markers (none where it keeps no versions).
+	Versions(ctx context.Context, key string) ([]Version, error)
+}
+
+// Version is one version of an object, or a delete marker.
+type Version struct {
+	ID           string
+	ModTime      time.Time
+	Size         int64
+	DeleteMarker bool
 }
 
 // CreateOptions for Create.

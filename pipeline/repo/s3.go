@@ -683,6 +683,26 @@ func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {
 	return out, nil
 }
 
+// Versions lists the versions and delete markers of key, newest first.
+func (s *S3) Versions(ctx context.Context, key string) ([]Version, error) {
+	obj, err := s.object(key)
+	if err != nil {
+		return nil, err
+	}
+	var out []Version
+	for info := range s.client.ListObjects(ctx, s.loc.Bucket, minio.ListObjectsOptions{Prefix: obj, WithVersions: true}) {
+		if info.Err != nil {
+			return nil, s3Error(info.Err, "list the versions of "+obj)
+		}
+		if info.Key != obj {
+			continue
+		}
+		out = append(out, Version{ID: info.VersionID, ModTime: info.LastModified, Size: info.Size, DeleteMarker: info.IsDeleteMarker})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].ModTime.After(out[j].ModTime) })
+	return out, nil
+}
+
 // staleAfter is how old an upload must be before a run that did not
 // start it (another machine's, say) aborts it.
 const staleAfter = 24 * time.Hour
