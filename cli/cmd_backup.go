@@ -65,8 +65,10 @@ A name holds one source: the server's own answer (its system identifier,
 else the database's OID, name and port) is recorded, and a backup of another
 source under a name already taken is refused (exit 2) unless --force-name.
 
-The proof's throwaway Postgres keeps its data in the temp folder (TMPDIR):
-it needs about the source database's size there. A proof the machine stops
+The proof's throwaway Postgres keeps its data (with --encrypt-to, the rows
+in plaintext, while the proof runs) in the temp folder (TMPDIR), or in
+PGATTEST_PROOF_DIR when set (a memory disk or an encrypted volume): it needs
+about the source database's size there. A proof the machine stops
 (a full disk, no memory, a process killed) is no verdict on the archive: the
 backup is recorded unverified and the hint says what ran short and where.
 

@@ -114,8 +114,8 @@ func TestFaultProofShortOfDisk(t *testing.T) {
 			if !strings.Contains(p.Error, "the disk of "+dir+" is full") || !strings.Contains(p.Error, point.entry) {
 				t.Errorf("the proof's error %q does not say that %s filled at %q", p.Error, dir, point.entry)
 			}
-			for _, want := range []string{"hint: the proof's throwaway Postgres keeps its data in the temp folder, " + dir,
-				"needs more than " + sizeWords(size), "set TMPDIR to a folder on a disk with room", "This is no verdict on the archive"} {
+			for _, want := range []string{"hint: the proof's throwaway Postgres keeps its data in " + dir + " (PGATTEST_PROOF_DIR, else the temp folder)",
+				"needs more than " + sizeWords(size), "set PGATTEST_PROOF_DIR (or TMPDIR) to a folder on a disk with room", "This is no verdict on the archive"} {
 				if !strings.Contains(errOut, want) {
 					t.Errorf("stderr lacks %q:\n%s", want, errOut)
 				}
@@ -125,6 +125,20 @@ func TestFaultProofShortOfDisk(t *testing.T) {
 			}
 		})
 	}
+	t.Run("PGATTEST_PROOF_DIR", func(t *testing.T) { // the temp folder has room; the proof's folder not
+		dir := mountTmpfs(t, base+slack)
+		t.Setenv("PGATTEST_PROOF_DIR", dir)
+		code, out, errOut := w.backup(t, "--json", "--db", src.ConnString("big"), "--name", "big")
+		if code != exitFailure {
+			t.Fatalf("exit %d, want 1 (the proof could not run)\n%s", code, errOut)
+		}
+		if rec := decodeRecord(t, out); rec.Status != catalog.StatusUnverified || !strings.Contains(rec.LastProof().Error, "the disk of "+dir+" is full") {
+			t.Errorf("recorded %s, %q; want unverified, the disk of %s full", rec.Status, rec.LastProof().Error, dir)
+		}
+		if !strings.Contains(errOut, "keeps its data in "+dir+" (PGATTEST_PROOF_DIR") {
+			t.Errorf("the hint does not name the proof's folder:\n%s", errOut)
+		}
+	})
 	t.Run("verify", func(t *testing.T) {
 		verified = w.mustBackup(t, "--db", src.ConnString("big"), "--name", "big")
 		if verified.Status != catalog.StatusVerified {

@@ -261,6 +261,9 @@ func (r *run) preflight(ctx context.Context) error {
 	// source is newer than all of them (then it is stopped, and the error
 	// says so).
 	if r.o.Verify == verify.ModeRestore {
+		if err := checkProofDir(); err != nil {
+			return err
+		}
 		if tc, err := ChooseServer(testenv.Version{}, r.o.PGBin); err == nil {
 			r.cluster = startCluster(ctx, tc)
 		}
@@ -757,12 +760,50 @@ type clusterStart struct {
 	once    sync.Once
 }
 
+// ProofDirVar names the folder the proofs' throwaway Postgres keeps its
+// data in (the archive's rows, in plaintext with --encrypt-to, while a
+// proof runs): a memory disk or an encrypted volume. Default: the temp
+// folder. Set, it is used or the proof does not run; never /tmp instead.
+const ProofDirVar = "PGATTEST_PROOF_DIR"
+
+// checkProofDir refuses a PGATTEST_PROOF_DIR that is not an absolute path
+// to a folder.
+func checkProofDir() error {
+	d := os.Getenv(ProofDirVar)
+	if d == "" {
+		return nil
+	}
+	hint := "set " + ProofDirVar + " to an absolute path to an existing folder (a tmpfs or an encrypted volume), or unset it to use the temp folder"
+	if !filepath.IsAbs(d) {
+		return &UsageError{Err: fmt.Errorf("%s=%q is not an absolute path", ProofDirVar, d), hint: hint}
+	}
+	fi, err := os.Stat(d)
+	if err != nil {
+		return &UsageError{Err: fmt.Errorf("%s: %w", ProofDirVar, err), hint: hint}
+	}
+	if !fi.IsDir() {
+		return &UsageError{Err: fmt.Errorf("%s=%s is not a folder", ProofDirVar, d), hint: hint}
+	}
+	return nil
+}
+
+// proofClusterOptions are the options of a proof's throwaway cluster.
+func proofClusterOptions(tc testenv.Toolchain) testenv.Options {
+	o := testenv.Options{Toolchain: tc}
+	if d := os.Getenv(ProofDirVar); d != "" {
+		o.Parent, o.StrictParent = d, true
+	}
+	return o
+}
+
 func startCluster(ctx context.Context, tc testenv.Toolchain) *clusterStart {
 	ctx, cancel := context.WithCancel(ctx)
 	cs := &clusterStart{tc: tc, db: make(chan string, 1), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(cs.done)
-		cs.cluster, cs.err = testenv.Start(ctx, testenv.Options{Toolchain: tc, NoNetwork: true})
+		o := proofClusterOptions(tc)
+		o.NoNetwork = true
+		cs.cluster, cs.err = testenv.Start(ctx, o)
 		if enc, ok := <-cs.db; ok && cs.err == nil {
 			verify.CreateProofDB(ctx, cs.cluster, enc) // else the proof makes it
 		}

@@ -58,7 +58,10 @@ func Reprove(ctx context.Context, rec *catalog.Record, o ReproveOptions) (*catal
 		if err != nil {
 			return nil, err
 		}
-		vo.ClusterOptions = testenv.Options{Toolchain: tc}
+		if err := checkProofDir(); err != nil {
+			return nil, err
+		}
+		vo.ClusterOptions = proofClusterOptions(tc)
 		scratch, err := testenv.NewTempScratch("pgattest-verify-")
 		if err != nil {
 			return nil, err

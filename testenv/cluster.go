@@ -34,6 +34,10 @@ type Options struct {
 	// Parent is the folder the cluster's own folder is made in (default
 	// the temp folder). As root it must be enterable by the postgres user.
 	Parent string
+	// StrictParent: the cluster goes in Parent or nowhere (a folder the
+	// user chose for the proof's data, say an encrypted volume), never in
+	// /tmp instead when the server user cannot reach it.
+	StrictParent bool
 	// CacheDir holds the initdb templates (default $XDG_CACHE_HOME/pgattest).
 	CacheDir string
 	// Data, when set, is a data folder saved by SaveData to start from
@@ -153,7 +157,11 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if o.Parent == "" {
 		o.Parent = os.TempDir()
 	}
-	if o.Parent, err = clusterParent(o.Parent, as); err != nil {
+	if o.StrictParent {
+		if as != nil && !as.reachable(o.Parent) {
+			return nil, fmt.Errorf("the throwaway server runs as %q, which cannot enter %s: let it in (chmod o+x on the folder and those above it) or name another folder", as.name, o.Parent)
+		}
+	} else if o.Parent, err = clusterParent(o.Parent, as); err != nil {
 		return nil, err
 	}
 	if o.NoNetwork && (o.TCP || o.TLS) {

@@ -82,14 +82,14 @@ func (e *ShortageError) Hint() string {
 			b.WriteString(": free space there. This is no verdict on the archive")
 			return b.String()
 		}
-		fmt.Fprintf(&b, "the proof's throwaway Postgres keeps its data in the temp folder, %s", e.Folder)
+		fmt.Fprintf(&b, "the proof's throwaway Postgres keeps its data in %s (PGATTEST_PROOF_DIR, else the temp folder)", e.Folder)
 		if e.Size >= 0 {
 			fmt.Fprintf(&b, " (on a disk of %s, %s free when the proof stopped)", sizeText(e.Size), sizeText(e.Free))
 		}
 		if e.Need > 0 {
 			fmt.Fprintf(&b, "; a proof of this archive needs more than %s there (the source database's size at backup, and ~50 MiB for the server itself)", sizeText(e.Need))
 		}
-		b.WriteString("; free space there, or set TMPDIR to a folder on a disk with room. This is no verdict on the archive")
+		b.WriteString("; free space there, or set PGATTEST_PROOF_DIR (or TMPDIR) to a folder on a disk with room. This is no verdict on the archive")
 		return b.String()
 	case ShortMemory:
 		return "free memory on this machine (or prove on one with more); this is no verdict on the archive"
@@ -125,6 +125,9 @@ func shortage(err error, c *testenv.Cluster, restorer string, need int64) error 
 	s := &ShortageError{Kind: kind, SQLState: state, Free: -1, Size: -1, Need: need, Err: err}
 	if kind == ShortDisk {
 		s.Folder, s.Temp = os.TempDir(), true
+		if d := os.Getenv("PGATTEST_PROOF_DIR"); d != "" {
+			s.Folder = d
+		}
 		if p, temp := failedPath(err); p != "" {
 			s.Folder, s.Temp = p, temp
 		} else if c != nil {
