@@ -12,12 +12,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -397,4 +399,131 @@ func postmasterPID(clusterDir string) int {
 	var pid int
 	fmt.Sscanf(string(b), "%d", &pid)
 	return pid
+}
+
+// TestFaultKilledAtCompletion: a backup to S3 SIGKILLed at each step of
+// its completion (the fault proxy kills it as a request reaches the store,
+// or once the store answered). Whatever the step, the next run of the name
+// leaves nothing under a final name without a manifest: it aborts the
+// unfinished uploads, and an archive a killed run completed without its
+// manifest (the old code left it there for good, and its manifest's upload
+// open) is said and set aside under NAME/.pgattest-unrecorded/.
+func TestFaultKilledAtCompletion(t *testing.T) {
+	src := shopCluster(t)
+	s := pgtest.NewS3(t)
+	s.MakeBucket(t, "completion", false)
+	for _, kv := range s.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("AWS_PROFILE", "")
+	c := s.Client(t)
+	keys := func(prefix string) (archives, manifests, aside []string) {
+		for o := range c.ListObjects(context.Background(), "completion", minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+			switch {
+			case o.Err != nil:
+			case strings.Contains(o.Key, pipeline.UnrecordedDir):
+				aside = append(aside, o.Key)
+			case strings.HasSuffix(o.Key, ".manifest.json"):
+				manifests = append(manifests, strings.TrimSuffix(o.Key, ".manifest.json"))
+			default:
+				archives = append(archives, strings.TrimSuffix(o.Key, ".dump"))
+			}
+		}
+		return
+	}
+	uploads := func(prefix string) (n int) {
+		for u := range c.ListIncompleteUploads(context.Background(), "completion", prefix, true) {
+			if u.Err == nil {
+				n++
+			}
+		}
+		return n
+	}
+	for _, step := range []struct {
+		name   string
+		kind   string
+		n      int
+		after  bool // kill once the store answered
+		orphan bool // the kill leaves an archive without a manifest
+	}{
+		{"archive completing", "CompleteMultipartUpload", 1, false, false},
+		{"archive completed", "CreateMultipartUpload", 2, false, true},
+		{"manifest completing", "CompleteMultipartUpload", 2, false, true},
+		{"manifest stored", "CompleteMultipartUpload", 2, true, false},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			prefix := strings.ReplaceAll(step.name, " ", "-")
+			o := backupOptions(t, src.ConnString("shop"))
+			o.Name, o.Repo = "shop", "s3://completion/"+prefix
+			var pid atomic.Int64
+			kill := func(r *http.Request, kind string, n int) bool {
+				if kind != step.kind || n != step.n {
+					return false
+				}
+				syscall.Kill(int(pid.Load()), syscall.SIGKILL)
+				return true
+			}
+			p := pgtest.NewFaultProxy(t, s, func(r *http.Request, kind string, n int) pgtest.Fault {
+				if !step.after && kill(r, kind, n) {
+					return pgtest.Stall
+				}
+				return pgtest.Pass
+			})
+			p.After = func(r *http.Request, kind string, n int) {
+				if step.after {
+					kill(r, kind, n)
+				}
+			}
+			t.Setenv("AWS_ENDPOINT_URL_S3", p.Endpoint)
+			spec, _ := json.Marshal(childSpec{DB: o.DB, Name: o.Name, Repo: o.Repo, Catalog: o.CatalogPath})
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pid.Store(int64(cmd.Process.Pid))
+			cmd.Wait()
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+				t.Fatalf("the backup was not killed at %s: %v", step.name, cmd.ProcessState)
+			}
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its pg_dump, pg_restore
+			archives, manifests, _ := keys(prefix + "/")
+			if step.orphan && (len(archives) != 1 || len(manifests) != 0) {
+				t.Fatalf("after the kill: archives %v, manifests %v; want one archive without a manifest", archives, manifests)
+			}
+
+			t.Setenv("AWS_ENDPOINT_URL_S3", s.Endpoint)
+			var mu sync.Mutex
+			var lines []string
+			o.OnEvent = func(ev pipeline.Event) {
+				if ev.Kind == pipeline.Log {
+					mu.Lock()
+					lines = append(lines, ev.Text)
+					mu.Unlock()
+				}
+			}
+			res, err := pipeline.Backup(context.Background(), o)
+			if err != nil || res.Record.Status != catalog.StatusVerified {
+				t.Fatalf("next backup: %v", err)
+			}
+			archives, manifests, aside := keys(prefix + "/")
+			for _, a := range archives {
+				if !slices.Contains(manifests, a) {
+					t.Errorf("%s is under its final name without a manifest (archives %v, manifests %v)", a, archives, manifests)
+				}
+			}
+			if n := uploads(prefix + "/"); n != 0 {
+				t.Errorf("%d unfinished uploads left", n)
+			}
+			said := slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "set aside") })
+			if step.orphan && (len(aside) != 1 || !said) {
+				t.Errorf("the killed run's archive was not said and set aside: under %s %v; log %q", pipeline.UnrecordedDir, aside, lines)
+			}
+			if !step.orphan && len(aside) != 0 {
+				t.Errorf("set aside %v, which had its manifest", aside)
+			}
+		})
+	}
 }

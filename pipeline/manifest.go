@@ -117,16 +117,25 @@ func claimFinal(dir, base, archive string, rec *catalog.Record, entries []catalo
 		if err := WriteManifest(tmp, rec, entries); err != nil {
 			return archive, "", err
 		}
-		err := renameNoReplace(archive, finalArchive)
+		// The manifest first: it claims BASE, and a kill between the two
+		// renames leaves no archive under a final name without its
+		// manifest.
+		err := renameNoReplace(tmp, finalManifest)
+		if errors.Is(err, fs.ErrExist) && i <= 1000 {
+			continue
+		}
+		if err != nil {
+			return archive, "", fmt.Errorf("move manifest into place: %w", err)
+		}
+		err = renameNoReplace(archive, finalArchive)
+		if err != nil {
+			os.Remove(finalManifest)
+		}
 		if errors.Is(err, fs.ErrExist) && i <= 1000 {
 			continue
 		}
 		if err != nil {
 			return archive, "", fmt.Errorf("move archive into place: %w", err)
-		}
-		if err := os.Rename(tmp, finalManifest); err != nil {
-			os.Rename(finalArchive, archive) // nothing under a final name without its manifest
-			return archive, "", fmt.Errorf("move manifest into place: %w", err)
 		}
 		syncDir(dir)
 		return finalArchive, finalManifest, nil

@@ -122,6 +122,7 @@ type run struct {
 	keyDir      string // NAME, the folder of its keys
 	stem        string // NAME-STAMP, before a -N
 	keyTry      int    // the N of the key taken (1: none)
+	held        func() // releases the mark that this run is completing key
 	head        *headKeeper
 	retainUntil time.Time
 	proof       *catalog.Proof

@@ -82,6 +82,9 @@ func (r *run) prepareStore(ctx context.Context, name string) error {
 	if n > 0 {
 		r.log("preflight", fmt.Sprintf("aborted %d unfinished upload(s) of killed runs in %s", n, objectURL(r.store, name+"/")))
 	}
+	if err := r.setAsideOrphans(ctx, name); err != nil {
+		return storeErr(r.store, err)
+	}
 	r.stem, r.keyDir = r.base, name
 	if err := r.pickKey(ctx, 1); err != nil {
 		return err
@@ -93,6 +96,100 @@ func (r *run) prepareStore(ctx context.Context, name string) error {
 		return err
 	}
 	return nil
+}
+
+// setAsideOrphans finds archives under NAME/ without a manifest that a
+// killed run of this machine left (its HoldKey mark is free), or that are a
+// day old, says so, and moves them to NAME/.pgattest-unrecorded/: nothing
+// stays under a final name without a manifest. An archive another run may
+// still be completing is left; one under retention stays where it is.
+func (r *run) setAsideOrphans(ctx context.Context, name string) error {
+	objs, err := r.store.List(ctx, name+"/")
+	if err != nil {
+		return err
+	}
+	manifests := map[string]bool{}
+	archives := map[string][]repo.Object{} // base → its objects
+	var bases []string
+	for _, o := range objs {
+		rel := strings.TrimPrefix(o.Key, name+"/")
+		base := ""
+		switch {
+		case strings.HasPrefix(rel, UnrecordedDir+"/"):
+			continue
+		case strings.HasSuffix(rel, ".manifest.json"):
+			manifests[strings.TrimSuffix(rel, ".manifest.json")] = true
+			continue
+		case strings.Contains(rel, ".dir/"):
+			base = rel[:strings.Index(rel, ".dir/")]
+		case strings.HasSuffix(rel, ".dump"+seal.Ext):
+			base = strings.TrimSuffix(rel, ".dump"+seal.Ext)
+		case strings.HasSuffix(rel, ".dump"):
+			base = strings.TrimSuffix(rel, ".dump")
+		default:
+			continue
+		}
+		if archives[base] == nil {
+			bases = append(bases, base)
+		}
+		archives[base] = append(archives[base], o)
+	}
+	for _, base := range bases {
+		if manifests[base] {
+			continue
+		}
+		group := archives[base]
+		key := group[0].Key
+		if strings.Contains(key, ".dir/") {
+			key = key[:strings.Index(key, ".dir/")+len(".dir/")]
+		}
+		live, dead, done := r.store.KeyState(key)
+		old := time.Since(group[0].ModTime) > 24*time.Hour
+		if live || (!dead && !old) {
+			done(false)
+			r.log("preflight", fmt.Sprintf("%s has no manifest yet: another run may be completing it; left", objectURL(r.store, key)))
+			continue
+		}
+		moved := 0
+		for _, o := range group {
+			to := name + "/" + UnrecordedDir + "/" + strings.TrimPrefix(o.Key, name+"/")
+			err := r.store.Move(ctx, o.Key, to)
+			var locked *repo.LockedError
+			if errors.As(err, &locked) {
+				r.log("preflight", fmt.Sprintf("%s has no manifest (a killed run's) but is locked until %s: left in place", objectURL(r.store, o.Key), locked.Until.UTC().Format(time.DateOnly)))
+				continue
+			}
+			if err != nil {
+				done(false)
+				return fmt.Errorf("set aside %s, which has no manifest: %w", objectURL(r.store, o.Key), err)
+			}
+			moved++
+		}
+		done(true)
+		if moved > 0 {
+			r.log("preflight", fmt.Sprintf("set aside %s: an archive without a manifest (a killed run's), now under %s", objectURL(r.store, key), objectURL(r.store, name+"/"+UnrecordedDir+"/")))
+		}
+	}
+	return nil
+}
+
+// holdKey marks r.key as being completed by this run (repo.S3.HoldKey).
+func (r *run) holdKey() error {
+	release, err := r.store.HoldKey(r.key)
+	if err != nil {
+		return err
+	}
+	r.releaseKey()
+	r.held = release
+	return nil
+}
+
+// releaseKey forgets the mark: the archive is recorded, or taken back.
+func (r *run) releaseKey() {
+	if r.held != nil {
+		r.held()
+		r.held = nil
+	}
 }
 
 // pickKey takes the first key no backup has taken, trying NAME-STAMP-from
@@ -151,6 +248,10 @@ func (r *run) recordStored(ctx context.Context, entries []catalog.TOCEntry) (cat
 			return catalog.Event{}, r.notStored(err)
 		}
 	}
+	// From the archive's completion until its record is written, its key
+	// is marked held: a run after a kill here finds the archive without a
+	// manifest and sets it aside (setAsideOrphans).
+	defer r.releaseKey()
 	var stored []string                     // keys to take back should the manifest fail
 	if r.format == verify.FormatDirectory { // its key is claimed as it goes up
 		if stored, err = r.uploadFolder(ctx); err != nil {
@@ -166,6 +267,9 @@ func (r *run) recordStored(ctx context.Context, entries []catalog.TOCEntry) (cat
 	rec.Archive.Store = st
 	rec.Archive.Path, rec.Archive.Manifest = objectURL(r.store, r.key), objectURL(r.store, mkey)
 	if r.format != verify.FormatDirectory {
+		if err := r.holdKey(); err != nil {
+			return catalog.Event{}, r.notStored(err)
+		}
 		obj, err := r.upload.Commit(ctx)
 		if err != nil {
 			return catalog.Event{}, storeErr(r.store, fmt.Errorf("complete the upload of %s: %w", rec.Archive.Path, err))
@@ -230,10 +334,18 @@ func (r *run) uploadFolder(ctx context.Context) ([]string, error) {
 		return nil
 	}
 	for i, rel := range files {
-		err = put(rel)
+		if i == 0 {
+			err = r.holdKey()
+		}
+		if err == nil {
+			err = put(rel)
+		}
 		for i == 0 && errors.Is(err, repo.ErrExists) && r.keyTry < 1000 {
+			r.releaseKey()
 			if err = r.pickKey(ctx, r.keyTry+1); err == nil {
-				err = put(rel)
+				if err = r.holdKey(); err == nil {
+					err = put(rel)
+				}
 			}
 		}
 		if err != nil {

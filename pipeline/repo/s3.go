@@ -747,3 +747,89 @@ func (s *S3) AbortStale(ctx context.Context, prefix string) (int, error) {
 	}
 	return n, nil
 }
+
+// holdPath is the lock file that says a process of this machine is
+// completing key (HoldKey).
+func (s *S3) holdPath(key string) string {
+	sum := sha256.Sum256([]byte(s.loc.Bucket + "/" + s.loc.Prefix + "/" + key))
+	return filepath.Join(s.staging, "complete-"+hex.EncodeToString(sum[:12])+".lock")
+}
+
+// HoldKey marks key as being completed by this process (an archive whose
+// manifest is not stored yet) until release, which forgets it. A process
+// killed in between leaves the mark, free: KeyState tells the next run.
+func (s *S3) HoldKey(key string) (release func(), err error) {
+	p := s.holdPath(key)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("hold %s: %w", key, err)
+	}
+	return func() { os.Remove(p); f.Close() }, nil
+}
+
+// KeyState says whether a process of this machine is completing key now
+// (live), or was and died (dead); neither when none here held it. A dead
+// mark is taken over by the caller until done, which forgets it when the
+// caller dealt with the key (else the next run finds it again).
+func (s *S3) KeyState(key string) (live, dead bool, done func(forget bool)) {
+	p := s.holdPath(key)
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return false, false, func(bool) {}
+	}
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		f.Close()
+		return true, false, func(bool) {}
+	}
+	return false, true, func(forget bool) {
+		if forget {
+			os.Remove(p)
+		}
+		f.Close()
+	}
+}
+
+// Move puts the current version of the object at from under to (never
+// over an object there: ErrExists), then removes it from from: a copy in
+// the store, then a delete. An object under retention is not moved
+// (*LockedError).
+func (s *S3) Move(ctx context.Context, from, to string) error {
+	src, err := s.object(from)
+	if err != nil {
+		return err
+	}
+	dst, err := s.object(to)
+	if err != nil {
+		return err
+	}
+	o, err := s.Stat(ctx, from, "")
+	if err != nil {
+		return err
+	}
+	if !o.RetainUntil.IsZero() && o.RetainUntil.After(time.Now()) {
+		return &LockedError{Key: from, Until: o.RetainUntil, Mode: o.LockMode}
+	}
+	if _, err := s.Stat(ctx, to, ""); err == nil {
+		return fmt.Errorf("%w: %s", ErrExists, to)
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	source := minio.CopySrcOptions{Bucket: s.loc.Bucket, Object: src, VersionID: o.VersionID}
+	dest := minio.CopyDestOptions{Bucket: s.loc.Bucket, Object: dst}
+	if o.Size <= 5<<30 {
+		_, err = s.client.CopyObject(ctx, dest, source)
+	} else {
+		_, err = s.client.ComposeObject(ctx, dest, source)
+	}
+	if err != nil {
+		return s3Error(err, "copy "+src+" to "+dst)
+	}
+	if err := s.client.RemoveObject(ctx, s.loc.Bucket, src, minio.RemoveObjectOptions{VersionID: o.VersionID}); err != nil {
+		return s3Error(err, "delete "+src)
+	}
+	return nil
+}

@@ -28,6 +28,9 @@ const (
 type FaultProxy struct {
 	Endpoint string // http://127.0.0.1:PORT, for AWS_ENDPOINT_URL_S3
 	Decide   func(r *http.Request, kind string, n int) Fault
+	// After, when set, is called once a request passed to the store has
+	// been answered (a client killed there has seen its request done).
+	After func(r *http.Request, kind string, n int)
 
 	closed   chan struct{}
 	mu       sync.Mutex
@@ -104,6 +107,9 @@ func NewFaultProxy(tb testing.TB, s *S3Server, decide func(r *http.Request, kind
 			}
 		default:
 			rp.ServeHTTP(w, r)
+			if p.After != nil {
+				p.After(r, kind, n)
+			}
 		}
 	})}
 	go srv.Serve(l)
