@@ -128,11 +128,12 @@ func printImport(e *env, res *pipeline.ImportResult, verb string) error {
 		ID       string `json:"id,omitempty"`
 		Result   string `json:"result"`
 		Error    string `json:"error,omitempty"`
+		Note     string `json:"note,omitempty"`
 	}
 	out := []row{}
 	var failed, evidence, imported int
 	for _, r := range res.Rows {
-		x := row{Manifest: r.Manifest, Result: r.Result}
+		x := row{Manifest: r.Manifest, Result: r.Result, Note: r.Note}
 		if r.Result == "imported" {
 			imported++
 		}
@@ -157,6 +158,9 @@ func printImport(e *env, res *pipeline.ImportResult, verb string) error {
 			fmt.Fprintf(e.stdout, "%-16s %s %s\n", r.Result, r.ID, r.Manifest)
 			if r.Error != "" {
 				fmt.Fprintf(e.stdout, "                 %s\n", r.Error)
+			}
+			if r.Note != "" {
+				fmt.Fprintf(e.stdout, "                 %s\n", safeText(r.Note))
 			}
 		}
 		if verb == "rebuilt" {

@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/testenv"
 	"github.com/pgattest/pgattest/testenv/pgtest"
 )
@@ -103,5 +106,75 @@ func TestNamesNeverMixSources(t *testing.T) {
 	}
 	if code, _, errOut := w.backup(t, "--db", b.URL("shop", "", ""), "--name", ra.Name, "--force-name"); code != 0 {
 		t.Errorf("--force-name: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestNamesBoundInTheRepository: two machines, each with its own catalog,
+// back up into one folder or bucket. The second backing up another source
+// under a name the repository's manifests bind to the first's is refused
+// (exit 2, naming the repository), as a catalog refuses it (the old code
+// took it: the name then held two sources); the same source from the second
+// machine is fine, and --force-name forces it.
+func TestNamesBoundInTheRepository(t *testing.T) {
+	a, b := shop(t, testenv.Options{OwnSystemID: true}), shop(t, testenv.Options{OwnSystemID: true})
+	s := pgtest.NewS3(t)
+	s.MakeBucket(t, "bound", false)
+	s.SetEnv(t)
+	for _, backend := range []string{"folder", "s3"} {
+		t.Run(backend, func(t *testing.T) {
+			one, two := newWorkdir(t), newWorkdir(t)
+			where := []string{"--dir", one.dir}
+			if backend == "s3" {
+				where = []string{"--repo", "s3://bound/" + backend}
+			}
+			backup := func(w workdir, db string, extra ...string) (int, string) {
+				args := append([]string{"--catalog", w.catalog, "backup", "--db", db, "--name", "shop"}, where...)
+				code, _, errOut := run(t, append(args, extra...)...)
+				return code, errOut
+			}
+			if code, errOut := backup(one, a.ConnString("shop")); code != 0 {
+				t.Fatalf("first machine: exit %d\n%s", code, errOut)
+			}
+			code, errOut := backup(two, b.ConnString("shop"))
+			if code != exitUsage || !strings.Contains(errOut, "belongs to another source") || !strings.Contains(errOut, "its backups in ") {
+				t.Errorf("another source under the repository's name: exit %d, want 2 naming the repository\n%s", code, errOut)
+			}
+			if code, errOut := backup(two, a.ConnString("shop")); code != 0 {
+				t.Errorf("the same source from the second machine: exit %d\n%s", code, errOut)
+			}
+			if code, errOut := backup(two, b.ConnString("shop"), "--force-name"); code != 0 {
+				t.Errorf("--force-name: exit %d\n%s", code, errOut)
+			}
+
+			// A rebuild keeps the two sources apart: the name stays with
+			// its oldest backup's source, the other's go under shop~2.
+			repoURL := "s3://bound/" + backend
+			if backend == "folder" {
+				repoURL = one.dir
+			}
+			fresh := filepath.Join(t.TempDir(), "rebuilt.db")
+			code, out, errOut := run(t, "--catalog", fresh, "catalog", "rebuild", "--repo", repoURL)
+			if code != 0 || !strings.Contains(out, "holds another source") || !strings.Contains(out, "recorded as shop~2") {
+				t.Fatalf("rebuild: exit %d, want the two sources reported\n%s%s", code, out, errOut)
+			}
+			sysid := func(c *testenv.Cluster) string {
+				return query1(t, c, "shop", "SELECT system_identifier::text FROM pg_control_system()")
+			}
+			sources := map[string]map[string]int{}
+			for _, name := range []string{"shop", "shop~2"} {
+				code, out, _ := run(t, "--catalog", fresh, "--json", "list", "--name", name)
+				var recs []catalog.Record
+				if code != 0 || json.Unmarshal([]byte(out), &recs) != nil {
+					t.Fatalf("list --name %s: exit %d\n%s", name, code, out)
+				}
+				sources[name] = map[string]int{}
+				for _, r := range recs {
+					sources[name][r.Source.Identity.SystemID]++
+				}
+			}
+			if len(sources["shop"]) != 1 || len(sources["shop~2"]) != 1 || sources["shop"][sysid(a)] != 2 || sources["shop~2"][sysid(b)] != 1 {
+				t.Errorf("after rebuild, sources by name: %v; want shop: 2 of the first, shop~2: 1 of the other", sources)
+			}
+		})
 	}
 }

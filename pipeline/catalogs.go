@@ -1,13 +1,17 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline/repo"
 )
 
 // Every command that records (backup, verify, restore, prune, catalog
@@ -158,12 +162,17 @@ type NameTakenError struct {
 	Name       string
 	Earlier    *catalog.Record
 	Identity   catalog.Identity
+	Repo       string // where the earlier backups were found: "" for the catalog, else the repository
 	earlierSrc string
 }
 
 func (e *NameTakenError) Error() string {
-	return fmt.Sprintf("backup name %q belongs to another source: its backups (the newest %s) are of %s, this is %s",
-		e.Name, e.Earlier.ID, e.earlierSrc, describeIdentity(e.Identity))
+	where := ""
+	if e.Repo != "" {
+		where = " in " + e.Repo
+	}
+	return fmt.Sprintf("backup name %q belongs to another source: its backups%s (the newest %s) are of %s, this is %s",
+		e.Name, where, e.Earlier.ID, e.earlierSrc, describeIdentity(e.Identity))
 }
 
 // Is makes a name taken a usage error (exit 2).
@@ -180,6 +189,47 @@ func describeIdentity(id catalog.Identity) string {
 		s += ", cluster " + id.SystemID
 	}
 	return s
+}
+
+// maxManifest bounds what is read of a manifest found in a repository (it
+// is the storage's word, not pgattest's: read, never trusted further).
+const maxManifest = 256 << 20
+
+// checkNameInRepo refuses a name whose newest manifest in the repository
+// (under NAME/, set-aside ones left out) is of another source: two
+// machines, each with its own catalog, must not mix two sources under one
+// name in one folder or bucket.
+func checkNameInRepo(ctx context.Context, r repo.Repo, name string, id catalog.Identity) error {
+	objs, err := r.List(ctx, name+"/")
+	if err != nil {
+		return err
+	}
+	for i := len(objs) - 1; i >= 0; i-- { // keys sort by their stamps: newest last
+		k := objs[i].Key
+		rel := strings.TrimPrefix(k, name+"/")
+		if !strings.HasSuffix(rel, ".manifest.json") || strings.Contains(rel, "/") {
+			continue
+		}
+		body, err := r.Open(ctx, k, "")
+		if err != nil {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(body, maxManifest))
+		body.Close()
+		if err != nil {
+			return err
+		}
+		m, err := parseManifest(k, b)
+		if err != nil || m.Record.Name != name {
+			continue // not one of ours: it binds nothing
+		}
+		earlier := m.Record.Source.Identity
+		if earlier == nil || earlier.SameSource(id) {
+			return nil
+		}
+		return &NameTakenError{Name: name, Earlier: m.Record, Identity: id, Repo: r.URL(), earlierSrc: describeIdentity(*earlier)}
+	}
+	return nil
 }
 
 // checkName refuses a name whose newest backup is of another source; a

@@ -18,6 +18,9 @@ type ImportRow struct {
 	Record   *catalog.Record // as recorded (nil when the manifest could not be read)
 	Result   string          // "imported", "already recorded", "failed"
 	Err      error           // why it failed: a digest mismatch is evidence (ProofFailed)
+	// Note says what a rebuild did beyond recording: a name that holds
+	// another source in the repository, kept apart under another name.
+	Note string
 }
 
 // ImportResult is every row of an Import, and the last event written.

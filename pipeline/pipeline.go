@@ -285,6 +285,23 @@ func (r *run) preflight(ctx context.Context) error {
 	if err := checkName(r.o.CatalogPath, name, identity, r.o.ForceName); err != nil {
 		return err
 	}
+	if !r.o.ForceName {
+		var rp repo.Repo
+		if r.store != nil {
+			rp = r.store
+		} else if fi, err := os.Stat(filepath.Join(r.o.Dir, name)); err == nil && fi.IsDir() {
+			rp = &repo.Local{Root: r.o.Dir}
+		}
+		if rp != nil {
+			if err := checkNameInRepo(ctx, rp, name, identity); err != nil {
+				var taken *NameTakenError
+				if errors.As(err, &taken) {
+					return err
+				}
+				return storeErrOf(rp, err)
+			}
+		}
+	}
 	r.rec.Name = name
 	r.rec.ID = catalog.NewID(name, r.rec.StartedAt)
 	r.rec.Source = catalog.Source{Host: src.Host, Port: src.Port, Database: src.Database, User: src.User, ServerVersion: src.ServerVersion.Raw,

@@ -96,6 +96,29 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 		return all[i].m.Record.StartedAt.Before(all[j].m.Record.StartedAt)
 	})
 	res := &ImportResult{}
+	// One name, one source: the source of a name's oldest backup keeps it;
+	// another source's backups under that name (two machines that did not
+	// know of each other) are recorded apart, under NAME~2, NAME~3…
+	type bound struct {
+		id   *catalog.Identity
+		name string
+	}
+	sources := map[string][]bound{}
+	apart := func(rec *catalog.Record) string {
+		id := rec.Source.Identity
+		list := sources[rec.Name]
+		for _, b := range list {
+			if id == nil || b.id == nil || b.id.SameSource(*id) {
+				return b.name
+			}
+		}
+		name := rec.Name
+		if len(list) > 0 {
+			name = fmt.Sprintf("%s~%d", rec.Name, len(list)+1)
+		}
+		sources[rec.Name] = append(list, bound{id, name})
+		return name
+	}
 	for _, f := range all {
 		row := ImportRow{Manifest: repoURL(r, f.obj.Key)}
 		if f.err != nil {
@@ -105,6 +128,11 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 		}
 		rec := f.m.Record
 		row.Record = rec
+		if name := apart(rec); name != rec.Name {
+			row.Note = fmt.Sprintf("the name %s holds another source in the repository (its oldest backup's): this one, %s, is recorded as %s",
+				rec.Name, describeSource(rec), name)
+			rec.Name = name
+		}
 		row.Err = placeFound(ctx, r, rec, f.obj.Key, have, o.Rehash)
 		if row.Err == nil {
 			var ev catalog.Event
@@ -122,6 +150,15 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 		res.Rows = append(res.Rows, row)
 	}
 	return res, nil
+}
+
+// describeSource is a record's source as the server said it, or as the
+// connection did for a record made before identities.
+func describeSource(rec *catalog.Record) string {
+	if id := rec.Source.Identity; id != nil {
+		return describeIdentity(*id)
+	}
+	return fmt.Sprintf("database %s on %s:%d", rec.Source.Database, rec.Source.Host, rec.Source.Port)
 }
 
 // placeFound points a manifest's record at its archive where the rebuild found
