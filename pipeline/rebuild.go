@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline/repo"
@@ -128,6 +129,14 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 		}
 		rec := f.m.Record
 		row.Record = rec
+		if why := impossible(f.m, time.Now()); why != "" {
+			row.Result, row.Err = "failed", &ImpossibleManifestError{Manifest: row.Manifest, Why: why}
+			if o.Log != nil {
+				o.Log(fmt.Sprintf("%s %s", row.Result, row.Manifest))
+			}
+			res.Rows = append(res.Rows, row)
+			continue
+		}
 		if name := apart(rec); name != rec.Name {
 			row.Note = fmt.Sprintf("the name %s holds another source in the repository (its oldest backup's): this one, %s, is recorded as %s",
 				rec.Name, describeSource(rec), name)
@@ -150,6 +159,54 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 		res.Rows = append(res.Rows, row)
 	}
 	return res, nil
+}
+
+// ImpossibleManifestError: a manifest in the repository says what cannot
+// be true of a backup pgattest made. It is evidence (exit 3): someone
+// wrote it.
+type ImpossibleManifestError struct {
+	Manifest string
+	Why      string
+}
+
+func (e *ImpossibleManifestError) Error() string {
+	return "the manifest cannot be true: " + e.Why
+}
+func (e *ImpossibleManifestError) ProofFailed() bool { return true }
+
+// clockSkew is how far in the future a manifest's start may be (another
+// machine's clock) before it cannot be true.
+const clockSkew = 10 * time.Minute
+
+// impossible says why a manifest cannot be one pgattest wrote ("" when it
+// can): a backup that starts in the future, or a proof that counted tables
+// the archive's table of contents lacks.
+func impossible(m *Manifest, now time.Time) string {
+	rec := m.Record
+	if rec.StartedAt.After(now.Add(clockSkew)) {
+		return fmt.Sprintf("the backup starts in the future (%s)", rec.StartedAt.UTC().Format(time.RFC3339))
+	}
+	if rec.FinishedAt.Before(rec.StartedAt) && !rec.FinishedAt.IsZero() {
+		return "the backup finishes before it starts"
+	}
+	if m.TOCEntries == nil {
+		return ""
+	}
+	listed := map[string]bool{}
+	for _, e := range m.TOCEntries {
+		switch e.Type {
+		case "TABLE", "TABLE DATA", "MATERIALIZED VIEW", "MATERIALIZED VIEW DATA", "FOREIGN TABLE":
+			listed[e.Schema+"\x00"+e.Name] = true
+		}
+	}
+	for _, p := range rec.Proofs {
+		for _, tc := range p.Tables {
+			if !listed[tc.Schema+"\x00"+tc.Name] {
+				return fmt.Sprintf("its proof counted %s.%s, which the archive's table of contents lacks", tc.Schema, tc.Name)
+			}
+		}
+	}
+	return ""
 }
 
 // describeSource is a record's source as the server said it, or as the

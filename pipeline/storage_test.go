@@ -6,8 +6,10 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/pgattest/pgattest/catalog"
@@ -174,5 +176,73 @@ func TestHostileStore(t *testing.T) {
 				t.Errorf("restored without orders: %v", got)
 			}
 		})
+	}
+}
+
+// TestRebuildRefusesImpossibleManifests: a writer of the backups folder
+// plants manifests beside copies of a real archive: one whose backup starts
+// next year, one whose proof counted a table the archive's table of
+// contents lacks. The rebuild records the genuine backup and refuses each
+// forged one, naming why, as evidence (the old code recorded all three).
+func TestRebuildRefusesImpossibleManifests(t *testing.T) {
+	src := shopCluster(t)
+	o := backupOptions(t, src.ConnString("shop"))
+	o.Name = "shop"
+	res, err := pipeline.Backup(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := res.Record
+	m, err := pipeline.ReadManifest(rec.Archive.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive, err := os.ReadFile(rec.Archive.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plant := func(base string, edit func(r *catalog.Record)) {
+		t.Helper()
+		forged, err := pipeline.ReadManifest(rec.Archive.Manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged.Record.ID = base
+		edit(forged.Record)
+		dir := filepath.Dir(rec.Archive.Path)
+		if err := os.WriteFile(filepath.Join(dir, base+".dump"), archive, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := pipeline.WriteManifest(filepath.Join(dir, base+".manifest.json"), forged.Record, m.TOCEntries); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plant("shop-20990101T000000Z", func(r *catalog.Record) {
+		r.StartedAt, r.FinishedAt = time.Now().AddDate(1, 0, 0), time.Now().AddDate(1, 0, 0)
+	})
+	plant("shop-20200101T000000Z", func(r *catalog.Record) {
+		r.StartedAt, r.FinishedAt = r.StartedAt.AddDate(-1, 0, 0), r.FinishedAt.AddDate(-1, 0, 0)
+		p := &r.Proofs[len(r.Proofs)-1]
+		p.Tables = append(p.Tables, catalog.TableCount{Schema: "shop", Name: "invented", Rows: 42})
+	})
+	rb, err := pipeline.Rebuild(context.Background(), pipeline.RebuildOptions{CatalogPath: filepath.Join(t.TempDir(), "rebuilt.db"), Repo: o.Dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	why := map[string]string{}
+	for _, row := range rb.Rows {
+		switch {
+		case row.Result == "imported" && row.Record.ID == rec.ID:
+			why["genuine"] = "imported"
+		case row.Err != nil && verify.ProofFailed(row.Err):
+			why[filepath.Base(row.Manifest)] = row.Err.Error()
+		default:
+			t.Errorf("%s: %s %v", row.Manifest, row.Result, row.Err)
+		}
+	}
+	if why["genuine"] != "imported" ||
+		!strings.Contains(why["shop-20990101T000000Z.manifest.json"], "starts in the future") ||
+		!strings.Contains(why["shop-20200101T000000Z.manifest.json"], "shop.invented, which the archive's table of contents lacks") {
+		t.Errorf("rebuild: %v", why)
 	}
 }
