@@ -24,6 +24,9 @@ type location struct {
 	key     string // the archive's; a directory-format archive's ends in "/"
 	version string // the stored version the record names ("" where the store keeps none)
 	display string // the archive as the record shows it
+	// manifest is the key of the manifest beside the archive ("" when the
+	// record names none there: a manifest elsewhere is not the archive's).
+	manifest string
 }
 
 // locate maps a record to its location.
@@ -34,7 +37,7 @@ func locate(rec *catalog.Record) (location, error) {
 		if err != nil {
 			return location{}, err
 		}
-		return location{repo: s, key: a.Store.Key, version: a.Store.VersionID, display: a.Path}, nil
+		return location{repo: s, key: a.Store.Key, version: a.Store.VersionID, display: a.Path, manifest: a.Store.ManifestKey}, nil
 	}
 	if !filepath.IsAbs(a.Path) {
 		return location{}, fmt.Errorf("the record of %s names no absolute archive path (%q)", rec.ID, a.Path)
@@ -43,7 +46,11 @@ func locate(rec *catalog.Record) (location, error) {
 	if a.Format == verify.FormatDirectory {
 		key += "/"
 	}
-	return location{repo: &repo.Local{Root: filepath.Dir(a.Path)}, key: key, display: a.Path}, nil
+	l := location{repo: &repo.Local{Root: filepath.Dir(a.Path)}, key: key, display: a.Path}
+	if m := a.Manifest; m != "" && filepath.Dir(m) == filepath.Dir(a.Path) {
+		l.manifest = filepath.Base(m)
+	}
+	return l, nil
 }
 
 // open streams the archive's stored bytes (a custom-format file), the
@@ -175,4 +182,63 @@ func storeNotes(ctx context.Context, rec *catalog.Record) []string {
 		return []string{"could not list the versions of " + l.display + ": " + err.Error()}
 	}
 	return notes
+}
+
+// remove deletes the archive (the version the record names) and its
+// manifest, and only what looks like what pgattest wrote there: a regular
+// file for a custom archive; for a directory archive, plain files with a
+// toc.dat, in a folder that holds nothing else. An archive already gone is
+// a note, not an error; one under retention a *repo.LockedError (nothing
+// deleted).
+func (l location) remove(ctx context.Context, rec *catalog.Record) (note string, err error) {
+	var keys []string
+	if rec.Archive.Format == verify.FormatDirectory {
+		if local, ok := l.repo.(*repo.Local); ok {
+			dir := filepath.Join(local.Root, strings.TrimSuffix(l.key, "/"))
+			if fi, err := os.Lstat(dir); err == nil {
+				if err := checkDumpDir(dir, fi); err != nil {
+					return "", err
+				}
+			}
+		}
+		objs, err := l.repo.List(ctx, l.key)
+		if err != nil {
+			return "", err
+		}
+		for _, o := range objs {
+			if strings.Contains(strings.TrimPrefix(o.Key, l.key), "/") {
+				return "", fmt.Errorf("%s holds %s, which pg_dump does not write; nothing deleted", l.display, o.Key)
+			}
+			keys = append(keys, o.Key)
+		}
+		if len(keys) == 0 {
+			note = "the archive was already gone"
+		}
+	} else {
+		why, err := l.present(ctx, rec)
+		switch {
+		case err != nil:
+			return "", err
+		case strings.HasPrefix(why, "no such"):
+			note = "the archive was already gone"
+		case strings.HasPrefix(why, "in its place is"):
+			return "", fmt.Errorf("%s is not a regular file (%s); nothing deleted", l.display, strings.TrimPrefix(why, "in its place is "))
+		default: // there (of another size too: it goes, as the record does)
+			keys = []string{l.key}
+		}
+	}
+	for _, k := range keys {
+		if err := l.repo.Delete(ctx, k, l.version); err != nil {
+			return "", err
+		}
+	}
+	if local, ok := l.repo.(*repo.Local); ok && rec.Archive.Format == verify.FormatDirectory {
+		os.Remove(filepath.Join(local.Root, strings.TrimSuffix(l.key, "/"))) // the folder, empty now
+	}
+	if l.manifest != "" {
+		if err := l.repo.Delete(ctx, l.manifest, ""); err != nil {
+			return "", err
+		}
+	}
+	return note, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -278,46 +277,14 @@ func oneBackupEach(recs, there []*catalog.Record, seqs map[string]uint64) (stand
 	return stands, members
 }
 
-// removeArchive deletes a backup's archive and manifest. It only deletes
-// what looks like what pgattest wrote there: a regular file for a custom
-// archive, a folder of plain files with a toc.dat for a directory archive.
-// An archive that is already gone is noted, not an error.
+// removeArchive deletes a backup's archive and manifest where they are
+// kept (location.remove).
 func removeArchive(r *catalog.Record) (note string, err error) {
-	if r.Archive.Store != nil {
-		return removeStored(context.Background(), r)
+	l, err := locate(r)
+	if err != nil {
+		return "", fmt.Errorf("%w; nothing deleted", err)
 	}
-	path := r.Archive.Path
-	if path == "" || !filepath.IsAbs(path) {
-		return "", fmt.Errorf("the record has no absolute archive path (%q); nothing deleted", path)
-	}
-	fi, err := os.Lstat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		note = "the archive was already gone"
-	case err != nil:
-		return "", err
-	case r.Archive.Format == "directory":
-		if err := checkDumpDir(path, fi); err != nil {
-			return "", err
-		}
-		if err := os.RemoveAll(path); err != nil {
-			return "", err
-		}
-	default:
-		if !fi.Mode().IsRegular() {
-			return "", fmt.Errorf("%s is not a regular file (%s); nothing deleted", path, fi.Mode().Type())
-		}
-		if err := os.Remove(path); err != nil {
-			return "", err
-		}
-	}
-	if m := r.Archive.Manifest; m != "" {
-		if err := os.Remove(m); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return "", err
-		}
-	}
-	syncDir(filepath.Dir(path))
-	return note, nil
+	return l.remove(context.Background(), r)
 }
 
 // checkDumpDir refuses to delete a folder that is not a pg_dump directory

@@ -147,7 +147,7 @@ func Reencrypt(ctx context.Context, o ReencryptOptions) (*Result, error) {
 		}
 	}
 	if err != nil {
-		r.Delete(context.WithoutCancel(ctx), key)
+		r.Delete(context.WithoutCancel(ctx), key, "")
 		return nil, storeErrOf(r, fmt.Errorf("store the manifest: %w (the new archive was removed again)", err))
 	}
 	ev, err := cat.AddDerived(rec, entries, "re-encrypted from "+old.ID+" for "+strings.Join(rs.Public, ", "))

@@ -170,44 +170,6 @@ func objectURL(s *repo.S3, key string) string {
 	return strings.TrimSuffix(s.URL(), "/") + "/" + key
 }
 
-// removeStored deletes a record's archive and manifest from their
-// repository. An object still under retention is a *repo.LockedError: the
-// caller keeps the record and tries again on a later run.
-func removeStored(ctx context.Context, rec *catalog.Record) (note string, err error) {
-	s, err := storeOf(rec)
-	if err != nil {
-		return "", err
-	}
-	st := rec.Archive.Store // the store says whether it is still locked (Delete: *repo.LockedError)
-	keys := []string{st.Key}
-	if rec.Archive.Format == verify.FormatDirectory {
-		objs, err := s.List(ctx, st.Key)
-		if err != nil {
-			return "", err
-		}
-		keys = keys[:0]
-		for _, o := range objs {
-			keys = append(keys, o.Key)
-		}
-		if len(keys) == 0 {
-			note = "the archive was already gone"
-		}
-	} else if _, err := s.Stat(ctx, st.Key, st.VersionID); errors.Is(err, repo.ErrNotFound) {
-		note = "the archive was already gone"
-	}
-	for _, k := range keys {
-		if err := s.Delete(ctx, k); err != nil {
-			return "", err
-		}
-	}
-	if st.ManifestKey != "" {
-		if err := s.Delete(ctx, st.ManifestKey); err != nil {
-			return "", err
-		}
-	}
-	return note, nil
-}
-
 // storedStream is a custom-format archive on its way to pg_restore (or
 // age, or a private copy): the stored bytes checked before use (see
 // verified.go) and hashed whole as they pass, decrypted when encrypted (the

@@ -365,7 +365,7 @@ func (r *run) uploadFolder(ctx context.Context) ([]string, error) {
 func (r *run) deleteKeys(ctx context.Context, keys []string) error {
 	var errs []error
 	for _, k := range keys {
-		if err := r.store.Delete(context.WithoutCancel(ctx), k); err != nil {
+		if err := r.store.Delete(context.WithoutCancel(ctx), k, ""); err != nil {
 			errs = append(errs, err)
 		}
 	}

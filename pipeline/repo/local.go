@@ -186,8 +186,8 @@ func (l *Local) Stat(ctx context.Context, key, version string) (Object, error) {
 	return Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
-// Delete removes the file at key.
-func (l *Local) Delete(ctx context.Context, key string) error {
+// Delete removes the file at key (a folder keeps no versions).
+func (l *Local) Delete(ctx context.Context, key, version string) error {
 	p, err := l.path(key)
 	if err != nil {
 		return err

@@ -43,9 +43,10 @@ type Repo interface {
 	// Stat describes the object at key, the version named as Open does
 	// (ErrNotFound when there is none).
 	Stat(ctx context.Context, key, version string) (Object, error)
-	// Delete removes the object at key: a *LockedError while it is under
-	// retention, nothing when it is already gone.
-	Delete(ctx context.Context, key string) error
+	// Delete removes the object at key, the version named ("" the
+	// current one): a *LockedError while it is under retention, nothing
+	// when it is already gone.
+	Delete(ctx context.Context, key, version string) error
 	// List returns the objects whose keys start with prefix, sorted.
 	List(ctx context.Context, prefix string) ([]Object, error)
 	// AbortStale removes what runs that are gone left unfinished under

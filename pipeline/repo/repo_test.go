@@ -128,10 +128,10 @@ func TestRepoSuite(t *testing.T) {
 			if err != nil || len(objs) != 2 || objs[0].Key != "shop/empty.json" || objs[1].Key != "shop/shop-1.dump" {
 				t.Errorf("list: %v %v", objs, err)
 			}
-			if err := r.Delete(ctx, "shop/empty.json"); err != nil {
+			if err := r.Delete(ctx, "shop/empty.json", ""); err != nil {
 				t.Error(err)
 			}
-			if err := r.Delete(ctx, "shop/empty.json"); err != nil {
+			if err := r.Delete(ctx, "shop/empty.json", ""); err != nil {
 				t.Errorf("deleting what is gone: %v", err)
 			}
 
@@ -197,7 +197,7 @@ func TestS3ObjectLockAndErrors(t *testing.T) {
 		t.Errorf("retention %s %s (%v), want governance until %s", st.LockMode, st.RetainUntil, err, until.UTC())
 	}
 	var le *repo.LockedError
-	if err := locked.Delete(ctx, "a.dump"); !errors.As(err, &le) || !le.Until.Equal(until.UTC()) {
+	if err := locked.Delete(ctx, "a.dump", ""); !errors.As(err, &le) || !le.Until.Equal(until.UTC()) {
 		t.Errorf("delete of a locked object: %v", err)
 	}
 	if _, err := locked.Stat(ctx, "a.dump", ""); err != nil {

@@ -648,8 +648,8 @@ func (s *S3) Stat(ctx context.Context, key, version string) (Object, error) {
 // Delete removes the object's current version (not only hides it behind a
 // delete marker, where the bucket keeps versions): a *LockedError while
 // it is under retention.
-func (s *S3) Delete(ctx context.Context, key string) error {
-	o, err := s.Stat(ctx, key, "")
+func (s *S3) Delete(ctx context.Context, key, version string) error {
+	o, err := s.Stat(ctx, key, version)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
