@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -241,4 +242,47 @@ func (l location) remove(ctx context.Context, rec *catalog.Record) (note string,
 		}
 	}
 	return note, nil
+}
+
+// beside is the location of another archive in the same repository and
+// folder as l's, named base+ext, with its manifest base.manifest.json.
+func (l location) beside(base, ext string) location {
+	dir := path.Dir(strings.TrimSuffix(l.key, "/"))
+	n := location{repo: l.repo, key: path.Join(dir, base+ext), manifest: path.Join(dir, base+".manifest.json")}
+	n.display = l.show(n.key)
+	return n
+}
+
+// show is a key of l's repository as a record shows it: an s3:// URL, or
+// a path on this machine.
+func (l location) show(key string) string {
+	switch r := l.repo.(type) {
+	case *repo.S3:
+		return objectURL(r, key)
+	case *repo.Local:
+		return filepath.Join(r.Root, filepath.FromSlash(key))
+	}
+	return key
+}
+
+// place writes l into a record's location fields (the one writer of them
+// besides the backup's first record): the archive and manifest as shown,
+// and in a bucket the store's key, manifest key and the version stored.
+// Retention is not carried over: a new object has its own.
+func (l location) place(rec *catalog.Record, stored repo.Object) {
+	a := &rec.Archive
+	a.Path, a.Manifest = l.display, l.show(l.manifest)
+	s, ok := l.repo.(*repo.S3)
+	if !ok {
+		a.Store = nil
+		return
+	}
+	st := &catalog.Store{}
+	if a.Store != nil {
+		*st = *a.Store
+	}
+	st.Repo, st.Endpoint, st.Bucket = s.URL(), s.EndpointURL(), s.Bucket()
+	st.Key, st.ManifestKey, st.VersionID = l.key, l.manifest, stored.VersionID
+	st.RetainUntil, st.LockMode = nil, ""
+	a.Store = st
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -58,21 +56,12 @@ func Reencrypt(ctx context.Context, o ReencryptOptions) (*Result, error) {
 	// The new archive's place: beside the old one.
 	stamp := old.StartedAt.Format(catalog.StampLayout)
 	base := fmt.Sprintf("%s-%s-re%s", old.Name, stamp, time.Now().UTC().Format(catalog.StampLayout))
-	var r repo.Repo
-	var key string
-	if st := old.Archive.Store; st != nil {
-		s, err := storeOf(old)
-		if err != nil {
-			return nil, err
-		}
-		r, key = s, path.Join(path.Dir(st.Key), base+".dump"+seal.Ext)
-	} else {
-		l, err := repo.NewLocal(filepath.Dir(old.Archive.Path))
-		if err != nil {
-			return nil, err
-		}
-		r, key = l, base+".dump"+seal.Ext
+	from, err := locate(old)
+	if err != nil {
+		return nil, err
 	}
+	to := from.beside(base, ".dump"+seal.Ext)
+	r, key, mkey := to.repo, to.key, to.manifest
 	u, err := r.Create(ctx, key, repo.CreateOptions{})
 	if err != nil {
 		return nil, storeErrOf(r, err)
@@ -106,17 +95,7 @@ func Reencrypt(ctx context.Context, o ReencryptOptions) (*Result, error) {
 	rec.Archive.Size, rec.Archive.BLAKE3 = stored.Size(), stored.Sum()
 	rec.Archive.Segments = &catalog.Segments{Size: verify.SegmentSize, BLAKE3: stored.Segments()}
 	rec.Archive.Encryption = &catalog.Encryption{Scheme: seal.Scheme, Recipients: rs.Public, PlaintextBLAKE3: plain.Sum(), PlaintextSize: plain.Size()}
-	mkey := strings.TrimSuffix(key, ".dump"+seal.Ext) + ".manifest.json"
-	if s, ok := r.(*repo.S3); ok {
-		rec.Archive.Store.Key, rec.Archive.Store.ManifestKey = key, mkey
-		rec.Archive.Store.Endpoint, rec.Archive.Store.VersionID = s.EndpointURL(), ""
-		rec.Archive.Store.RetainUntil, rec.Archive.Store.LockMode = nil, ""
-		rec.Archive.Path, rec.Archive.Manifest = objectURL(s, key), objectURL(s, mkey)
-	} else {
-		dir := filepath.Dir(old.Archive.Path)
-		rec.Archive.Path, rec.Archive.Manifest = filepath.Join(dir, key), filepath.Join(dir, mkey)
-	}
-
+	to.place(rec, repo.Object{})
 	cat, err := openCatalog(o.CatalogPath, nil)
 	if err != nil {
 		return nil, err // the upload is aborted: nothing stored
@@ -131,9 +110,7 @@ func Reencrypt(ctx context.Context, o ReencryptOptions) (*Result, error) {
 		return nil, storeErrOf(r, fmt.Errorf("store %s: %w", rec.Archive.Path, err))
 	}
 	committed = true
-	if rec.Archive.Store != nil {
-		rec.Archive.Store.VersionID = obj.VersionID
-	}
+	to.place(rec, obj)
 	b, err := manifestBytes(rec, entries)
 	if err == nil {
 		var mu repo.Upload
