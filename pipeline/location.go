@@ -270,6 +270,16 @@ func (l location) show(key string) string {
 // and in a bucket the store's key, manifest key and the version stored.
 // Retention is not carried over: a new object has its own.
 func (l location) place(rec *catalog.Record, stored repo.Object) {
+	l.placing(rec, stored, false)
+}
+
+// placeKeeping is place for a record whose archive is the one it
+// recorded (a rebuild): its retention stays.
+func (l location) placeKeeping(rec *catalog.Record, stored repo.Object) {
+	l.placing(rec, stored, true)
+}
+
+func (l location) placing(rec *catalog.Record, stored repo.Object, keepRetention bool) {
 	a := &rec.Archive
 	a.Path, a.Manifest = l.display, l.show(l.manifest)
 	s, ok := l.repo.(*repo.S3)
@@ -283,6 +293,17 @@ func (l location) place(rec *catalog.Record, stored repo.Object) {
 	}
 	st.Repo, st.Endpoint, st.Bucket = s.URL(), s.EndpointURL(), s.Bucket()
 	st.Key, st.ManifestKey, st.VersionID = l.key, l.manifest, stored.VersionID
-	st.RetainUntil, st.LockMode = nil, ""
+	if !keepRetention {
+		st.RetainUntil, st.LockMode = nil, ""
+	}
 	a.Store = st
+}
+
+// storeErrOf says a repository's error as its backend does (an S3 error
+// with what to check).
+func storeErrOf(r repo.Repo, err error) error {
+	if s, ok := r.(*repo.S3); ok {
+		return storeErr(s, err)
+	}
+	return err
 }

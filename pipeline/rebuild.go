@@ -2,11 +2,9 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -121,7 +119,7 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 		return name
 	}
 	for _, f := range all {
-		row := ImportRow{Manifest: repoURL(r, f.obj.Key)}
+		row := ImportRow{Manifest: location{repo: r}.show(f.obj.Key)}
 		if f.err != nil {
 			row.Result, row.Err = "failed", f.err
 			res.Rows = append(res.Rows, row)
@@ -218,86 +216,34 @@ func describeSource(rec *catalog.Record) string {
 	return fmt.Sprintf("database %s on %s:%d", rec.Source.Database, rec.Source.Host, rec.Source.Port)
 }
 
-// placeFound points a manifest's record at its archive where the rebuild found
-// it (beside the manifest), and checks the archive is there, of its size,
-// and with rehash its digest.
+// placeFound points a manifest's record at its archive where the rebuild
+// found it (beside the manifest, the version the manifest names), and
+// checks the archive is there, of its size, and with rehash its digest.
 func placeFound(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey string, have map[string]repo.Object, rehash bool) error {
-	if rec.Archive.Format == verify.FormatDirectory {
-		// A folder repository's directory archive: one folder, hashed as one.
-		if s, ok := r.(*repo.S3); ok {
-			key := strings.TrimSuffix(mkey, ".manifest.json") + ".dir/"
-			st := rec.Archive.Store
-			if st == nil {
-				st = &catalog.Store{}
-			}
-			st.Repo, st.Endpoint, st.Bucket, st.Key, st.ManifestKey, st.VersionID = s.URL(), s.EndpointURL(), s.Bucket(), key, mkey, ""
-			rec.Archive.Store = st
-			rec.Archive.Path, rec.Archive.Manifest = objectURL(s, key), objectURL(s, mkey)
-			var size int64
-			for k, o := range have {
-				if strings.HasPrefix(k, key) {
-					size += o.Size
-				}
-			}
-			switch {
-			case size == 0:
-				return &verify.MissingError{Path: rec.Archive.Path, Err: errors.New("not beside its manifest")}
-			case size != rec.Archive.Size:
-				return &verify.DigestMismatchError{Path: rec.Archive.Path, Want: fmt.Sprintf("%d bytes", rec.Archive.Size), Got: fmt.Sprintf("%d bytes", size)}
-			}
-			if rehash {
-				_, err := HashStored(ctx, rec)
-				return err
-			}
-			return nil
-		}
-		if l, ok := r.(*repo.Local); ok {
-			dir := filepath.Join(l.Root, strings.TrimSuffix(mkey, ".manifest.json")+".dir")
-			rec.Archive.Path, rec.Archive.Manifest, rec.Archive.Store = dir, filepath.Join(l.Root, mkey), nil
-			if !exists(dir) {
-				return &verify.MissingError{Path: dir, Err: errors.New("not beside its manifest")}
-			}
-			if rehash {
-				_, err := verify.CheckDigest(dir, verify.FormatDirectory, rec.Archive.BLAKE3)
-				return err
-			}
-			return nil
-		}
-	}
 	key := strings.TrimSuffix(mkey, ".manifest.json") + extOf(rec.Archive)
-	switch s := r.(type) {
-	case *repo.Local:
-		rec.Archive.Path, rec.Archive.Manifest, rec.Archive.Store = filepath.Join(s.Root, key), filepath.Join(s.Root, mkey), nil
-	case *repo.S3:
-		st := rec.Archive.Store
-		if st == nil {
-			st = &catalog.Store{}
-		}
-		st.Repo, st.Endpoint, st.Bucket, st.Key, st.ManifestKey = s.URL(), s.EndpointURL(), s.Bucket(), key, mkey
-		// The version the manifest names is the backup's: a newer version
-		// or a delete marker over the key is somebody else's.
-		if obj, ok := have[key]; ok && obj.VersionID != "" && st.VersionID == "" {
-			st.VersionID = obj.VersionID
-		}
-		rec.Archive.Store = st
-		rec.Archive.Path, rec.Archive.Manifest = objectURL(s, key), objectURL(s, mkey)
-		if st.VersionID != "" {
-			o, err := s.Stat(ctx, key, st.VersionID)
-			if errors.Is(err, repo.ErrNotFound) {
-				return &verify.MissingError{Path: rec.Archive.Path, Err: fmt.Errorf("the version its manifest names (%s) is not there", st.VersionID)}
-			}
-			if err != nil {
-				return err
-			}
-			have = map[string]repo.Object{key: o}
-		}
+	if rec.Archive.Format == verify.FormatDirectory {
+		key += "/"
 	}
-	obj, ok := have[key]
-	if !ok {
-		return &verify.MissingError{Path: rec.Archive.Path, Err: errors.New("not beside its manifest")}
+	// The version the manifest names is the backup's: a newer version or
+	// a delete marker over the key is somebody else's.
+	version := ""
+	if st := rec.Archive.Store; st != nil {
+		version = st.VersionID
 	}
-	if obj.Size != rec.Archive.Size {
-		return &verify.DigestMismatchError{Path: rec.Archive.Path, Want: fmt.Sprintf("%d bytes", rec.Archive.Size), Got: fmt.Sprintf("%d bytes", obj.Size)}
+	if version == "" {
+		version = have[key].VersionID
+	}
+	l := location{repo: r, key: key, version: version, manifest: mkey}
+	l.display = l.show(key) // a folder's path, or the object's URL
+	l.placeKeeping(rec, repo.Object{VersionID: version})
+	why, err := l.present(ctx, rec)
+	switch {
+	case err != nil:
+		return err
+	case strings.Contains(why, "where the record says"):
+		return &verify.DigestMismatchError{Path: rec.Archive.Path, Want: fmt.Sprintf("%d bytes", rec.Archive.Size), Got: why}
+	case why != "":
+		return &verify.MissingError{Path: rec.Archive.Path, Err: fmt.Errorf("not beside its manifest (%s)", why)}
 	}
 	if rehash {
 		_, err := HashStored(ctx, rec)
@@ -316,19 +262,7 @@ func readStoredManifest(ctx context.Context, r repo.Repo, key string) (*Manifest
 	if err != nil {
 		return nil, err
 	}
-	return parseManifest(repoURL(r, key), b)
+	return parseManifest(location{repo: r}.show(key), b)
 }
 
-func repoURL(r repo.Repo, key string) string {
-	if s, ok := r.(*repo.S3); ok {
-		return objectURL(s, key)
-	}
-	return filepath.Join(r.(*repo.Local).Root, key)
-}
 
-func storeErrOf(r repo.Repo, err error) error {
-	if s, ok := r.(*repo.S3); ok {
-		return storeErr(s, err)
-	}
-	return err
-}
