@@ -264,5 +264,3 @@ func readStoredManifest(ctx context.Context, r repo.Repo, key string) (*Manifest
 	}
 	return parseManifest(location{repo: r}.show(key), b)
 }
-
-
