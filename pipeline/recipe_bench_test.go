@@ -18,10 +18,14 @@ package pipeline_test
 //	   proof, 1 job): the archive streamed to the store
 //	ba pgattest backup --encrypt-to age1… (restore proof, 1 job)
 //	ea pgattest backup --verify none --encrypt-to age1…
+//	ra plain pg_restore --single-transaction of a pgattest archive
+//	rf pgattest restore of it from the folder (checked segment by segment)
+//	rs pgattest restore of the same backup kept in a bucket
 //
-// It prints the medians, the ratios b/a, c/a, e/d, s/b, ba/b and ea/d, archive sizes,
-// pgattest's peak RSS and, for s, the peak of its local staging (the part
-// buffers it holds open), and writes them as JSON to PGATTEST_BENCH_JSON
+// It prints the medians, the ratios b/a, c/a, e/d, s/b, ba/b, ea/d, rf/ra
+// and rs/ra, archive sizes,
+// pgattest's peak RSS and, for s and rs, the peak of its local staging (the
+// part buffers or private copies it holds open), and writes them as JSON to PGATTEST_BENCH_JSON
 // (default: the temp folder). The generated database is kept in the cache
 // folder and copied in for later runs. PGATTEST_BENCH_VARIANTS ("a,b,e")
 // runs only the variants named.
@@ -169,7 +173,9 @@ func stagedBytes(pid int) int64 {
 	fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
 	var n int64
 	for _, fd := range fds {
-		if target, err := os.Readlink(fd); err == nil && strings.Contains(target, "/pgattest-s3-") {
+		// The S3 staging folder's part buffers, and a restore's private
+		// copies (checked, unlinked).
+		if target, err := os.Readlink(fd); err == nil && (strings.Contains(target, "/pgattest-s3-") || strings.Contains(target, "/.pgattest-checked-")) {
 			if fi, err := os.Stat(fd); err == nil {
 				n += fi.Size()
 			}
@@ -346,7 +352,41 @@ func BenchmarkVsByHand(b *testing.B) {
 			return benchRun{Seconds: took.Seconds(), Bytes: n}
 		}
 	}
+	// Restores of one proven backup, kept for them in a folder and in a
+	// bucket of their own: pgattest restore (checked segment by segment on
+	// the way) against plain pg_restore of the same archive file.
+	restoreSrc := filepath.Join(work, "restore-source")
+	runTimed(b, false, bin, "--catalog", catalogPath, "-q", "backup", "--db", srcURL, "--name", "rsrc", "--dir", restoreSrc)
+	s3.MakeBucket(b, "benchrestore", false)
+	runTimed(b, false, bin, "--catalog", catalogPath, "-q", "backup", "--db", srcURL, "--name", "rsrcs", "--repo", "s3://benchrestore/pg")
+	restoreArchive, _ := filepath.Glob(filepath.Join(restoreSrc, "rsrc", "rsrc-*.dump"))
+	if len(restoreArchive) != 1 {
+		b.Fatalf("the restore source's archive: %v", restoreArchive)
+	}
+	restoreInto := func(round int, key string, timed func(db string) benchRun) benchRun {
+		db := fmt.Sprintf("r%s_%d", key, round)
+		runTimed(b, false, tc.Path("createdb"), "-h", byHand.SocketDir, "-p", strconv.Itoa(byHand.Port), "-U", testenv.Superuser, db)
+		r := timed(db)
+		runTimed(b, false, tc.Path("dropdb"), "-h", byHand.SocketDir, "-p", strconv.Itoa(byHand.Port), "-U", testenv.Superuser, db)
+		return r
+	}
+	pgattestRestore := func(key, name string) func(int) benchRun {
+		return func(round int) benchRun {
+			return restoreInto(round, key, func(db string) benchRun {
+				took, rss, disk := runWatched(b, true, bin, "--catalog", catalogPath, "-q", "restore", "--name", name, "--target", byHand.ConnString(db))
+				return benchRun{Seconds: took.Seconds(), PeakRSS: rss, PeakStaging: disk, CPU: lastCPU.Seconds()}
+			})
+		}
+	}
 	variants := []variant{
+		{"ra", "plain pg_restore --single-transaction of the archive", func(round int) benchRun {
+			return restoreInto(round, "ra", func(db string) benchRun {
+				took, _ := runTimed(b, false, tc.Path("pg_restore"), "--single-transaction", "-d", byHand.ConnString(db), restoreArchive[0])
+				return benchRun{Seconds: took.Seconds(), Bytes: pathSize(restoreArchive[0])}
+			})
+		}},
+		{"rf", "pgattest restore from a folder", pgattestRestore("rf", "rsrc")},
+		{"rs", "pgattest restore from a bucket", pgattestRestore("rs", "rsrcs")},
 		{"a", "by hand: pg_dump -Fc, createdb, pg_restore", func(round int) benchRun {
 			file := filepath.Join(work, "byhand.dump")
 			db := fmt.Sprintf("restored_%d", round)
@@ -417,6 +457,8 @@ func BenchmarkVsByHand(b *testing.B) {
 	rep.Ratios["s/b"] = rep.Median["s"] / rep.Median["b"]
 	rep.Ratios["ba/b"] = rep.Median["ba"] / rep.Median["b"]
 	rep.Ratios["ea/d"] = rep.Median["ea"] / rep.Median["d"]
+	rep.Ratios["rf/ra"] = rep.Median["rf"] / rep.Median["ra"]
+	rep.Ratios["rs/ra"] = rep.Median["rs"] / rep.Median["ra"]
 	fmt.Printf("\nsource database %d MB, %d rounds, medians:\n", srcSize>>20, rounds)
 	for _, v := range variants {
 		fmt.Printf("  %s  %-45s %8.1fs  archive %5d MB", v.key, v.desc, rep.Median[v.key], rep.Bytes[v.key]>>20)
@@ -437,6 +479,8 @@ func BenchmarkVsByHand(b *testing.B) {
 	fmt.Printf("  b/a %.2f (goal ≤ 0.50)   c/a %.2f   e/d %.3f (goal ≤ 1.05)   e/d0 %.3f   s/b %.3f (goal ≤ 1.10; peak RSS goal < 96 MB)\n",
 		rep.Ratios["b/a"], rep.Ratios["c/a"], rep.Ratios["e/d"], rep.Ratios["e/d0"], rep.Ratios["s/b"])
 	fmt.Printf("  ba/b %.3f (goal ≤ 1.05)   ea/d %.3f (goal < 1)\n", rep.Ratios["ba/b"], rep.Ratios["ea/d"])
+	fmt.Printf("  rf/ra %.3f   rs/ra %.3f (restores: goal within 5%% of plain pg_restore; peak RSS < 64 MB; local disk from a bucket < 2 segments)\n",
+		rep.Ratios["rf/ra"], rep.Ratios["rs/ra"])
 	out := os.Getenv("PGATTEST_BENCH_JSON")
 	if out == "" {
 		out = filepath.Join(os.TempDir(), "pgattest-bench-vs-by-hand.json")
@@ -450,4 +494,6 @@ func BenchmarkVsByHand(b *testing.B) {
 	b.ReportMetric(rep.Ratios["e/d"], "e/d")
 	b.ReportMetric(rep.Ratios["s/b"], "s/b")
 	b.ReportMetric(rep.Ratios["ba/b"], "ba/b")
+	b.ReportMetric(rep.Ratios["rf/ra"], "rf/ra")
+	b.ReportMetric(rep.Ratios["rs/ra"], "rs/ra")
 }
