@@ -274,14 +274,7 @@ func (c *Catalog) Import(r *Record, entries []TOCEntry, from string) (Event, err
 // Outcome, whatever it says (a pruned record stays pruned).
 func (c *Catalog) AddDerived(r *Record, entries []TOCEntry, detail string) (Event, error) {
 	if r.Status != StatusPruned {
-		status := ""
-		for i := range r.Proofs {
-			status, _ = Outcome(status, &r.Proofs[i])
-		}
-		if status == "" {
-			status = StatusUnverified
-		}
-		r.Status = status
+		r.Status = StatusByProofs(r.Proofs)
 	}
 	var toc []byte
 	r.TOC.EntriesBLAKE3 = ""

@@ -25,6 +25,7 @@ const (
 	KindRestored    = "restored"     // a backup was restored somewhere
 	KindPruned      = "pruned"       // retention deleted the archive
 	KindMissing     = "missing"      // prune found the archive gone
+	KindFound       = "found"        // prune found a missing archive again
 )
 
 // Event is one link of the audit chain. Hash = BLAKE3(prev ‖ canonical

@@ -76,6 +76,19 @@ func (r *Record) Apply(p *Proof) string {
 	return kind
 }
 
+// StatusByProofs is the status a record's proofs give it, applied in
+// order to a new record ("unverified" when none decides).
+func StatusByProofs(proofs []Proof) string {
+	status := ""
+	for i := range proofs {
+		status, _ = Outcome(status, &proofs[i])
+	}
+	if status == "" {
+		status = StatusUnverified
+	}
+	return status
+}
+
 // ProvenByProofs reports whether a list of proofs, applied in order to a
 // new record, leaves it verified: its newest decisive proof (a restore, or
 // any that failed) passed. An audit counts a pruned backup's day by it.

@@ -104,6 +104,7 @@ func runAudit(e *env, q catalog.AuditQuery, format string) error {
 	rep := data.Report()
 	switch format {
 	case "json":
+		e.json = true // exact JSON: no terminal escaping (termsafe.go)
 		err = writeJSON(e.stdout, rep)
 	case "csv":
 		err = auditCSV(e.stdout, rep)

@@ -155,9 +155,9 @@ func printImport(e *env, res *pipeline.ImportResult, verb string) error {
 		}
 	} else {
 		for _, r := range out {
-			fmt.Fprintf(e.stdout, "%-16s %s %s\n", r.Result, r.ID, r.Manifest)
+			fmt.Fprintf(e.stdout, "%-16s %s %s\n", r.Result, safe(r.ID), safe(r.Manifest))
 			if r.Error != "" {
-				fmt.Fprintf(e.stdout, "                 %s\n", r.Error)
+				fmt.Fprintf(e.stdout, "                 %s\n", safeText(r.Error))
 			}
 			if r.Note != "" {
 				fmt.Fprintf(e.stdout, "                 %s\n", safeText(r.Note))

@@ -14,7 +14,7 @@ import (
 // layers keep the screen pgattest's:
 //
 //   - termSafe, around stdout and stderr, shows every control byte but
-//     newline and tab as \xNN, whatever printed it (a name, an error of
+//     newline and tab as \xNN (a C1 control as \u00NN), whatever printed it (a name, an error of
 //     pg_restore's, a tool's output). pgattest's own live progress line
 //     writes its carriage return and erase around it, to the raw stream.
 //   - safe, at the places that print a name, shows a name holding any
@@ -35,8 +35,8 @@ func (t *termSafe) Write(p []byte) (int, error) {
 		return t.w.Write(p)
 	}
 	clean := true
-	for _, b := range p {
-		if isControlByte(b) {
+	for i, b := range p {
+		if isControlByte(b) || isC1(p, i) {
 			clean = false
 			break
 		}
@@ -45,17 +45,28 @@ func (t *termSafe) Write(p []byte) (int, error) {
 		return t.w.Write(p)
 	}
 	out := make([]byte, 0, len(p)+16)
-	for _, b := range p {
-		if isControlByte(b) {
+	for i := 0; i < len(p); i++ {
+		b := p[i]
+		switch {
+		case isControlByte(b):
 			out = fmt.Appendf(out, `\x%02x`, b)
-			continue
+		case isC1(p, i): // U+0080–U+009F: some terminals take U+009B for ESC [
+			out = fmt.Appendf(out, `\u%04x`, p[i+1])
+			i++
+		default:
+			out = append(out, b)
 		}
-		out = append(out, b)
 	}
 	if _, err := t.w.Write(out); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// isC1 says whether p[i:] starts with a C1 control in UTF-8 (0xC2
+// 0x80–0x9F).
+func isC1(p []byte, i int) bool {
+	return p[i] == 0xc2 && i+1 < len(p) && p[i+1] >= 0x80 && p[i+1] <= 0x9f
 }
 
 func isControlByte(b byte) bool {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -184,7 +185,11 @@ func (e *NameTakenError) Hint() string {
 }
 
 func describeIdentity(id catalog.Identity) string {
-	s := fmt.Sprintf("database %s (oid %d) on port %d", id.Database, id.DatabaseOID, id.Port)
+	db := id.Database
+	if strconv.Quote(db) != `"`+db+`"` { // a name with controls reads as one value
+		db = strconv.Quote(db)
+	}
+	s := fmt.Sprintf("database %s (oid %d) on port %d", db, id.DatabaseOID, id.Port)
 	if id.SystemID != "" {
 		s += ", cluster " + id.SystemID
 	}

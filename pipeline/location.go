@@ -94,6 +94,11 @@ func (l location) files(ctx context.Context) ([]repo.Object, error) {
 // ("" when it is there), or an error when the store could not say.
 func (l location) present(ctx context.Context, rec *catalog.Record) (string, error) {
 	if rec.Archive.Format == verify.FormatDirectory {
+		if local, ok := l.repo.(*repo.Local); ok {
+			if _, err := os.Stat(local.Root); err != nil {
+				return "", fmt.Errorf("its folder %s cannot be read: %w", local.Root, err)
+			}
+		}
 		objs, err := l.files(ctx)
 		var missing *verify.MissingError
 		if errors.As(err, &missing) {
@@ -119,6 +124,9 @@ func (l location) present(ctx context.Context, rec *catalog.Record) (string, err
 	if local, ok := l.repo.(*repo.Local); ok {
 		fi, err := os.Lstat(filepath.Join(local.Root, l.key))
 		if errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Stat(local.Root); err != nil { // an unmounted disk is no evidence
+				return "", fmt.Errorf("its folder %s cannot be read: %w", local.Root, err)
+			}
 			return "no such file", nil
 		}
 		if err != nil {
@@ -193,15 +201,25 @@ func storeNotes(ctx context.Context, rec *catalog.Record) []string {
 // deleted).
 func (l location) remove(ctx context.Context, rec *catalog.Record) (note string, err error) {
 	var keys []string
-	if rec.Archive.Format == verify.FormatDirectory {
-		if local, ok := l.repo.(*repo.Local); ok {
-			dir := filepath.Join(local.Root, strings.TrimSuffix(l.key, "/"))
-			if fi, err := os.Lstat(dir); err == nil {
-				if err := checkDumpDir(dir, fi); err != nil {
-					return "", err
-				}
+	if local, ok := l.repo.(*repo.Local); ok && rec.Archive.Format == verify.FormatDirectory {
+		// A folder goes as one: RemoveAll works from the folder it opened
+		// (a symbolic link swapped in for it midway is not followed).
+		dir := filepath.Join(local.Root, strings.TrimSuffix(l.key, "/"))
+		fi, err := os.Lstat(dir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			note = "the archive was already gone"
+		case err != nil:
+			return "", err
+		default:
+			if err := checkDumpDir(dir, fi); err != nil {
+				return "", err
+			}
+			if err := os.RemoveAll(dir); err != nil {
+				return "", err
 			}
 		}
+	} else if rec.Archive.Format == verify.FormatDirectory {
 		objs, err := l.repo.List(ctx, l.key)
 		if err != nil {
 			return "", err
@@ -232,9 +250,6 @@ func (l location) remove(ctx context.Context, rec *catalog.Record) (note string,
 		if err := l.repo.Delete(ctx, k, l.version); err != nil {
 			return "", err
 		}
-	}
-	if local, ok := l.repo.(*repo.Local); ok && rec.Archive.Format == verify.FormatDirectory {
-		os.Remove(filepath.Join(local.Root, strings.TrimSuffix(l.key, "/"))) // the folder, empty now
 	}
 	if l.manifest != "" {
 		if err := l.repo.Delete(ctx, l.manifest, ""); err != nil {

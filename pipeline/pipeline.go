@@ -805,6 +805,17 @@ func checkProofDir() error {
 	return nil
 }
 
+// proofScratch is a folder of pgattest's own for a proof's files (a
+// decrypted private copy for verify --jobs): in PGATTEST_PROOF_DIR when
+// set, as the proof's cluster is, else in the temp folder.
+func proofScratch(prefix string) (*testenv.Scratch, error) {
+	if d := os.Getenv(ProofDirVar); d != "" {
+		testenv.SweepScratch(d, prefix, nil)
+		return testenv.NewScratch(d, prefix)
+	}
+	return testenv.NewTempScratch(prefix)
+}
+
 // proofClusterOptions are the options of a proof's throwaway cluster.
 func proofClusterOptions(tc testenv.Toolchain) testenv.Options {
 	o := testenv.Options{Toolchain: tc}

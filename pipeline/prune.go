@@ -102,7 +102,7 @@ func Prune(o PruneOptions) (*PruneResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	live := recs[:0]
+	live := make([]*catalog.Record, 0, len(recs)) // recs stay whole: copy chains run through pruned records
 	for _, r := range recs {
 		if r.Status != catalog.StatusPruned {
 			live = append(live, r)
@@ -123,6 +123,16 @@ func Prune(o PruneOptions) (*PruneResult, error) {
 		if why != "" {
 			res.Missing = append(res.Missing, MissingArchive{Record: r, Why: why})
 			continue
+		}
+		if r.Status == catalog.StatusMissing { // back: the status its proofs give, and it counts again
+			r.Status = catalog.StatusByProofs(r.Proofs)
+			if !o.DryRun {
+				ev, err := cat.Update(r, catalog.KindFound, "prune found the archive again")
+				if err != nil {
+					return nil, err
+				}
+				res.Event = ev
+			}
 		}
 		there = append(there, r)
 	}
@@ -237,8 +247,9 @@ func recordedOrder(cat *catalog.Catalog) (map[string]uint64, error) {
 
 // oneBackupEach folds re-encrypted copies into the backup they copy: of
 // each family (a record and every copy made from it, however deep, found
-// through all of recs), the member of there recorded last (the copy for
-// the newest recipients) stands for the family; members maps it to the
+// through all of recs), one member of there stands for the family: a
+// proven one before one that is not, then the deepest copy (the newest
+// recipients), then the one recorded last; members maps it to the
 // family's other members in there.
 func oneBackupEach(recs, there []*catalog.Record, seqs map[string]uint64) (stands []*catalog.Record, members map[string][]*catalog.Record) {
 	byID := map[string]*catalog.Record{}
@@ -265,10 +276,30 @@ func oneBackupEach(recs, there []*catalog.Record, seqs map[string]uint64) (stand
 		}
 		families[k] = append(families[k], r)
 	}
+	depth := func(r *catalog.Record) int {
+		n := 0
+		for p := r; p != nil && p.ReencryptedFrom != "" && n <= len(recs); n++ {
+			p = byID[p.ReencryptedFrom]
+		}
+		return n
+	}
 	members = map[string][]*catalog.Record{}
 	for _, k := range roots {
 		fam := families[k]
-		sort.SliceStable(fam, func(i, j int) bool { return seqs[fam[i].ID] > seqs[fam[j].ID] })
+		// A proven member stands before one that is not (a copy whose
+		// proof failed never takes its proven original with it); then the
+		// deepest copy (the newest recipients, whatever order a rebuild
+		// recorded them in); then the one recorded last.
+		sort.SliceStable(fam, func(i, j int) bool {
+			a, b := fam[i], fam[j]
+			if va, vb := a.Status == catalog.StatusVerified, b.Status == catalog.StatusVerified; va != vb {
+				return va
+			}
+			if da, db := depth(a), depth(b); da != db {
+				return da > db
+			}
+			return seqs[a.ID] > seqs[b.ID]
+		})
 		stands = append(stands, fam[0])
 		if len(fam) > 1 {
 			members[fam[0].ID] = fam[1:]

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -103,20 +104,23 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 		name string
 	}
 	sources := map[string][]bound{}
-	apart := func(rec *catalog.Record) string {
+	// nameFor is the name a record is kept under; bind binds it once the
+	// record is in (a manifest that fails binds nothing).
+	nameFor := func(rec *catalog.Record) (string, bool) {
 		id := rec.Source.Identity
 		list := sources[rec.Name]
 		for _, b := range list {
 			if id == nil || b.id == nil || b.id.SameSource(*id) {
-				return b.name
+				return b.name, true
 			}
 		}
-		name := rec.Name
-		if len(list) > 0 {
-			name = fmt.Sprintf("%s~%d", rec.Name, len(list)+1)
+		if len(list) == 0 {
+			return rec.Name, false
 		}
-		sources[rec.Name] = append(list, bound{id, name})
-		return name
+		return fmt.Sprintf("%s~%d", rec.Name, len(list)+1), false
+	}
+	bind := func(asked, name string, id *catalog.Identity) {
+		sources[asked] = append(sources[asked], bound{id, name})
 	}
 	for _, f := range all {
 		row := ImportRow{Manifest: location{repo: r}.show(f.obj.Key)}
@@ -135,16 +139,25 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 			res.Rows = append(res.Rows, row)
 			continue
 		}
-		if name := apart(rec); name != rec.Name {
+		asked := rec.Name
+		name, known := nameFor(rec)
+		if name != rec.Name {
 			row.Note = fmt.Sprintf("the name %s holds another source in the repository (its oldest backup's): this one, %s, is recorded as %s",
 				rec.Name, describeSource(rec), name)
 			rec.Name = name
 		}
-		row.Err = placeFound(ctx, r, rec, f.obj.Key, have, o.Rehash)
+		var note string
+		row.Err = placeFound(ctx, r, rec, f.obj.Key, have, o.Rehash, &note)
+		if note != "" {
+			row.Note = strings.TrimPrefix(row.Note+"; "+note, "; ")
+		}
 		if row.Err == nil {
 			var ev catalog.Event
 			if ev, row.Err = cat.Import(rec, f.m.TOCEntries, row.Manifest); row.Err == nil {
 				res.Event = ev
+				if !known {
+					bind(asked, name, rec.Source.Identity)
+				}
 			}
 		}
 		row.Result = "imported"
@@ -219,7 +232,7 @@ func describeSource(rec *catalog.Record) string {
 // placeFound points a manifest's record at its archive where the rebuild
 // found it (beside the manifest, the version the manifest names), and
 // checks the archive is there, of its size, and with rehash its digest.
-func placeFound(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey string, have map[string]repo.Object, rehash bool) error {
+func placeFound(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey string, have map[string]repo.Object, rehash bool, note *string) error {
 	key := strings.TrimSuffix(mkey, ".manifest.json") + extOf(rec.Archive)
 	if rec.Archive.Format == verify.FormatDirectory {
 		key += "/"
@@ -229,6 +242,17 @@ func placeFound(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey stri
 	version := ""
 	if st := rec.Archive.Store; st != nil {
 		version = st.VersionID
+	}
+	if version != "" && rec.Archive.Format != verify.FormatDirectory {
+		// A copy of the bucket (mirrored elsewhere, or into one without
+		// versions) has other version ids: then the current version, of
+		// the recorded size, and its digest with --rehash.
+		if _, err := r.Stat(ctx, key, version); errors.Is(err, repo.ErrNotFound) {
+			if cur, ok := have[key]; ok {
+				*note = fmt.Sprintf("the version its manifest names (%s) is not in this bucket: the current one (%s) is recorded", version, cur.VersionID)
+				version = ""
+			}
+		}
 	}
 	if version == "" {
 		version = have[key].VersionID

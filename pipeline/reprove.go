@@ -62,7 +62,7 @@ func Reprove(ctx context.Context, rec *catalog.Record, o ReproveOptions) (*catal
 			return nil, err
 		}
 		vo.ClusterOptions = proofClusterOptions(tc)
-		scratch, err := testenv.NewTempScratch("pgattest-verify-")
+		scratch, err := proofScratch("pgattest-verify-")
 		if err != nil {
 			return nil, err
 		}

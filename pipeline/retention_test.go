@@ -1,7 +1,9 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,6 +88,38 @@ func TestRetentionKeepsWhatRestores(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			read := func(rec *catalog.Record) []byte {
+				t.Helper()
+				if backend == "folder" {
+					b, err := os.ReadFile(rec.Archive.Path)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return b
+				}
+				obj, err := s.Client(t).GetObject(ctx, "keep", strings.TrimPrefix(rec.Archive.Path, "s3://keep/"), minio.GetObjectOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer obj.Close()
+				b, err := io.ReadAll(obj)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+			put := func(rec *catalog.Record, b []byte) {
+				t.Helper()
+				if backend == "folder" {
+					if err := os.WriteFile(rec.Archive.Path, b, 0o600); err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				if _, err := s.Client(t).PutObject(ctx, "keep", strings.TrimPrefix(rec.Archive.Path, "s3://keep/"), bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			exists := func(rec *catalog.Record) bool {
 				if backend == "folder" {
 					_, err := os.Lstat(rec.Archive.Path)
@@ -110,6 +144,7 @@ func TestRetentionKeepsWhatRestores(t *testing.T) {
 			keepLast1 := pipeline.PruneOptions{CatalogPath: o.CatalogPath, Policy: catalog.Policy{Last: 1}}
 
 			// 6: the newer archive gone.
+			saved := read(newer)
 			remove(newer)
 			dry := keepLast1
 			dry.DryRun = true
@@ -179,6 +214,17 @@ func TestRetentionKeepsWhatRestores(t *testing.T) {
 			}
 			if got := sourceCounts(t, src, db); got["shop.orders"] == 0 {
 				t.Errorf("restored without orders: %v", got)
+			}
+
+			// The missing archive put back (a disk mounted again): the
+			// next prune gives the record back its proofs' status, and it
+			// counts again (the newest, it is the one kept).
+			put(newer, saved)
+			if res, err = pipeline.Prune(keepLast1); err != nil {
+				t.Fatal(err)
+			}
+			if status(newer.ID) != catalog.StatusVerified || len(res.Kept) != 1 || res.Kept[0].Record.ID != newer.ID {
+				t.Errorf("with the archive back: %s, kept %v; want verified and kept", status(newer.ID), res.Kept)
 			}
 		})
 	}

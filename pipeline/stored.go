@@ -99,10 +99,12 @@ func (r *run) prepareStore(ctx context.Context, name string) error {
 }
 
 // setAsideOrphans finds archives under NAME/ without a manifest that a
-// killed run of this machine left (its HoldKey mark is free), or that are a
-// day old, says so, and moves them to NAME/.pgattest-unrecorded/: nothing
-// stays under a final name without a manifest. An archive another run may
-// still be completing is left; one under retention stays where it is.
+// killed run of this machine left (its HoldKey mark is free), says so, and
+// moves them to NAME/.pgattest-unrecorded/: nothing a killed run left stays
+// under a final name without a manifest. Any other archive without a
+// manifest (a live run's, another machine's, or one whose manifest a writer
+// of the bucket hid behind a delete marker) is said and left; one under
+// retention stays where it is.
 func (r *run) setAsideOrphans(ctx context.Context, name string) error {
 	objs, err := r.store.List(ctx, name+"/")
 	if err != nil {
@@ -143,11 +145,12 @@ func (r *run) setAsideOrphans(ctx context.Context, name string) error {
 		if strings.Contains(key, ".dir/") {
 			key = key[:strings.Index(key, ".dir/")+len(".dir/")]
 		}
-		live, dead, done := r.store.KeyState(key)
-		old := time.Since(group[0].ModTime) > 24*time.Hour
-		if live || (!dead && !old) {
+		_, dead, done := r.store.KeyState(key)
+		if !dead {
+			// Another run's (live, or another machine's), or one whose
+			// manifest a writer of the bucket hid: said, never moved.
 			done(false)
-			r.log("preflight", fmt.Sprintf("%s has no manifest yet: another run may be completing it; left", objectURL(r.store, key)))
+			r.log("preflight", fmt.Sprintf("%s has no manifest, and no run of this machine was completing it: left where it is (another machine's run, or a manifest hidden or deleted in the bucket)", objectURL(r.store, key)))
 			continue
 		}
 		moved := 0

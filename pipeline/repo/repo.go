@@ -63,6 +63,7 @@ type Version struct {
 	ModTime      time.Time
 	Size         int64
 	DeleteMarker bool
+	Latest       bool // the key's current version (or marker)
 }
 
 // CreateOptions for Create.

@@ -697,9 +697,16 @@ func (s *S3) Versions(ctx context.Context, key string) ([]Version, error) {
 		if info.Key != obj {
 			continue
 		}
-		out = append(out, Version{ID: info.VersionID, ModTime: info.LastModified, Size: info.Size, DeleteMarker: info.IsDeleteMarker})
+		out = append(out, Version{ID: info.VersionID, ModTime: info.LastModified, Size: info.Size, DeleteMarker: info.IsDeleteMarker, Latest: info.IsLatest})
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].ModTime.After(out[j].ModTime) })
+	// Newest first: the current one, then by time (stores differ in the
+	// order they list, and times have a second's resolution).
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Latest != out[j].Latest {
+			return out[i].Latest
+		}
+		return out[i].ModTime.After(out[j].ModTime)
+	})
 	return out, nil
 }
 
@@ -795,8 +802,9 @@ func (s *S3) KeyState(key string) (live, dead bool, done func(forget bool)) {
 
 // Move puts the current version of the object at from under to (never
 // over an object there: ErrExists), then removes it from from: a copy in
-// the store, then a delete. An object under retention is not moved
-// (*LockedError).
+// the store, then a delete of the key (a delete marker where the bucket
+// keeps versions: no version is destroyed). An object under retention is
+// not moved (*LockedError).
 func (s *S3) Move(ctx context.Context, from, to string) error {
 	src, err := s.object(from)
 	if err != nil {
@@ -828,7 +836,9 @@ func (s *S3) Move(ctx context.Context, from, to string) error {
 	if err != nil {
 		return s3Error(err, "copy "+src+" to "+dst)
 	}
-	if err := s.client.RemoveObject(ctx, s.loc.Bucket, src, minio.RemoveObjectOptions{VersionID: o.VersionID}); err != nil {
+	// The current version only: where the bucket keeps versions this is
+	// a delete marker, and the moved bytes stay there too.
+	if err := s.client.RemoveObject(ctx, s.loc.Bucket, src, minio.RemoveObjectOptions{}); err != nil {
 		return s3Error(err, "delete "+src)
 	}
 	return nil
