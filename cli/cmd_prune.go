@@ -28,6 +28,13 @@ one, and so on; a backup kept by any rule is kept; -1 means all. Days, weeks
 newest proven backup of each name is never removed. A failed or unproven
 backup is kept while it is newer than every proven one, else removed.
 
+Only what restores counts: each archive is asked of its folder or bucket
+first (no byte read); one that is gone fills no slot, is marked "missing"
+and is not deleted (found again later, it counts again). A folder or store
+that cannot answer stops the prune before anything is deleted. A backup and
+its re-encrypted copies are one backup: the copy for the newest recipients
+is kept, the others removed ("superseded").
+
 Removing deletes the archive and its manifest and marks the record "pruned"
 with an event in the chain: the record stays, so 'list' and 'audit' still
 show what existed and when it went. The chain is verified first; prune
@@ -38,7 +45,8 @@ Examples:
    pgattest prune --name shop-prod --keep-within 30d --keep-monthly -1
    pgattest prune --keep-last 10
 
-Exit codes: 0 done; 1 an archive could not be deleted; 2 no or bad policy;
+Exit codes: 0 done; 1 an archive could not be deleted, or a store could
+not say whether one is there; 2 no or bad policy;
 3 the catalog's chain is broken.`,
 		Flags: []ucli.Flag{
 			&ucli.IntFlag{Name: "keep-last", Usage: "keep the newest N proven backups"},
