@@ -175,7 +175,7 @@ func printImport(e *env, res *pipeline.ImportResult, verb string) error {
 	switch {
 	case evidence > 0:
 		return proofErrorf("someone changed the archive after its manifest was written, or wrote the manifest: those are not recorded; restore from another backup",
-			"%d manifests are evidence of tampering (an archive that does not match, or a manifest that cannot be true)", evidence)
+			"%d manifests are evidence of tampering (archives that do not match their manifest, or manifests that cannot be true)", evidence)
 	case failed > 0:
 		return withHint(fmt.Errorf("%d of %d manifests could not be %s", failed, len(out), verb), "the lines above say why")
 	case len(out) == 0:

@@ -470,11 +470,11 @@ func TestFaultKilledAtCompletion(t *testing.T) {
 				}
 				return pgtest.Pass
 			})
-			p.After = func(r *http.Request, kind string, n int) {
+			p.After(func(r *http.Request, kind string, n int) {
 				if step.after {
 					kill(r, kind, n)
 				}
-			}
+			})
 			t.Setenv("AWS_ENDPOINT_URL_S3", p.Endpoint)
 			spec, _ := json.Marshal(childSpec{DB: o.DB, Name: o.Name, Repo: o.Repo, Catalog: o.CatalogPath})
 			cmd := exec.Command(os.Args[0], "-test.run=^$")

@@ -10,9 +10,9 @@ import (
 	"strings"
 
 	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline/repo"
 	"github.com/pgattest/pgattest/pipeline/seal"
 	"github.com/pgattest/pgattest/verify"
-	"golang.org/x/sys/unix"
 )
 
 // Manifest is the JSON file beside each archive: the record as it was
@@ -103,43 +103,60 @@ func claimFinal(dir, base, archive string, rec *catalog.Record, entries []catalo
 	ext := extOf(rec.Archive)
 	tmp := filepath.Join(dir, ".manifest-"+base+".json.tmp")
 	defer os.Remove(tmp)
-	for i := 1; ; i++ {
-		b := base
-		if i > 1 {
-			b = fmt.Sprintf("%s-%d", base, i)
+	var finalArchive, finalManifest string
+	err := eachName(base, 1, func(b string, _ int) (bool, error) {
+		fa, fm := filepath.Join(dir, b+ext), filepath.Join(dir, b+".manifest.json")
+		if exists(fm) {
+			return false, nil
 		}
-		finalArchive := filepath.Join(dir, b+ext)
-		finalManifest := filepath.Join(dir, b+".manifest.json")
-		if exists(finalManifest) {
-			continue
-		}
-		rec.Archive.Path, rec.Archive.Manifest = finalArchive, finalManifest
+		rec.Archive.Path, rec.Archive.Manifest = fa, fm
 		if err := WriteManifest(tmp, rec, entries); err != nil {
-			return archive, "", err
+			return false, err
 		}
 		// The manifest first: it claims BASE, and a kill between the two
 		// renames leaves no archive under a final name without its
 		// manifest.
-		err := renameNoReplace(tmp, finalManifest)
-		if errors.Is(err, fs.ErrExist) && i <= 1000 {
-			continue
+		err := repo.RenameNoReplace(tmp, fm)
+		if errors.Is(err, fs.ErrExist) {
+			return false, nil
 		}
 		if err != nil {
-			return archive, "", fmt.Errorf("move manifest into place: %w", err)
+			return false, fmt.Errorf("move manifest into place: %w", err)
 		}
-		err = renameNoReplace(archive, finalArchive)
+		err = repo.RenameNoReplace(archive, fa)
 		if err != nil {
-			os.Remove(finalManifest)
+			os.Remove(fm)
 		}
-		if errors.Is(err, fs.ErrExist) && i <= 1000 {
-			continue
+		if errors.Is(err, fs.ErrExist) {
+			return false, nil
 		}
 		if err != nil {
-			return archive, "", fmt.Errorf("move archive into place: %w", err)
+			return false, fmt.Errorf("move archive into place: %w", err)
 		}
-		syncDir(dir)
-		return finalArchive, finalManifest, nil
+		finalArchive, finalManifest = fa, fm
+		return true, nil
+	})
+	if err != nil {
+		return archive, "", err
 	}
+	repo.SyncDir(dir)
+	return finalArchive, finalManifest, nil
+}
+
+// eachName offers try the names BASE, BASE-2, BASE-3… (from the from-th)
+// until it takes one (true) or fails: the one "first free name" loop, for
+// a folder's final and unrecorded names and a bucket's keys.
+func eachName(base string, from int, try func(name string, i int) (bool, error)) error {
+	for i := from; i < from+1000; i++ {
+		b := base
+		if i > 1 {
+			b = fmt.Sprintf("%s-%d", base, i)
+		}
+		if ok, err := try(b, i); ok || err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("no free name for %s: 1,000 taken", base)
 }
 
 // keepUnrecorded moves an archive the catalog did not take into dir (the
@@ -153,46 +170,28 @@ func keepUnrecorded(dir, base, archive string, rec *catalog.Record, entries []ca
 		os.Remove(m)
 	}
 	ext := extOf(rec.Archive)
-	for i := 1; ; i++ {
-		b := base
-		if i > 1 {
-			b = fmt.Sprintf("%s-%d", base, i)
+	var kept, manifest string
+	err := eachName(base, 1, func(b string, _ int) (bool, error) {
+		k, m := filepath.Join(dir, b+ext), filepath.Join(dir, b+".manifest.json")
+		if exists(m) {
+			return false, nil
 		}
-		kept, manifest := filepath.Join(dir, b+ext), filepath.Join(dir, b+".manifest.json")
-		if exists(manifest) {
-			continue
+		err := repo.RenameNoReplace(archive, k)
+		if errors.Is(err, fs.ErrExist) {
+			return false, nil
 		}
-		err := renameNoReplace(archive, kept)
-		if errors.Is(err, fs.ErrExist) && i <= 1000 {
-			continue
-		}
-		if err != nil {
-			return archive, "", err
-		}
-		rec.Archive.Path, rec.Archive.Manifest = kept, manifest
-		if err := WriteManifest(manifest, rec, entries); err != nil {
-			return kept, "", err
-		}
-		syncDir(dir)
-		return kept, manifest, nil
-	}
-}
-
-// renameNoReplace moves src to dst, failing with fs.ErrExist when dst
-// exists. Where the file system cannot rename without replacing, it checks
-// first (a narrow race, only there).
-func renameNoReplace(src, dst string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		if _, serr := os.Lstat(dst); serr == nil {
-			return &os.LinkError{Op: "rename", Old: src, New: dst, Err: fs.ErrExist}
-		}
-		return os.Rename(src, dst)
-	}
+		kept, manifest = k, m
+		return err == nil, err
+	})
 	if err != nil {
-		return &os.LinkError{Op: "rename", Old: src, New: dst, Err: err}
+		return archive, "", err
 	}
-	return nil
+	rec.Archive.Path, rec.Archive.Manifest = kept, manifest
+	if err := WriteManifest(manifest, rec, entries); err != nil {
+		return kept, "", err
+	}
+	repo.SyncDir(dir)
+	return kept, manifest, nil
 }
 
 // unrecordedBase is the BASE of an unrecorded manifest's file name.

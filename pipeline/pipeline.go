@@ -599,13 +599,6 @@ func exists(p string) bool {
 	return err == nil
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
-
 func (r *run) cleanup() {
 	if r.stream != nil {
 		r.stream.abort()

@@ -199,26 +199,21 @@ func (r *run) releaseKey() {
 // onwards (-1 is NAME-STAMP itself).
 func (r *run) pickKey(ctx context.Context, from int) error {
 	name := r.keyDir
-	for i := from; ; i++ {
-		b := r.stem
-		if i > 1 {
-			b = fmt.Sprintf("%s-%d", r.stem, i)
-		}
+	err := eachName(r.stem, from, func(b string, i int) (bool, error) {
 		taken, err := r.taken(ctx, name+"/"+b)
-		if err != nil {
-			return storeErr(r.store, err)
+		if err != nil || taken {
+			return false, err
 		}
-		if !taken {
-			r.keyTry, r.base, r.key = i, b, name+"/"+b+r.ext()
-			if r.format == verify.FormatDirectory {
-				r.key += "/" // a folder: one object per file under it
-			}
-			return nil
+		r.keyTry, r.base, r.key = i, b, name+"/"+b+r.ext()
+		if r.format == verify.FormatDirectory {
+			r.key += "/" // a folder: one object per file under it
 		}
-		if i > 1000 {
-			return fmt.Errorf("no free key for %s in %s", r.stem, r.store.URL())
-		}
+		return true, nil
+	})
+	if err != nil {
+		return storeErr(r.store, err)
 	}
+	return nil
 }
 
 func (r *run) taken(ctx context.Context, base string) (bool, error) {

@@ -104,15 +104,8 @@ func (u *localUpload) Commit(ctx context.Context) (Object, error) {
 	if err := u.f.Sync(); err != nil {
 		return Object{}, err
 	}
-	err := unix.Renameat2(unix.AT_FDCWD, u.partial, unix.AT_FDCWD, u.final, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) { // no renameat2 here
-		if _, serr := os.Lstat(u.final); serr == nil {
-			err = unix.EEXIST
-		} else {
-			err = os.Rename(u.partial, u.final)
-		}
-	}
-	if errors.Is(err, unix.EEXIST) {
+	err := RenameNoReplace(u.partial, u.final)
+	if errors.Is(err, fs.ErrExist) {
 		u.Abort(ctx) // the bytes go; the object there stays
 		return Object{}, fmt.Errorf("%w: %s", ErrExists, u.key)
 	}
@@ -121,7 +114,7 @@ func (u *localUpload) Commit(ctx context.Context) (Object, error) {
 	}
 	u.done = true
 	u.f.Close() // the lock goes with it
-	syncDir(filepath.Dir(u.final))
+	SyncDir(filepath.Dir(u.final))
 	fi, err := os.Stat(u.final)
 	if err != nil {
 		return Object{}, err
@@ -195,7 +188,7 @@ func (l *Local) Delete(ctx context.Context, key, version string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	syncDir(filepath.Dir(p))
+	SyncDir(filepath.Dir(p))
 	return nil
 }
 
@@ -260,7 +253,26 @@ func (l *Local) AbortStale(ctx context.Context, prefix string) (int, error) {
 // Versions: a folder keeps none.
 func (l *Local) Versions(ctx context.Context, key string) ([]Version, error) { return nil, nil }
 
-func syncDir(dir string) {
+// RenameNoReplace moves src to dst, failing with fs.ErrExist when dst
+// exists: the one rename that claims a name in a folder. Where the file
+// system cannot rename without replacing, it checks first (a narrow race,
+// only there).
+func RenameNoReplace(src, dst string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		if _, serr := os.Lstat(dst); serr == nil {
+			return &os.LinkError{Op: "rename", Old: src, New: dst, Err: fs.ErrExist}
+		}
+		return os.Rename(src, dst)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: src, New: dst, Err: err}
+	}
+	return nil
+}
+
+// SyncDir makes a folder's entries durable (a rename, a removal).
+func SyncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()

@@ -28,11 +28,9 @@ const (
 type FaultProxy struct {
 	Endpoint string // http://127.0.0.1:PORT, for AWS_ENDPOINT_URL_S3
 	Decide   func(r *http.Request, kind string, n int) Fault
-	// After, when set, is called once a request passed to the store has
-	// been answered (a client killed there has seen its request done).
-	After func(r *http.Request, kind string, n int)
 
 	closed   chan struct{}
+	after    func(r *http.Request, kind string, n int)
 	mu       sync.Mutex
 	counts   map[string]int
 	injected map[Fault]int
@@ -107,14 +105,25 @@ func NewFaultProxy(tb testing.TB, s *S3Server, decide func(r *http.Request, kind
 			}
 		default:
 			rp.ServeHTTP(w, r)
-			if p.After != nil {
-				p.After(r, kind, n)
+			p.mu.Lock()
+			after := p.after
+			p.mu.Unlock()
+			if after != nil {
+				after(r, kind, n)
 			}
 		}
 	})}
 	go srv.Serve(l)
 	tb.Cleanup(func() { close(p.closed); srv.Close() })
 	return p
+}
+
+// After sets what is called once a request passed to the store has been
+// answered (a client killed there has seen its request done).
+func (p *FaultProxy) After(fn func(r *http.Request, kind string, n int)) {
+	p.mu.Lock()
+	p.after = fn
+	p.mu.Unlock()
 }
 
 // Injected is how many requests got fault f.
