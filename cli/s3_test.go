@@ -555,6 +555,10 @@ func TestS3VersionsHideNothing(t *testing.T) {
 	if got := query1(t, src, "under_marker", stateSQL); got != before {
 		t.Errorf("restored %s, want %s", got, before)
 	}
+	marked := filepath.Join(t.TempDir(), "marked.db")
+	if code, out, errOut := run(t, "--catalog", marked, "catalog", "rebuild", "--repo", "s3://versioned/pg"); code != 0 || !strings.Contains(out, "1 recorded") {
+		t.Errorf("rebuild with a delete marker over the archive: exit %d, want its version recorded\n%s%s", code, out, errOut)
+	}
 
 	// A hostile newer version: another database's archive.
 	exec1(t, src, "shop", `UPDATE shop.products SET price = price + 1000`)
