@@ -555,9 +555,14 @@ func TestS3VersionsHideNothing(t *testing.T) {
 	if got := query1(t, src, "under_marker", stateSQL); got != before {
 		t.Errorf("restored %s, want %s", got, before)
 	}
+	// The manifest hidden too: a rebuild still finds both (the old code
+	// listed current objects only: nothing to rebuild from).
+	if err := s.Client(t).RemoveObject(ctx, "versioned", "pg/"+st.ManifestKey, minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	marked := filepath.Join(t.TempDir(), "marked.db")
-	if code, out, errOut := run(t, "--catalog", marked, "catalog", "rebuild", "--repo", "s3://versioned/pg"); code != 0 || !strings.Contains(out, "1 recorded") {
-		t.Errorf("rebuild with a delete marker over the archive: exit %d, want its version recorded\n%s%s", code, out, errOut)
+	if code, out, errOut := run(t, "--catalog", marked, "catalog", "rebuild", "--repo", "s3://versioned/pg"); code != 0 || !strings.Contains(out, "1 recorded") || !strings.Contains(out, "hidden behind a delete marker") {
+		t.Errorf("rebuild with delete markers over the archive and its manifest: exit %d, want its version recorded and the marker said\n%s%s", code, out, errOut)
 	}
 
 	// A hostile newer version: another database's archive.

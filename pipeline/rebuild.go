@@ -79,6 +79,24 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 			manifests = append(manifests, obj)
 		}
 	}
+	// Manifests (and archives) a delete marker hides are found too: a
+	// writer of the bucket may hide what it cannot destroy (Object Lock).
+	hidden, err := r.Hidden(ctx, "")
+	if err != nil {
+		return nil, storeErrOf(r, err)
+	}
+	hiddenManifest := map[string]bool{}
+	for _, obj := range hidden {
+		if _, ok := have[obj.Key]; ok {
+			continue
+		}
+		have[obj.Key] = obj
+		parts := strings.Split(obj.Key, "/")
+		if len(parts) == 2 && strings.HasSuffix(obj.Key, ".manifest.json") && !strings.HasPrefix(parts[1], ".") {
+			manifests = append(manifests, obj)
+			hiddenManifest[obj.Key] = true
+		}
+	}
 	type found struct {
 		obj repo.Object
 		m   *Manifest
@@ -86,7 +104,11 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 	}
 	var all []found
 	for _, obj := range manifests {
-		m, err := readStoredManifest(ctx, r, obj.Key)
+		version := ""
+		if hiddenManifest[obj.Key] {
+			version = obj.VersionID
+		}
+		m, err := readStoredManifest(ctx, r, obj.Key, version)
 		all = append(all, found{obj, m, err})
 	}
 	sort.SliceStable(all, func(i, j int) bool {
@@ -124,6 +146,9 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 	}
 	for _, f := range all {
 		row := ImportRow{Manifest: location{repo: r}.show(f.obj.Key)}
+		if hiddenManifest[f.obj.Key] {
+			row.Note = fmt.Sprintf("the manifest is hidden behind a delete marker: read from its version %s", f.obj.VersionID)
+		}
 		if f.err != nil {
 			row.Result, row.Err = "failed", f.err
 			res.Rows = append(res.Rows, row)
@@ -142,8 +167,8 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 		asked := rec.Name
 		name, known := nameFor(rec)
 		if name != rec.Name {
-			row.Note = fmt.Sprintf("the name %s holds another source in the repository (its oldest backup's): this one, %s, is recorded as %s",
-				rec.Name, describeSource(rec), name)
+			row.Note = strings.TrimPrefix(row.Note+"; "+fmt.Sprintf("the name %s holds another source in the repository (its oldest backup's): this one, %s, is recorded as %s",
+				rec.Name, describeSource(rec), name), "; ")
 			rec.Name = name
 		}
 		var note string
@@ -276,8 +301,8 @@ func placeFound(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey stri
 	return nil
 }
 
-func readStoredManifest(ctx context.Context, r repo.Repo, key string) (*Manifest, error) {
-	body, err := r.Open(ctx, key, "")
+func readStoredManifest(ctx context.Context, r repo.Repo, key, version string) (*Manifest, error) {
+	body, err := r.Open(ctx, key, version)
 	if err != nil {
 		return nil, err
 	}

@@ -253,6 +253,9 @@ func (l *Local) AbortStale(ctx context.Context, prefix string) (int, error) {
 // Versions: a folder keeps none.
 func (l *Local) Versions(ctx context.Context, key string) ([]Version, error) { return nil, nil }
 
+// Hidden: a folder keeps no versions, so nothing is hidden.
+func (l *Local) Hidden(ctx context.Context, prefix string) ([]Object, error) { return nil, nil }
+
 // RenameNoReplace moves src to dst, failing with fs.ErrExist when dst
 // exists: the one rename that claims a name in a folder. Where the file
 // system cannot rename without replacing, it checks first (a narrow race,

@@ -55,6 +55,11 @@ type Repo interface {
 	// Versions lists what the store keeps under key, newest first:
 	// versions and delete markers (none where it keeps no versions).
 	Versions(ctx context.Context, key string) ([]Version, error)
+	// Hidden lists the objects under prefix that a delete marker hides,
+	// each as its newest version under the marker (none where the store
+	// keeps no versions): deleted by a key's owner, or hidden by a writer
+	// of the bucket; their bytes are there.
+	Hidden(ctx context.Context, prefix string) ([]Object, error)
 }
 
 // Version is one version of an object, or a delete marker.

@@ -710,6 +710,48 @@ func (s *S3) Versions(ctx context.Context, key string) ([]Version, error) {
 	return out, nil
 }
 
+// Hidden lists the keys under prefix whose current entry is a delete
+// marker and that have a version under it: that newest version each.
+func (s *S3) Hidden(ctx context.Context, prefix string) ([]Object, error) {
+	full := prefix
+	if s.loc.Prefix != "" {
+		full = s.loc.Prefix + "/" + prefix
+	}
+	type entry struct {
+		marker bool
+		newest minio.ObjectInfo // newest version that is not a marker
+		at     time.Time        // of the latest entry
+		latest bool
+	}
+	keys := map[string]*entry{}
+	var order []string
+	for info := range s.client.ListObjects(ctx, s.loc.Bucket, minio.ListObjectsOptions{Prefix: full, Recursive: true, WithVersions: true}) {
+		if info.Err != nil {
+			return nil, s3Error(info.Err, "list the versions under "+full)
+		}
+		e := keys[info.Key]
+		if e == nil {
+			e = &entry{}
+			keys[info.Key] = e
+			order = append(order, info.Key)
+		}
+		if info.IsLatest {
+			e.latest, e.marker = true, info.IsDeleteMarker
+		}
+		if !info.IsDeleteMarker && (e.newest.Key == "" || info.LastModified.After(e.newest.LastModified)) {
+			e.newest = info
+		}
+	}
+	var out []Object
+	for _, k := range order {
+		e := keys[k]
+		if e.latest && e.marker && e.newest.Key != "" {
+			out = append(out, Object{Key: s.keyOf(k), Size: e.newest.Size, ModTime: e.newest.LastModified, VersionID: e.newest.VersionID})
+		}
+	}
+	return out, nil
+}
+
 // staleAfter is how old an upload must be before a run that did not
 // start it (another machine's, say) aborts it.
 const staleAfter = 24 * time.Hour
