@@ -95,6 +95,7 @@ its manifest.`,
 			Flags: []ucli.Flag{
 				&ucli.StringFlag{Name: "repo", Usage: "the repository: s3://BUCKET[/PREFIX] (credentials from the AWS variables), file:///path or a folder", EnvVars: []string{"PGATTEST_REPO"}},
 				&ucli.BoolFlag{Name: "rehash", Usage: "re-hash every archive (reads them all), not only check each is there"},
+				&ucli.BoolFlag{Name: "include-hidden", Usage: "also record backups whose manifest a delete marker hides in a versioned bucket (listed, not recorded, without it)"},
 			},
 			Action: func(c *ucli.Context) error {
 				if c.NArg() > 0 {
@@ -103,7 +104,7 @@ its manifest.`,
 				if c.String("repo") == "" {
 					return usageErrorf("give --repo s3://BUCKET/PREFIX or --repo /path/to/backups", "catalog rebuild needs the repository to read")
 				}
-				res, err := pipeline.Rebuild(c.Context, pipeline.RebuildOptions{CatalogPath: e.catalogPath, Repo: c.String("repo"), Rehash: c.Bool("rehash")})
+				res, err := pipeline.Rebuild(c.Context, pipeline.RebuildOptions{CatalogPath: e.catalogPath, Repo: c.String("repo"), Rehash: c.Bool("rehash"), IncludeHidden: c.Bool("include-hidden")})
 				if err != nil {
 					return err
 				}
@@ -131,11 +132,14 @@ func printImport(e *env, res *pipeline.ImportResult, verb string) error {
 		Note     string `json:"note,omitempty"`
 	}
 	out := []row{}
-	var failed, evidence, imported int
+	var failed, evidence, imported, hidden int
 	for _, r := range res.Rows {
 		x := row{Manifest: r.Manifest, Result: r.Result, Note: r.Note}
-		if r.Result == "imported" {
+		switch r.Result {
+		case "imported":
 			imported++
+		case "hidden":
+			hidden++
 		}
 		if r.Record != nil {
 			x.ID = r.Record.ID
@@ -164,10 +168,17 @@ func printImport(e *env, res *pipeline.ImportResult, verb string) error {
 			}
 		}
 		if verb == "rebuilt" {
-			fmt.Fprintf(e.stdout, "%d manifests: %d recorded in %s, %d failed\n", len(out), imported, e.catalogPath, failed)
+			fmt.Fprintf(e.stdout, "%d manifests: %d recorded in %s, %d failed", len(out), imported, e.catalogPath, failed)
+			if hidden > 0 {
+				fmt.Fprintf(e.stdout, ", %d hidden behind delete markers (not recorded; --include-hidden records them)", hidden)
+			}
+			fmt.Fprintln(e.stdout)
 		} else {
 			fmt.Fprintf(e.stdout, "%d manifests: %d imported, %d already recorded, %d failed\n", len(out), imported, len(out)-imported-failed, failed)
 		}
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(e.stderr, "pgattest: note: %s\n", n)
 	}
 	if e.verbose && res.Event.Seq > 0 {
 		fmt.Fprintf(e.stderr, "catalog head: event %d %s\n", res.Event.Seq, res.Event.Hash)

@@ -55,7 +55,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	red.Add(os.Getenv("PGPASSWORD"))
 	out := &countingWriter{w: stdout}
 	e := &env{stderr: &termSafe{w: stderr}, rawStderr: stderr, red: red, interactive: isTerminal(stderr)}
-	e.stdout = &termSafe{w: out, off: func() bool { return e.json }}
+	safeOut := &termSafe{w: out, off: func() bool { return e.json }}
+	e.stdout = safeOut
+	defer safeOut.Flush()
+	defer e.stderr.(*termSafe).Flush()
 	app := newApp(e)
 	err := app.RunContext(ctx, normalizeArgs(app, args))
 	if err != nil {

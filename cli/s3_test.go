@@ -560,9 +560,15 @@ func TestS3VersionsHideNothing(t *testing.T) {
 	if err := s.Client(t).RemoveObject(ctx, "versioned", "pg/"+st.ManifestKey, minio.RemoveObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Whose marker it is cannot be told (the owner's deletion, or a
+	// writer's): listed, recorded when asked.
+	listed := filepath.Join(t.TempDir(), "listed.db")
+	if code, out, errOut := run(t, "--catalog", listed, "catalog", "rebuild", "--repo", "s3://versioned/pg"); code != 0 || !strings.Contains(out, "0 recorded") || !strings.Contains(out, "1 hidden behind delete markers") {
+		t.Errorf("rebuild with delete markers over the archive and its manifest: exit %d, want it listed as hidden, not recorded\n%s%s", code, out, errOut)
+	}
 	marked := filepath.Join(t.TempDir(), "marked.db")
-	if code, out, errOut := run(t, "--catalog", marked, "catalog", "rebuild", "--repo", "s3://versioned/pg"); code != 0 || !strings.Contains(out, "1 recorded") || !strings.Contains(out, "hidden behind a delete marker") {
-		t.Errorf("rebuild with delete markers over the archive and its manifest: exit %d, want its version recorded and the marker said\n%s%s", code, out, errOut)
+	if code, out, errOut := run(t, "--catalog", marked, "catalog", "rebuild", "--repo", "s3://versioned/pg", "--include-hidden"); code != 0 || !strings.Contains(out, "1 recorded") || !strings.Contains(out, "hidden behind a delete marker") {
+		t.Errorf("rebuild --include-hidden: exit %d, want its version recorded and the marker said\n%s%s", code, out, errOut)
 	}
 
 	// A hostile newer version: another database's archive.
@@ -577,7 +583,7 @@ func TestS3VersionsHideNothing(t *testing.T) {
 		t.Errorf("verify --hash-only under a newer version: exit %d, want 0 and the version named\n%s%s", code, out, errOut)
 	}
 	fresh := filepath.Join(t.TempDir(), "rebuilt.db")
-	if code, out, errOut := run(t, "--catalog", fresh, "catalog", "rebuild", "--repo", "s3://versioned/pg"); code != 0 {
+	if code, out, errOut := run(t, "--catalog", fresh, "catalog", "rebuild", "--repo", "s3://versioned/pg", "--include-hidden"); code != 0 {
 		t.Fatalf("rebuild: exit %d\n%s%s", code, out, errOut)
 	}
 	exec1(t, src, "postgres", `CREATE DATABASE under_newer`)

@@ -28,12 +28,39 @@ import (
 type termSafe struct {
 	w   io.Writer
 	off func() bool
+	// held is a 0xC2 that ended the last write: the first byte of a C1
+	// control, maybe, whose second byte comes next (Flush writes it).
+	held bool
+}
+
+// Flush writes a byte held back at the end of the last write.
+func (t *termSafe) Flush() {
+	if t.held {
+		t.held = false
+		t.w.Write([]byte{0xc2})
+	}
 }
 
 func (t *termSafe) Write(p []byte) (int, error) {
 	if t.off != nil && t.off() {
+		t.Flush()
 		return t.w.Write(p)
 	}
+	n := len(p)
+	if t.held { // joined to what follows it, checked together
+		t.held = false
+		p = append([]byte{0xc2}, p...)
+	}
+	if len(p) > 0 && p[len(p)-1] == 0xc2 {
+		t.held, p = true, p[:len(p)-1]
+	}
+	if err := t.write(p); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func (t *termSafe) write(p []byte) error {
 	clean := true
 	for i, b := range p {
 		if isControlByte(b) || isC1(p, i) {
@@ -42,7 +69,8 @@ func (t *termSafe) Write(p []byte) (int, error) {
 		}
 	}
 	if clean {
-		return t.w.Write(p)
+		_, err := t.w.Write(p)
+		return err
 	}
 	out := make([]byte, 0, len(p)+16)
 	for i := 0; i < len(p); i++ {
@@ -57,10 +85,8 @@ func (t *termSafe) Write(p []byte) (int, error) {
 			out = append(out, b)
 		}
 	}
-	if _, err := t.w.Write(out); err != nil {
-		return 0, err
-	}
-	return len(p), nil
+	_, err := t.w.Write(out)
+	return err
 }
 
 // isC1 says whether p[i:] starts with a C1 control in UTF-8 (0xC2

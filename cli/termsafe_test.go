@@ -90,3 +90,19 @@ func TestNamesCannotRewriteTheTerminal(t *testing.T) {
 		t.Errorf("toc --json: exit %d, names not exact:\n%s", code, out)
 	}
 }
+
+// TestTermSafeSplitC1: a C1 control (U+009B, which some terminals take
+// for ESC [) split across two writes (a buffered writer's flush falls
+// between its bytes, where a name's length puts it) is escaped all the
+// same, and the text around it, é included, passes as it is.
+func TestTermSafeSplitC1(t *testing.T) {
+	var b strings.Builder
+	w := &termSafe{w: &b}
+	w.Write([]byte("café \xc2"))
+	w.Write([]byte("\x9b2Kfake\n"))
+	w.Write([]byte("end \xc2"))
+	w.Flush()
+	if got, want := b.String(), "café \\u009b2Kfake\nend \xc2"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

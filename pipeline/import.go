@@ -26,6 +26,7 @@ type ImportRow struct {
 // ImportResult is every row of an Import, and the last event written.
 type ImportResult struct {
 	Rows  []ImportRow
+	Notes []string // what the run could not do and said (rebuild)
 	Event catalog.Event
 }
 

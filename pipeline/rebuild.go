@@ -20,7 +20,10 @@ type RebuildOptions struct {
 	CatalogPath string
 	Repo        string // s3://BUCKET[/PREFIX], file:///path or a folder
 	Rehash      bool   // re-hash every archive, not only check it is there
-	Log         func(line string)
+	// IncludeHidden records manifests a delete marker hides too (listed,
+	// not recorded, without it).
+	IncludeHidden bool
+	Log           func(line string)
 }
 
 // Rebuild makes a catalog from the manifests in a repository: every
@@ -81,9 +84,14 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 	}
 	// Manifests (and archives) a delete marker hides are found too: a
 	// writer of the bucket may hide what it cannot destroy (Object Lock).
+	// Whether a marker is a user's deletion or a hostile writer's cannot
+	// be told: hidden manifests are listed, and recorded only when asked
+	// (IncludeHidden), never deciding which source holds a name.
+	res := &ImportResult{}
 	hidden, err := r.Hidden(ctx, "")
-	if err != nil {
-		return nil, storeErrOf(r, err)
+	if err != nil { // credentials without version listing: say so, go on
+		res.Notes = append(res.Notes, "could not look for manifests hidden behind delete markers: "+storeErrOf(r, err).Error())
+		hidden = nil
 	}
 	hiddenManifest := map[string]bool{}
 	for _, obj := range hidden {
@@ -117,7 +125,6 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 		}
 		return all[i].m.Record.StartedAt.Before(all[j].m.Record.StartedAt)
 	})
-	res := &ImportResult{}
 	// One name, one source: the source of a name's oldest backup keeps it;
 	// another source's backups under that name (two machines that did not
 	// know of each other) are recorded apart, under NAME~2, NAME~3…
@@ -147,7 +154,16 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 	for _, f := range all {
 		row := ImportRow{Manifest: location{repo: r}.show(f.obj.Key)}
 		if hiddenManifest[f.obj.Key] {
-			row.Note = fmt.Sprintf("the manifest is hidden behind a delete marker: read from its version %s", f.obj.VersionID)
+			row.Note = fmt.Sprintf("the manifest is hidden behind a delete marker (deleted by its owner, or hidden by a writer of the bucket): its version %s", f.obj.VersionID)
+			if !o.IncludeHidden {
+				row.Result = "hidden"
+				row.Note += "; not recorded (rebuild --include-hidden records it)"
+				if f.m != nil {
+					row.Record = f.m.Record
+				}
+				res.Rows = append(res.Rows, row)
+				continue
+			}
 		}
 		if f.err != nil {
 			row.Result, row.Err = "failed", f.err
@@ -166,6 +182,9 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 		}
 		asked := rec.Name
 		name, known := nameFor(rec)
+		if hiddenManifest[f.obj.Key] {
+			known = true // a hidden one never decides who holds a name
+		}
 		if name != rec.Name {
 			row.Note = strings.TrimPrefix(row.Note+"; "+fmt.Sprintf("the name %s holds another source in the repository (its oldest backup's): this one, %s, is recorded as %s",
 				rec.Name, describeSource(rec), name), "; ")
@@ -274,8 +293,8 @@ func placeFound(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey stri
 		// the recorded size, and its digest with --rehash.
 		if _, err := r.Stat(ctx, key, version); errors.Is(err, repo.ErrNotFound) {
 			if cur, ok := have[key]; ok {
-				*note = fmt.Sprintf("the version its manifest names (%s) is not in this bucket: the current one (%s) is recorded", version, cur.VersionID)
-				version = ""
+				*note = fmt.Sprintf("the version its manifest names (%s) is not in this bucket: the current one (%s) is recorded, once it hashed to the manifest", version, cur.VersionID)
+				version, rehash = "", true
 			}
 		}
 	}

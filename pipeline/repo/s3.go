@@ -720,7 +720,6 @@ func (s *S3) Hidden(ctx context.Context, prefix string) ([]Object, error) {
 	type entry struct {
 		marker bool
 		newest minio.ObjectInfo // newest version that is not a marker
-		at     time.Time        // of the latest entry
 		latest bool
 	}
 	keys := map[string]*entry{}
