@@ -87,25 +87,40 @@ func (l location) files(ctx context.Context) ([]repo.Object, error) {
 	return objs, nil
 }
 
+// absence is why an archive is not there whole; the zero value is "it is".
+type absence struct {
+	kind absenceKind
+	why  string // in words, for a record's event and prune's output
+}
+
+type absenceKind int
+
+const (
+	isThere   absenceKind = iota
+	isGone                // no file, object or version (or toc.dat): nothing there
+	isNotFile             // something else in its place (a link, a folder)
+	isResized             // there, of another size, or a directory archive not whole
+)
+
 // present asks the store, cheaply (no byte of the archive is read), whether
 // the archive the record names is there whole: the recorded version, of
 // the recorded size; for a directory archive, files under it with toc.dat
-// among them, their sizes adding up to the record's. It returns why not
-// ("" when it is there), or an error when the store could not say.
-func (l location) present(ctx context.Context, rec *catalog.Record) (string, error) {
-	if rec.Archive.Format == verify.FormatDirectory {
-		if local, ok := l.repo.(*repo.Local); ok {
-			if _, err := os.Stat(local.Root); err != nil {
-				return "", fmt.Errorf("its folder %s cannot be read: %w", local.Root, err)
-			}
+// among them, their sizes adding up to the record's. An error is a store
+// (or a folder) that could not say.
+func (l location) present(ctx context.Context, rec *catalog.Record) (absence, error) {
+	if local, ok := l.repo.(*repo.Local); ok {
+		if _, err := os.Stat(local.Root); err != nil { // an unmounted disk is no evidence
+			return absence{}, fmt.Errorf("its folder %s cannot be read: %w", local.Root, err)
 		}
+	}
+	if rec.Archive.Format == verify.FormatDirectory {
 		objs, err := l.files(ctx)
 		var missing *verify.MissingError
 		if errors.As(err, &missing) {
-			return missing.Err.Error(), nil
+			return absence{isGone, missing.Err.Error()}, nil
 		}
 		if err != nil {
-			return "", err
+			return absence{}, err
 		}
 		var size int64
 		toc := false
@@ -115,41 +130,38 @@ func (l location) present(ctx context.Context, rec *catalog.Record) (string, err
 		}
 		switch {
 		case !toc:
-			return "no toc.dat under it", nil
+			return absence{isGone, "no toc.dat under it"}, nil
 		case size != rec.Archive.Size:
-			return fmt.Sprintf("its files hold %d bytes where the record says %d", size, rec.Archive.Size), nil
+			return absence{isResized, fmt.Sprintf("its files hold %d bytes where the record says %d", size, rec.Archive.Size)}, nil
 		}
-		return "", nil
+		return absence{}, nil
 	}
 	if local, ok := l.repo.(*repo.Local); ok {
 		fi, err := os.Lstat(filepath.Join(local.Root, l.key))
 		if errors.Is(err, fs.ErrNotExist) {
-			if _, err := os.Stat(local.Root); err != nil { // an unmounted disk is no evidence
-				return "", fmt.Errorf("its folder %s cannot be read: %w", local.Root, err)
-			}
-			return "no such file", nil
+			return absence{isGone, "no such file"}, nil
 		}
 		if err != nil {
-			return "", err
+			return absence{}, err
 		}
 		if !fi.Mode().IsRegular() {
-			return "in its place is " + verify.Describe(fi), nil
+			return absence{isNotFile, "in its place is " + verify.Describe(fi)}, nil
 		}
 	}
 	o, err := l.repo.Stat(ctx, l.key, l.version)
 	if errors.Is(err, repo.ErrNotFound) {
 		if l.version != "" {
-			return "no such object version (" + l.version + ")", nil
+			return absence{isGone, "no such object version (" + l.version + ")"}, nil
 		}
-		return "no such file or object", nil
+		return absence{isGone, "no such file or object"}, nil
 	}
 	if err != nil {
-		return "", err
+		return absence{}, err
 	}
 	if o.Size != rec.Archive.Size {
-		return fmt.Sprintf("%d bytes where the record says %d", o.Size, rec.Archive.Size), nil
+		return absence{isResized, fmt.Sprintf("%d bytes where the record says %d", o.Size, rec.Archive.Size)}, nil
 	}
-	return "", nil
+	return absence{}, nil
 }
 
 // over says what the store holds over the version the record names: a
@@ -234,14 +246,14 @@ func (l location) remove(ctx context.Context, rec *catalog.Record) (note string,
 			note = "the archive was already gone"
 		}
 	} else {
-		why, err := l.present(ctx, rec)
+		a, err := l.present(ctx, rec)
 		switch {
 		case err != nil:
 			return "", err
-		case strings.HasPrefix(why, "no such"):
+		case a.kind == isGone:
 			note = "the archive was already gone"
-		case strings.HasPrefix(why, "in its place is"):
-			return "", fmt.Errorf("%s is not a regular file (%s); nothing deleted", l.display, strings.TrimPrefix(why, "in its place is "))
+		case a.kind == isNotFile:
+			return "", fmt.Errorf("%s is not a regular file (%s); nothing deleted", l.display, a.why)
 		default: // there (of another size too: it goes, as the record does)
 			keys = []string{l.key}
 		}

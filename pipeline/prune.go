@@ -227,7 +227,8 @@ func archivePresent(ctx context.Context, r *catalog.Record) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return l.present(ctx, r)
+	a, err := l.present(ctx, r)
+	return a.why, err
 }
 
 // recordedOrder numbers the records in the order they were recorded (the

@@ -304,14 +304,14 @@ func placeFound(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey stri
 	l := location{repo: r, key: key, version: version, manifest: mkey}
 	l.display = l.show(key) // a folder's path, or the object's URL
 	l.placeKeeping(rec, repo.Object{VersionID: version})
-	why, err := l.present(ctx, rec)
+	a, err := l.present(ctx, rec)
 	switch {
 	case err != nil:
 		return err
-	case strings.Contains(why, "where the record says"):
-		return &verify.DigestMismatchError{Path: rec.Archive.Path, Want: fmt.Sprintf("%d bytes", rec.Archive.Size), Got: why}
-	case why != "":
-		return &verify.MissingError{Path: rec.Archive.Path, Err: fmt.Errorf("not beside its manifest (%s)", why)}
+	case a.kind == isResized:
+		return &verify.DigestMismatchError{Path: rec.Archive.Path, Want: fmt.Sprintf("%d bytes", rec.Archive.Size), Got: a.why}
+	case a.kind != isThere:
+		return &verify.MissingError{Path: rec.Archive.Path, Err: fmt.Errorf("not beside its manifest (%s)", a.why)}
 	}
 	if rehash {
 		_, err := HashStored(ctx, rec)
