@@ -227,19 +227,12 @@ func TestFaultKilledMidUpload(t *testing.T) {
 	}
 	assertNoRecords(t, o.CatalogPath)
 
-	var mu sync.Mutex // events come from the run's goroutines
-	var lines []string
-	o.OnEvent = func(ev pipeline.Event) {
-		if ev.Kind == pipeline.Log {
-			mu.Lock()
-			lines = append(lines, ev.Text)
-			mu.Unlock()
-		}
-	}
+	logged := logLines(&o)
 	res, err := pipeline.Backup(context.Background(), o)
 	if err != nil || res.Record.Status != catalog.StatusVerified {
 		t.Fatalf("next backup: %v", err)
 	}
+	lines := logged()
 	if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "aborted 1 unfinished upload(s) of killed runs") }) {
 		t.Errorf("the next run did not say it aborted the killed run's upload")
 	}
@@ -495,15 +488,7 @@ func TestFaultKilledAtCompletion(t *testing.T) {
 			}
 
 			t.Setenv("AWS_ENDPOINT_URL_S3", s.Endpoint)
-			var mu sync.Mutex
-			var lines []string
-			o.OnEvent = func(ev pipeline.Event) {
-				if ev.Kind == pipeline.Log {
-					mu.Lock()
-					lines = append(lines, ev.Text)
-					mu.Unlock()
-				}
-			}
+			logged := logLines(&o)
 			res, err := pipeline.Backup(context.Background(), o)
 			if err != nil || res.Record.Status != catalog.StatusVerified {
 				t.Fatalf("next backup: %v", err)
@@ -517,6 +502,7 @@ func TestFaultKilledAtCompletion(t *testing.T) {
 			if n := uploads(prefix + "/"); n != 0 {
 				t.Errorf("%d unfinished uploads left", n)
 			}
+			lines := logged()
 			said := slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "set aside") })
 			if step.orphan && (len(aside) != 1 || !said) {
 				t.Errorf("the killed run's archive was not said and set aside: under %s %v; log %q", pipeline.UnrecordedDir, aside, lines)
@@ -525,5 +511,24 @@ func TestFaultKilledAtCompletion(t *testing.T) {
 				t.Errorf("set aside %v, which had its manifest", aside)
 			}
 		})
+	}
+}
+
+// logLines collects the run's log lines (they come from its goroutines);
+// the function returned gives those so far.
+func logLines(o *pipeline.Options) func() []string {
+	var mu sync.Mutex
+	var lines []string
+	o.OnEvent = func(ev pipeline.Event) {
+		if ev.Kind == pipeline.Log {
+			mu.Lock()
+			lines = append(lines, ev.Text)
+			mu.Unlock()
+		}
+	}
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(lines)
 	}
 }

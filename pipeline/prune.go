@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"time"
 
@@ -136,9 +137,11 @@ func Prune(o PruneOptions) (*PruneResult, error) {
 		}
 		there = append(there, r)
 	}
-	seqs, err := recordedOrder(cat)
-	if err != nil {
-		return nil, err
+	var seqs map[string]uint64 // asked of the events only where copies are to be ordered
+	if slices.ContainsFunc(recs, func(r *catalog.Record) bool { return r.ReencryptedFrom != "" }) {
+		if seqs, err = recordedOrder(cat); err != nil {
+			return nil, err
+		}
 	}
 	stands, members := oneBackupEach(recs, there, seqs)
 	kept, removed := catalog.ApplyPolicy(stands, o.Policy)

@@ -193,10 +193,19 @@ func (l *Local) Delete(ctx context.Context, key, version string) error {
 }
 
 // List walks the folder for regular files under prefix, partial files left
-// out.
+// out. The walk starts at the prefix's folder (NAME/ for NAME/NAME-STAMP),
+// not at the root: a backup of one name does not read every name's files.
 func (l *Local) List(ctx context.Context, prefix string) ([]Object, error) {
+	start := l.Root
+	if i := strings.LastIndex(prefix, "/"); i > 0 {
+		p, err := l.path(prefix[:i])
+		if err != nil {
+			return nil, err
+		}
+		start = p
+	}
 	var out []Object
-	err := filepath.WalkDir(l.Root, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
