@@ -67,10 +67,20 @@ func (l *Local) Create(ctx context.Context, key string, o CreateOptions) (Upload
 	if _, err := os.Lstat(final); o.Exclusive && err == nil {
 		return nil, fmt.Errorf("%w: %s", ErrExists, key)
 	}
-	var b [6]byte
-	rand.Read(b[:])
-	partial := filepath.Join(dir, "."+filepath.Base(final)+partialMark+hex.EncodeToString(b[:]))
+	// An exclusive writer's partial has one name per key: the writer that
+	// makes it first holds the key (a killed one's stays until AbortStale
+	// of the next run); any other writer's has a name of its own.
+	suffix := "claim"
+	if !o.Exclusive {
+		var b [6]byte
+		rand.Read(b[:])
+		suffix = hex.EncodeToString(b[:])
+	}
+	partial := filepath.Join(dir, "."+filepath.Base(final)+partialMark+suffix)
 	f, err := os.OpenFile(partial, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if o.Exclusive && errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("%w: %s (another run is writing it)", ErrExists, key)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +89,71 @@ func (l *Local) Create(ctx context.Context, key string, o CreateOptions) (Upload
 		os.Remove(partial)
 		return nil, err
 	}
+	// Between the create and the lock, another run's AbortStale may have
+	// taken the unlocked file for a dead one and removed it: then this
+	// writer holds nothing, and says so rather than write into the void.
+	if fi, err := os.Lstat(partial); err != nil || !sameInode(fi, f) {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s (its partial file was taken away as it was made)", ErrExists, key)
+	}
 	return &localUpload{l: l, key: key, final: final, partial: partial, f: f}, nil
+}
+
+func sameInode(fi os.FileInfo, f *os.File) bool {
+	mine, err := f.Stat()
+	return err == nil && os.SameFile(fi, mine)
+}
+
+// Check makes the folder (0700) if it is not there: before any dump. A
+// folder cannot lock its files, so retention (lock) is refused.
+func (l *Local) Check(ctx context.Context, lock bool) error {
+	if lock {
+		return errors.New("a folder repository cannot lock objects (retention needs S3 Object Lock)")
+	}
+	return os.MkdirAll(l.Root, 0o700)
+}
+
+// Move renames the file at from to to, never over a file there
+// (ErrExists).
+func (l *Local) Move(ctx context.Context, from, to string) error {
+	src, err := l.path(from)
+	if err != nil {
+		return err
+	}
+	dst, err := l.path(to)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	err = RenameNoReplace(src, dst)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%w: %s", ErrExists, to)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s", ErrNotFound, from)
+	}
+	if err != nil {
+		return err
+	}
+	SyncDir(filepath.Dir(dst))
+	SyncDir(filepath.Dir(src))
+	return nil
+}
+
+// HoldKey marks key as being completed by this process until release; a
+// killed process leaves the mark free for KeyState (keyMarks).
+func (l *Local) HoldKey(key string) (release func(), err error) { return l.marks().hold(key) }
+
+// KeyState says whether a process of this machine is completing key now
+// (live), or was and died (dead) (keyMarks).
+func (l *Local) KeyState(key string) (live, dead bool, done func(forget bool)) {
+	return l.marks().state(key)
+}
+
+func (l *Local) marks() keyMarks {
+	return keyMarks{dir: filepath.Join(os.TempDir(), fmt.Sprintf("pgattest-marks-%d", os.Getuid())), ns: l.URL()}
 }
 
 type localUpload struct {

@@ -55,6 +55,22 @@ type Repo interface {
 	// Versions lists what the store keeps under key, newest first:
 	// versions and delete markers (none where it keeps no versions).
 	Versions(ctx context.Context, key string) ([]Version, error)
+	// Check asks, before any dump, whether the repository can be written
+	// to and, when lock is set, whether it can keep objects under
+	// retention.
+	Check(ctx context.Context, lock bool) error
+	// Move puts the object at from under to (never over one there:
+	// ErrExists) and removes it from from. An object under retention is
+	// not moved (*LockedError).
+	Move(ctx context.Context, from, to string) error
+	// HoldKey marks key as being completed by this process (an archive
+	// whose manifest is not stored yet) until release; a process killed
+	// in between leaves the mark for KeyState of the next run.
+	HoldKey(key string) (release func(), err error)
+	// KeyState says whether a process of this machine is completing key
+	// now (live), or was and was killed (dead); a dead mark is the
+	// caller's until done (forget: the key was dealt with).
+	KeyState(key string) (live, dead bool, done func(forget bool))
 	// Hidden lists the objects under prefix that a delete marker hides,
 	// each as its newest version under the marker (none where the store
 	// keeps no versions): deleted by a key's owner, or hidden by a writer

@@ -247,8 +247,8 @@ func TestParseLocation(t *testing.T) {
 // TestExclusiveClaim: of writers racing for one key, the first to start
 // keeps it and a later one is told at Create (ErrExists, nothing left
 // behind), before it writes a byte; once the first is stored, a new claim
-// is refused too. On both backends (a folder's claim is the object there;
-// its Commit never replaces one).
+// is refused too. On both backends (a folder's claim is a partial file of
+// one name per key, flock-ed by its writer; its Commit never replaces).
 func TestExclusiveClaim(t *testing.T) {
 	ctx := context.Background()
 	for _, b := range backends(t) {
@@ -258,13 +258,12 @@ func TestExclusiveClaim(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if b.name == "s3" { // an upload under way holds the key
-				if _, err := b.r.Create(ctx, "shop/shop-20261101T000000Z.dump", excl); !errors.Is(err, repo.ErrExists) {
-					t.Fatalf("second claim while the first is written: %v, want ErrExists", err)
-				}
-				if n, err := b.r.AbortStale(ctx, "shop/"); err != nil || n != 0 {
-					t.Errorf("the refused claim left %d uploads (%v)", n, err)
-				}
+			// An upload under way holds the key.
+			if _, err := b.r.Create(ctx, "shop/shop-20261101T000000Z.dump", excl); !errors.Is(err, repo.ErrExists) {
+				t.Fatalf("second claim while the first is written: %v, want ErrExists", err)
+			}
+			if n, err := b.r.AbortStale(ctx, "shop/"); err != nil || n != 0 {
+				t.Errorf("the refused claim left %d uploads (%v), or the live one was taken", n, err)
 			}
 			first.Write([]byte("first"))
 			if _, err := first.Commit(ctx); err != nil {
@@ -285,6 +284,57 @@ func TestExclusiveClaim(t *testing.T) {
 			objs, _ := b.r.List(ctx, "shop/")
 			if len(objs) != 2 {
 				t.Errorf("stored %v, want both", objs)
+			}
+		})
+	}
+}
+
+// TestMoveAndMarks: Move never replaces an object and leaves nothing at
+// its source; a mark held by a process that is gone is "dead" to the next
+// one, and a live one is not: on both backends.
+func TestMoveAndMarks(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			for _, k := range []string{"shop/a.dump", "shop/b.dump"} {
+				if _, err := write(t, b.r, k, []byte(k)).Commit(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := b.r.Move(ctx, "shop/a.dump", "shop/b.dump"); !errors.Is(err, repo.ErrExists) {
+				t.Errorf("move over an object: %v, want ErrExists", err)
+			}
+			if err := b.r.Move(ctx, "shop/a.dump", "shop/.aside/a.dump"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.r.Stat(ctx, "shop/a.dump", ""); !errors.Is(err, repo.ErrNotFound) {
+				t.Errorf("the moved object is still at its source: %v", err)
+			}
+			rc, err := b.r.Open(ctx, "shop/.aside/a.dump", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(rc)
+			rc.Close()
+			if string(got) != "shop/a.dump" {
+				t.Errorf("moved object holds %q", got)
+			}
+
+			release, err := b.r.HoldKey("shop/c.dump")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if live, dead, done := b.r.KeyState("shop/c.dump"); !live || dead {
+				done(false)
+				t.Errorf("a held key: live %v dead %v", live, dead)
+			}
+			if _, err := b.r.HoldKey("shop/c.dump"); err == nil {
+				t.Errorf("a held key was held twice")
+			}
+			release()
+			if live, dead, done := b.r.KeyState("shop/c.dump"); live || dead {
+				done(false)
+				t.Errorf("a released key: live %v dead %v", live, dead)
 			}
 		})
 	}

@@ -796,49 +796,19 @@ func (s *S3) AbortStale(ctx context.Context, prefix string) (int, error) {
 	return n, nil
 }
 
-// holdPath is the lock file that says a process of this machine is
-// completing key (HoldKey).
-func (s *S3) holdPath(key string) string {
-	sum := sha256.Sum256([]byte(s.loc.Bucket + "/" + s.loc.Prefix + "/" + key))
-	return filepath.Join(s.staging, "complete-"+hex.EncodeToString(sum[:12])+".lock")
-}
-
 // HoldKey marks key as being completed by this process (an archive whose
 // manifest is not stored yet) until release, which forgets it. A process
 // killed in between leaves the mark, free: KeyState tells the next run.
-func (s *S3) HoldKey(key string) (release func(), err error) {
-	p := s.holdPath(key)
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("hold %s: %w", key, err)
-	}
-	return func() { os.Remove(p); f.Close() }, nil
-}
+func (s *S3) HoldKey(key string) (release func(), err error) { return s.marks().hold(key) }
 
 // KeyState says whether a process of this machine is completing key now
-// (live), or was and died (dead); neither when none here held it. A dead
-// mark is taken over by the caller until done, which forgets it when the
-// caller dealt with the key (else the next run finds it again).
+// (live), or was and died (dead); neither when none here held it (keyMarks).
 func (s *S3) KeyState(key string) (live, dead bool, done func(forget bool)) {
-	p := s.holdPath(key)
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		return false, false, func(bool) {}
-	}
-	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
-		f.Close()
-		return true, false, func(bool) {}
-	}
-	return false, true, func(forget bool) {
-		if forget {
-			os.Remove(p)
-		}
-		f.Close()
-	}
+	return s.marks().state(key)
+}
+
+func (s *S3) marks() keyMarks {
+	return keyMarks{dir: s.staging, ns: "s3://" + s.loc.Bucket + "/" + s.loc.Prefix}
 }
 
 // Move puts the current version of the object at from under to (never
