@@ -44,7 +44,6 @@ func (r *run) dump(ctx context.Context) error {
 		r.archive = filepath.Join(r.staging.Dir, r.base+".dir")
 		args = append(args, "--format=directory", "--jobs="+strconv.Itoa(r.o.Jobs), "--file="+r.archive)
 	} else {
-		r.archive = filepath.Join(r.staging.Dir, r.base+r.ext())
 		args = append(args, "--format=custom")
 	}
 	args = append(args, "--dbname="+r.src.ChildConnInfo())
@@ -83,38 +82,30 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	if r.seal == nil {
 		h = verify.NewSegmentedHasher() // h hashes the stored bytes
 	}
-	var f *os.File
-	var out []io.Writer // where the stored bytes go
-	if r.store != nil {
-		// The key is claimed as the upload starts: a run of the same name
-		// in the same second (here or on another machine) that got there
-		// first keeps it, and this one takes the next free -N.
-		var u repo.Upload
-		for {
-			var err error
-			u, err = r.store.Create(ctx, r.key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode,
-				Metadata: map[string]string{"pgattest-name": r.rec.Name, "pgattest-id": r.rec.ID}, Exclusive: true})
-			if errors.Is(err, repo.ErrExists) && r.keyTry < 1000 {
-				if err := r.pickKey(ctx, r.keyTry+1); err != nil {
-					return err
-				}
-				continue
-			}
-			if err != nil {
-				return storeErr(r.store, err)
-			}
-			break
-		}
-		r.upload = u
-		out = append(out, u)
-	} else {
+	// The key is claimed as the upload starts: a run of the same name in
+	// the same second (here or on another machine) that got there first
+	// keeps it, and this one takes the next free -N.
+	var u repo.Upload
+	for {
 		var err error
-		if f, err = os.OpenFile(r.archive, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err != nil {
-			return &DirError{Dir: r.o.Dir, Err: err}
+		u, err = r.repo.Create(ctx, r.key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode,
+			Metadata: map[string]string{"pgattest-name": r.rec.Name, "pgattest-id": r.rec.ID}, Exclusive: true})
+		if errors.Is(err, repo.ErrExists) && r.keyTry < 1000 {
+			if err := r.pickKey(ctx, r.keyTry+1); err != nil {
+				return err
+			}
+			continue
 		}
-		defer f.Close()
-		out = append(out, f)
+		if err != nil {
+			return writeErrOf(r.repo, err)
+		}
+		break
 	}
+	r.upload = u
+	if d, ok := u.(repo.OnDisk); ok && r.seal == nil { // the plain archive, as it is written: a proof may read it
+		r.archive = d.Path()
+	}
+	out := []io.Writer{u} // where the stored bytes go
 	sinks := []io.Writer{h}
 	stored := h
 	var enc io.WriteCloser
@@ -128,10 +119,8 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	} else {
 		sinks = append(sinks, out...)
 	}
-	if r.store != nil || r.seal != nil {
-		r.head = &headKeeper{}
-		sinks = append(sinks, r.head)
-	}
+	r.head = &headKeeper{}
+	sinks = append(sinks, r.head)
 	if r.o.Verify == verify.ModeRestore {
 		// Prove while dumping: the third branch of the tee feeds pg_restore.
 		r.stream = newProofSink(ctx, r)
@@ -184,10 +173,7 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if r.store != nil {
-			return storeErr(r.store, fmt.Errorf("upload archive: %w", copyErr))
-		}
-		return &DirError{Dir: r.o.Dir, Err: fmt.Errorf("write archive: %w", copyErr)}
+		return writeErrOf(r.repo, fmt.Errorf("write archive: %w", copyErr))
 	}
 	err = cmd.Wait()
 	w.flush()
@@ -202,21 +188,10 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	}
 	if enc != nil {
 		if err := enc.Close(); err != nil { // the last chunk
-			if r.store != nil {
-				return storeErr(r.store, fmt.Errorf("upload archive: %w", err))
-			}
-			return &DirError{Dir: r.o.Dir, Err: fmt.Errorf("write archive: %w", err)}
+			return writeErrOf(r.repo, fmt.Errorf("write archive: %w", err))
 		}
 		r.rec.Archive.Encryption = &catalog.Encryption{Scheme: seal.Scheme, Recipients: r.seal.Public,
 			PlaintextBLAKE3: h.Sum(), PlaintextSize: h.Size()}
-	}
-	if f != nil {
-		if err := f.Sync(); err != nil {
-			return &DirError{Dir: r.o.Dir, Err: fmt.Errorf("sync archive: %w", err)}
-		}
-		if err := f.Close(); err != nil {
-			return &DirError{Dir: r.o.Dir, Err: err}
-		}
 	}
 	r.rec.Archive.Size = stored.Size()
 	r.rec.Archive.BLAKE3 = stored.Sum()

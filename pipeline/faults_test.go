@@ -114,17 +114,17 @@ func startHeld(t *testing.T, spec childSpec) *exec.Cmd {
 // killedMidRun runs a backup in a child process, SIGKILLs it at holdAt,
 // and checks what it leaves: no final archive, no record, its pg_dump or
 // pg_restore and its throwaway server dead; then the next backup in the
-// same folder succeeds and sweeps the staging folder and the dead run's
-// cluster folder (with its socket folder inside).
+// same folder succeeds and removes the partial archive, the staging folder
+// and the dead run's cluster folder (with its socket folder inside).
 func killedMidRun(t *testing.T, holdAt string) {
 	src := shopCluster(t)
 	o := backupOptions(t, src.ConnString("shop"))
 	o.Name = "shop"
 	cmd := startHeld(t, childSpec{DB: o.DB, Name: o.Name, Dir: o.Dir, Catalog: o.CatalogPath, HoldAt: holdAt})
 	nameDir := filepath.Join(o.Dir, "shop")
-	partial, _ := filepath.Glob(filepath.Join(nameDir, ".pgattest-staging-*", "*.dump"))
+	partial, _ := filepath.Glob(filepath.Join(nameDir, ".shop-*.dump.partial-*"))
 	if len(partial) != 1 {
-		t.Fatalf("expected one archive in staging, found %q", partial)
+		t.Fatalf("expected one partial archive, found %q", partial)
 	}
 	tool := map[string]string{"dump": "pg_dump", "prove": "pg_restore"}[holdAt]
 	toolPID := pgtest.ChildProcess(cmd.Process.Pid, tool)

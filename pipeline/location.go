@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline/repo"
@@ -326,6 +327,14 @@ func (l location) placing(rec *catalog.Record, stored repo.Object, keepRetention
 	a.Store = st
 }
 
+// placeRetention records the retention the store keeps the archive
+// under (a bucket's Object Lock; a folder has none).
+func placeRetention(rec *catalog.Record, until time.Time, mode string) {
+	if st := rec.Archive.Store; st != nil {
+		st.RetainUntil, st.LockMode = &until, mode
+	}
+}
+
 // storeErrOf says a repository's error as its backend does (an S3 error
 // with what to check).
 func storeErrOf(r repo.Repo, err error) error {
@@ -333,4 +342,81 @@ func storeErrOf(r repo.Repo, err error) error {
 		return storeErr(s, err)
 	}
 	return err
+}
+
+// writeErrOf says a backup's failure to write to its repository as the
+// backend does: a folder's as a DirError (a full disk, a read-only one, a
+// folder it may not write), a bucket's as a StoreError.
+func writeErrOf(r repo.Repo, err error) error {
+	if l, ok := r.(*repo.Local); ok {
+		var de *DirError
+		var ue *UsageError
+		if err == nil || errors.As(err, &de) || errors.As(err, &ue) {
+			return err
+		}
+		return &DirError{Dir: l.Root, Err: err}
+	}
+	return storeErrOf(r, err)
+}
+
+// showKey is a key of r as a record shows it (location.show).
+func showKey(r repo.Repo, key string) string { return location{repo: r}.show(key) }
+
+// keepsUnrecorded says whether r keeps a run the catalog did not take, set
+// aside for catalog import: a folder does (a rename, and import reads
+// files); a bucket aborts the upload, or leaves what it stored where it
+// is for catalog rebuild (its objects may be locked there).
+func keepsUnrecorded(r repo.Repo) bool {
+	_, ok := r.(*repo.Local)
+	return ok
+}
+
+// openRepo opens the repository at loc: the one place a backend is chosen
+// (endpoint: the store a record names, when the environment names none).
+func openRepo(loc repo.Location, endpoint string) (repo.Repo, error) {
+	if loc.Scheme == "s3" {
+		return OpenS3(loc, endpoint)
+	}
+	return &repo.Local{Root: loc.Path}, nil
+}
+
+// openToRead opens an existing repository to read from it (a rebuild):
+// a bucket that answers, or a folder that is there; nothing is made.
+func openToRead(ctx context.Context, loc repo.Location) (repo.Repo, error) {
+	r, err := openRepo(loc, "")
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := r.(*repo.Local); ok {
+		if fi, err := os.Stat(loc.Path); err != nil || !fi.IsDir() {
+			return nil, &UsageError{Err: fmt.Errorf("%s is not a folder of backups", loc.Path), hint: "give the folder backups were written to (their --dir)"}
+		}
+		return r, nil
+	}
+	if err := r.Check(ctx, false); err != nil {
+		return nil, storeErrOf(r, err)
+	}
+	return r, nil
+}
+
+// recordedVersion is the stored version a record names ("" where the
+// store keeps none).
+func recordedVersion(rec *catalog.Record) string {
+	if st := rec.Archive.Store; st != nil {
+		return st.VersionID
+	}
+	return ""
+}
+
+// storedHere says whether a record's archive is a file of this machine.
+func storedHere(rec *catalog.Record) bool { return rec.Archive.Store == nil }
+
+// storeOf opens the repository a record's archive is kept in.
+func storeOf(rec *catalog.Record) (repo.Repo, error) {
+	st := rec.Archive.Store
+	loc, err := repo.Parse(st.Repo)
+	if err != nil || loc.Scheme != "s3" {
+		return nil, fmt.Errorf("the record of %s names no S3 repository (%q)", rec.ID, st.Repo)
+	}
+	return openRepo(loc, st.Endpoint)
 }

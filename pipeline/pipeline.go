@@ -103,20 +103,23 @@ type run struct {
 	client  testenv.Toolchain
 	deflate bool // pg_dump writes raw data and pgattest compresses it
 	server  testenv.Toolchain
-	outDir  string
 	base    string // NAME-STAMP
 	staging *testenv.Scratch
-	archive string // in staging
+	// archive is the plain archive as a file of this machine, while the
+	// run needs it: a directory-format one in staging, a custom-format one
+	// the folder's partial file ("" when there is none: in a bucket, or
+	// encrypted; head then holds what pg_restore -l reads).
+	archive string
 	format  string
 	toc     *verify.TOC
 	facts   verify.SchemaFacts
 	cluster *clusterStart
 	stream  *proofSink // the proof restoring while the dump runs, if any
-	// An S3 repository: the archive goes to upload (at key) as it is
+	// The repository: the archive goes to upload (at key) as it is
 	// written; head keeps its first bytes, up to the end of its table of
 	// contents, for pg_restore -l.
 	seal        *seal.Recipients // encrypt to these, when set
-	store       *repo.S3
+	repo        repo.Repo
 	upload      repo.Upload
 	key         string
 	keyDir      string // NAME, the folder of its keys
@@ -250,12 +253,8 @@ func (r *run) preflight(ctx context.Context) error {
 		return err
 	}
 	// Fail on an unusable destination before a connection is even tried.
-	if r.store != nil {
-		if err := r.store.Check(ctx, r.o.LockDays > 0); err != nil {
-			return storeErr(r.store, err)
-		}
-	} else if err := os.MkdirAll(r.o.Dir, 0o700); err != nil {
-		return &DirError{Dir: r.o.Dir, Err: err}
+	if err := r.repo.Check(ctx, r.o.LockDays > 0); err != nil {
+		return writeErrOf(r.repo, err)
 	}
 	// The proof's cluster starts now, while preflight talks to the source,
 	// with the newest server binaries: what ChooseServer picks unless the
@@ -286,20 +285,12 @@ func (r *run) preflight(ctx context.Context) error {
 		return err
 	}
 	if !r.o.ForceName {
-		var rp repo.Repo
-		if r.store != nil {
-			rp = r.store
-		} else if fi, err := os.Stat(filepath.Join(r.o.Dir, name)); err == nil && fi.IsDir() {
-			rp = &repo.Local{Root: r.o.Dir}
-		}
-		if rp != nil {
-			if err := checkNameInRepo(ctx, rp, name, identity); err != nil {
-				var taken *NameTakenError
-				if errors.As(err, &taken) {
-					return err
-				}
-				return storeErrOf(rp, err)
+		if err := checkNameInRepo(ctx, r.repo, name, identity); err != nil {
+			var taken *NameTakenError
+			if errors.As(err, &taken) {
+				return err
 			}
+			return storeErrOf(r.repo, err)
 		}
 	}
 	r.rec.Name = name
@@ -332,21 +323,7 @@ func (r *run) preflight(ctx context.Context) error {
 	}
 
 	r.base = name + "-" + r.rec.StartedAt.Format(catalog.StampLayout)
-	if r.store != nil {
-		return r.prepareStore(ctx, name)
-	}
-	// The destination: Dir/Name/, 0700, with a staging folder of our own.
-	r.outDir = filepath.Join(r.o.Dir, name)
-	if err := os.MkdirAll(r.outDir, 0o700); err != nil {
-		return &DirError{Dir: r.o.Dir, Err: err}
-	}
-	if removed, _ := testenv.SweepScratch(r.outDir, stagingPrefix, nil); len(removed) > 0 {
-		r.log("preflight", fmt.Sprintf("removed %d leftover staging folder(s) of killed runs in %s", len(removed), r.outDir))
-	}
-	if r.staging, err = testenv.NewScratch(r.outDir, stagingPrefix); err != nil {
-		return &DirError{Dir: r.o.Dir, Err: err}
-	}
-	return nil
+	return r.prepareRepo(ctx, name)
 }
 
 const connStringHint = `pass a URL such as postgresql://USER@HOST:5432/DB?sslmode=require, or a libpq string such as "host=HOST dbname=DB user=USER"`
@@ -356,8 +333,8 @@ func (r *run) inventory(ctx context.Context) error {
 	pgRestore := r.client.Path("pg_restore")
 	var toc *verify.TOC
 	var err error
-	if r.head != nil { // no plaintext archive here (in a bucket, encrypted): its head, in memory
-		toc, err = verify.ReadTOCFrom(ctx, pgRestore, r.head.bytes(), r.archive)
+	if r.head != nil { // a custom-format archive: its head, in memory (the file may be in a bucket, or encrypted)
+		toc, err = verify.ReadTOCFrom(ctx, pgRestore, r.head.bytes(), showKey(r.repo, r.key))
 	} else {
 		toc, err = verify.ReadTOC(ctx, pgRestore, r.archive)
 	}
@@ -441,7 +418,7 @@ func (r *run) prove(ctx context.Context) error {
 			r.notRun(err)
 			return nil
 		}
-		if s == nil && sink.verdict != nil && r.head != nil {
+		if s == nil && sink.verdict != nil && r.archive == "" {
 			// The archive failed before its restore (a missing extension),
 			// and there is no plaintext file to prove again: the verdict.
 			return r.proved(ctx, &verify.Report{Mode: verify.ModeRestore, StartedAt: time.Now().UTC(), Failure: sink.verdict}, nil)
@@ -456,7 +433,7 @@ func (r *run) prove(ctx context.Context) error {
 			// file is whole (it was hashed to the end), so prove it from the
 			// file before calling the archive incomplete. An entry that called
 			// a superuser's function is left out, and the rest restored again.
-			if r.head != nil { // no plaintext file here to prove from; the archive is whole
+			if r.archive == "" { // no plaintext file here to prove from; the archive is whole
 				return r.proved(ctx, nil, fmt.Errorf("the streamed restore stopped (%v), and proving the rest needs the archive as a file, which is not kept here: prove it with pgattest verify once it is stored", rep.Failure))
 			}
 			r.log("prove", "the streamed restore stopped ("+rep.Failure.Error()+"); proving from the file")
@@ -539,11 +516,10 @@ func ProofOf(rep *verify.Report, red *Redactor) *catalog.Proof {
 
 // record stores the backup: the catalog is opened first (waiting for
 // another run that holds it, and saying so), then the archive and its
-// manifest take their final names, then the record and its event are
-// written. Nothing keeps a final name without a record: when the catalog
-// cannot be opened or written (held too long, damaged, a full disk), the
-// archive and its manifest are moved to the name's unrecorded folder, which
-// no run sweeps, for `catalog import`.
+// manifest are stored under their final names, then the record and its
+// event are written. Nothing keeps a final name without a record: when the
+// catalog cannot be opened or written (held too long, damaged, a full
+// disk), notRecorded and storedNotRecorded say what becomes of the run.
 func (r *run) record(ctx context.Context) (catalog.Event, error) {
 	rec := r.rec
 	rec.FinishedAt = time.Now().UTC()
@@ -553,45 +529,26 @@ func (r *run) record(ctx context.Context) (catalog.Event, error) {
 		rec.Labels = map[string]string{}
 	}
 	entries := Entries(r.toc)
-	if r.store != nil {
-		return r.recordStored(ctx, entries)
-	}
+	defer r.releaseKey()
 	cat, err := openCatalog(r.o.CatalogPath, waitingFor(func(s string) { r.note("record", s) }))
 	if err != nil {
-		return catalog.Event{}, r.unrecorded(entries, err)
+		return catalog.Event{}, r.notRecorded(ctx, entries, err)
 	}
 	defer cat.Close()
 	if r.checkAtRecord {
 		if err := verifiedCatalog(cat); err != nil {
-			return catalog.Event{}, r.unrecorded(entries, err)
+			return catalog.Event{}, r.notRecorded(ctx, entries, err)
 		}
 	}
-	outDir, err := filepath.Abs(r.outDir)
-	if err != nil {
-		return catalog.Event{}, r.unrecorded(entries, err)
+	if err := r.storeArchive(ctx, entries); err != nil {
+		return catalog.Event{}, err
 	}
-	if r.archive, _, err = claimFinal(outDir, r.base, r.archive, rec, entries); err != nil {
-		return catalog.Event{}, r.unrecorded(entries, err)
-	}
-	r.staging.Remove()
+	r.archive = "" // stored: the partial file is gone, or adopted
 	ev, err := cat.AddWithTOC(rec, entries)
 	if err != nil {
-		return catalog.Event{}, r.unrecorded(entries, err)
+		return catalog.Event{}, r.storedNotRecorded(ctx, entries, err)
 	}
 	return ev, nil
-}
-
-// unrecorded keeps an archive the catalog did not take: it and its manifest
-// go to the name's unrecorded folder (out of staging, which the next run
-// sweeps, and out of the final names, which promise a record).
-func (r *run) unrecorded(entries []catalog.TOCEntry, cause error) error {
-	dir := filepath.Join(r.outDir, UnrecordedDir)
-	archive, manifest, err := keepUnrecorded(dir, r.base, r.archive, r.rec, entries)
-	if err != nil {
-		return &NotRecordedError{Archive: r.archive, Err: cause, KeepErr: err}
-	}
-	r.archive = archive
-	return &NotRecordedError{Archive: archive, Manifest: manifest, Err: cause}
 }
 
 func exists(p string) bool {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -37,23 +36,9 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 	if err != nil {
 		return nil, &UsageError{Err: err, hint: "give the repository the backups were written to: s3://BUCKET/PREFIX or a folder"}
 	}
-	var r repo.Repo
-	if loc.Scheme == "s3" {
-		s, err := OpenS3(loc, "")
-		if err != nil {
-			return nil, err
-		}
-		if err := s.Check(ctx, false); err != nil {
-			return nil, storeErr(s, err)
-		}
-		r = s
-	} else {
-		if fi, err := os.Stat(loc.Path); err != nil || !fi.IsDir() {
-			return nil, &UsageError{Err: fmt.Errorf("%s is not a folder of backups", loc.Path), hint: "give the folder backups were written to (their --dir)"}
-		}
-		if r, err = repo.NewLocal(loc.Path); err != nil {
-			return nil, err
-		}
+	r, err := openToRead(ctx, loc)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkCatalog(o.CatalogPath, true); err != nil {
 		return nil, err
@@ -283,10 +268,7 @@ func placeFound(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey stri
 	}
 	// The version the manifest names is the backup's: a newer version or
 	// a delete marker over the key is somebody else's.
-	version := ""
-	if st := rec.Archive.Store; st != nil {
-		version = st.VersionID
-	}
+	version := recordedVersion(rec)
 	if version != "" && rec.Archive.Format != verify.FormatDirectory {
 		// A copy of the bucket (mirrored elsewhere, or into one without
 		// versions) has other version ids: then the current version, of

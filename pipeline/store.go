@@ -34,16 +34,6 @@ func OpenS3(loc repo.Location, endpoint string) (*repo.S3, error) {
 	return repo.NewS3(loc, cfg)
 }
 
-// storeOf opens the repository a record's archive is kept in.
-func storeOf(rec *catalog.Record) (*repo.S3, error) {
-	st := rec.Archive.Store
-	loc, err := repo.Parse(st.Repo)
-	if err != nil || loc.Scheme != "s3" {
-		return nil, fmt.Errorf("the record of %s names no S3 repository (%q)", rec.ID, st.Repo)
-	}
-	return OpenS3(loc, st.Endpoint)
-}
-
 // archiveFile gives a private copy of a record's plain archive, for what
 // needs a file to seek (pg_restore --jobs, -L lists) or a folder (the
 // directory format): made in dir (0700, pgattest's own) while it is

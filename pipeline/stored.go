@@ -20,15 +20,16 @@ import (
 	"github.com/pgattest/pgattest/verify"
 )
 
-// A backup to an S3 repository: the dump's tee sends the archive to a
-// multipart upload (no copy of it on this machine: the upload's staging
-// folder holds at most two parts, and head the bytes up to the end of the
-// table of contents), the proof restores the same bytes as they pass, and
-// the record stage completes the upload, stores the manifest beside it and
-// records both. An upload not completed is aborted: nothing is visible.
+// A backup writes to its repository (a folder or an S3 bucket) through
+// repo.Repo alone: the dump's tee sends the archive to an upload claimed
+// at its key (a folder's partial file, or a multipart upload with at most
+// two parts in its staging folder; head keeps the bytes up to the end of
+// the table of contents), the proof restores the same bytes as they pass,
+// and the record stage completes the upload, stores the manifest beside it
+// and records both. An upload not completed is aborted: nothing is visible.
 
-// chooseRepo reads --repo, --lock-days and --lock-mode, and opens an S3
-// repository (asking the store nothing yet).
+// chooseRepo reads --dir, --repo, --lock-days and --lock-mode, and opens
+// the repository (asking it nothing yet).
 func (r *run) chooseRepo() error {
 	switch mode := strings.ToUpper(r.o.LockMode); mode {
 	case "":
@@ -43,7 +44,7 @@ func (r *run) chooseRepo() error {
 		return &UsageError{Err: fmt.Errorf("%d days of retention is out of range", r.o.LockDays), hint: "give 1 to 36500 days"}
 	}
 	if r.o.Repo == "" {
-		return r.lockNeedsS3()
+		return r.openFolder()
 	}
 	loc, err := repo.Parse(r.o.Repo)
 	if err != nil {
@@ -51,39 +52,47 @@ func (r *run) chooseRepo() error {
 	}
 	if loc.Scheme == "file" {
 		r.o.Dir = loc.Path
-		return r.lockNeedsS3()
+		return r.openFolder()
 	}
 	if r.o.Verify == verify.ModeRead {
 		return &UsageError{Err: errors.New("a read-through proof needs the archive on this machine, and an S3 backup keeps none"),
 			hint: "prove an S3 backup by restoring it (the default), or record it unproven"}
 	}
-	if r.store, err = OpenS3(loc, ""); err != nil {
+	if r.repo, err = openRepo(loc, ""); err != nil {
 		return err
 	}
 	return nil
 }
 
-func (r *run) lockNeedsS3() error {
+// openFolder takes --dir as the repository.
+func (r *run) openFolder() error {
 	if r.o.LockDays > 0 {
 		return &UsageError{Err: errors.New("retention needs an S3 repository: a folder cannot lock its files"),
 			hint: "back up to a bucket made with Object Lock enabled: s3://BUCKET/PREFIX"}
 	}
-	return nil
+	root, err := filepath.Abs(r.o.Dir)
+	if err != nil {
+		return &DirError{Dir: r.o.Dir, Err: err}
+	}
+	r.repo, err = openRepo(repo.Location{Scheme: "file", Path: root}, "")
+	return err
 }
 
-// prepareStore aborts what killed runs of this name left in the bucket,
-// picks a key no backup has taken, and makes the local staging folder (the
-// proof's scratch files and the archive's head).
-func (r *run) prepareStore(ctx context.Context, name string) error {
-	n, err := r.store.AbortStale(ctx, name+"/")
+// prepareRepo aborts what killed runs of this name left in the
+// repository, picks a key no backup has taken, and makes the staging
+// folder (the proof's scratch files; a directory-format archive as pg_dump
+// writes it): beside the key where the repository adopts folders by a
+// rename, else in the temporary folder.
+func (r *run) prepareRepo(ctx context.Context, name string) error {
+	n, err := r.repo.AbortStale(ctx, name+"/")
 	if err != nil {
-		return storeErr(r.store, err)
+		return writeErrOf(r.repo, err)
 	}
 	if n > 0 {
-		r.log("preflight", fmt.Sprintf("aborted %d unfinished upload(s) of killed runs in %s", n, objectURL(r.store, name+"/")))
+		r.log("preflight", fmt.Sprintf("aborted %d unfinished upload(s) of killed runs in %s", n, showKey(r.repo, name+"/")))
 	}
 	if err := r.setAsideOrphans(ctx, name); err != nil {
-		return storeErr(r.store, err)
+		return writeErrOf(r.repo, err)
 	}
 	r.stem, r.keyDir = r.base, name
 	if err := r.pickKey(ctx, 1); err != nil {
@@ -91,6 +100,19 @@ func (r *run) prepareStore(ctx context.Context, name string) error {
 	}
 	if r.o.LockDays > 0 {
 		r.retainUntil = time.Now().UTC().Truncate(time.Second).AddDate(0, 0, r.o.LockDays)
+	}
+	if a, ok := r.repo.(repo.Adopter); ok {
+		dir, err := a.Near(name + "/")
+		if err != nil {
+			return writeErrOf(r.repo, err)
+		}
+		if removed, _ := testenv.SweepScratch(dir, stagingPrefix, nil); len(removed) > 0 {
+			r.log("preflight", fmt.Sprintf("removed %d leftover staging folder(s) of killed runs in %s", len(removed), dir))
+		}
+		if r.staging, err = testenv.NewScratch(dir, stagingPrefix); err != nil {
+			return writeErrOf(r.repo, err)
+		}
+		return nil
 	}
 	if r.staging, err = testenv.NewTempScratch("pgattest-backup-"); err != nil {
 		return err
@@ -106,7 +128,7 @@ func (r *run) prepareStore(ctx context.Context, name string) error {
 // of the bucket hid behind a delete marker) is said and left; one under
 // retention stays where it is.
 func (r *run) setAsideOrphans(ctx context.Context, name string) error {
-	objs, err := r.store.List(ctx, name+"/")
+	objs, err := r.repo.List(ctx, name+"/")
 	if err != nil {
 		return err
 	}
@@ -145,32 +167,32 @@ func (r *run) setAsideOrphans(ctx context.Context, name string) error {
 		if strings.Contains(key, ".dir/") {
 			key = key[:strings.Index(key, ".dir/")+len(".dir/")]
 		}
-		_, dead, done := r.store.KeyState(key)
+		_, dead, done := r.repo.KeyState(key)
 		if !dead {
 			// Another run's (live, or another machine's), or one whose
 			// manifest a writer of the bucket hid: said, never moved.
 			done(false)
-			r.log("preflight", fmt.Sprintf("%s has no manifest, and no run of this machine was completing it: left where it is (another machine's run, or a manifest hidden or deleted in the bucket)", objectURL(r.store, key)))
+			r.log("preflight", fmt.Sprintf("%s has no manifest, and no run of this machine was completing it: left where it is (another machine's run, or a manifest hidden or deleted in the bucket)", showKey(r.repo, key)))
 			continue
 		}
 		moved := 0
 		for _, o := range group {
 			to := name + "/" + UnrecordedDir + "/" + strings.TrimPrefix(o.Key, name+"/")
-			err := r.store.Move(ctx, o.Key, to)
+			err := r.repo.Move(ctx, o.Key, to)
 			var locked *repo.LockedError
 			if errors.As(err, &locked) {
-				r.log("preflight", fmt.Sprintf("%s has no manifest (a killed run's) but is locked until %s: left in place", objectURL(r.store, o.Key), locked.Until.UTC().Format(time.DateOnly)))
+				r.log("preflight", fmt.Sprintf("%s has no manifest (a killed run's) but is locked until %s: left in place", showKey(r.repo, o.Key), locked.Until.UTC().Format(time.DateOnly)))
 				continue
 			}
 			if err != nil {
 				done(false)
-				return fmt.Errorf("set aside %s, which has no manifest: %w", objectURL(r.store, o.Key), err)
+				return fmt.Errorf("set aside %s, which has no manifest: %w", showKey(r.repo, o.Key), err)
 			}
 			moved++
 		}
 		done(true)
 		if moved > 0 {
-			r.log("preflight", fmt.Sprintf("set aside %s: an archive without a manifest (a killed run's), now under %s", objectURL(r.store, key), objectURL(r.store, name+"/"+UnrecordedDir+"/")))
+			r.log("preflight", fmt.Sprintf("set aside %s: an archive without a manifest (a killed run's), now under %s", showKey(r.repo, key), showKey(r.repo, name+"/"+UnrecordedDir+"/")))
 		}
 	}
 	return nil
@@ -178,7 +200,7 @@ func (r *run) setAsideOrphans(ctx context.Context, name string) error {
 
 // holdKey marks r.key as being completed by this run (repo.S3.HoldKey).
 func (r *run) holdKey() error {
-	release, err := r.store.HoldKey(r.key)
+	release, err := r.repo.HoldKey(r.key)
 	if err != nil {
 		return err
 	}
@@ -211,14 +233,14 @@ func (r *run) pickKey(ctx context.Context, from int) error {
 		return true, nil
 	})
 	if err != nil {
-		return storeErr(r.store, err)
+		return writeErrOf(r.repo, err)
 	}
 	return nil
 }
 
 func (r *run) taken(ctx context.Context, base string) (bool, error) {
 	for _, key := range []string{base + ".manifest.json", base + ".dump", base + ".dump" + seal.Ext} {
-		_, err := r.store.Stat(ctx, key, "")
+		_, err := r.repo.Stat(ctx, key, "")
 		if err == nil {
 			return true, nil
 		}
@@ -226,73 +248,124 @@ func (r *run) taken(ctx context.Context, base string) (bool, error) {
 			return false, err
 		}
 	}
-	files, err := r.store.List(ctx, base+".dir/")
+	files, err := r.repo.List(ctx, base+".dir/")
 	return len(files) > 0, err
 }
 
-// recordStored completes the upload once the catalog is open (and its
-// chain checked, when another run held it at preflight), stores the
-// manifest beside the archive, and records both. A catalog that cannot be
-// opened aborts the upload: nothing is stored without a record.
-func (r *run) recordStored(ctx context.Context, entries []catalog.TOCEntry) (catalog.Event, error) {
+// storeArchive completes the archive's upload (a directory-format one is
+// stored file by file, or adopted by a rename, its key claimed as it goes)
+// and stores the manifest beside it, the record's location set to both.
+// From the archive's completion until the caller releases the key, it is
+// marked held: a run after a kill finds the archive without a manifest and
+// sets it aside (setAsideOrphans). A manifest that cannot be stored takes
+// the archive back: nothing is stored without a manifest.
+func (r *run) storeArchive(ctx context.Context, entries []catalog.TOCEntry) error {
 	rec := r.rec
-	cat, err := openCatalog(r.o.CatalogPath, waitingFor(func(s string) { r.note("record", s) }))
-	if err != nil {
-		return catalog.Event{}, r.notStored(err)
-	}
-	defer cat.Close()
-	if r.checkAtRecord {
-		if err := verifiedCatalog(cat); err != nil {
-			return catalog.Event{}, r.notStored(err)
-		}
-	}
-	// From the archive's completion until its record is written, its key
-	// is marked held: a run after a kill here finds the archive without a
-	// manifest and sets it aside (setAsideOrphans).
-	defer r.releaseKey()
-	var stored []string                     // keys to take back should the manifest fail
-	if r.format == verify.FormatDirectory { // its key is claimed as it goes up
+	var stored []string // keys to take back should the manifest fail
+	var obj repo.Object
+	if r.format == verify.FormatDirectory {
+		var err error
 		if stored, err = r.uploadFolder(ctx); err != nil {
-			return catalog.Event{}, storeErr(r.store, err)
+			return writeErrOf(r.repo, err)
 		}
-	}
-	mkey := r.rec.Name + "/" + r.base + ".manifest.json"
-	st := &catalog.Store{Repo: r.store.URL(), Endpoint: r.store.EndpointURL(), Bucket: r.store.Bucket(), Key: r.key, ManifestKey: mkey}
-	if !r.retainUntil.IsZero() {
-		until := r.retainUntil
-		st.RetainUntil, st.LockMode = &until, r.o.LockMode
-	}
-	rec.Archive.Store = st
-	rec.Archive.Path, rec.Archive.Manifest = objectURL(r.store, r.key), objectURL(r.store, mkey)
-	if r.format != verify.FormatDirectory {
+	} else {
 		if err := r.holdKey(); err != nil {
-			return catalog.Event{}, r.notStored(err)
+			return writeErrOf(r.repo, err)
 		}
-		obj, err := r.upload.Commit(ctx)
-		if err != nil {
-			return catalog.Event{}, storeErr(r.store, fmt.Errorf("complete the upload of %s: %w", rec.Archive.Path, err))
+		var err error
+		if obj, err = r.upload.Commit(ctx); err != nil {
+			return writeErrOf(r.repo, fmt.Errorf("complete the upload of %s: %w", showKey(r.repo, r.key), err))
 		}
 		r.upload = nil
-		st.VersionID = obj.VersionID
 		stored = []string{r.key}
 	}
-	if err := r.storeManifest(ctx, mkey, rec, entries); err != nil {
+	l := location{repo: r.repo, key: r.key, manifest: r.keyDir + "/" + r.base + ".manifest.json"}
+	l.display = l.show(l.key)
+	l.place(rec, obj)
+	if !r.retainUntil.IsZero() {
+		placeRetention(rec, r.retainUntil, r.o.LockMode)
+	}
+	if err := r.storeManifest(ctx, l.manifest, rec, entries); err != nil {
 		if derr := r.deleteKeys(ctx, stored); derr != nil {
-			return catalog.Event{}, storeErr(r.store, fmt.Errorf("store the manifest: %w (and the archive %s, stored without it, could not be removed: %v)", err, rec.Archive.Path, derr))
+			return writeErrOf(r.repo, fmt.Errorf("store the manifest: %w (and the archive %s, stored without it, could not be removed: %v)", err, rec.Archive.Path, derr))
 		}
-		return catalog.Event{}, storeErr(r.store, fmt.Errorf("store the manifest: %w (the archive was removed again: nothing recorded)", err))
+		return writeErrOf(r.repo, fmt.Errorf("store the manifest: %w (the archive was removed again: nothing recorded)", err))
 	}
-	ev, err := cat.AddWithTOC(rec, entries)
-	if err != nil {
-		return catalog.Event{}, &StoredNotRecordedError{Archive: rec.Archive.Path, Repo: st.Repo, Err: err}
-	}
-	return ev, nil
+	return nil
 }
 
-// uploadFolder stores a directory-format archive, one object per file
-// under its key, with the run's retention; on a failure it takes back what
-// it stored. The folder was written by pg_dump's workers on this machine
-// (they need a folder), so it is a whole local copy, as with --dir.
+// notRecorded deals with an archive the catalog did not take (it could
+// not be opened, or its chain not checked): where the repository keeps
+// such runs (keepsUnrecorded), the archive and its manifest are stored and
+// set aside for catalog import; else the upload is aborted.
+func (r *run) notRecorded(ctx context.Context, entries []catalog.TOCEntry, cause error) error {
+	if !keepsUnrecorded(r.repo) {
+		return r.notStored(cause)
+	}
+	if err := r.storeArchive(ctx, entries); err != nil {
+		return &NotRecordedError{Archive: showKey(r.repo, r.key), Err: cause, KeepErr: err}
+	}
+	return r.setAsideUnrecorded(ctx, entries, cause)
+}
+
+// storedNotRecorded: the archive and its manifest are stored, and the
+// catalog failed to take the record. Where the repository keeps such runs
+// they are set aside for catalog import (nothing under a final name
+// without a record); in a bucket they stay for catalog rebuild.
+func (r *run) storedNotRecorded(ctx context.Context, entries []catalog.TOCEntry, cause error) error {
+	if !keepsUnrecorded(r.repo) {
+		return &StoredNotRecordedError{Archive: r.rec.Archive.Path, Repo: r.repo.URL(), Err: cause}
+	}
+	return r.setAsideUnrecorded(ctx, entries, cause)
+}
+
+// setAsideUnrecorded moves a stored archive to the name's unrecorded
+// folder (NAME/.pgattest-unrecorded/, the first free BASE there) with a
+// manifest beside it: its final manifest goes first (it promises a
+// record), then the archive (its key still held: a kill in between leaves
+// it to the next run's setAsideOrphans).
+func (r *run) setAsideUnrecorded(ctx context.Context, entries []catalog.TOCEntry, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	rec := r.rec
+	final := location{repo: r.repo, key: r.key}
+	final.display = final.show(r.key)
+	if err := r.repo.Delete(ctx, r.keyDir+"/"+r.base+".manifest.json", ""); err != nil {
+		return &NotRecordedError{Archive: final.display, Err: cause, KeepErr: err}
+	}
+	dir := r.keyDir + "/" + UnrecordedDir + "/"
+	ext := extOf(rec.Archive)
+	var kept location
+	err := eachName(r.base, 1, func(b string, _ int) (bool, error) {
+		if _, err := r.repo.Stat(ctx, dir+b+".manifest.json", ""); err == nil {
+			return false, nil
+		}
+		err := r.repo.Move(ctx, strings.TrimSuffix(r.key, "/"), dir+b+ext)
+		if errors.Is(err, repo.ErrExists) {
+			return false, nil
+		}
+		kept = location{repo: r.repo, key: dir + b + ext, manifest: dir + b + ".manifest.json"}
+		return err == nil, err
+	})
+	if err != nil {
+		return &NotRecordedError{Archive: final.display, Err: cause, KeepErr: err}
+	}
+	r.releaseKey() // nothing of this run is under a final name now
+	kept.display = kept.show(kept.key)
+	kept.place(rec, repo.Object{})
+	if err := r.storeManifest(ctx, kept.manifest, rec, entries); err != nil {
+		return &NotRecordedError{Archive: kept.display, Err: cause, KeepErr: err}
+	}
+	return &NotRecordedError{Archive: kept.display, Manifest: kept.show(kept.manifest), Err: cause}
+}
+
+// uploadFolder stores a directory-format archive under its key: adopted
+// by a rename where the repository can (a folder: the archive was staged
+// beside it), else one object per file, with the run's retention. The key
+// is claimed as it goes (a run of the same name in the same second that
+// got there first keeps it, and this one takes the next free -N) and held
+// from then on (holdKey). On a failure it takes back what it stored. The
+// folder was written by pg_dump's workers on this machine (they need a
+// folder), so it is a whole local copy.
 func (r *run) uploadFolder(ctx context.Context) ([]string, error) {
 	var files []string
 	err := filepath.WalkDir(r.archive, func(p string, d fs.DirEntry, err error) error {
@@ -305,9 +378,7 @@ func (r *run) uploadFolder(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	// toc.dat goes first and claims the key: a run of the same name in
-	// the same second that got there first keeps it, and this one takes
-	// the next free -N.
+	// toc.dat goes first and claims the key.
 	sort.SliceStable(files, func(i, j int) bool { return files[i] == "toc.dat" && files[j] != "toc.dat" })
 	var stored []string
 	put := func(rel string) error {
@@ -317,7 +388,7 @@ func (r *run) uploadFolder(ctx context.Context) ([]string, error) {
 			return err
 		}
 		defer f.Close()
-		u, err := r.store.Create(ctx, key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode, Exclusive: true})
+		u, err := r.repo.Create(ctx, key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode, Exclusive: true})
 		if err != nil {
 			return err
 		}
@@ -331,24 +402,41 @@ func (r *run) uploadFolder(ctx context.Context) ([]string, error) {
 		stored = append(stored, key)
 		return nil
 	}
-	for i, rel := range files {
-		if i == 0 {
-			err = r.holdKey()
+	claim := func() error { // the first file, or the whole folder
+		if err := r.holdKey(); err != nil {
+			return err
 		}
-		if err == nil {
-			err = put(rel)
-		}
-		for i == 0 && errors.Is(err, repo.ErrExists) && r.keyTry < 1000 {
-			r.releaseKey()
-			if err = r.pickKey(ctx, r.keyTry+1); err == nil {
-				if err = r.holdKey(); err == nil {
-					err = put(rel)
-				}
+		if a, ok := r.repo.(repo.Adopter); ok {
+			if err := a.Adopt(ctx, r.archive, r.key); err != nil {
+				return err
 			}
+			for _, rel := range files {
+				stored = append(stored, r.key+rel)
+			}
+			files = nil
+			return nil
 		}
+		if len(files) == 0 {
+			return errors.New("pg_dump wrote no file")
+		}
+		err := put(files[0])
+		if err == nil {
+			files = files[1:]
+		}
+		return err
+	}
+	err = claim()
+	for errors.Is(err, repo.ErrExists) && r.keyTry < 1000 {
+		r.releaseKey()
+		if err = r.pickKey(ctx, r.keyTry+1); err == nil {
+			err = claim()
+		}
+	}
+	for _, rel := range files {
 		if err != nil {
 			break
 		}
+		err = put(rel)
 	}
 	if err != nil {
 		if derr := r.deleteKeys(ctx, stored); derr != nil {
@@ -363,7 +451,7 @@ func (r *run) uploadFolder(ctx context.Context) ([]string, error) {
 func (r *run) deleteKeys(ctx context.Context, keys []string) error {
 	var errs []error
 	for _, k := range keys {
-		if err := r.store.Delete(context.WithoutCancel(ctx), k, ""); err != nil {
+		if err := r.repo.Delete(context.WithoutCancel(ctx), k, ""); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -375,7 +463,7 @@ func (r *run) storeManifest(ctx context.Context, key string, rec *catalog.Record
 	if err != nil {
 		return err
 	}
-	u, err := r.store.Create(ctx, key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode,
+	u, err := r.repo.Create(ctx, key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode,
 		Metadata: map[string]string{"pgattest-archive-blake3": rec.Archive.BLAKE3}})
 	if err != nil {
 		return err
@@ -401,8 +489,8 @@ func (r *run) notStored(cause error) error {
 	return &NotStoredError{Err: cause, AbortErr: aborted}
 }
 
-// NotStoredError: the catalog did not take the record of an S3 backup, so
-// its upload was aborted and nothing was stored.
+// NotStoredError: the catalog did not take the record of a backup to a
+// bucket, so its upload was aborted and nothing was stored.
 type NotStoredError struct {
 	Err      error // why the catalog did not take it
 	AbortErr error // why the upload could not be aborted (the next run does)

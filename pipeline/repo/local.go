@@ -25,7 +25,10 @@ type Local struct {
 	Root string // absolute
 }
 
-var _ Repo = (*Local)(nil)
+var (
+	_ Repo    = (*Local)(nil)
+	_ Adopter = (*Local)(nil)
+)
 
 // NewLocal opens (and makes, 0700) a folder repository.
 func NewLocal(root string) (*Local, error) {
@@ -142,6 +145,34 @@ func (l *Local) Move(ctx context.Context, from, to string) error {
 	return nil
 }
 
+// Near is the folder of prefix (made 0700): a folder made there is
+// adopted by a rename (Adopter).
+func (l *Local) Near(prefix string) (string, error) {
+	p, err := l.path(strings.TrimSuffix(prefix, "/"))
+	if err != nil {
+		return "", err
+	}
+	return p, os.MkdirAll(p, 0o700)
+}
+
+// Adopt renames the folder dir to key, never over anything there
+// (ErrExists).
+func (l *Local) Adopt(ctx context.Context, dir, key string) error {
+	dst, err := l.path(strings.TrimSuffix(key, "/"))
+	if err != nil {
+		return err
+	}
+	err = RenameNoReplace(dir, dst)
+	if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
+		return fmt.Errorf("%w: %s", ErrExists, key)
+	}
+	if err != nil {
+		return err
+	}
+	SyncDir(filepath.Dir(dst))
+	return nil
+}
+
 // HoldKey marks key as being completed by this process until release; a
 // killed process leaves the mark free for KeyState (keyMarks).
 func (l *Local) HoldKey(key string) (release func(), err error) { return l.marks().hold(key) }
@@ -170,6 +201,9 @@ func (u *localUpload) Write(p []byte) (int, error) {
 	u.n += int64(n)
 	return n, err
 }
+
+// Path is the partial file (OnDisk).
+func (u *localUpload) Path() string { return u.partial }
 
 func (u *localUpload) Commit(ctx context.Context) (Object, error) {
 	if u.done {

@@ -113,6 +113,24 @@ type Upload interface {
 	Abort(ctx context.Context) error
 }
 
+// OnDisk is an upload whose bytes are a file of this machine as they are
+// written (a folder's partial file): Path names it, for this process's own
+// reader (a backup's proof from the file) until Commit or Abort.
+type OnDisk interface {
+	Path() string
+}
+
+// Adopter is a repository on this machine's file system, which takes a
+// folder of finished files under a key by a rename rather than a copy:
+// Near gives a folder on the same file system as the key prefix's, where
+// such a folder is to be made.
+type Adopter interface {
+	Near(prefix string) (string, error)
+	// Adopt renames dir to key (a folder), never over one there
+	// (ErrExists).
+	Adopt(ctx context.Context, dir, key string) error
+}
+
 // Object is what a repository says of one object.
 type Object struct {
 	Key         string
