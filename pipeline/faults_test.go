@@ -67,6 +67,12 @@ func childBackup(spec string) int {
 			select {} // until the parent kills us
 		}
 	}
+	pipeline.SetStepHook(func(step string) {
+		if step == cs.HoldAt {
+			fmt.Println("HOLDING")
+			select {}
+		}
+	})
 	_, err := pipeline.Backup(context.Background(), o)
 	fmt.Println("finished:", err)
 	return 1
@@ -509,6 +515,60 @@ func TestFaultKilledAtCompletion(t *testing.T) {
 			}
 			if !step.orphan && len(aside) != 0 {
 				t.Errorf("set aside %v, which had its manifest", aside)
+			}
+		})
+	}
+}
+
+// TestFaultKilledAtCompletionFolder: the same kills on a folder, which
+// backups write through the same repository interface: killed once its
+// archive is completed (no manifest yet), the next run of the name says so
+// and sets the archive aside; killed once the manifest is stored, it sets
+// nothing aside. Either way nothing stays under a final name without its
+// manifest, and no partial file is left.
+func TestFaultKilledAtCompletionFolder(t *testing.T) {
+	src := shopCluster(t)
+	for _, step := range []struct {
+		name   string
+		orphan bool
+	}{{"archive completed", true}, {"manifest stored", false}} {
+		t.Run(step.name, func(t *testing.T) {
+			o := backupOptions(t, src.ConnString("shop"))
+			o.Name = "shop"
+			cmd := startHeld(t, childSpec{DB: o.DB, Name: o.Name, Dir: o.Dir, Catalog: o.CatalogPath, HoldAt: step.name})
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			nameDir := filepath.Join(o.Dir, "shop")
+			files := func(pattern string) []string {
+				m, _ := filepath.Glob(filepath.Join(nameDir, pattern))
+				return m
+			}
+			if step.orphan && (len(files("*.dump")) != 1 || len(files("*.manifest.json")) != 0) {
+				t.Fatalf("after the kill: %q; want one archive without a manifest", files("*"))
+			}
+			assertNoRecords(t, o.CatalogPath)
+
+			logged := logLines(&o)
+			res, err := pipeline.Backup(context.Background(), o)
+			if err != nil || res.Record.Status != catalog.StatusVerified {
+				t.Fatalf("next backup: %v", err)
+			}
+			for _, a := range files("*.dump") {
+				if _, err := os.Stat(strings.TrimSuffix(a, ".dump") + ".manifest.json"); err != nil {
+					t.Errorf("%s is under its final name without a manifest", a)
+				}
+			}
+			if p := files(".*partial*"); len(p) != 0 {
+				t.Errorf("partial files left: %q", p)
+			}
+			aside, _ := filepath.Glob(filepath.Join(nameDir, pipeline.UnrecordedDir, "*.dump"))
+			lines := logged()
+			said := slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "set aside") })
+			if step.orphan && (len(aside) != 1 || !said) {
+				t.Errorf("the killed run's archive was not said and set aside: under %s %q; log %q", pipeline.UnrecordedDir, aside, lines)
+			}
+			if !step.orphan && len(aside) != 0 {
+				t.Errorf("set aside %q, which had its manifest", aside)
 			}
 		})
 	}

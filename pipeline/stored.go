@@ -279,6 +279,7 @@ func (r *run) storeArchive(ctx context.Context, entries []catalog.TOCEntry) erro
 		r.upload = nil
 		stored = []string{r.key}
 	}
+	stepHook("archive completed")
 	l := location{repo: r.repo, key: r.key, manifest: r.keyDir + "/" + r.base + ".manifest.json"}
 	l.display = l.show(l.key)
 	l.place(rec, obj)
@@ -291,8 +292,13 @@ func (r *run) storeArchive(ctx context.Context, entries []catalog.TOCEntry) erro
 		}
 		return writeErrOf(r.repo, fmt.Errorf("store the manifest: %w (the archive was removed again: nothing recorded)", err))
 	}
+	stepHook("manifest stored")
 	return nil
 }
+
+// stepHook is called at each step of a backup's completion: nothing, but
+// in the fault tests (SetStepHook).
+var stepHook = func(step string) {}
 
 // notRecorded deals with an archive the catalog did not take (it could
 // not be opened, or its chain not checked): where the repository keeps
