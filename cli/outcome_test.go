@@ -6,12 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 )
 
 // TestVerifiedMeansRestored: a backup proven only by reading it through
@@ -129,6 +131,43 @@ func TestFaultCatalogLockedNotRecorded(t *testing.T) {
 	code, _, errOut = run(t, "--catalog", other.catalog, "catalog", "import", recs[1].Archive.Manifest)
 	if code != exitProofFailed || !strings.Contains(errOut, "do not match") {
 		t.Errorf("import of a changed archive: exit %d, want 3\n%s", code, errOut)
+	}
+}
+
+// TestFaultCatalogLockedNotStored: the same held catalog with a bucket,
+// which keeps no unrecorded runs (its objects may be locked where they
+// are): the backup says so, exit 1, and nothing of the run is in the
+// bucket: no object beyond the first backup's, no unfinished upload.
+func TestFaultCatalogLockedNotStored(t *testing.T) {
+	src := shop(t)
+	s := pgtest.NewS3(t)
+	s.MakeBucket(t, "locked", false)
+	s.SetEnv(t)
+	w := newWorkdir(t)
+	w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--repo", "s3://locked/pg")
+	before := s3Keys(t, s, "locked")
+	holder := exec.Command("flock", "--exclusive", "--close", w.catalog, "sleep", "60")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	t.Setenv("PGATTEST_CATALOG_WAIT", "2s")
+	code, out, errOut := w.backup(t, "--db", src.ConnString("shop"), "--name", "shop", "--repo", "s3://locked/pg")
+	holder.Process.Kill()
+	holder.Wait()
+	if code != exitFailure {
+		t.Fatalf("exit %d, want 1\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"not recorded", "catalog is in use", "the upload was aborted: nothing was stored"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if after := s3Keys(t, s, "locked"); !slices.Equal(after, before) {
+		t.Errorf("the bucket holds %q, want only the first backup's %q", after, before)
+	}
+	if n := incompleteUploads(t, s, "locked"); n != 0 {
+		t.Errorf("%d unfinished uploads left", n)
 	}
 }
 

@@ -73,14 +73,10 @@ func printRecord(w io.Writer, r *catalog.Record) {
 	if en := a.Encryption; en != nil {
 		row("", "encrypted (%s) to %s; plaintext %s, BLAKE3 %s", en.Scheme, strings.Join(en.Recipients, ", "), formatBytes(en.PlaintextSize), en.PlaintextBLAKE3)
 	}
-	if st := a.Store; st != nil {
-		where := "in bucket " + st.Bucket + " at " + st.Endpoint
-		if st.VersionID != "" {
-			where += ", version " + st.VersionID
-		}
+	if where, until, mode := pipeline.Kept(r); where != "" {
 		row("", "%s", where)
-		if st.RetainUntil != nil {
-			row("locked", "until %s (%s retention)", formatTime(*st.RetainUntil), strings.ToLower(st.LockMode))
+		if until != nil {
+			row("locked", "until %s (%s retention)", formatTime(*until), strings.ToLower(mode))
 		}
 	}
 	row("blake3", "%s", a.BLAKE3)

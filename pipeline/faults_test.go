@@ -78,8 +78,74 @@ func childBackup(spec string) int {
 	return 1
 }
 
-func TestFaultKilledMidDump(t *testing.T)  { killedMidRun(t, "dump") }
-func TestFaultKilledMidProof(t *testing.T) { killedMidRun(t, "prove") }
+func TestFaultKilledMidDump(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st faultStore) { killedMidRun(t, st, "dump") })
+}
+func TestFaultKilledMidProof(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st faultStore) { killedMidRun(t, st, "prove") })
+}
+
+// faultStore is one backend the fault suite runs on, as TestRepoSuite
+// runs on both: a folder, or a bucket of the real S3 server on loopback.
+type faultStore struct {
+	name string
+	// use points a backup of NAME at the store.
+	use func(o *pipeline.Options)
+	// look says what is under NAME/: archives and manifests under their
+	// final names; pending (partial files, unfinished uploads); anything
+	// else (staging folders, set-aside runs).
+	look func(name string) (finals, pending, other []string)
+}
+
+// forEachStore runs test on a folder and on a bucket, each a subtest.
+func forEachStore(t *testing.T, test func(t *testing.T, st faultStore)) {
+	t.Run("folder", func(t *testing.T) {
+		var dir string
+		test(t, faultStore{name: "folder",
+			use: func(o *pipeline.Options) { dir = o.Dir },
+			look: func(name string) (finals, pending, other []string) {
+				entries, _ := os.ReadDir(filepath.Join(dir, name))
+				for _, e := range entries {
+					switch n := e.Name(); {
+					case strings.Contains(n, ".partial-"):
+						pending = append(pending, n)
+					case strings.HasPrefix(n, name+"-"):
+						finals = append(finals, n)
+					default:
+						other = append(other, n)
+					}
+				}
+				return
+			}})
+	})
+	t.Run("s3", func(t *testing.T) {
+		s := pgtest.NewS3(t)
+		s.MakeBucket(t, "faults", false)
+		s.SetEnv(t)
+		c := s.Client(t)
+		test(t, faultStore{name: "s3",
+			use: func(o *pipeline.Options) { o.Repo = "s3://faults/pg" },
+			look: func(name string) (finals, pending, other []string) {
+				ctx := context.Background()
+				for o := range c.ListObjects(ctx, "faults", minio.ListObjectsOptions{Prefix: "pg/" + name + "/", Recursive: true}) {
+					switch k := strings.TrimPrefix(o.Key, "pg/"+name+"/"); {
+					case o.Err != nil:
+						other = append(other, o.Err.Error())
+					case strings.HasPrefix(k, name+"-"):
+						finals = append(finals, k)
+					default:
+						other = append(other, k)
+					}
+				}
+				for u := range c.ListIncompleteUploads(ctx, "faults", "pg/"+name+"/", true) {
+					if u.Err == nil {
+						pending = append(pending, u.Key)
+					}
+				}
+				return
+			}})
+	})
+}
 
 // startHeld runs a backup in a child process (this test binary, as
 // childBackup) and returns once it holds at spec.HoldAt, to be killed.
@@ -119,18 +185,19 @@ func startHeld(t *testing.T, spec childSpec) *exec.Cmd {
 
 // killedMidRun runs a backup in a child process, SIGKILLs it at holdAt,
 // and checks what it leaves: no final archive, no record, its pg_dump or
-// pg_restore and its throwaway server dead; then the next backup in the
-// same folder succeeds and removes the partial archive, the staging folder
-// and the dead run's cluster folder (with its socket folder inside).
-func killedMidRun(t *testing.T, holdAt string) {
+// pg_restore and its throwaway server dead, its archive pending (a partial
+// file, an unfinished upload); then the next backup of the name succeeds,
+// says it removed what the killed run left, and leaves only its archive
+// and manifest (no partial, no upload, no staging folder, no cluster
+// folder of the dead run's).
+func killedMidRun(t *testing.T, st faultStore, holdAt string) {
 	src := shopCluster(t)
 	o := backupOptions(t, src.ConnString("shop"))
 	o.Name = "shop"
-	cmd := startHeld(t, childSpec{DB: o.DB, Name: o.Name, Dir: o.Dir, Catalog: o.CatalogPath, HoldAt: holdAt})
-	nameDir := filepath.Join(o.Dir, "shop")
-	partial, _ := filepath.Glob(filepath.Join(nameDir, ".shop-*.dump.partial-*"))
-	if len(partial) != 1 {
-		t.Fatalf("expected one partial archive, found %q", partial)
+	st.use(&o)
+	cmd := startHeld(t, childSpec{DB: o.DB, Name: o.Name, Dir: o.Dir, Repo: o.Repo, Catalog: o.CatalogPath, HoldAt: holdAt})
+	if _, pending, _ := st.look("shop"); len(pending) != 1 {
+		t.Fatalf("expected the archive pending (one partial file or upload), found %q", pending)
 	}
 	tool := map[string]string{"dump": "pg_dump", "prove": "pg_restore"}[holdAt]
 	toolPID := pgtest.ChildProcess(cmd.Process.Pid, tool)
@@ -158,13 +225,13 @@ func killedMidRun(t *testing.T, holdAt string) {
 			t.Errorf("process %d outlived its killed parent", pid)
 		}
 	}
-	finals, _ := filepath.Glob(filepath.Join(nameDir, "shop-*"))
-	if len(finals) > 0 {
+	if finals, _, _ := st.look("shop"); len(finals) > 0 {
 		t.Fatalf("killed run left final files: %q", finals)
 	}
 	assertNoRecords(t, o.CatalogPath)
 
-	// The next backup in that folder succeeds and removes the leftovers.
+	// The next backup of the name succeeds and removes the leftovers.
+	logged := logLines(&o)
 	res, err := pipeline.Backup(context.Background(), o)
 	if err != nil {
 		t.Fatalf("next backup: %v", err)
@@ -172,16 +239,12 @@ func killedMidRun(t *testing.T, holdAt string) {
 	if res.Record.Status != catalog.StatusVerified {
 		t.Fatalf("next backup status %s", res.Record.Status)
 	}
-	entries, _ := os.ReadDir(nameDir)
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-		if strings.HasPrefix(e.Name(), ".pgattest-staging-") {
-			t.Errorf("leftover staging folder %s survived the next run", e.Name())
-		}
+	if !slices.ContainsFunc(logged(), func(l string) bool { return strings.Contains(l, "aborted 1 unfinished upload(s) of killed runs") }) {
+		t.Errorf("the next run did not say it removed the killed run's pending archive: %q", logged())
 	}
-	if len(names) != 2 {
-		t.Errorf("folder holds %q, want one archive and its manifest", names)
+	finals, pending, other := st.look("shop")
+	if len(finals) != 2 || len(pending) != 0 || len(other) != 0 {
+		t.Errorf("after the next run: finals %q, pending %q, other %q; want one archive and its manifest", finals, pending, other)
 	}
 	for _, dir := range clusters {
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
@@ -190,67 +253,16 @@ func killedMidRun(t *testing.T, holdAt string) {
 	}
 }
 
-// TestFaultKilledMidUpload: a backup to S3 killed mid-dump leaves no
-// object and no record, only its unfinished multipart upload; the next run
-// of the name aborts it and stores its own.
-func TestFaultKilledMidUpload(t *testing.T) {
-	src := shopCluster(t)
-	s := pgtest.NewS3(t)
-	s.MakeBucket(t, "killed", false)
-	for _, kv := range s.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	t.Setenv("AWS_PROFILE", "")
-	o := backupOptions(t, src.ConnString("shop"))
-	o.Name, o.Repo = "shop", "s3://killed/pg"
-	cmd := startHeld(t, childSpec{DB: o.DB, Name: o.Name, Repo: o.Repo, Catalog: o.CatalogPath, HoldAt: "dump"})
-	pgDump := pgtest.ChildProcess(cmd.Process.Pid, "pg_dump")
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	if pgDump > 0 && !pgtest.WaitGone(pgDump, 20*time.Second) {
-		t.Errorf("pg_dump outlived its killed parent")
-	}
-	c := s.Client(t)
-	objects := func() (n int) {
-		for o := range c.ListObjects(context.Background(), "killed", minio.ListObjectsOptions{Recursive: true}) {
-			if o.Err == nil {
-				n++
-			}
-		}
-		return n
-	}
-	uploads := func() (n int) {
-		for u := range c.ListIncompleteUploads(context.Background(), "killed", "", true) {
-			if u.Err == nil {
-				n++
-			}
-		}
-		return n
-	}
-	if objects() != 0 || uploads() != 1 {
-		t.Fatalf("after the kill: %d objects, %d unfinished uploads; want none and the one", objects(), uploads())
-	}
-	assertNoRecords(t, o.CatalogPath)
+// TestFaultPgDumpKilled: pg_dump killed mid-dump is a DumpError saying
+// so, and nothing is left: no record, nothing under the name (no partial
+// file, no unfinished upload). On a folder and a bucket.
+func TestFaultPgDumpKilled(t *testing.T) { forEachStore(t, pgDumpKilled) }
 
-	logged := logLines(&o)
-	res, err := pipeline.Backup(context.Background(), o)
-	if err != nil || res.Record.Status != catalog.StatusVerified {
-		t.Fatalf("next backup: %v", err)
-	}
-	lines := logged()
-	if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "aborted 1 unfinished upload(s) of killed runs") }) {
-		t.Errorf("the next run did not say it aborted the killed run's upload")
-	}
-	if objects() != 2 || uploads() != 0 {
-		t.Errorf("after the next run: %d objects, %d unfinished uploads; want its archive and manifest, none", objects(), uploads())
-	}
-}
-
-func TestFaultPgDumpKilled(t *testing.T) {
+func pgDumpKilled(t *testing.T, st faultStore) {
 	src := shopCluster(t)
 	o := backupOptions(t, src.ConnString("shop"))
 	o.Name = "shop"
+	st.use(&o)
 	killed := 0
 	o.OnEvent = func(ev pipeline.Event) {
 		if ev.Stage == "dump" && ev.Kind == pipeline.Progress && ev.Bytes > 0 && killed == 0 {
@@ -270,14 +282,19 @@ func TestFaultPgDumpKilled(t *testing.T) {
 	if !errors.As(err, &de) || !strings.Contains(err.Error(), "pg_dump was killed") {
 		t.Fatalf("error %v (%T), want a DumpError saying pg_dump was killed", err, err)
 	}
-	assertEmptyFolder(t, filepath.Join(o.Dir, "shop"))
+	assertNothingLeft(t, st)
 	assertNoRecords(t, o.CatalogPath)
 }
 
-func TestFaultSourceStoppedMidDump(t *testing.T) {
+// TestFaultSourceStoppedMidDump: the source stopped mid-dump is a
+// DumpError quoting why, and nothing is left. On a folder and a bucket.
+func TestFaultSourceStoppedMidDump(t *testing.T) { forEachStore(t, sourceStoppedMidDump) }
+
+func sourceStoppedMidDump(t *testing.T, st faultStore) {
 	src := shopCluster(t)
 	o := backupOptions(t, src.ConnString("shop"))
 	o.Name = "shop"
+	st.use(&o)
 	stopped := false
 	o.OnEvent = func(ev pipeline.Event) {
 		if ev.Stage == "dump" && ev.Kind == pipeline.Progress && ev.Bytes > 0 && !stopped {
@@ -302,7 +319,7 @@ func TestFaultSourceStoppedMidDump(t *testing.T) {
 	if !strings.Contains(msg, "terminating connection due to administrator command") && !strings.Contains(msg, "server closed the connection") {
 		t.Errorf("error does not quote why pg_dump stopped: %s", msg)
 	}
-	assertEmptyFolder(t, filepath.Join(o.Dir, "shop"))
+	assertNothingLeft(t, st)
 	assertNoRecords(t, o.CatalogPath)
 }
 
@@ -356,6 +373,17 @@ func assertEmptyFolder(t *testing.T, dir string) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		t.Errorf("left behind in %s: %s", dir, e.Name())
+	}
+}
+
+// assertNothingLeft checks that a failed run left nothing under its name
+// in the store: no archive, no partial file or unfinished upload, no
+// staging folder.
+func assertNothingLeft(t *testing.T, st faultStore) {
+	t.Helper()
+	finals, pending, other := st.look("shop")
+	if len(finals)+len(pending)+len(other) > 0 {
+		t.Errorf("left behind in the %s: finals %q, pending %q, other %q", st.name, finals, pending, other)
 	}
 }
 

@@ -420,3 +420,18 @@ func storeOf(rec *catalog.Record) (repo.Repo, error) {
 	}
 	return openRepo(loc, st.Endpoint)
 }
+
+// Kept says, for show, where a record's archive is kept beyond its path:
+// the bucket, its endpoint and the version ("" for a folder), and the
+// retention the store keeps it under (nil where none).
+func Kept(rec *catalog.Record) (where string, until *time.Time, mode string) {
+	st := rec.Archive.Store
+	if st == nil {
+		return "", nil, ""
+	}
+	where = "in bucket " + st.Bucket + " at " + st.Endpoint
+	if st.VersionID != "" {
+		where += ", version " + st.VersionID
+	}
+	return where, st.RetainUntil, st.LockMode
+}
