@@ -284,13 +284,10 @@ func (l location) beside(base, ext string) location {
 // show is a key of l's repository as a record shows it: an s3:// URL, or
 // a path on this machine.
 func (l location) show(key string) string {
-	switch r := l.repo.(type) {
-	case *repo.S3:
-		return objectURL(r, key)
-	case *repo.Local:
+	if r, ok := l.repo.(*repo.Local); ok {
 		return filepath.Join(r.Root, filepath.FromSlash(key))
 	}
-	return key
+	return strings.TrimSuffix(l.repo.URL(), "/") + "/" + key
 }
 
 // place writes l into a record's location fields (the one writer of them
@@ -310,8 +307,7 @@ func (l location) placeKeeping(rec *catalog.Record, stored repo.Object) {
 func (l location) placing(rec *catalog.Record, stored repo.Object, keepRetention bool) {
 	a := &rec.Archive
 	a.Path, a.Manifest = l.display, l.show(l.manifest)
-	s, ok := l.repo.(*repo.S3)
-	if !ok {
+	if _, ok := l.repo.(*repo.Local); ok { // a path of this machine says it all
 		a.Store = nil
 		return
 	}
@@ -319,7 +315,13 @@ func (l location) placing(rec *catalog.Record, stored repo.Object, keepRetention
 	if a.Store != nil {
 		*st = *a.Store
 	}
-	st.Repo, st.Endpoint, st.Bucket = s.URL(), s.EndpointURL(), s.Bucket()
+	st.Repo, st.Endpoint, st.Bucket = l.repo.URL(), "", ""
+	if b, ok := l.repo.(interface {
+		EndpointURL() string
+		Bucket() string
+	}); ok {
+		st.Endpoint, st.Bucket = b.EndpointURL(), b.Bucket()
+	}
 	st.Key, st.ManifestKey, st.VersionID = l.key, l.manifest, stored.VersionID
 	if !keepRetention {
 		st.RetainUntil, st.LockMode = nil, ""
@@ -341,7 +343,11 @@ func storeErrOf(r repo.Repo, err error) error {
 	if s, ok := r.(*repo.S3); ok {
 		return storeErr(s, err)
 	}
-	return err
+	var se *StoreError
+	if _, ok := r.(*repo.Local); ok || err == nil || errors.As(err, &se) {
+		return err
+	}
+	return &StoreError{Repo: r.URL(), Err: err}
 }
 
 // writeErrOf says a backup's failure to write to its repository as the
@@ -373,11 +379,16 @@ func keepsUnrecorded(r repo.Repo) bool {
 
 // openRepo opens the repository at loc: the one place a backend is chosen
 // (endpoint: the store a record names, when the environment names none).
+// A backend is a file of pipeline/repo implementing repo.Repo, and a case
+// here; records, display and reads follow from the interface.
 func openRepo(loc repo.Location, endpoint string) (repo.Repo, error) {
-	if loc.Scheme == "s3" {
+	switch loc.Scheme {
+	case "s3":
 		return OpenS3(loc, endpoint)
+	case "file":
+		return &repo.Local{Root: loc.Path}, nil
 	}
-	return &repo.Local{Root: loc.Path}, nil
+	return nil, &UsageError{Err: fmt.Errorf("no backend for %s://", loc.Scheme), hint: "write s3://BUCKET/PREFIX or file:///absolute/path"}
 }
 
 // openToRead opens an existing repository to read from it (a rebuild):
@@ -415,8 +426,8 @@ func storedHere(rec *catalog.Record) bool { return rec.Archive.Store == nil }
 func storeOf(rec *catalog.Record) (repo.Repo, error) {
 	st := rec.Archive.Store
 	loc, err := repo.Parse(st.Repo)
-	if err != nil || loc.Scheme != "s3" {
-		return nil, fmt.Errorf("the record of %s names no S3 repository (%q)", rec.ID, st.Repo)
+	if err != nil || loc.Scheme == "file" { // a folder's record names its path, not a store
+		return nil, fmt.Errorf("the record of %s names no store (%q)", rec.ID, st.Repo)
 	}
 	return openRepo(loc, st.Endpoint)
 }

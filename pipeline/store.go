@@ -155,11 +155,6 @@ func hashFolder(ctx context.Context, loc location, rec *catalog.Record, folder s
 	return d, nil
 }
 
-// objectURL names an object of an S3 repository for display.
-func objectURL(s *repo.S3, key string) string {
-	return strings.TrimSuffix(s.URL(), "/") + "/" + key
-}
-
 // storedStream is a custom-format archive on its way to pg_restore (or
 // age, or a private copy): the stored bytes checked before use (see
 // verified.go) and hashed whole as they pass, decrypted when encrypted (the
