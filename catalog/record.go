@@ -3,6 +3,7 @@ package catalog
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"regexp"
 	"strings"
 	"time"
@@ -37,10 +38,23 @@ type Record struct {
 	Stages     []Stage           `json:"stages"`
 	Roles      []string          `json:"roles,omitempty"` // roles the archive references
 	PrunedAt   *time.Time        `json:"pruned_at,omitempty"`
+	// Receipts are the signed receipts of its proofs, oldest first
+	// (pgattest's DSSE envelopes, kept whole: covered by the chain).
+	Receipts []Receipt `json:"receipts,omitempty"`
 	// ReencryptedFrom is the backup whose archive this one re-encrypts
 	// (pgattest reencrypt): the same plaintext, by its digest, for other
 	// recipients; its proofs are that backup's.
 	ReencryptedFrom string `json:"reencrypted_from,omitempty"`
+}
+
+// Receipt is one signed receipt of a proof: the DSSE envelope's bytes,
+// their SHA-256, the key that signed it (its id: the hex SHA-256 of the
+// public key's DER), and where it is stored beside the archive.
+type Receipt struct {
+	SHA256   string          `json:"sha256"`
+	KeyID    string          `json:"keyid"`
+	Path     string          `json:"path"`
+	Envelope json.RawMessage `json:"envelope"`
 }
 
 // Source is the database a backup was taken from. It never holds a password
@@ -74,10 +88,14 @@ type Membership struct {
 // Archive is the file (custom format) or folder (directory format) pg_dump
 // wrote, and its digest.
 type Archive struct {
-	Path        string `json:"path"`
-	Format      string `json:"format"` // "custom" or "directory"
-	Size        int64  `json:"size"`   // bytes; for a folder, the sum of its files
-	BLAKE3      string `json:"blake3"` // 64 hex digits
+	Path   string `json:"path"`
+	Format string `json:"format"` // "custom" or "directory"
+	Size   int64  `json:"size"`   // bytes; for a folder, the sum of its files
+	BLAKE3 string `json:"blake3"` // 64 hex digits
+	// SHA256 of the stored bytes, taken in the same pass as BLAKE3: what
+	// a signed receipt's subject names for tools that know no BLAKE3.
+	// Empty for directory-format archives and records made before it.
+	SHA256      string `json:"sha256,omitempty"`
 	Files       int    `json:"files,omitempty"`
 	Compression int    `json:"compression"`
 	// Compressor is "pgattest" when pg_dump wrote the data uncompressed

@@ -85,6 +85,7 @@ archive failed its proof (recorded as failed), or the catalog is damaged.
 			&ucli.IntFlag{Name: "lock-days", Usage: "S3 Object Lock retention of the archive and its manifest, in `DAYS` (the bucket must have Object Lock enabled)"},
 			&ucli.StringSliceFlag{Name: "encrypt-to", Usage: "encrypt the archive to this age `RECIPIENT` (age1…, or an SSH ssh-ed25519/ssh-rsa public key); repeatable: any one identity decrypts"},
 			&ucli.StringSliceFlag{Name: "encrypt-to-file", Usage: "encrypt to the recipients in this `FILE` (one per line, # comments, as age -R reads)", EnvVars: []string{"PGATTEST_RECIPIENTS_FILE"}},
+			&ucli.StringFlag{Name: "sign-key", Usage: "sign the proof's receipt with this ed25519 private key `FILE` (PKCS#8 PEM, 0600; pgattest key generate makes one): a DSSE/in-toto receipt stored beside the archive and in the record, checked offline with the public key (pgattest receipt verify, or openssl)", EnvVars: []string{"PGATTEST_SIGN_KEY"}},
 			&ucli.StringFlag{Name: "lock-mode", Usage: "retention mode: governance (a user allowed to bypass it may delete early) or compliance (no one can)", Value: "governance"},
 			&ucli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel jobs; > 1 writes a directory-format archive", Value: 1},
 			&ucli.IntFlag{Name: "compress", Aliases: []string{"Z"}, Usage: "compression level 0-9 (gzip, as pg_restore reads it); pgattest deflates pg_dump's output on every core (pg_dump compresses with --jobs N). 1 is the fastest; 3 makes archives about a sixth smaller for ~10% more time with the proof (README, Performance)", Value: 1},
@@ -113,7 +114,7 @@ archive failed its proof (recorded as failed), or the catalog is damaged.
 			o := pipeline.Options{
 				DB: c.String("db"), Name: c.String("name"), Dir: c.String("dir"), Repo: c.String("repo"),
 				LockDays: c.Int("lock-days"), LockMode: c.String("lock-mode"),
-				EncryptTo: c.StringSlice("encrypt-to"), EncryptToFiles: c.StringSlice("encrypt-to-file"),
+				EncryptTo: c.StringSlice("encrypt-to"), EncryptToFiles: c.StringSlice("encrypt-to-file"), SignKey: c.String("sign-key"),
 				Jobs: c.Int("jobs"), Compress: c.Int("compress"), Verify: mode,
 				AllowPooled: c.Bool("allow-pooled"), PGBin: c.StringSlice("pg-bin"), ForceName: c.Bool("force-name"),
 				SkipExtensions: c.StringSlice("verify-skip-extension"),

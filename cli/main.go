@@ -152,6 +152,8 @@ Exit codes:
 			auditCommand(e),
 			pruneCommand(e),
 			catalogCommand(e),
+			keyCommand(e),
+			receiptCommand(e),
 			demoCommand(e),
 		},
 		HideHelpCommand:      true,

@@ -81,6 +81,9 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	h := verify.NewHasher()
 	if r.seal == nil {
 		h = verify.NewSegmentedHasher() // h hashes the stored bytes
+		if r.signer != nil {
+			h.WithSHA256() // for the receipt's subject
+		}
 	}
 	// The key is claimed as the upload starts: a run of the same name in
 	// the same second (here or on another machine) that got there first
@@ -111,6 +114,9 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	var enc io.WriteCloser
 	if r.seal != nil {
 		stored = verify.NewSegmentedHasher()
+		if r.signer != nil {
+			stored.WithSHA256()
+		}
 		var err error
 		if enc, err = r.seal.Encrypt(io.MultiWriter(append(out, stored)...)); err != nil {
 			return fmt.Errorf("start encrypting: %w", err)
@@ -195,6 +201,7 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	}
 	r.rec.Archive.Size = stored.Size()
 	r.rec.Archive.BLAKE3 = stored.Sum()
+	r.rec.Archive.SHA256 = stored.SHA256()
 	r.rec.Archive.Segments = &catalog.Segments{Size: verify.SegmentSize, BLAKE3: stored.Segments()}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline/receipt"
 	"github.com/pgattest/pgattest/pipeline/repo"
 	"github.com/pgattest/pgattest/pipeline/seal"
 	"github.com/pgattest/pgattest/testenv"
@@ -46,10 +47,14 @@ type Options struct {
 	// (NAME-STAMP.dump.age), the proof restores the plaintext stream.
 	EncryptTo      []string
 	EncryptToFiles []string
-	Jobs           int         // > 1: directory format, parallel dump and restore
-	Compress       int         // pg_dump --compress level, 0-9
-	Verify         verify.Mode // restore (default), read or none
-	AllowPooled    bool        // accept a pooled connection
+	// SignKey is an ed25519 private key file (PKCS#8 PEM): the backup's
+	// proof gets a signed receipt (DSSE, in-toto), stored beside the
+	// archive and in the record.
+	SignKey     string
+	Jobs        int         // > 1: directory format, parallel dump and restore
+	Compress    int         // pg_dump --compress level, 0-9
+	Verify      verify.Mode // restore (default), read or none
+	AllowPooled bool        // accept a pooled connection
 	// ForceName records under Name although its earlier backups are of
 	// another source (by what the servers said: catalog.Identity).
 	ForceName bool
@@ -119,6 +124,7 @@ type run struct {
 	// written; head keeps its first bytes, up to the end of its table of
 	// contents, for pg_restore -l.
 	seal        *seal.Recipients // encrypt to these, when set
+	signer      *receipt.Signer  // sign the proof's receipt, when set
 	repo        repo.Repo
 	upload      repo.Upload
 	key         string
@@ -240,6 +246,21 @@ func (r *run) preflight(ctx context.Context) error {
 	}
 	if err := r.chooseSeal(); err != nil {
 		return err
+	}
+	if r.o.SignKey != "" {
+		if r.format == verify.FormatDirectory {
+			return &UsageError{Err: errors.New("a signed receipt names the archive's SHA-256, taken as one file is written: a directory-format archive (--jobs) has none yet"),
+				hint: "sign a one-job backup, or leave out --sign-key"}
+		}
+		s, err := receipt.LoadSigner(r.o.SignKey)
+		var ke *receipt.KeyError
+		if errors.As(err, &ke) {
+			return &UsageError{Err: err, hint: ke.Hint()}
+		}
+		if err != nil {
+			return err
+		}
+		r.signer = s
 	}
 	if err := r.chooseRepo(); err != nil {
 		return err
@@ -544,6 +565,11 @@ func (r *run) record(ctx context.Context) (catalog.Event, error) {
 		return catalog.Event{}, err
 	}
 	r.archive = "" // stored: the partial file is gone, or adopted
+	if r.signer != nil {
+		if err := r.storeReceipt(ctx, cat); err != nil {
+			return catalog.Event{}, r.storedNotRecorded(ctx, entries, err)
+		}
+	}
 	ev, err := cat.AddWithTOC(rec, entries)
 	if err != nil {
 		return catalog.Event{}, r.storedNotRecorded(ctx, entries, err)

@@ -1,7 +1,9 @@
 package verify
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +36,7 @@ type Hasher struct {
 	seg     *blake3.Hasher
 	segSize int64
 	segs    []string
+	sha     hash.Hash // with WithSHA256
 }
 
 // SegmentSize is how many stored bytes one segment digest covers: what a
@@ -49,9 +52,28 @@ func NewSegmentedHasher() *Hasher {
 	return &Hasher{h: blake3.New(), seg: blake3.New(), segSize: SegmentSize}
 }
 
+// WithSHA256 makes h also take the SHA-256 of what passes (SHA256), in
+// the same pass: what a signed receipt's subject names.
+func (h *Hasher) WithSHA256() *Hasher {
+	h.sha = sha256.New()
+	return h
+}
+
+// SHA256 is the SHA-256 of what was hashed, 64 hex digits ("" without
+// WithSHA256).
+func (h *Hasher) SHA256() string {
+	if h.sha == nil {
+		return ""
+	}
+	return hex.EncodeToString(h.sha.Sum(nil))
+}
+
 // Write adds p to the hash.
 func (h *Hasher) Write(p []byte) (int, error) {
 	h.h.Write(p)
+	if h.sha != nil {
+		h.sha.Write(p)
+	}
 	for rest := p; h.seg != nil && len(rest) > 0; {
 		room := h.segSize - h.n%h.segSize
 		take := rest[:min(int64(len(rest)), room)]

@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/pgattest/pgattest/pipeline/receipt"
+	ucli "github.com/urfave/cli/v2"
+)
+
+// receiptVerifyOptions are receipt verify's flags.
+type receiptVerifyOptions struct {
+	files   []string
+	keys    []string
+	archive string
+}
+
+func receiptCommand(e *env) *ucli.Command {
+	var o receiptVerifyOptions
+	return &ucli.Command{
+		Name:  "receipt",
+		Usage: "check signed proof receipts offline",
+		Subcommands: []*ucli.Command{{
+			Name:      "verify",
+			Usage:     "check receipts' signatures (and an archive's bytes) with a public key: no catalog, no network",
+			ArgsUsage: "FILE...",
+			Description: `Each FILE is a receipt (NAME-STAMP.receipt.json, beside the archive): a
+DSSE envelope signed with ed25519 around an in-toto Statement v1 whose
+subject is the stored archive (sha256 and blake3 of its bytes). A receipt
+passes when a --key signed it (its keyid is a hint, never trusted) and its
+statement has pgattest's shape; with --archive, when the archive's bytes
+also hash to its subject.
+
+   pgattest receipt verify shop-20261101T020000Z.receipt.json --key sign.pub.pem \
+       --archive shop-20261101T020000Z.dump
+
+Exit codes: 0 every receipt checks; 2 usage error; 3 a receipt (or the
+archive) does not match, named.`,
+			Flags: []ucli.Flag{
+				&ucli.StringSliceFlag{Name: "key", Usage: "a trusted public key `FILE` (SPKI PEM: pgattest key public, or openssl pkey -pubout); repeatable", Required: true},
+				&ucli.StringFlag{Name: "archive", Usage: "the archive `FILE` the receipt is for: its bytes must hash to the subject (one receipt)", Destination: &o.archive},
+			},
+			Action: func(c *ucli.Context) error {
+				o.files, o.keys = c.Args().Slice(), c.StringSlice("key")
+				return runReceiptVerify(e, o)
+			},
+		}},
+	}
+}
+
+func runReceiptVerify(e *env, o receiptVerifyOptions) error {
+	if len(o.files) == 0 {
+		return usageErrorf("pgattest receipt verify FILE.receipt.json --key PUB.pem", "give the receipts to check")
+	}
+	if o.archive != "" && len(o.files) != 1 {
+		return usageErrorf("check one receipt with its --archive at a time", "--archive goes with one receipt, got %d", len(o.files))
+	}
+	var keys []ed25519.PublicKey
+	for _, k := range o.keys {
+		pub, err := receipt.LoadPublic(k)
+		var ke *receipt.KeyError
+		if errors.As(err, &ke) {
+			return usageErrorf("give the signer's public key: pgattest key public SIGN.pem > PUB.pem", "%v", err)
+		}
+		if err != nil {
+			return err
+		}
+		keys = append(keys, pub)
+	}
+	bad := 0
+	for _, f := range o.files {
+		st, keyID, err := checkReceipt(f, keys, o.archive)
+		if err != nil {
+			var m *receipt.MismatchError
+			if !errors.As(err, &m) {
+				return err
+			}
+			bad++
+			fmt.Fprintf(e.stdout, "%s: DOES NOT MATCH: %s\n", safe(f), safeText(err.Error()))
+			continue
+		}
+		p := st.Predicate
+		fmt.Fprintf(e.stdout, "%s: OK signed by key %s: backup %s (%s), archive %s sha256 %s, proof %s %s",
+			safe(f), keyID, safe(p.Backup.ID), safe(p.Backup.Name), safe(st.Subject[0].Name), st.Subject[0].Digest["sha256"], p.Proof.Mode, p.Proof.Verdict)
+		if p.Proof.Verdict == "passed" {
+			fmt.Fprintf(e.stdout, ", %d rows in %d tables", p.Proof.Rows, len(p.Proof.Tables))
+		}
+		if o.archive != "" {
+			fmt.Fprint(e.stdout, "; the archive's bytes match")
+		}
+		fmt.Fprintln(e.stdout)
+	}
+	if bad > 0 {
+		return proofErrorf("a receipt that does not check is no evidence: ask for the signer's key, or find out who changed it", "%d of %d receipts do not match", bad, len(o.files))
+	}
+	return nil
+}
+
+// checkReceipt checks one receipt file (and the archive, when given).
+func checkReceipt(path string, keys []ed25519.PublicKey, archive string) (*receipt.Statement, string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	payload, keyID, err := receipt.Open(b, keys)
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := receipt.Parse(payload)
+	if err != nil {
+		return nil, "", err
+	}
+	if archive != "" {
+		f, err := os.OpenFile(archive, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			return nil, "", err
+		}
+		defer f.Close()
+		if err := st.CheckArchive(f); err != nil {
+			return nil, "", err
+		}
+	}
+	return st, keyID, nil
+}

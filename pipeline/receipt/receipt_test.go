@@ -1,0 +1,260 @@
+package receipt_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline/receipt"
+	"github.com/pgattest/pgattest/testenv/pgtest"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+)
+
+// openssl runs the real openssl, which CI installs (a missing one fails
+// under PGATTEST_REQUIRE_PG=1).
+func openssl(t *testing.T, args ...string) string {
+	t.Helper()
+	path, err := exec.LookPath("openssl")
+	if err != nil {
+		if os.Getenv(pgtest.RequirePGEnv) == "1" {
+			t.Fatalf("openssl is not installed: %v", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+	out, err := exec.Command(path, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// opensslKey makes a signing key with openssl (0600) and its public half.
+func opensslKey(t *testing.T) (priv, pub string) {
+	dir := t.TempDir()
+	priv, pub = filepath.Join(dir, "sign.pem"), filepath.Join(dir, "sign.pub.pem")
+	openssl(t, "genpkey", "-algorithm", "ed25519", "-out", priv)
+	os.Chmod(priv, 0o600)
+	openssl(t, "pkey", "-in", priv, "-pubout", "-out", pub)
+	return priv, pub
+}
+
+func sampleRecord() *catalog.Record {
+	started := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
+	return &catalog.Record{
+		ID: "shop-20261101T020000Z-ab12", Name: "shop", StartedAt: started,
+		Source:  catalog.Source{Host: "db.internal", Port: 5432, Database: "shop", ServerVersion: "15.14", Identity: &catalog.Identity{SystemID: "7300000000000000001", DatabaseOID: 16384}},
+		Archive: catalog.Archive{Format: "custom", Size: 1234, BLAKE3: strings.Repeat("b", 64), SHA256: strings.Repeat("5", 64)},
+		TOC:     catalog.TOC{Entries: 40, Counts: map[string]int{"TABLE": 3}, EntriesBLAKE3: strings.Repeat("e", 64)},
+		Tools:   catalog.Tools{PgDump: "15.14", PgRestore: "15.14", ProofServer: "15.14", Pgattest: "test"},
+		Stages:  []catalog.Stage{{Name: "dump", DurationMS: 1500}},
+	}
+}
+
+func sampleProof() *catalog.Proof {
+	return &catalog.Proof{Mode: "restore", Status: "passed", StartedAt: time.Date(2026, 11, 1, 2, 0, 1, 0, time.UTC), DurationMS: 2500, Rows: 42,
+		Tables: []catalog.TableCount{{Schema: "shop", Name: "orders", Rows: 40}, {Schema: "shop", Name: "customers", Rows: 2}}, Skipped: []string{"extension postgis: not installed here"}}
+}
+
+// TestReceiptChecksWithOpenSSLAndDSSE: a receipt signed with a key openssl
+// made verifies with openssl alone (pkeyutl -verify -rawin over the DSSE
+// pre-authentication encoding), with an independent DSSE implementation
+// (go-securesystemslib), and with receipt.Open; every field of the
+// predicate is the record's.
+func TestReceiptChecksWithOpenSSLAndDSSE(t *testing.T) {
+	privPath, pubPath := opensslKey(t)
+	s, err := receipt.LoadSigner(privPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := receipt.LoadPublic(pubPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if receipt.KeyID(pub) != s.KeyID {
+		t.Fatalf("key id of the public file %s, of the private %s", receipt.KeyID(pub), s.KeyID)
+	}
+	rec, p := sampleRecord(), sampleProof()
+	st, err := receipt.For(rec, p, "shop-20261101T020000Z.dump", strings.Repeat("1", 64), "headhash", time.Date(2026, 11, 1, 2, 0, 5, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, sum, err := s.Seal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum != receipt.Digest(env) {
+		t.Errorf("digest %s is not the envelope's", sum)
+	}
+
+	// openssl, over PAE(payloadType, payload).
+	var e receipt.Envelope
+	if err := json.Unmarshal(env, &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.PayloadType != "application/vnd.in-toto+json" || len(e.Signatures) != 1 || e.Signatures[0].KeyID != s.KeyID {
+		t.Fatalf("envelope %+v", e)
+	}
+	payload, _ := base64.StdEncoding.DecodeString(e.Payload)
+	sig, _ := base64.StdEncoding.DecodeString(e.Signatures[0].Sig)
+	dir := t.TempDir()
+	paePath, sigPath := filepath.Join(dir, "pae.bin"), filepath.Join(dir, "sig.bin")
+	os.WriteFile(paePath, receipt.PAE(e.PayloadType, payload), 0o600)
+	os.WriteFile(sigPath, sig, 0o600)
+	if out := openssl(t, "pkeyutl", "-verify", "-pubin", "-inkey", pubPath, "-rawin", "-in", paePath, "-sigfile", sigPath); !strings.Contains(out, "Signature Verified Successfully") {
+		t.Errorf("openssl: %s", out)
+	}
+	want := "DSSEv1 28 application/vnd.in-toto+json " + strconvItoa(len(payload)) + " "
+	if pae := receipt.PAE(e.PayloadType, payload); !bytes.HasPrefix(pae, []byte(want)) {
+		t.Errorf("PAE starts %q, want %q", pae[:len(want)], want)
+	}
+
+	// An independent DSSE implementation.
+	var de dsse.Envelope
+	json.Unmarshal(env, &de)
+	ev, err := dsse.NewEnvelopeVerifier(edVerifier{pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ev.Verify(context.Background(), &de); err != nil {
+		t.Errorf("go-securesystemslib/dsse: %v", err)
+	}
+
+	// receipt.Open and Parse: the statement, every field as recorded.
+	got, keyID, err := receipt.Open(env, []ed25519.PublicKey{pub})
+	if err != nil || keyID != s.KeyID {
+		t.Fatalf("open: %v (key %s)", err, keyID)
+	}
+	parsed, err := receipt.Parse(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := parsed.Predicate
+	checks := map[string]bool{
+		"_type":            parsed.Type == "https://in-toto.io/Statement/v1",
+		"predicateType":    parsed.PredicateType == receipt.PredicateType && strings.HasSuffix(receipt.PredicateType, "/v1"),
+		"subject":          len(parsed.Subject) == 1 && parsed.Subject[0].Name == "shop-20261101T020000Z.dump" && parsed.Subject[0].Digest["sha256"] == rec.Archive.SHA256 && parsed.Subject[0].Digest["blake3"] == rec.Archive.BLAKE3,
+		"backup":           pr.Backup.ID == rec.ID && pr.Backup.Name == rec.Name,
+		"source":           pr.Source.Host == "db.internal" && pr.Source.Port == 5432 && pr.Source.Database == "shop" && pr.Source.ServerVersion == "15.14" && pr.Source.SystemID == "7300000000000000001" && pr.Source.DatabaseOID == 16384,
+		"tools":            pr.Tools == receipt.ToolsRef{PgDump: "15.14", PgRestore: "15.14", ProofServer: "15.14", Pgattest: "test"},
+		"dump":             pr.Dump.StartedAt.Equal(rec.StartedAt) && pr.Dump.DurationMS == 1500 && pr.Dump.FinishedAt.Equal(rec.StartedAt.Add(1500*time.Millisecond)),
+		"proof":            pr.Proof.Mode == "restore" && pr.Proof.Verdict == "passed" && pr.Proof.Rows == 42 && pr.Proof.DurationMS == 2500 && pr.Proof.StartedAt.Equal(p.StartedAt) && pr.Proof.FinishedAt.Equal(p.StartedAt.Add(2500*time.Millisecond)),
+		"tables":           len(pr.Proof.Tables) == 2 && pr.Proof.Tables[0] == receipt.TableRef{Schema: "shop", Name: "orders", Rows: 40},
+		"skipped":          len(pr.Proof.Skipped) == 1 && pr.Proof.Skipped[0] == p.Skipped[0],
+		"toc":              pr.TOC.Entries == 40 && pr.TOC.Counts["TABLE"] == 3 && pr.TOC.EntriesBLAKE3 == rec.TOC.EntriesBLAKE3,
+		"previous_receipt": pr.PreviousReceipt == strings.Repeat("1", 64),
+		"catalog_head":     pr.CatalogHead == "headhash",
+	}
+	for k, ok := range checks {
+		if !ok {
+			t.Errorf("%s is not as recorded: %+v", k, parsed)
+		}
+	}
+}
+
+func strconvItoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// edVerifier is a dsse.Verifier over an ed25519 key: the library computes
+// PAE and decodes base64 itself.
+type edVerifier struct{ pub ed25519.PublicKey }
+
+func (v edVerifier) Verify(_ context.Context, data, sig []byte) error {
+	if !ed25519.Verify(v.pub, data, sig) {
+		return errors.New("bad signature")
+	}
+	return nil
+}
+func (v edVerifier) KeyID() (string, error)   { return receipt.KeyID(v.pub), nil }
+func (v edVerifier) Public() crypto.PublicKey { return v.pub }
+
+// TestReceiptTamperingFails: any byte of the payload or the signature
+// changed, another key, or a swapped archive make the receipt fail as
+// evidence; URL-safe base64 (which DSSE verifiers must accept) passes.
+func TestReceiptTamperingFails(t *testing.T) {
+	_, s, err := receipt.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, other, _ := receipt.Generate()
+	st, _ := receipt.For(sampleRecord(), sampleProof(), "shop.dump", "", "h", time.Now())
+	env, _, _ := s.Seal(st)
+	trusted := []ed25519.PublicKey{s.Pub}
+	var e receipt.Envelope
+	json.Unmarshal(env, &e)
+	payload, _ := base64.StdEncoding.DecodeString(e.Payload)
+	sig, _ := base64.StdEncoding.DecodeString(e.Signatures[0].Sig)
+	reseal := func(p, sg []byte, enc *base64.Encoding) []byte {
+		e2 := e
+		e2.Payload = enc.EncodeToString(p)
+		e2.Signatures = []receipt.Signature{{KeyID: e.Signatures[0].KeyID, Sig: enc.EncodeToString(sg)}}
+		b, _ := json.Marshal(e2)
+		return b
+	}
+	var mm *receipt.MismatchError
+	for i := range payload {
+		p := bytes.Clone(payload)
+		p[i] ^= 0x01
+		if _, _, err := receipt.Open(reseal(p, sig, base64.StdEncoding), trusted); !errors.As(err, &mm) {
+			t.Fatalf("payload byte %d changed: %v, want a mismatch", i, err)
+		}
+	}
+	for i := range sig {
+		sg := bytes.Clone(sig)
+		sg[i] ^= 0x80
+		if _, _, err := receipt.Open(reseal(payload, sg, base64.StdEncoding), trusted); !errors.As(err, &mm) {
+			t.Fatalf("signature byte %d changed: %v, want a mismatch", i, err)
+		}
+	}
+	if _, _, err := receipt.Open(env, []ed25519.PublicKey{other.Pub}); !errors.As(err, &mm) {
+		t.Errorf("another key: %v, want a mismatch", err)
+	}
+	if _, _, err := receipt.Open(reseal(payload, sig, base64.URLEncoding), trusted); err != nil {
+		t.Errorf("URL-safe base64: %v", err)
+	}
+	// A keyid that names the trusted key over another key's signature is
+	// still another key's signature.
+	forged := other.Sign(receipt.PayloadType, payload)
+	forged.Signatures[0].KeyID = s.KeyID
+	fb, _ := json.Marshal(forged)
+	if _, _, err := receipt.Open(fb, trusted); !errors.As(err, &mm) {
+		t.Errorf("a keyid naming the trusted key: %v, want a mismatch", err)
+	}
+	parsed, _ := receipt.Parse(payload)
+	if err := parsed.CheckArchive(strings.NewReader("PGDMP another archive")); !errors.As(err, &mm) {
+		t.Errorf("a swapped archive: %v, want a mismatch", err)
+	}
+}
+
+// TestSigningKeyFiles: a key readable by others is refused, naming the
+// mode and never quoting the key; a public key is not taken for a private
+// one, nor the other way round.
+func TestSigningKeyFiles(t *testing.T) {
+	privPath, pubPath := opensslKey(t)
+	os.Chmod(privPath, 0o644)
+	_, err := receipt.LoadSigner(privPath)
+	key, _ := os.ReadFile(privPath)
+	if err == nil || !strings.Contains(err.Error(), "0644") {
+		t.Errorf("a 0644 key: %v, want it refused naming the mode", err)
+	}
+	body := strings.Split(string(key), "\n")[1]
+	if err != nil && strings.Contains(err.Error(), body) {
+		t.Errorf("the error quotes the key: %v", err)
+	}
+	os.Chmod(privPath, 0o600)
+	if _, err := receipt.LoadSigner(pubPath); err == nil {
+		t.Errorf("a public key was taken as a signing key")
+	}
+	if _, err := receipt.LoadPublic(privPath); err == nil || !strings.Contains(err.Error(), "private key") {
+		t.Errorf("a private key as a trusted key: %v", err)
+	}
+}

@@ -1,0 +1,245 @@
+package receipt
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"time"
+
+	"github.com/pgattest/pgattest/catalog"
+	"github.com/zeebo/blake3"
+)
+
+// StatementType is in-toto's Statement v1.
+const StatementType = "https://in-toto.io/Statement/v1"
+
+// PredicateType names the predicate's schema, versioned: a field may be
+// added to v1, never renamed or given another meaning (DESIGN.md §
+// Receipts; testdata/predicate-v1.golden.json).
+const PredicateType = "https://pgattest.dev/attestation/proof/v1"
+
+// Statement is an in-toto Statement v1 about one stored archive.
+type Statement struct {
+	Type          string    `json:"_type"`
+	Subject       []Subject `json:"subject"`
+	PredicateType string    `json:"predicateType"`
+	Predicate     Predicate `json:"predicate"`
+}
+
+// Subject is the stored archive: its file name, and the digests of its
+// stored bytes (sha256, which in-toto's consumers know, and blake3,
+// pgattest's own).
+type Subject struct {
+	Name   string            `json:"name"`
+	Digest map[string]string `json:"digest"`
+}
+
+// Predicate (v1) is what one proof of a backup showed.
+type Predicate struct {
+	Backup  BackupRef  `json:"backup"`
+	Source  SourceRef  `json:"source"`
+	Tools   ToolsRef   `json:"tools"`
+	Dump    Span       `json:"dump"`
+	Proof   ProofRef   `json:"proof"`
+	TOC     TOCRef     `json:"toc"`
+	Archive ArchiveRef `json:"archive"`
+	// PreviousReceipt is the SHA-256 of the previous receipt of the same
+	// backup name (its envelope's bytes), "" for the first: a chain per
+	// name.
+	PreviousReceipt string `json:"previous_receipt"`
+	// CatalogHead is the hash of the catalog's newest event when the
+	// receipt was made.
+	CatalogHead string    `json:"catalog_head"`
+	MadeAt      time.Time `json:"made_at"`
+}
+
+// BackupRef names the backup.
+type BackupRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// SourceRef is the database backed up, as the server said it is.
+type SourceRef struct {
+	Host          string `json:"host"`
+	Port          int    `json:"port"`
+	Database      string `json:"database"`
+	ServerVersion string `json:"server_version"`
+	SystemID      string `json:"system_id,omitempty"`
+	DatabaseOID   uint32 `json:"database_oid,omitempty"`
+}
+
+// ToolsRef are the versions that made and proved the archive.
+type ToolsRef struct {
+	PgDump      string `json:"pg_dump"`
+	PgRestore   string `json:"pg_restore"`
+	ProofServer string `json:"proof_server,omitempty"`
+	Pgattest    string `json:"pgattest"`
+}
+
+// Span is when something ran.
+type Span struct {
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	DurationMS int64     `json:"duration_ms"`
+}
+
+// ProofRef is the proof this receipt is for.
+type ProofRef struct {
+	Span
+	Mode    string     `json:"mode"`    // restore, read, hash
+	Verdict string     `json:"verdict"` // passed, failed, error
+	Error   string     `json:"error,omitempty"`
+	Rows    int64      `json:"rows"`
+	Tables  []TableRef `json:"tables"`
+	Skipped []string   `json:"skipped"` // what the proof left out, and why
+}
+
+// TableRef is one table the proof restored, with its rows.
+type TableRef struct {
+	Schema string `json:"schema"`
+	Name   string `json:"name"`
+	Rows   int64  `json:"rows"`
+}
+
+// TOCRef summarizes the archive's table of contents.
+type TOCRef struct {
+	Entries       int            `json:"entries"`
+	Counts        map[string]int `json:"counts"`
+	EntriesBLAKE3 string         `json:"entries_blake3"`
+}
+
+// ArchiveRef is the stored archive's shape.
+type ArchiveRef struct {
+	Format     string   `json:"format"`
+	Size       int64    `json:"size"`
+	Encryption string   `json:"encryption,omitempty"` // "age" when encrypted
+	Recipients []string `json:"recipients,omitempty"`
+}
+
+// For makes the statement of a proof of rec, whose stored archive is
+// named name (its file name). The record's SHA-256 and BLAKE3 are the
+// stored bytes'.
+func For(rec *catalog.Record, p *catalog.Proof, name, previous, head string, now time.Time) (*Statement, error) {
+	if rec.Archive.SHA256 == "" {
+		return nil, fmt.Errorf("the record of %s holds no SHA-256 of its archive (made before receipts)", rec.ID)
+	}
+	pr := Predicate{
+		Backup:          BackupRef{ID: rec.ID, Name: rec.Name},
+		Source:          SourceRef{Host: rec.Source.Host, Port: rec.Source.Port, Database: rec.Source.Database, ServerVersion: rec.Source.ServerVersion},
+		Tools:           ToolsRef{PgDump: rec.Tools.PgDump, PgRestore: rec.Tools.PgRestore, ProofServer: rec.Tools.ProofServer, Pgattest: rec.Tools.Pgattest},
+		TOC:             TOCRef{Entries: rec.TOC.Entries, Counts: rec.TOC.Counts, EntriesBLAKE3: rec.TOC.EntriesBLAKE3},
+		Archive:         ArchiveRef{Format: rec.Archive.Format, Size: rec.Archive.Size},
+		PreviousReceipt: previous, CatalogHead: head, MadeAt: now.UTC(),
+	}
+	if id := rec.Source.Identity; id != nil {
+		pr.Source.SystemID, pr.Source.DatabaseOID = id.SystemID, id.DatabaseOID
+	}
+	if pr.TOC.Counts == nil {
+		pr.TOC.Counts = map[string]int{}
+	}
+	if e := rec.Archive.Encryption; e != nil {
+		pr.Archive.Encryption, pr.Archive.Recipients = e.Scheme, e.Recipients
+	}
+	var dump time.Duration
+	for _, s := range rec.Stages {
+		if s.Name == "dump" {
+			dump = time.Duration(s.DurationMS) * time.Millisecond
+		}
+	}
+	pr.Dump = Span{StartedAt: rec.StartedAt, FinishedAt: rec.StartedAt.Add(dump), DurationMS: dump.Milliseconds()}
+	if p != nil {
+		d := time.Duration(p.DurationMS) * time.Millisecond
+		pr.Proof = ProofRef{Span: Span{StartedAt: p.StartedAt, FinishedAt: p.StartedAt.Add(d), DurationMS: p.DurationMS},
+			Mode: p.Mode, Verdict: p.Status, Error: p.Error, Rows: p.Rows, Tables: []TableRef{}, Skipped: p.Skipped}
+		for _, t := range p.Tables {
+			pr.Proof.Tables = append(pr.Proof.Tables, TableRef{Schema: t.Schema, Name: t.Name, Rows: t.Rows})
+		}
+	} else {
+		pr.Proof = ProofRef{Mode: "none", Verdict: "none", Tables: []TableRef{}}
+	}
+	if pr.Proof.Skipped == nil {
+		pr.Proof.Skipped = []string{}
+	}
+	return &Statement{Type: StatementType, PredicateType: PredicateType, Predicate: pr,
+		Subject: []Subject{{Name: name, Digest: map[string]string{"sha256": rec.Archive.SHA256, "blake3": rec.Archive.BLAKE3}}}}, nil
+}
+
+// Seal signs the statement: the envelope's JSON, and its SHA-256 (what
+// the next receipt of the name chains to, and the catalog records).
+func (s *Signer) Seal(st *Statement) ([]byte, string, error) {
+	payload, err := json.Marshal(st)
+	if err != nil {
+		return nil, "", err
+	}
+	// Compact, no newline: the bytes stored beside the archive are the
+	// bytes the record holds (JSON keeps a raw message compact).
+	b, err := json.Marshal(s.Sign(PayloadType, payload))
+	if err != nil {
+		return nil, "", err
+	}
+	return b, Digest(b), nil
+}
+
+// Digest is the SHA-256 of a receipt's bytes, hex.
+func Digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Parse checks a statement's shape: in-toto v1, one subject with a sha256
+// and a blake3 of 64 hex digits, pgattest's predicate type, a backup id.
+func Parse(payload []byte) (*Statement, error) {
+	var st Statement
+	if err := json.Unmarshal(payload, &st); err != nil {
+		return nil, &MismatchError{What: "the payload is not an in-toto statement: " + err.Error()}
+	}
+	switch {
+	case st.Type != StatementType:
+		return nil, &MismatchError{What: fmt.Sprintf("statement type %q, not %q", st.Type, StatementType)}
+	case st.PredicateType != PredicateType:
+		return nil, &MismatchError{What: fmt.Sprintf("predicate type %q, not %q", st.PredicateType, PredicateType)}
+	case len(st.Subject) != 1:
+		return nil, &MismatchError{What: fmt.Sprintf("%d subjects, not one archive", len(st.Subject))}
+	case !hex64.MatchString(st.Subject[0].Digest["sha256"]) || !hex64.MatchString(st.Subject[0].Digest["blake3"]):
+		return nil, &MismatchError{What: "the subject's digest lacks a sha256 or a blake3 of 64 hex digits"}
+	case st.Predicate.Backup.ID == "":
+		return nil, &MismatchError{What: "the predicate names no backup"}
+	}
+	return &st, nil
+}
+
+// CheckArchive hashes r (the stored bytes) and compares both digests with
+// the statement's subject.
+func (st *Statement) CheckArchive(r io.Reader) error {
+	s, b := sha256.New(), blake3.New()
+	if _, err := io.CopyBuffer(io.MultiWriter(s, b), r, make([]byte, 1<<20)); err != nil {
+		return err
+	}
+	d := st.Subject[0].Digest
+	gotS, gotB := hex.EncodeToString(s.Sum(nil)), hex.EncodeToString(b.Sum(nil))
+	if gotS != d["sha256"] || gotB != d["blake3"] {
+		return &MismatchError{What: fmt.Sprintf("the archive's bytes do not match the receipt's subject %s (sha256 %s, receipt says %s)", st.Subject[0].Name, gotS, d["sha256"])}
+	}
+	return nil
+}
+
+// Unverified reads the statement of an envelope without checking its
+// signature: for an envelope whose integrity is known otherwise (the
+// catalog's own, under its chain).
+func Unverified(b []byte) (*Statement, error) {
+	var env Envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return nil, err
+	}
+	payload, err := decode64(env.Payload)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(payload)
+}

@@ -1,0 +1,83 @@
+package pipeline
+
+import (
+	"context"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline/receipt"
+	"github.com/pgattest/pgattest/pipeline/repo"
+)
+
+// Signed receipts (--sign-key): a DSSE envelope around an in-toto
+// statement about the stored archive (pipeline/receipt), one per proof,
+// stored beside the archive (NAME-STAMP.receipt.json, the same retention)
+// and in the record, which the catalog's chain covers. Receipts of a name
+// chain: each names the SHA-256 of the one before.
+
+// previousReceipt is the SHA-256 of the newest receipt of name in the
+// catalog ("" when there is none).
+func previousReceipt(cat *catalog.Catalog, name string) (string, error) {
+	recs, err := cat.List(catalog.Query{Name: name})
+	if err != nil {
+		return "", err
+	}
+	var newest catalog.Receipt
+	var at time.Time
+	for _, r := range recs {
+		for _, rc := range r.Receipts {
+			if st, err := receiptTime(rc); err == nil && !st.Before(at) {
+				newest, at = rc, st
+			}
+		}
+	}
+	return newest.SHA256, nil
+}
+
+// receiptTime is when a receipt of the catalog's was made (its statement's
+// made_at; the envelope is the catalog's own, checked by the chain).
+func receiptTime(rc catalog.Receipt) (time.Time, error) {
+	st, err := receipt.Unverified(rc.Envelope)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return st.Predicate.MadeAt, nil
+}
+
+// storeReceipt makes the receipt of the backup's proof, stores it beside
+// the archive and adds it to the record.
+func (r *run) storeReceipt(ctx context.Context, cat *catalog.Catalog) error {
+	rec := r.rec
+	prev, err := previousReceipt(cat, rec.Name)
+	if err != nil {
+		return err
+	}
+	_, head, err := cat.Head()
+	if err != nil {
+		return err
+	}
+	st, err := receipt.For(rec, rec.LastProof(), path.Base(strings.TrimSuffix(r.key, "/")), prev, head, time.Now())
+	if err != nil {
+		return err
+	}
+	env, sum, err := r.signer.Seal(st)
+	if err != nil {
+		return err
+	}
+	key := r.keyDir + "/" + r.base + ".receipt.json"
+	u, err := r.repo.Create(ctx, key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode, Exclusive: true})
+	if err != nil {
+		return writeErrOf(r.repo, err)
+	}
+	if _, err := u.Write(env); err != nil {
+		u.Abort(ctx)
+		return writeErrOf(r.repo, err)
+	}
+	if _, err := u.Commit(ctx); err != nil {
+		return writeErrOf(r.repo, err)
+	}
+	rec.Receipts = append(rec.Receipts, catalog.Receipt{SHA256: sum, KeyID: r.signer.KeyID, Path: showKey(r.repo, key), Envelope: env})
+	return nil
+}
