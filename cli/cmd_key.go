@@ -35,6 +35,17 @@ The key id is the hex SHA-256 of the public key's DER encoding.`,
 				Name:      "generate",
 				Usage:     "write a new signing key (0600) and print its public key and key id",
 				ArgsUsage: " ",
+				Description: `Writes a new ed25519 private key (PKCS#8 PEM, as openssl writes it) to
+--out, made 0600 and never over a file there, and prints its public half
+(SPKI PEM) on stdout and its key id on stderr. Keep the private key off the machines auditors use;
+give them the public key.
+
+Examples:
+   pgattest key generate --out ~/.config/pgattest/sign.pem > sign.pub.pem
+   pgattest backup --db "$DATABASE_URL" --sign-key ~/.config/pgattest/sign.pem
+
+Exit codes: 0 written; 1 it could not be written; 2 usage error (the file
+exists).`,
 				Flags: []ucli.Flag{
 					&ucli.StringFlag{Name: "out", Usage: "the private key's `FILE` (made 0600; never overwritten)", Required: true, Destination: &o.out},
 				},
@@ -49,6 +60,17 @@ The key id is the hex SHA-256 of the public key's DER encoding.`,
 				Name:      "public",
 				Usage:     "print the public half of a signing key, and its key id",
 				ArgsUsage: "FILE",
+				Description: `Prints the public half (SPKI PEM) of a signing key on stdout, and its key
+id (the hex SHA-256 of the public key's DER encoding) on stderr: what receipt verify --key,
+catalog rebuild --trust-key and openssl take. The private key is not
+printed.
+
+Examples:
+   pgattest key public sign.pem > sign.pub.pem
+   openssl pkey -in sign.pem -pubout        # the same public key
+
+Exit codes: 0 printed; 1 it could not be read; 2 not a usable key (mode,
+format).`,
 				Action: func(c *ucli.Context) error {
 					if c.NArg() != 1 {
 						return usageErrorf("pgattest key public sign.pem > sign.pub.pem", "key public takes the private key's file")
@@ -86,9 +108,8 @@ func runKeyGenerate(e *env, o keyOptions) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	e.stdout.Write(receipt.PublicPEM(s.Pub))
-	fmt.Fprintf(e.stdout, "key id %s\n", s.KeyID)
-	fmt.Fprintf(e.stderr, "wrote the private key to %s (0600); give auditors the public key above (pgattest key public %s)\n", o.out, o.out)
+	e.stdout.Write(receipt.PublicPEM(s.Pub)) // stdout: the public key alone, for > FILE
+	fmt.Fprintf(e.stderr, "key id %s\nwrote the private key to %s (0600); give auditors the public key (pgattest key public %s)\n", s.KeyID, o.out, o.out)
 	return nil
 }
 
@@ -101,7 +122,7 @@ func runKeyPublic(e *env, o keyOptions) error {
 	if err != nil {
 		return err
 	}
-	e.stdout.Write(receipt.PublicPEM(s.Pub))
-	fmt.Fprintf(e.stdout, "key id %s\n", s.KeyID)
+	e.stdout.Write(receipt.PublicPEM(s.Pub)) // stdout: the public key alone, for > FILE
+	fmt.Fprintf(e.stderr, "key id %s\n", s.KeyID)
 	return nil
 }

@@ -32,8 +32,12 @@ DSSE envelope signed with ed25519 around an in-toto Statement v1 whose
 subject is the stored archive (sha256 and blake3 of its bytes). A receipt
 passes when a --key signed it (its keyid is a hint, never trusted) and its
 statement has pgattest's shape; with --archive, when the archive's bytes
-also hash to its subject.
+also hash to its subject. README ("Signed receipts") shows the same check
+with openssl alone.
 
+Examples:
+   pgattest receipt verify shop-20261101T020000Z.receipt.json --key sign.pub.pem
+   pgattest receipt verify backups/shop/*.receipt.json --key sign.pub.pem
    pgattest receipt verify shop-20261101T020000Z.receipt.json --key sign.pub.pem \
        --archive shop-20261101T020000Z.dump
 

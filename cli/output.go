@@ -80,6 +80,16 @@ func printRecord(w io.Writer, r *catalog.Record) {
 		}
 	}
 	row("blake3", "%s", a.BLAKE3)
+	if a.SHA256 != "" {
+		row("sha256", "%s", a.SHA256)
+	}
+	for i, rc := range r.Receipts {
+		k := "receipt"
+		if i > 0 {
+			k = ""
+		}
+		row(k, "%s (sha256 %s), signed by key %s", safe(rc.Path), rc.SHA256, rc.KeyID)
+	}
 	row("contents", "%s", tocSummary(r.TOC))
 	if len(r.Roles) > 0 {
 		row("roles", "%s", safeJoin(r.Roles, ", "))

@@ -3,9 +3,9 @@ package verify
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"hash"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"

@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgattest/pgattest/pipeline/receipt"
+)
+
+// TestSignedReceipts: key generate writes a 0600 key (never over one);
+// backup --sign-key leaves a receipt beside the archive whose bytes are the
+// record's, which receipt verify checks with the public key alone (and the
+// archive's bytes with --archive); the next backup's receipt chains to it;
+// a changed archive or another key is exit 3 naming what does not match;
+// the private key is in no output, catalog or receipt.
+func TestSignedReceipts(t *testing.T) {
+	src := shop(t)
+	w := newWorkdir(t)
+	keys := t.TempDir()
+	priv := filepath.Join(keys, "sign.pem")
+	code, out, errOut := run(t, "key", "generate", "--out", priv)
+	if code != 0 || !strings.HasPrefix(out, "-----BEGIN PUBLIC KEY") || !strings.Contains(errOut, "key id ") {
+		t.Fatalf("key generate: exit %d\n%s%s", code, out, errOut)
+	}
+	if fi, err := os.Stat(priv); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, mode %v", err, fi.Mode())
+	}
+	if code, _, errOut := run(t, "key", "generate", "--out", priv); code != exitUsage || !strings.Contains(errOut, "never overwritten") {
+		t.Errorf("key generate over a key: exit %d\n%s", code, errOut)
+	}
+	code, pubOut, idOut := run(t, "key", "public", priv)
+	if code != 0 || pubOut != out || !strings.Contains(errOut, idOut) {
+		t.Fatalf("key public: exit %d, not the public key and id generate printed\n%s%s", code, pubOut, idOut)
+	}
+	pub := filepath.Join(keys, "sign.pub.pem")
+	os.WriteFile(pub, []byte(pubOut), 0o644)
+	keyBytes, _ := os.ReadFile(priv)
+	secret := strings.Split(string(keyBytes), "\n")[1] // the key's base64
+	var seen []string                                  // every output, to look for the key in
+
+	first := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--sign-key", priv)
+	if len(first.Receipts) != 1 || first.Archive.SHA256 == "" {
+		t.Fatalf("receipts %+v, sha256 %q: want one receipt and the archive's SHA-256", first.Receipts, first.Archive.SHA256)
+	}
+	rc := first.Receipts[0]
+	file, err := os.ReadFile(rc.Path)
+	if err != nil || filepath.Dir(rc.Path) != filepath.Dir(first.Archive.Path) || !strings.HasSuffix(rc.Path, ".receipt.json") {
+		t.Fatalf("receipt at %s (%v): want it beside the archive %s", rc.Path, err, first.Archive.Path)
+	}
+	var compact bytes.Buffer // --json indents the record, the envelope in it too
+	json.Compact(&compact, rc.Envelope)
+	if !bytes.Equal(file, compact.Bytes()) || receipt.Digest(file) != rc.SHA256 {
+		t.Errorf("the receipt beside the archive is not the record's (sha256 %s, recorded %s)", receipt.Digest(file), rc.SHA256)
+	}
+	code, out, errOut = run(t, "receipt", "verify", rc.Path, "--key", pub, "--archive", first.Archive.Path)
+	seen = append(seen, out, errOut)
+	if code != 0 || !strings.Contains(out, "OK signed by key "+rc.KeyID) || !strings.Contains(out, first.ID) || !strings.Contains(out, "the archive's bytes match") {
+		t.Fatalf("receipt verify: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = run(t, "--catalog", w.catalog, "show", first.ID)
+	seen = append(seen, out)
+	if code != 0 || !strings.Contains(out, rc.Path) || !strings.Contains(out, rc.SHA256) {
+		t.Errorf("show does not name the receipt:\n%s", out)
+	}
+
+	time.Sleep(1100 * time.Millisecond) // IDs are kept to the second
+	second := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--sign-key", priv)
+	st, err := receipt.Unverified(second.Receipts[0].Envelope)
+	if err != nil || st.Predicate.PreviousReceipt != rc.SHA256 {
+		t.Errorf("the second receipt chains to %q (%v), want the first's %s", st.Predicate.PreviousReceipt, err, rc.SHA256)
+	}
+	if st, _ := receipt.Unverified(rc.Envelope); st.Predicate.PreviousReceipt != "" {
+		t.Errorf("the first receipt chains to %q", st.Predicate.PreviousReceipt)
+	}
+
+	// A changed archive, another key: exit 3, named.
+	changed := filepath.Join(t.TempDir(), "changed.dump")
+	b, _ := os.ReadFile(first.Archive.Path)
+	b[len(b)/2] ^= 1
+	os.WriteFile(changed, b, 0o600)
+	code, out, errOut = run(t, "receipt", "verify", rc.Path, "--key", pub, "--archive", changed)
+	if code != exitProofFailed || !strings.Contains(out, "DOES NOT MATCH") || !strings.Contains(out, "do not match the receipt's subject") {
+		t.Errorf("receipt verify with a changed archive: exit %d\n%s%s", code, out, errOut)
+	}
+	otherPriv := filepath.Join(keys, "other.pem")
+	run(t, "key", "generate", "--out", otherPriv)
+	_, otherPub, _ := run(t, "key", "public", otherPriv)
+	other := filepath.Join(keys, "other.pub.pem")
+	os.WriteFile(other, []byte(otherPub), 0o644)
+	if code, out, _ := run(t, "receipt", "verify", rc.Path, second.Receipts[0].Path, "--key", other); code != exitProofFailed || strings.Count(out, "DOES NOT MATCH") != 2 {
+		t.Errorf("receipt verify with another key: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := run(t, "receipt", "verify", rc.Path, "--key", priv); code != exitUsage || !strings.Contains(errOut, "private key") {
+		t.Errorf("receipt verify given the private key: exit %d\n%s", code, errOut)
+	}
+
+	// The private key is nowhere but its file.
+	cat, _ := os.ReadFile(w.catalog)
+	js, _ := json.Marshal([]any{first, second})
+	for i, s := range append(seen, string(cat), string(js), string(file)) {
+		if strings.Contains(s, secret) {
+			t.Errorf("output %d holds the private key", i)
+		}
+	}
+}
