@@ -38,6 +38,14 @@ type Record struct {
 	Stages     []Stage           `json:"stages"`
 	Roles      []string          `json:"roles,omitempty"` // roles the archive references
 	PrunedAt   *time.Time        `json:"pruned_at,omitempty"`
+	// Attestation is what a rebuild with trusted keys found of the
+	// receipt beside the manifest: "signed by a trusted key", "unsigned",
+	// "unknown key" or "receipt does not match" ("" when not asked).
+	Attestation string `json:"attestation,omitempty"`
+	// UnattestedProofs are the proofs a manifest claims that no trusted
+	// receipt covers (a rebuild with trusted keys): kept, counted for
+	// nothing.
+	UnattestedProofs []Proof `json:"unattested_proofs,omitempty"`
 	// Receipts are the signed receipts of its proofs, oldest first
 	// (pgattest's DSSE envelopes, kept whole: covered by the chain).
 	Receipts []Receipt `json:"receipts,omitempty"`

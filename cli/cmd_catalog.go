@@ -85,8 +85,15 @@ audit and restore --as-of then work as before. Backups that many machines
 wrote into one bucket are rebuilt together. Proofs made later by verify are
 not in manifests; run verify again to add them.
 
+A manifest is a file: whoever can write to the repository could have written
+it. With --trust-key (the public half of backup --sign-key's key), a backup
+is recorded verified only when the receipt beside it, signed by a trusted
+key, covers its archive's digest and its proof; any other is recorded
+unverified, its claimed proofs kept apart, and the summary counts why
+(unsigned, unknown key, receipt does not match).
+
 Examples:
-   pgattest catalog rebuild --repo s3://acme-backups/pg --catalog ~/rebuilt.db
+   pgattest catalog rebuild --repo s3://acme-backups/pg --catalog ~/rebuilt.db --trust-key sign.pub.pem
    pgattest catalog rebuild --repo /srv/backups --catalog /srv/catalog.db --rehash
 
 Exit codes: 0 rebuilt; 1 a manifest could not be read or the store reached; 2
@@ -96,6 +103,7 @@ its manifest.`,
 				&ucli.StringFlag{Name: "repo", Usage: "the repository: s3://BUCKET[/PREFIX] (credentials from the AWS variables), file:///path or a folder", EnvVars: []string{"PGATTEST_REPO"}},
 				&ucli.BoolFlag{Name: "rehash", Usage: "re-hash every archive (reads them all), not only check each is there"},
 				&ucli.BoolFlag{Name: "include-hidden", Usage: "also record backups whose manifest a delete marker hides in a versioned bucket (listed, not recorded, without it)"},
+				&ucli.StringSliceFlag{Name: "trust-key", Usage: "record a backup verified only when a receipt signed by this public key `FILE` (SPKI PEM) covers its archive and proof; repeatable", EnvVars: []string{"PGATTEST_TRUST_KEY"}},
 			},
 			Action: func(c *ucli.Context) error {
 				if c.NArg() > 0 {
@@ -104,7 +112,8 @@ its manifest.`,
 				if c.String("repo") == "" {
 					return usageErrorf("give --repo s3://BUCKET/PREFIX or --repo /path/to/backups", "catalog rebuild needs the repository to read")
 				}
-				res, err := pipeline.Rebuild(c.Context, pipeline.RebuildOptions{CatalogPath: e.catalogPath, Repo: c.String("repo"), Rehash: c.Bool("rehash"), IncludeHidden: c.Bool("include-hidden")})
+				res, err := pipeline.Rebuild(c.Context, pipeline.RebuildOptions{CatalogPath: e.catalogPath, Repo: c.String("repo"), Rehash: c.Bool("rehash"),
+					IncludeHidden: c.Bool("include-hidden"), TrustKeys: c.StringSlice("trust-key")})
 				if err != nil {
 					return err
 				}
@@ -130,11 +139,17 @@ func printImport(e *env, res *pipeline.ImportResult, verb string) error {
 		Result   string `json:"result"`
 		Error    string `json:"error,omitempty"`
 		Note     string `json:"note,omitempty"`
+		// Attestation: what a rebuild with trusted keys found of the receipt.
+		Attestation string `json:"attestation,omitempty"`
 	}
 	out := []row{}
 	var failed, evidence, imported, hidden int
+	attested := map[string]int{}
 	for _, r := range res.Rows {
-		x := row{Manifest: r.Manifest, Result: r.Result, Note: r.Note}
+		x := row{Manifest: r.Manifest, Result: r.Result, Note: r.Note, Attestation: r.Attestation}
+		if r.Attestation != "" && r.Err == nil {
+			attested[r.Attestation]++
+		}
 		switch r.Result {
 		case "imported":
 			imported++
@@ -173,6 +188,10 @@ func printImport(e *env, res *pipeline.ImportResult, verb string) error {
 				fmt.Fprintf(e.stdout, ", %d hidden behind delete markers (not recorded; --include-hidden records them)", hidden)
 			}
 			fmt.Fprintln(e.stdout)
+			if len(attested) > 0 {
+				fmt.Fprintf(e.stdout, "receipts: %d signed by a trusted key; recorded unverified: %d unsigned, %d by an unknown key, %d whose receipt does not match\n",
+					attested[pipeline.AttestSigned], attested[pipeline.AttestUnsigned], attested[pipeline.AttestUnknownKey], attested[pipeline.AttestMismatch])
+			}
 		} else {
 			fmt.Fprintf(e.stdout, "%d manifests: %d imported, %d already recorded, %d failed\n", len(out), imported, len(out)-imported-failed, failed)
 		}

@@ -108,3 +108,72 @@ func TestSignedReceipts(t *testing.T) {
 		}
 	}
 }
+
+// TestRebuildTrustsKeysNotFiles: a bucket writer's forgery (a --verify
+// none backup's manifest given another backup's passed proof, its rows set
+// to 424242) is recorded verified by a rebuild that trusts the files, and
+// unverified, "receipt does not match", by one that trusts the signing
+// key; the genuine signed backup beside it is verified; an unsigned backup
+// and one signed by another key are named so and counted.
+func TestRebuildTrustsKeysNotFiles(t *testing.T) {
+	src := shop(t)
+	w := newWorkdir(t)
+	keys := t.TempDir()
+	priv, otherPriv := filepath.Join(keys, "sign.pem"), filepath.Join(keys, "other.pem")
+	_, pubPEM, _ := run(t, "key", "generate", "--out", priv)
+	run(t, "key", "generate", "--out", otherPriv)
+	pub := filepath.Join(keys, "sign.pub.pem")
+	os.WriteFile(pub, []byte(pubPEM), 0o644)
+
+	victim := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--verify", "none", "--sign-key", priv)
+	time.Sleep(1100 * time.Millisecond)
+	genuine := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--sign-key", priv)
+	time.Sleep(1100 * time.Millisecond)
+	unsigned := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop")
+	time.Sleep(1100 * time.Millisecond)
+	stranger := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--sign-key", otherPriv)
+
+	// The forgery: the victim's manifest claims the genuine backup's proof.
+	b, _ := os.ReadFile(victim.Archive.Manifest)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	var proofs []map[string]any
+	pb, _ := json.Marshal(genuine.Proofs)
+	json.Unmarshal(pb, &proofs)
+	proofs[0]["rows"] = 424242
+	m["record"].(map[string]any)["proofs"] = proofs
+	m["record"].(map[string]any)["status"] = "verified"
+	b, _ = json.Marshal(m)
+	os.WriteFile(victim.Archive.Manifest, b, 0o600)
+
+	rebuilt := func(args ...string) (map[string]string, string) {
+		cat := filepath.Join(t.TempDir(), "rebuilt.db")
+		code, out, errOut := run(t, append([]string{"--catalog", cat, "catalog", "rebuild", "--repo", w.dir}, args...)...)
+		if code != 0 {
+			t.Fatalf("rebuild %q: exit %d\n%s%s", args, code, out, errOut)
+		}
+		_, js, _ := run(t, "--catalog", cat, "--json", "list")
+		status := map[string]string{}
+		for _, r := range decodeRecords(t, js) {
+			status[r.ID] = r.Status
+		}
+		return status, out + errOut
+	}
+	trusting, out := rebuilt()
+	if trusting[victim.ID] != "verified" || !strings.Contains(out, "no --trust-key: the manifests are trusted as they are") {
+		t.Errorf("a rebuild that trusts files: the forgery is %s (it was recorded as the file says: verified); output\n%s", trusting[victim.ID], out)
+	}
+	status, out := rebuilt("--trust-key", pub)
+	want := map[string]string{victim.ID: "unverified", genuine.ID: "verified", unsigned.ID: "unverified", stranger.ID: "unverified"}
+	for id, st := range want {
+		if status[id] != st {
+			t.Errorf("%s is %s, want %s\n%s", id, status[id], st, out)
+		}
+	}
+	if !strings.Contains(out, "receipts: 1 signed by a trusted key; recorded unverified: 1 unsigned, 1 by an unknown key, 1 whose receipt does not match") {
+		t.Errorf("the summary does not count each:\n%s", out)
+	}
+	if strings.Contains(out, "no --trust-key") {
+		t.Errorf("a rebuild with a key says it trusts the files:\n%s", out)
+	}
+}

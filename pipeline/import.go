@@ -21,6 +21,9 @@ type ImportRow struct {
 	// Note says what a rebuild did beyond recording: a name that holds
 	// another source in the repository, kept apart under another name.
 	Note string
+	// Attestation is what a rebuild with trusted keys found of the
+	// backup's receipt (Attest*; "" when not asked).
+	Attestation string
 }
 
 // ImportResult is every row of an Import, and the last event written.

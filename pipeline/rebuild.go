@@ -22,7 +22,11 @@ type RebuildOptions struct {
 	// IncludeHidden records manifests a delete marker hides too (listed,
 	// not recorded, without it).
 	IncludeHidden bool
-	Log           func(line string)
+	// TrustKeys are public key files (SPKI PEM): with any, a backup is
+	// recorded verified only when a receipt signed by one of them covers
+	// its archive and its proof (attest).
+	TrustKeys []string
+	Log       func(line string)
 }
 
 // Rebuild makes a catalog from the manifests in a repository: every
@@ -37,6 +41,10 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 		return nil, &UsageError{Err: err, hint: "give the repository the backups were written to: s3://BUCKET/PREFIX or a folder"}
 	}
 	r, err := openToRead(ctx, loc)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := loadTrusted(o.TrustKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +81,9 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 	// be told: hidden manifests are listed, and recorded only when asked
 	// (IncludeHidden), never deciding which source holds a name.
 	res := &ImportResult{}
+	if keys == nil {
+		res.Notes = append(res.Notes, "no --trust-key: the manifests are trusted as they are, and whoever can write to the repository could have written them; with the signing key's public half, only what its receipts cover is recorded verified")
+	}
 	hidden, err := r.Hidden(ctx, "")
 	if err != nil { // credentials without version listing: say so, go on
 		res.Notes = append(res.Notes, "could not look for manifests hidden behind delete markers: "+storeErrOf(r, err).Error())
@@ -157,6 +168,9 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 		}
 		rec := f.m.Record
 		row.Record = rec
+		// A manifest is written before any receipt: receipts and
+		// attestations in one are somebody's writing, never taken.
+		rec.Receipts, rec.Attestation, rec.UnattestedProofs = nil, "", nil
 		if why := impossible(f.m, time.Now()); why != "" {
 			row.Result, row.Err = "failed", &ImpossibleManifestError{Manifest: row.Manifest, Why: why}
 			if o.Log != nil {
@@ -179,6 +193,14 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 		row.Err = placeFound(ctx, r, rec, f.obj.Key, have, o.Rehash, &note)
 		if note != "" {
 			row.Note = strings.TrimPrefix(row.Note+"; "+note, "; ")
+		}
+		if row.Err == nil && keys != nil {
+			row.Attestation, row.Err = attest(ctx, r, rec, f.obj.Key, keys)
+			if row.Err != nil {
+				row.Err = storeErrOf(r, row.Err)
+			} else if row.Attestation != AttestSigned {
+				row.Note = strings.TrimPrefix(row.Note+"; "+"recorded unverified: "+row.Attestation+" (the proofs its manifest claims are kept as unattested)", "; ")
+			}
 		}
 		if row.Err == nil {
 			var ev catalog.Event
