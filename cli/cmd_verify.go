@@ -42,6 +42,7 @@ Exit codes: 0 all passed; 1 a proof could not run; 3 an archive failed.`,
 			&ucli.StringSliceFlag{Name: "pg-bin", Usage: "folder with pg_restore, postgres and initdb; repeatable"},
 			&ucli.StringFlag{Name: "identity", Usage: "age identity `FILE` (age-keygen's, or an SSH private key) to decrypt encrypted backups for a restore proof (--hash-only needs none); keep it off the backup host", EnvVars: []string{"PGATTEST_IDENTITY"}},
 			&ucli.StringSliceFlag{Name: "verify-skip-extension", Usage: "when the proving Postgres lacks extension `NAME`, prove the rest without it (recorded in the proof); repeatable"},
+			&ucli.StringFlag{Name: "sign-key", Usage: "sign a receipt of each proof with this ed25519 private key `FILE` (as backup --sign-key), stored beside the archive (NAME-STAMP.verify-STAMP.receipt.json) and in the record", EnvVars: []string{"PGATTEST_SIGN_KEY"}},
 		},
 		Action: func(c *ucli.Context) error {
 			ids := c.Args().Slice()
@@ -89,18 +90,18 @@ Exit codes: 0 all passed; 1 a proof could not run; 3 an archive failed.`,
 			}
 			o := pipeline.ReproveOptions{HashOnly: c.Bool("hash-only"), Jobs: c.Int("jobs"), PGBin: c.StringSlice("pg-bin"),
 				SkipExtensions: c.StringSlice("verify-skip-extension"), Redactor: e.red, Identities: keys}
-			return runVerify(c, e, recs, o)
+			return runVerify(c, e, recs, o, c.String("sign-key"))
 		},
 	}
 }
 
-func runVerify(c *ucli.Context, e *env, recs []*catalog.Record, o pipeline.ReproveOptions) error {
+func runVerify(c *ucli.Context, e *env, recs []*catalog.Record, o pipeline.ReproveOptions, signKey string) error {
 	p := newProgress(e)
 	if e.verbose {
 		o.Log = func(line string) { p.line("    | %s", line) }
 	}
 	verb := map[bool]string{true: "hashing", false: "proving"}[o.HashOnly]
-	res, err := pipeline.Verify(c.Context, recs, pipeline.VerifyOptions{ReproveOptions: o, CatalogPath: e.catalogPath,
+	res, err := pipeline.Verify(c.Context, recs, pipeline.VerifyOptions{ReproveOptions: o, CatalogPath: e.catalogPath, SignKey: signKey,
 		OnStart: func(i, n int, rec *catalog.Record) { p.line("[%d/%d] %s %s", i+1, n, verb, rec.ID) }})
 	p.done()
 	if res == nil {

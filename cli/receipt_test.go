@@ -78,6 +78,30 @@ func TestSignedReceipts(t *testing.T) {
 		t.Errorf("the first receipt chains to %q", st.Predicate.PreviousReceipt)
 	}
 
+	// A later proof gets its receipt too, chained to the newest of the
+	// name; an unsigned backup's re-verify gets one (its SHA-256 read).
+	unsigned := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop")
+	code, out, errOut = run(t, "--catalog", w.catalog, "--json", "verify", first.ID, unsigned.ID, "--sign-key", priv)
+	seen = append(seen, out, errOut)
+	if code != 0 {
+		t.Fatalf("verify --sign-key: exit %d\n%s%s", code, out, errOut)
+	}
+	reverified := decodeRecords(t, out)
+	if len(reverified) != 2 || len(reverified[0].Receipts) != 2 || len(reverified[1].Receipts) != 1 || reverified[1].Archive.SHA256 == "" {
+		t.Fatalf("after verify --sign-key: %+v", reverified)
+	}
+	later := reverified[0].Receipts[1]
+	st, _ = receipt.Unverified(later.Envelope)
+	if st.Predicate.PreviousReceipt != second.Receipts[0].SHA256 || st.Predicate.Proof.StartedAt.Equal(first.Proofs[0].StartedAt) || !strings.Contains(later.Path, ".verify-") {
+		t.Errorf("the re-verify's receipt %s chains to %s (want the second backup's %s), proof of %s", later.Path, st.Predicate.PreviousReceipt, second.Receipts[0].SHA256, st.Predicate.Proof.StartedAt)
+	}
+	if code, out, _ := run(t, "receipt", "verify", later.Path, reverified[1].Receipts[0].Path, "--key", pub); code != 0 || strings.Count(out, ": OK") != 2 {
+		t.Errorf("receipt verify of the re-verifies' receipts: exit %d\n%s", code, out)
+	}
+	if code, out, _ := run(t, "receipt", "verify", reverified[1].Receipts[0].Path, "--key", pub, "--archive", unsigned.Archive.Path); code != 0 {
+		t.Errorf("the unsigned backup's receipt against its archive: exit %d\n%s", code, out)
+	}
+
 	// A changed archive, another key: exit 3, named.
 	changed := filepath.Join(t.TempDir(), "changed.dump")
 	b, _ := os.ReadFile(first.Archive.Path)

@@ -446,3 +446,12 @@ func Kept(rec *catalog.Record) (where string, until *time.Time, mode string) {
 	}
 	return where, st.RetainUntil, st.LockMode
 }
+
+// retention is the retention the store keeps rec's archive under, while it
+// lasts (zero time when none): what a receipt stored beside it gets.
+func retention(rec *catalog.Record) (time.Time, string) {
+	if st := rec.Archive.Store; st != nil && st.RetainUntil != nil && st.RetainUntil.After(time.Now()) {
+		return *st.RetainUntil, st.LockMode
+	}
+	return time.Time{}, ""
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline/receipt"
 	"github.com/pgattest/pgattest/pipeline/seal"
 	"github.com/pgattest/pgattest/testenv"
 	"github.com/pgattest/pgattest/verify"
@@ -184,6 +185,9 @@ func recordedServer(rec *catalog.Record) testenv.Version {
 type VerifyOptions struct {
 	ReproveOptions
 	CatalogPath string
+	// SignKey, when set, signs a receipt of each proof (custom-format
+	// archives), stored beside the archive and in the record.
+	SignKey string
 	// OnStart is called before each backup is proven (i counts from 0).
 	OnStart func(i, n int, rec *catalog.Record)
 }
@@ -221,6 +225,18 @@ func Verify(ctx context.Context, recs []*catalog.Record, o VerifyOptions) (*Veri
 			}
 		}
 	}
+	var signer *receipt.Signer
+	if o.SignKey != "" {
+		s, err := receipt.LoadSigner(o.SignKey)
+		var ke *receipt.KeyError
+		if errors.As(err, &ke) {
+			return nil, &UsageError{Err: err, hint: ke.Hint()}
+		}
+		if err != nil {
+			return nil, err
+		}
+		signer = s
+	}
 	res := &VerifyResult{}
 	for i, rec := range recs {
 		if rec.Status == catalog.StatusPruned {
@@ -250,12 +266,24 @@ func Verify(ctx context.Context, recs []*catalog.Record, o VerifyOptions) (*Veri
 		} else {
 			res.Failed++
 		}
-		if kind != "" {
+		if kind != "" || signer != nil {
 			cat, err := openCatalog(o.CatalogPath, nil)
 			if err != nil {
 				return res, err
 			}
-			res.Event, err = cat.Update(rec, kind, proof.Mode)
+			if signer != nil {
+				if err := signProof(ctx, cat, rec, proof, signer); err != nil {
+					row.Detail += "; no receipt: " + err.Error()
+				} else {
+					row.Detail += "; receipt " + rec.Receipts[len(rec.Receipts)-1].Path
+					if kind == "" {
+						kind = catalog.KindProved
+					}
+				}
+			}
+			if kind != "" {
+				res.Event, err = cat.Update(rec, kind, proof.Mode)
+			}
 			cat.Close()
 			if err != nil {
 				return res, err

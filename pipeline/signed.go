@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"path"
 	"strings"
 	"time"
@@ -9,12 +10,14 @@ import (
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline/receipt"
 	"github.com/pgattest/pgattest/pipeline/repo"
+	"github.com/pgattest/pgattest/verify"
 )
 
 // Signed receipts (--sign-key): a DSSE envelope around an in-toto
 // statement about the stored archive (pipeline/receipt), one per proof,
-// stored beside the archive (NAME-STAMP.receipt.json, the same retention)
-// and in the record, which the catalog's chain covers. Receipts of a name
+// stored beside the archive (NAME-STAMP.receipt.json for the backup's
+// proof, NAME-STAMP.verify-STAMP.receipt.json for a later one; the
+// archive's retention) and in the record, which the catalog's chain covers. Receipts of a name
 // chain: each names the SHA-256 of the one before.
 
 // previousReceipt is the SHA-256 of the newest receipt of name in the
@@ -79,5 +82,59 @@ func (r *run) storeReceipt(ctx context.Context, cat *catalog.Catalog) error {
 		return writeErrOf(r.repo, err)
 	}
 	rec.Receipts = append(rec.Receipts, catalog.Receipt{SHA256: sum, KeyID: r.signer.KeyID, Path: showKey(r.repo, key), Envelope: env})
+	return nil
+}
+
+// signProof signs a receipt of a later proof p of rec (verify --sign-key),
+// stores it beside the archive and adds it to the record (the caller
+// records it). A record without the archive's SHA-256 (made unsigned) gets
+// it from one more read, checked against its BLAKE3 in the same pass.
+func signProof(ctx context.Context, cat *catalog.Catalog, rec *catalog.Record, p *catalog.Proof, s *receipt.Signer) error {
+	if rec.Archive.Format == verify.FormatDirectory {
+		return errors.New("a directory-format archive has no SHA-256 for a receipt to name")
+	}
+	if rec.Archive.SHA256 == "" {
+		_, sum, err := hashStored(ctx, rec, true)
+		if err != nil {
+			return err
+		}
+		rec.Archive.SHA256 = sum
+	}
+	l, err := locate(rec)
+	if err != nil {
+		return err
+	}
+	prev, err := previousReceipt(cat, rec.Name)
+	if err != nil {
+		return err
+	}
+	_, head, err := cat.Head()
+	if err != nil {
+		return err
+	}
+	name := path.Base(strings.TrimSuffix(l.key, "/"))
+	st, err := receipt.For(rec, p, name, prev, head, time.Now())
+	if err != nil {
+		return err
+	}
+	env, sum, err := s.Seal(st)
+	if err != nil {
+		return err
+	}
+	base := strings.TrimSuffix(name, extOf(rec.Archive))
+	key := path.Join(path.Dir(l.key), base+".verify-"+time.Now().UTC().Format(catalog.StampLayout)+".receipt.json")
+	until, mode := retention(rec)
+	u, err := l.repo.Create(ctx, key, repo.CreateOptions{RetainUntil: until, LockMode: mode, Exclusive: true})
+	if err != nil {
+		return storeErrOf(l.repo, err)
+	}
+	if _, err := u.Write(env); err != nil {
+		u.Abort(ctx)
+		return storeErrOf(l.repo, err)
+	}
+	if _, err := u.Commit(ctx); err != nil {
+		return storeErrOf(l.repo, err)
+	}
+	rec.Receipts = append(rec.Receipts, catalog.Receipt{SHA256: sum, KeyID: s.KeyID, Path: l.show(key), Envelope: env})
 	return nil
 }

@@ -80,28 +80,39 @@ func archiveFile(ctx context.Context, rec *catalog.Record, dir string, ids *seal
 // the record names) and compares it with the record: a
 // *verify.DigestMismatchError, or a *verify.MissingError when it is gone.
 func HashStored(ctx context.Context, rec *catalog.Record) (verify.Digest, error) {
+	d, _, err := hashStored(ctx, rec, false)
+	return d, err
+}
+
+// hashStored is HashStored, with the SHA-256 of the same bytes in the same
+// pass when asked (a custom-format archive; "" otherwise).
+func hashStored(ctx context.Context, rec *catalog.Record, withSHA bool) (verify.Digest, string, error) {
 	a := rec.Archive
 	loc, err := locate(rec)
 	if err != nil {
-		return verify.Digest{}, err
+		return verify.Digest{}, "", err
 	}
 	if a.Format == verify.FormatDirectory {
-		return hashFolder(ctx, loc, rec, "")
+		d, err := hashFolder(ctx, loc, rec, "")
+		return d, "", err
 	}
 	body, err := loc.open(ctx)
 	if err != nil {
-		return verify.Digest{}, err
+		return verify.Digest{}, "", err
 	}
 	defer body.Close()
 	h := verify.NewHasher()
+	if withSHA {
+		h.WithSHA256()
+	}
 	if _, err := io.CopyBuffer(h, body, make([]byte, 1<<20)); err != nil {
-		return verify.Digest{}, fmt.Errorf("read %s: %w", a.Path, err)
+		return verify.Digest{}, "", fmt.Errorf("read %s: %w", a.Path, err)
 	}
 	d := verify.Digest{BLAKE3: h.Sum(), Size: h.Size(), Files: 1}
 	if d.BLAKE3 != a.BLAKE3 {
-		return d, &verify.DigestMismatchError{Path: a.Path, Want: a.BLAKE3, Got: d.BLAKE3}
+		return d, "", &verify.DigestMismatchError{Path: a.Path, Want: a.BLAKE3, Got: d.BLAKE3}
 	}
-	return d, nil
+	return d, h.SHA256(), nil
 }
 
 // hashFolder hashes the files of a directory-format archive as DESIGN §3
