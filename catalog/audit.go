@@ -19,6 +19,13 @@ type AuditQuery struct {
 	// returns "" when it still matches its digest, else why not. A backup
 	// whose archive fails the check does not cover its day.
 	Check func(*Record) string
+	// Receipt, when set, says whether a backup has a receipt whose
+	// signature a trusted key checks (AuditReport.Signed counts them);
+	// without it receipts are not counted.
+	Receipt func(*Record) bool
+	// Whole reads every record whole, not the time index's summaries:
+	// what receipts, rows and proof times need (set by Receipt too).
+	Whole bool
 }
 
 // AuditReport is the evidence for an auditor: for each name and each day,
@@ -33,6 +40,10 @@ type AuditReport struct {
 	Names       []NameAudit  `json:"names"`
 	Chain       ChainSummary `json:"chain"`
 	Rehashed    bool         `json:"rehashed"`
+	// Signed counts the range's backups with a receipt a trusted key
+	// checks, when ReceiptsChecked (audit --trust-key).
+	Signed          int  `json:"signed"`
+	ReceiptsChecked bool `json:"receipts_checked"`
 }
 
 // ChainSummary is VerifyChain's result in a report.
@@ -57,6 +68,7 @@ type NameAudit struct {
 	Failed      int        `json:"failed"`
 	Unverified  int        `json:"unverified"`
 	Pruned      int        `json:"pruned"`
+	Signed      int        `json:"signed"` // backups with a (valid, when checked) signed receipt
 	ProofsRun   int        `json:"proofs_run"`
 	ProofsOK    int        `json:"proofs_passed"`
 	ProofsBad   int        `json:"proofs_failed"`
@@ -84,15 +96,18 @@ type Failure struct {
 
 // DayAudit is one name's evidence for one day.
 type DayAudit struct {
-	Date      string `json:"date"` // YYYY-MM-DD, UTC
-	Covered   bool   `json:"covered"`
-	BackupID  string `json:"backup_id,omitempty"` // the newest proven backup of the day
-	BLAKE3    string `json:"blake3,omitempty"`
-	Status    string `json:"status,omitempty"` // of that backup: verified or pruned
-	Backups   int    `json:"backups"`
-	ProofsOK  int    `json:"proofs_passed"`
-	ProofsBad int    `json:"proofs_failed"`
-	Check     string `json:"archive_check,omitempty"` // with Check: "match", "pruned" or why not
+	Date      string     `json:"date"` // YYYY-MM-DD, UTC
+	Covered   bool       `json:"covered"`
+	BackupID  string     `json:"backup_id,omitempty"` // the newest proven backup of the day
+	BLAKE3    string     `json:"blake3,omitempty"`
+	Status    string     `json:"status,omitempty"` // of that backup: verified or pruned
+	Backups   int        `json:"backups"`
+	ProofsOK  int        `json:"proofs_passed"`
+	ProofsBad int        `json:"proofs_failed"`
+	Check     string     `json:"archive_check,omitempty"` // with Check: "match", "pruned" or why not
+	ProvedAt  *time.Time `json:"proved_at,omitempty"`     // the standing backup's newest passed proof
+	Rows      int64      `json:"rows,omitempty"`          // the rows that proof restored
+	Receipt   string     `json:"receipt,omitempty"`       // the SHA-256 of its newest receipt
 }
 
 // Audit reports, for every day in the range and every name, whether a proven
@@ -172,7 +187,7 @@ func (c *Catalog) readAudit(q AuditQuery, checkChain bool) (*AuditData, error) {
 				start = f
 			}
 		}
-		recs, err := c.auditRecords(name, start, rangeEnd, q.Check != nil)
+		recs, err := c.auditRecords(name, start, rangeEnd, q.Check != nil, q.Whole || q.Receipt != nil)
 		if err != nil {
 			return nil, err
 		}
@@ -186,7 +201,7 @@ func (c *Catalog) readAudit(q AuditQuery, checkChain bool) (*AuditData, error) {
 // first, as much of each as an audit reads: from the time index's summary
 // where it tells all, else (no summary, a proof that did not pass, or an
 // archive to re-hash when full is set) the whole record.
-func (c *Catalog) auditRecords(name string, from, to time.Time, full bool) ([]*Record, error) {
+func (c *Catalog) auditRecords(name string, from, to time.Time, full, whole bool) ([]*Record, error) {
 	var out []*Record
 	err := c.view(func(tx *bolt.Tx) error {
 		backups := tx.Bucket(bucketBackups)
@@ -207,7 +222,7 @@ func (c *Catalog) auditRecords(name string, from, to time.Time, full bool) ([]*R
 			id := k[len(prefix)+8:]
 			started := time.Unix(0, int64(ts)).UTC()
 			r, ok := fromSummary(name, string(id), started, v)
-			if !ok || (full && r.Status == StatusVerified) { // full: its archive is to be re-hashed
+			if !ok || whole || (full && r.Status == StatusVerified) { // full: its archive is to be re-hashed
 				var err error
 				if r, err = decode(backups.Get(id)); err != nil {
 					return fmt.Errorf("record %q: %w", id, err)
@@ -225,15 +240,17 @@ func (c *Catalog) auditRecords(name string, from, to time.Time, full bool) ([]*R
 
 // Report builds the report, running q.Check on the archives if set.
 func (d *AuditData) Report() *AuditReport {
-	rep := &AuditReport{From: d.q.From.UTC(), To: d.q.To.UTC(), GeneratedAt: d.now.UTC(), Rehashed: d.q.Check != nil, Chain: d.chain}
+	rep := &AuditReport{From: d.q.From.UTC(), To: d.q.To.UTC(), GeneratedAt: d.now.UTC(), Rehashed: d.q.Check != nil, Chain: d.chain,
+		ReceiptsChecked: d.q.Receipt != nil}
 	end := d.last.Add(24 * time.Hour)
 	if end.After(d.now) {
 		end = d.now
 	}
 	rep.OK = rep.Chain.OK
 	for _, n := range d.names {
-		na := auditName(n.name, n.start, d.last, end, n.recs, d.q.Check)
+		na := auditName(n.name, n.start, d.last, end, n.recs, d.q.Check, d.q.Receipt)
 		rep.Names = append(rep.Names, na)
+		rep.Signed += na.Signed
 		rep.DaysInRange += na.DaysInRange
 		rep.DaysCovered += na.DaysCovered
 		rep.OK = rep.OK && len(na.Mismatched) == 0
@@ -256,7 +273,10 @@ func standsProven(r *Record) bool {
 
 // auditName audits one name's records over the days first..last; end is
 // where the range stops for the longest gap (the last day's end, or now).
-func auditName(name string, first, last, end time.Time, recs []*Record, check func(*Record) string) NameAudit {
+func auditName(name string, first, last, end time.Time, recs []*Record, check func(*Record) string, signed func(*Record) bool) NameAudit {
+	if signed == nil { // not counted: the summaries hold no receipts
+		signed = func(*Record) bool { return false }
+	}
 	na := NameAudit{Name: name, TrackedFrom: first.Format(time.DateOnly), Uncovered: []string{}, Failures: []Failure{}}
 	byDay := map[string][]*Record{}
 	for _, r := range recs { // newest first
@@ -280,6 +300,9 @@ func auditName(name string, first, last, end time.Time, recs []*Record, check fu
 			}
 			if r.Status == StatusPruned {
 				na.Pruned++
+			}
+			if signed(r) {
+				na.Signed++
 			}
 			for _, p := range r.Proofs {
 				na.ProofsRun++
@@ -314,6 +337,16 @@ func auditName(name string, first, last, end time.Time, recs []*Record, check fu
 			provenTimes = append(provenTimes, r.StartedAt)
 			if !da.Covered { // the newest proven backup of the day stands for it
 				da.Covered, da.BackupID, da.BLAKE3, da.Status, da.Check = true, r.ID, r.Archive.BLAKE3, r.Status, verdict
+				for i := len(r.Proofs) - 1; i >= 0; i-- {
+					if p := r.Proofs[i]; p.Status == ProofPassed && p.Mode == "restore" {
+						at := p.StartedAt
+						da.ProvedAt, da.Rows = &at, p.Rows
+						break
+					}
+				}
+				if n := len(r.Receipts); n > 0 {
+					da.Receipt = r.Receipts[n-1].SHA256
+				}
 			}
 		}
 		if da.Covered {

@@ -123,7 +123,7 @@ func TestAuditSummariesMatchRecords(t *testing.T) {
 		mustAdd(t, c, r)
 	}
 	from, to := at.Add(24*time.Hour), at.Add(40*24*time.Hour)
-	got, err := c.auditRecords("app", from, to, false)
+	got, err := c.auditRecords("app", from, to, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,6 +123,15 @@ func TestSignedReceipts(t *testing.T) {
 		t.Errorf("receipt verify given the private key: exit %d\n%s", code, errOut)
 	}
 
+	// The audit counts the backups with a receipt a trusted key checks.
+	today := time.Now().UTC().Format(time.DateOnly)
+	for key, want := range map[string]string{pub: "3 of 3 backups have a receipt signed by a trusted key", other: "0 of 3 backups have a receipt signed by a trusted key"} {
+		_, out, _ := run(t, "--catalog", w.catalog, "audit", "--from", today, "--trust-key", key)
+		if !strings.Contains(out, want) {
+			t.Errorf("audit --trust-key %s does not say %q:\n%s", filepath.Base(key), want, out)
+		}
+	}
+
 	// The private key is nowhere but its file.
 	cat, _ := os.ReadFile(w.catalog)
 	js, _ := json.Marshal([]any{first, second})

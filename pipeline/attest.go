@@ -135,3 +135,26 @@ func covers(rp receipt.ProofRef, p catalog.Proof) bool {
 	}
 	return true
 }
+
+// ReceiptChecker loads trusted public keys and returns what an audit asks
+// of each backup: whether one of its receipts is signed by a trusted key
+// and names its archive (the digest) and its backup.
+func ReceiptChecker(paths []string) (func(*catalog.Record) bool, error) {
+	keys, err := loadTrusted(paths)
+	if err != nil || keys == nil {
+		return nil, err
+	}
+	return func(r *catalog.Record) bool {
+		for _, rc := range r.Receipts {
+			payload, _, err := receipt.Open(rc.Envelope, keys)
+			if err != nil {
+				continue
+			}
+			st, err := receipt.Parse(payload)
+			if err == nil && st.Predicate.Backup.ID == r.ID && st.Subject[0].Digest["blake3"] == r.Archive.BLAKE3 {
+				return true
+			}
+		}
+		return false
+	}, nil
+}
