@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline"
 	"github.com/pgattest/pgattest/testenv"
 	"github.com/pgattest/pgattest/testenv/pgtest"
 )
@@ -253,4 +254,40 @@ func mustTime(t *testing.T, s string) time.Time {
 		t.Fatal(err)
 	}
 	return at
+}
+
+// TestImportWritesThroughNoLink: a writer of the backups folder plants a
+// link where catalog import used to write its manifest's temporary file
+// (DIR/NAME/.manifest-BASE.json.tmp), pointing at a file of the operator's;
+// the import records the run and the file is untouched (the old code
+// overwrote it with the manifest).
+func TestImportWritesThroughNoLink(t *testing.T) {
+	src := shop(t)
+	w := newWorkdir(t)
+	rec := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop")
+	nameDir := filepath.Dir(rec.Archive.Path)
+	aside := filepath.Join(nameDir, pipeline.UnrecordedDir)
+	os.MkdirAll(aside, 0o700)
+	for _, p := range []string{rec.Archive.Path, rec.Archive.Manifest} {
+		if err := os.Rename(p, filepath.Join(aside, filepath.Base(p))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	victim := filepath.Join(t.TempDir(), "precious.conf")
+	os.WriteFile(victim, []byte("precious\n"), 0o600)
+	base := strings.TrimSuffix(filepath.Base(rec.Archive.Manifest), ".manifest.json")
+	if err := os.Symlink(victim, filepath.Join(nameDir, ".manifest-"+base+".json.tmp")); err != nil {
+		t.Fatal(err)
+	}
+	other := newWorkdir(t)
+	code, out, errOut := run(t, "--catalog", other.catalog, "catalog", "import", "--dir", w.dir)
+	if code != 0 || !strings.Contains(out, "1 imported") {
+		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
+		t.Errorf("the file the planted link names was overwritten (%d bytes now)", len(b))
+	}
+	if fi, err := os.Lstat(rec.Archive.Manifest); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("the imported manifest %s is not a regular file: %v", rec.Archive.Manifest, err)
+	}
 }

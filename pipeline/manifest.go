@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline/repo"
@@ -31,13 +34,15 @@ type Manifest struct {
 // them.
 const UnrecordedDir = ".pgattest-unrecorded"
 
-// WriteManifest writes the manifest for rec to path (0600), durably.
+// WriteManifest writes the manifest for rec to a new file at path (0600),
+// durably: never over a file there, never through a link planted in its
+// place (a writer of the folder may plant one).
 func WriteManifest(path string, rec *catalog.Record, entries []catalog.TOCEntry) error {
 	b, err := manifestBytes(rec, entries)
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
@@ -101,8 +106,12 @@ func extOf(a catalog.Archive) string {
 // written. It returns the final archive and manifest.
 func claimFinal(dir, base, archive string, rec *catalog.Record, entries []catalog.TOCEntry) (string, string, error) {
 	ext := extOf(rec.Archive)
-	tmp := filepath.Join(dir, ".manifest-"+base+".json.tmp")
-	defer os.Remove(tmp)
+	var tmp string // a new name each try: never one planted in advance
+	defer func() {
+		if tmp != "" {
+			os.Remove(tmp)
+		}
+	}()
 	var finalArchive, finalManifest string
 	err := eachName(base, 1, func(b string, _ int) (bool, error) {
 		fa, fm := filepath.Join(dir, b+ext), filepath.Join(dir, b+".manifest.json")
@@ -110,6 +119,12 @@ func claimFinal(dir, base, archive string, rec *catalog.Record, entries []catalo
 			return false, nil
 		}
 		rec.Archive.Path, rec.Archive.Manifest = fa, fm
+		if tmp != "" {
+			os.Remove(tmp)
+		}
+		var r [6]byte
+		rand.Read(r[:])
+		tmp = filepath.Join(dir, ".manifest-"+hex.EncodeToString(r[:])+".json.tmp")
 		if err := WriteManifest(tmp, rec, entries); err != nil {
 			return false, err
 		}
@@ -123,6 +138,7 @@ func claimFinal(dir, base, archive string, rec *catalog.Record, entries []catalo
 		if err != nil {
 			return false, fmt.Errorf("move manifest into place: %w", err)
 		}
+		tmp = "" // it is the final manifest now
 		err = repo.RenameNoReplace(archive, fa)
 		if err != nil {
 			os.Remove(fm)

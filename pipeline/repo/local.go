@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -300,32 +301,50 @@ func (l *Local) Delete(ctx context.Context, key, version string) error {
 	return nil
 }
 
-// List walks the folder for regular files under prefix, partial files left
-// out. The walk starts at the prefix's folder (NAME/ for NAME/NAME-STAMP),
-// not at the root: a backup of one name does not read every name's files.
-func (l *Local) List(ctx context.Context, prefix string) ([]Object, error) {
+// partialRE is the name of a partial file (Create): ".BASE.partial-claim"
+// or ".BASE.partial-" and 12 hex digits. Nothing else is one, whatever it
+// holds in its name.
+var partialRE = regexp.MustCompile(`^\..+\.partial-(claim|[0-9a-f]{12})$`)
+
+func isPartial(name string) bool { return partialRE.MatchString(name) }
+
+// walk calls fn for the regular files whose keys start with prefix,
+// walking from the prefix's folder (NAME/ for NAME/NAME-STAMP), not the
+// whole root; links are not followed.
+func (l *Local) walk(prefix string, fn func(key, p string, d fs.DirEntry) error) error {
 	start := l.Root
 	if i := strings.LastIndex(prefix, "/"); i > 0 {
 		p, err := l.path(prefix[:i])
 		if err != nil {
-			return nil, err
+			return err
 		}
 		start = p
 	}
-	var out []Object
-	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+	return filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
 			}
 			return err
 		}
-		if !d.Type().IsRegular() || strings.Contains(d.Name(), partialMark) {
+		if !d.Type().IsRegular() {
 			return nil
 		}
 		rel, _ := filepath.Rel(l.Root, p)
 		key := filepath.ToSlash(rel)
 		if !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		return fn(key, p, d)
+	})
+}
+
+// List walks the folder for regular files under prefix, partial files left
+// out. A backup of one name does not read every name's files.
+func (l *Local) List(ctx context.Context, prefix string) ([]Object, error) {
+	var out []Object
+	err := l.walk(prefix, func(key, p string, d fs.DirEntry) error {
+		if isPartial(d.Name()) {
 			return nil
 		}
 		fi, err := d.Info()
@@ -340,24 +359,27 @@ func (l *Local) List(ctx context.Context, prefix string) ([]Object, error) {
 }
 
 // AbortStale removes partial files under prefix whose writer is gone: their
-// flock can be taken.
+// flock can be taken. Only a regular file named as a partial is one (no
+// link is followed, no FIFO opened).
 func (l *Local) AbortStale(ctx context.Context, prefix string) (int, error) {
 	n := 0
-	err := filepath.WalkDir(l.Root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() || !strings.Contains(d.Name(), partialMark) {
+	err := l.walk(prefix, func(key, p string, d fs.DirEntry) error {
+		if !isPartial(d.Name()) {
 			return nil
 		}
-		rel, _ := filepath.Rel(l.Root, p)
-		if !strings.HasPrefix(filepath.ToSlash(rel), prefix) && !strings.HasPrefix(filepath.ToSlash(filepath.Dir(rel)), strings.TrimSuffix(prefix, "/")) {
-			return nil
-		}
-		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		f, err := os.OpenFile(p, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 		if err != nil {
 			return nil
 		}
 		defer f.Close()
+		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
 		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
 			return nil // a live writer holds it
+		}
+		if fi, err := os.Lstat(p); err != nil || !sameInode(fi, f) {
+			return nil // swapped meanwhile: not the file checked
 		}
 		if os.Remove(p) == nil {
 			n++

@@ -339,3 +339,50 @@ func TestMoveAndMarks(t *testing.T) {
 		})
 	}
 }
+
+// TestPartialNamesAreExact: a name that holds ".partial-" (a host such as
+// db.partial-eu.internal is in default names) and a folder whose name
+// starts as another's are not partial files: AbortStale of the next run
+// removes only the dead upload, and List shows every committed object. On
+// both backends.
+func TestPartialNamesAreExact(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			committed := []string{"app.partial-1/app.partial-1-20261101T000000Z.dump", "app.partial-1/app.partial-1-20261101T000000Z.manifest.json", "shopping/shopping-1.dump"}
+			for _, k := range committed {
+				if _, err := write(t, b.r, k, []byte(k)).Commit(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dead, err := b.r.Create(ctx, "app.partial-1/app.partial-1-20261102T000000Z.dump", repo.CreateOptions{Exclusive: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dead.Write([]byte("PGDMP"))
+			b.forget(dead)
+			for _, prefix := range []string{"app.partial-1/", "shop/"} {
+				if _, err := b.r.AbortStale(ctx, prefix); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got []string
+			for _, prefix := range []string{"app.partial-1/", "shopping/"} {
+				objs, _ := b.r.List(ctx, prefix)
+				for _, o := range objs {
+					got = append(got, o.Key)
+				}
+			}
+			if len(got) != len(committed) {
+				t.Errorf("after AbortStale: %q, want every committed object %q", got, committed)
+			}
+			// The dead one is gone: its key can be claimed again.
+			u, err := b.r.Create(ctx, "app.partial-1/app.partial-1-20261102T000000Z.dump", repo.CreateOptions{Exclusive: true})
+			if err != nil {
+				t.Errorf("the dead upload still holds its key: %v", err)
+			} else {
+				u.Abort(ctx)
+			}
+		})
+	}
+}
