@@ -128,10 +128,11 @@ type run struct {
 	repo        repo.Repo
 	upload      repo.Upload
 	key         string
-	keyDir      string // NAME, the folder of its keys
-	stem        string // NAME-STAMP, before a -N
-	keyTry      int    // the N of the key taken (1: none)
-	held        func() // releases the mark that this run is completing key
+	keyDir      string          // NAME, the folder of its keys
+	stem        string          // NAME-STAMP, before a -N
+	keyTry      int             // the N of the key taken (1: none)
+	held        func(done bool) // lets go of the mark that this run is completing key
+	bare        bool            // the archive is under its final name without its manifest
 	head        *headKeeper
 	retainUntil time.Time
 	proof       *catalog.Proof

@@ -198,7 +198,7 @@ func (r *run) setAsideOrphans(ctx context.Context, name string) error {
 	return nil
 }
 
-// holdKey marks r.key as being completed by this run (repo.S3.HoldKey).
+// holdKey marks r.key as being completed by this run (Repo.HoldKey).
 func (r *run) holdKey() error {
 	release, err := r.repo.HoldKey(r.key)
 	if err != nil {
@@ -209,10 +209,13 @@ func (r *run) holdKey() error {
 	return nil
 }
 
-// releaseKey forgets the mark: the archive is recorded, or taken back.
+// releaseKey lets the mark go: forgotten when the archive is not bare
+// under its final name (recorded, with its manifest, taken back or set
+// aside); else left for the next run, which finds it dead and sets the
+// archive aside, as after a kill.
 func (r *run) releaseKey() {
 	if r.held != nil {
-		r.held()
+		r.held(!r.bare)
 		r.held = nil
 	}
 }
@@ -279,6 +282,7 @@ func (r *run) storeArchive(ctx context.Context, entries []catalog.TOCEntry) erro
 		r.upload = nil
 		stored = []string{r.key}
 	}
+	r.bare = true // under its final name, without a manifest yet
 	stepHook("archive completed")
 	l := location{repo: r.repo, key: r.key, manifest: r.keyDir + "/" + r.base + ".manifest.json"}
 	l.display = l.show(l.key)
@@ -288,10 +292,12 @@ func (r *run) storeArchive(ctx context.Context, entries []catalog.TOCEntry) erro
 	}
 	if err := r.storeManifest(ctx, l.manifest, rec, entries); err != nil {
 		if derr := r.deleteKeys(ctx, stored); derr != nil {
-			return writeErrOf(r.repo, fmt.Errorf("store the manifest: %w (and the archive %s, stored without it, could not be removed: %v)", err, rec.Archive.Path, derr))
+			return writeErrOf(r.repo, fmt.Errorf("store the manifest: %w (and the archive %s, stored without it, could not be removed: %v; the next backup of the name sets it aside)", err, rec.Archive.Path, derr))
 		}
+		r.bare = false
 		return writeErrOf(r.repo, fmt.Errorf("store the manifest: %w (the archive was removed again: nothing recorded)", err))
 	}
+	r.bare = false
 	stepHook("manifest stored")
 	return nil
 }
@@ -338,6 +344,7 @@ func (r *run) setAsideUnrecorded(ctx context.Context, entries []catalog.TOCEntry
 	if err := r.repo.Delete(ctx, r.keyDir+"/"+r.base+".manifest.json", ""); err != nil {
 		return &NotRecordedError{Archive: final.display, Err: cause, KeepErr: err}
 	}
+	r.bare = true // until it is moved: a failure leaves it to the next run
 	dir := r.keyDir + "/" + UnrecordedDir + "/"
 	ext := extOf(rec.Archive)
 	var kept location
@@ -355,6 +362,7 @@ func (r *run) setAsideUnrecorded(ctx context.Context, entries []catalog.TOCEntry
 	if err != nil {
 		return &NotRecordedError{Archive: final.display, Err: cause, KeepErr: err}
 	}
+	r.bare = false
 	r.releaseKey() // nothing of this run is under a final name now
 	kept.display = kept.show(kept.key)
 	kept.place(rec, repo.Object{})

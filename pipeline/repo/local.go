@@ -176,7 +176,7 @@ func (l *Local) Adopt(ctx context.Context, dir, key string) error {
 
 // HoldKey marks key as being completed by this process until release; a
 // killed process leaves the mark free for KeyState (keyMarks).
-func (l *Local) HoldKey(key string) (release func(), err error) { return l.marks().hold(key) }
+func (l *Local) HoldKey(key string) (release func(done bool), err error) { return l.marks().hold(key) }
 
 // KeyState says whether a process of this machine is completing key now
 // (live), or was and died (dead) (keyMarks).
@@ -206,6 +206,12 @@ func (u *localUpload) Write(p []byte) (int, error) {
 // Path is the partial file (OnDisk).
 func (u *localUpload) Path() string { return u.partial }
 
+// Commit gives the bytes written their key: the file this upload holds
+// open is linked under the key (linkat of /proc/self/fd/N, which never
+// replaces a file there), so the bytes committed are the bytes written,
+// whatever a writer of the folder did to the partial's name meanwhile; the
+// partial name goes once it is still this file's. Where /proc is not
+// mounted, a rename that never replaces, checked to have moved this file.
 func (u *localUpload) Commit(ctx context.Context) (Object, error) {
 	if u.done {
 		return Object{}, errors.New("upload already finished")
@@ -213,34 +219,65 @@ func (u *localUpload) Commit(ctx context.Context) (Object, error) {
 	if err := u.f.Sync(); err != nil {
 		return Object{}, err
 	}
-	err := RenameNoReplace(u.partial, u.final)
-	if errors.Is(err, fs.ErrExist) {
+	fd := fmt.Sprintf("/proc/self/fd/%d", u.f.Fd())
+	err := unix.Linkat(unix.AT_FDCWD, fd, unix.AT_FDCWD, u.final, unix.AT_SYMLINK_FOLLOW)
+	switch {
+	case errors.Is(err, unix.EEXIST):
 		u.Abort(ctx) // the bytes go; the object there stays
 		return Object{}, fmt.Errorf("%w: %s", ErrExists, u.key)
-	}
-	if err != nil {
-		return Object{}, err
+	case err == nil:
+		if fi, err := os.Lstat(u.partial); err == nil && sameInode(fi, u.f) {
+			os.Remove(u.partial)
+		}
+	case errors.Is(err, unix.ENOENT) && procMounted():
+		u.Abort(ctx)
+		return Object{}, fmt.Errorf("%s: its partial file was removed before it was complete (by another process): nothing stored", u.key)
+	default: // no /proc: rename, then check what was renamed
+		err := RenameNoReplace(u.partial, u.final)
+		if errors.Is(err, fs.ErrExist) {
+			u.Abort(ctx)
+			return Object{}, fmt.Errorf("%w: %s", ErrExists, u.key)
+		}
+		if err != nil {
+			return Object{}, err
+		}
+		if fi, err := os.Lstat(u.final); err != nil || !sameInode(fi, u.f) {
+			u.done = true
+			u.f.Close()
+			return Object{}, fmt.Errorf("%s: its partial file was replaced before it was complete (by another process): what is under the key is not what was written", u.key)
+		}
 	}
 	u.done = true
+	fi, err := u.f.Stat()
 	u.f.Close() // the lock goes with it
-	SyncDir(filepath.Dir(u.final))
-	fi, err := os.Stat(u.final)
 	if err != nil {
 		return Object{}, err
 	}
+	SyncDir(filepath.Dir(u.final))
 	return Object{Key: u.key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
+func procMounted() bool {
+	_, err := os.Stat("/proc/self/fd")
+	return err == nil
+}
+
+// Abort discards the partial file: its name goes only while it is still
+// this upload's file.
 func (u *localUpload) Abort(ctx context.Context) error {
 	if u.done {
 		return nil
 	}
 	u.done = true
-	u.f.Close()
-	if err := os.Remove(u.partial); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	defer u.f.Close()
+	fi, err := os.Lstat(u.partial)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil || !sameInode(fi, u.f) {
 		return err
 	}
-	return nil
+	return os.Remove(u.partial)
 }
 
 // Open opens the file at key (a regular file: no link is followed).

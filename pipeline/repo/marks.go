@@ -23,14 +23,46 @@ func (m keyMarks) path(key string) string {
 	return filepath.Join(m.dir, "complete-"+hex.EncodeToString(sum[:12])+".lock")
 }
 
-// hold marks key as being completed by this process until release, which
-// forgets it.
-func (m keyMarks) hold(key string) (release func(), err error) {
+// own makes the marks folder (0700) and checks it is this user's own: a
+// folder another user made first (in a shared /tmp), or a link, would let
+// them hold or plant marks.
+func (m keyMarks) own() error {
 	if err := os.MkdirAll(m.dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(m.dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() || fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("the folder of this machine's key marks, %s, is not this user's own 0700 folder (%s, mode %04o): remove it, or set TMPDIR elsewhere", m.dir, describeMode(fi), fi.Mode().Perm())
+	}
+	return nil
+}
+
+func describeMode(fi os.FileInfo) string {
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		return "a link"
+	case !fi.IsDir():
+		return "not a folder"
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fmt.Sprintf("owned by uid %d", st.Uid)
+	}
+	return "a folder"
+}
+
+// hold marks key as being completed by this process until release:
+// release(true) forgets it; release(false) lets it go as a killed
+// process would (the next run's KeyState finds it dead).
+func (m keyMarks) hold(key string) (release func(done bool), err error) {
+	if err := m.own(); err != nil {
 		return nil, err
 	}
 	p := m.path(key)
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +70,12 @@ func (m keyMarks) hold(key string) (release func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("hold %s: %w", key, err)
 	}
-	return func() { os.Remove(p); f.Close() }, nil
+	return func(done bool) {
+		if done {
+			os.Remove(p)
+		}
+		f.Close()
+	}, nil
 }
 
 // state says whether a process of this machine is completing key now
@@ -46,8 +83,11 @@ func (m keyMarks) hold(key string) (release func(), err error) {
 // mark is taken over by the caller until done, which forgets it when the
 // caller dealt with the key (else the next run finds it again).
 func (m keyMarks) state(key string) (live, dead bool, done func(forget bool)) {
+	if m.own() != nil {
+		return false, false, func(bool) {}
+	}
 	p := m.path(key)
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	f, err := os.OpenFile(p, os.O_RDWR|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return false, false, func(bool) {}
 	}

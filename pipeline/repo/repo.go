@@ -64,9 +64,10 @@ type Repo interface {
 	// not moved (*LockedError).
 	Move(ctx context.Context, from, to string) error
 	// HoldKey marks key as being completed by this process (an archive
-	// whose manifest is not stored yet) until release; a process killed
-	// in between leaves the mark for KeyState of the next run.
-	HoldKey(key string) (release func(), err error)
+	// whose manifest is not stored yet) until release: release(true)
+	// forgets the mark (the key was dealt with); release(false) lets it go
+	// as a killed process would, for KeyState of the next run to find.
+	HoldKey(key string) (release func(done bool), err error)
 	// KeyState says whether a process of this machine is completing key
 	// now (live), or was and was killed (dead); a dead mark is the
 	// caller's until done (forget: the key was dealt with).

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"os"
 	"testing"
 	"time"
 
@@ -331,10 +332,25 @@ func TestMoveAndMarks(t *testing.T) {
 			if _, err := b.r.HoldKey("shop/c.dump"); err == nil {
 				t.Errorf("a held key was held twice")
 			}
-			release()
+			release(true)
 			if live, dead, done := b.r.KeyState("shop/c.dump"); live || dead {
 				done(false)
 				t.Errorf("a released key: live %v dead %v", live, dead)
+			}
+			// Let go undone, as a killed process does: dead to the next.
+			release, err = b.r.HoldKey("shop/d.dump")
+			if err != nil {
+				t.Fatal(err)
+			}
+			release(false)
+			live, dead, done := b.r.KeyState("shop/d.dump")
+			if live || !dead {
+				t.Errorf("a mark let go undone: live %v dead %v, want dead", live, dead)
+			}
+			done(true)
+			if _, dead, done := b.r.KeyState("shop/d.dump"); dead {
+				done(false)
+				t.Errorf("a dead mark dealt with is still there")
 			}
 		})
 	}
@@ -384,5 +400,40 @@ func TestPartialNamesAreExact(t *testing.T) {
 				u.Abort(ctx)
 			}
 		})
+	}
+}
+
+// TestLocalCommitsTheBytesWritten: a writer of the folder swaps the
+// partial file for its own before Commit; the object committed holds the
+// bytes written, not theirs (the old rename by name committed theirs).
+func TestLocalCommitsTheBytesWritten(t *testing.T) {
+	ctx := context.Background()
+	l, err := repo.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(1 << 20)
+	u := write(t, l, "shop/shop-1.dump", data)
+	partial := u.(repo.OnDisk).Path()
+	if err := os.Rename(partial, partial+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(partial, []byte("PGDMP hostile"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := l.Open(ctx, "shop/shop-1.dump", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, data) {
+		t.Errorf("committed %d bytes (%q…), not the %d written", len(got), got[:min(len(got), 13)], len(data))
+	}
+	if b, _ := os.ReadFile(partial); string(b) != "PGDMP hostile" {
+		t.Errorf("the planted file was touched")
 	}
 }

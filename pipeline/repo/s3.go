@@ -799,7 +799,7 @@ func (s *S3) AbortStale(ctx context.Context, prefix string) (int, error) {
 // HoldKey marks key as being completed by this process (an archive whose
 // manifest is not stored yet) until release, which forgets it. A process
 // killed in between leaves the mark, free: KeyState tells the next run.
-func (s *S3) HoldKey(key string) (release func(), err error) { return s.marks().hold(key) }
+func (s *S3) HoldKey(key string) (release func(done bool), err error) { return s.marks().hold(key) }
 
 // KeyState says whether a process of this machine is completing key now
 // (live), or was and died (dead); neither when none here held it (keyMarks).
