@@ -139,7 +139,7 @@ func (r *run) setAsideOrphans(ctx context.Context, name string) error {
 		rel := strings.TrimPrefix(o.Key, name+"/")
 		base := ""
 		switch {
-		case strings.HasPrefix(rel, UnrecordedDir+"/"):
+		case strings.HasPrefix(rel, "."): // set aside, staging folders, partials: not archives
 			continue
 		case strings.HasSuffix(rel, ".manifest.json"):
 			manifests[strings.TrimSuffix(rel, ".manifest.json")] = true

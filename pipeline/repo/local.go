@@ -89,9 +89,10 @@ func (l *Local) Create(ctx context.Context, key string, o CreateOptions) (Upload
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		// Another run's AbortStale holds it this instant, to test it: it
+		// goes, and this writer steps aside as from a taken key.
 		f.Close()
-		os.Remove(partial)
-		return nil, err
+		return nil, fmt.Errorf("%w: %s (another run was checking it)", ErrExists, key)
 	}
 	// Between the create and the lock, another run's AbortStale may have
 	// taken the unlocked file for a dead one and removed it: then this
