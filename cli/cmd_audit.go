@@ -34,6 +34,7 @@ Examples:
    pgattest audit --from 2026-07-01 --to 2026-09-30
    pgattest audit --from 2026-11-01 --to 2026-11-30 --name shop-prod --format markdown > audit.md
    pgattest audit --from 2026-11-01 --to 2026-11-24 --rehash --format csv > november.csv
+   pgattest audit --from 2026-07-01 --to 2026-09-30 --format html --trust-key sign.pub.pem > q3.html
 
 Exit codes: 0 every day covered and the chain intact; 1 the catalog cannot
 be read; 2 bad flags; 3 a day without a proven backup, a broken chain, or
@@ -43,7 +44,7 @@ printed either way, so a CI job can both attach it and alert on the code.`,
 			&ucli.StringFlag{Name: "from", Usage: "first day (a date, or RFC 3339: its day counts)"},
 			&ucli.StringFlag{Name: "to", Usage: "last day, included (a date, or RFC 3339: its day counts; default today)"},
 			&ucli.StringSliceFlag{Name: "name", Usage: "only this name; repeatable"},
-			&ucli.StringFlag{Name: "format", Usage: "text, json, csv or markdown", Value: "text"},
+			&ucli.StringFlag{Name: "format", Usage: "text, json, csv, markdown or html (one self-contained file: a calendar per database)", Value: "text"},
 			&ucli.BoolFlag{Name: "rehash", Usage: "re-hash every archive on disk against its recorded digest"},
 			&ucli.StringSliceFlag{Name: "trust-key", Usage: "count as signed only the backups whose receipt this public key `FILE` (SPKI PEM) checks; repeatable", EnvVars: []string{"PGATTEST_TRUST_KEY"}},
 		},
@@ -74,11 +75,11 @@ printed either way, so a CI job can both attach it and alert on the code.`,
 				format = "json"
 			}
 			switch format {
-			case "text", "json", "csv", "markdown":
+			case "text", "json", "csv", "markdown", "html":
 			default:
-				return usageErrorf("use text, json, csv or markdown", "--format %q is not a report format", format)
+				return usageErrorf("use text, json, csv, markdown or html", "--format %q is not a report format", format)
 			}
-			q := catalog.AuditQuery{From: from, To: to, Names: c.StringSlice("name")}
+			q := catalog.AuditQuery{From: from, To: to, Names: c.StringSlice("name"), Whole: format == "html"}
 			if q.Receipt, err = pipeline.ReceiptChecker(c.StringSlice("trust-key")); err != nil {
 				return err
 			}
@@ -114,6 +115,8 @@ func runAudit(e *env, q catalog.AuditQuery, format string) error {
 		err = auditCSV(e.stdout, rep)
 	case "markdown":
 		auditMarkdown(e.stdout, rep, e.catalogPath)
+	case "html": // html/template escapes markup; the terminal's control bytes are escaped as in text
+		err = auditHTML(e.stdout, rep, e.catalogPath)
 	default:
 		auditText(e.stdout, rep, e.catalogPath)
 	}
