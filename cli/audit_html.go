@@ -19,7 +19,7 @@ import (
 func auditHTML(w io.Writer, rep *catalog.AuditReport, path string) error {
 	type cell struct {
 		Day, Status, Mark, Title, Month string
-		First                            bool // the first day of a month: a rule before it
+		First                           bool // the first day of a month: a rule before it
 	}
 	type row struct {
 		Name      string
