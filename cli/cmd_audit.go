@@ -1,11 +1,16 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/csv"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -13,6 +18,7 @@ import (
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline"
+	"github.com/pgattest/pgattest/pipeline/receipt"
 )
 
 func auditCommand(e *env) *ucli.Command {
@@ -46,6 +52,8 @@ printed either way, so a CI job can both attach it and alert on the code.`,
 			&ucli.StringSliceFlag{Name: "name", Usage: "only this name; repeatable"},
 			&ucli.StringFlag{Name: "format", Usage: "text, json, csv, markdown or html (one self-contained file: a calendar per database)", Value: "text"},
 			&ucli.BoolFlag{Name: "rehash", Usage: "re-hash every archive on disk against its recorded digest"},
+			&ucli.StringFlag{Name: "sign-key", Usage: "with --format json, also sign the report: a DSSE envelope over its exact bytes, written to --receipt-out, checked offline with the public key (pgattest receipt verify, or openssl)", EnvVars: []string{"PGATTEST_SIGN_KEY"}},
+			&ucli.StringFlag{Name: "receipt-out", Usage: "where --sign-key writes the report's signed envelope (`FILE`, made 0644, never over a file there)"},
 			&ucli.StringSliceFlag{Name: "trust-key", Usage: "count as signed only the backups whose receipt this public key `FILE` (SPKI PEM) checks; repeatable", EnvVars: []string{"PGATTEST_TRUST_KEY"}},
 		},
 		Action: func(c *ucli.Context) error {
@@ -91,12 +99,28 @@ printed either way, so a CI job can both attach it and alert on the code.`,
 					return ""
 				}
 			}
-			return runAudit(e, q, format)
+			if (c.String("sign-key") != "") != (c.String("receipt-out") != "") || (c.String("sign-key") != "" && format != "json") {
+				return usageErrorf("pgattest audit --from 2026-07-01 --format json --sign-key sign.pem --receipt-out q3.audit.dsse.json > q3.json",
+					"--sign-key and --receipt-out go together, with --format json")
+			}
+			var signer *receipt.Signer
+			if k := c.String("sign-key"); k != "" {
+				s, err := receipt.LoadSigner(k)
+				var ke *receipt.KeyError
+				if errors.As(err, &ke) {
+					return usageErrorf(ke.Hint(), "%v", err)
+				}
+				if err != nil {
+					return err
+				}
+				signer = s
+			}
+			return runAudit(e, q, format, signer, c.String("receipt-out"))
 		},
 	}
 }
 
-func runAudit(e *env, q catalog.AuditQuery, format string) error {
+func runAudit(e *env, q catalog.AuditQuery, format string, signer *receipt.Signer, receiptOut string) error {
 	cat, err := openCatalog(e)
 	if err != nil {
 		return err
@@ -110,7 +134,21 @@ func runAudit(e *env, q catalog.AuditQuery, format string) error {
 	switch format {
 	case "json":
 		e.json = true // exact JSON: no terminal escaping (termsafe.go)
-		err = writeJSON(e.stdout, rep)
+		if signer == nil {
+			err = writeJSON(e.stdout, rep)
+			break
+		}
+		// The envelope signs the very bytes written: the report as
+		// printed, which a script keeps beside it.
+		var buf bytes.Buffer
+		if err = writeJSON(&buf, rep); err != nil {
+			break
+		}
+		env, _ := json.Marshal(signer.Sign(receipt.AuditPayloadType, buf.Bytes()))
+		if err = writeNewFile(receiptOut, env); err != nil {
+			break
+		}
+		_, err = e.stdout.Write(buf.Bytes())
 	case "csv":
 		err = auditCSV(e.stdout, rep)
 	case "markdown":
@@ -338,4 +376,18 @@ func auditMarkdown(w io.Writer, rep *catalog.AuditReport, path string) {
 			fmt.Fprintf(w, "| %s | %s | %s | %d | %d | %d |\n", d.Date, id, digest, d.Backups, d.ProofsOK, d.ProofsBad)
 		}
 	}
+}
+
+// writeNewFile writes b to a new file at path (never over one there, no
+// link followed), 0644: a signed envelope holds nothing secret.
+func writeNewFile(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/pgattest/pgattest/pipeline/receipt"
 	ucli "github.com/urfave/cli/v2"
@@ -45,7 +48,7 @@ Exit codes: 0 every receipt checks; 2 usage error; 3 a receipt (or the
 archive) does not match, named.`,
 			Flags: []ucli.Flag{
 				&ucli.StringSliceFlag{Name: "key", Usage: "a trusted public key `FILE` (SPKI PEM: pgattest key public, or openssl pkey -pubout); repeatable", Required: true},
-				&ucli.StringFlag{Name: "archive", Usage: "the archive `FILE` the receipt is for: its bytes must hash to the subject (one receipt)", Destination: &o.archive},
+				&ucli.StringFlag{Name: "archive", Aliases: []string{"report"}, Usage: "the archive `FILE` the receipt is for: its bytes must hash to the subject (one receipt); for a signed audit, the report (--report), whose bytes must be the ones signed", Destination: &o.archive},
 			},
 			Action: func(c *ucli.Context) error {
 				o.files, o.keys = c.Args().Slice(), c.StringSlice("key")
@@ -76,6 +79,19 @@ func runReceiptVerify(e *env, o receiptVerifyOptions) error {
 	}
 	bad := 0
 	for _, f := range o.files {
+		if line, isAudit, err := checkAuditEnvelope(f, keys, o.archive); isAudit {
+			var m *receipt.MismatchError
+			switch {
+			case errors.As(err, &m):
+				bad++
+				fmt.Fprintf(e.stdout, "%s: DOES NOT MATCH: %s\n", safe(f), safeText(err.Error()))
+			case err != nil:
+				return err
+			default:
+				fmt.Fprintf(e.stdout, "%s: OK %s\n", safe(f), line)
+			}
+			continue
+		}
 		st, keyID, err := checkReceipt(f, keys, o.archive)
 		if err != nil {
 			var m *receipt.MismatchError
@@ -128,4 +144,38 @@ func checkReceipt(path string, keys []ed25519.PublicKey, archive string) (*recei
 		}
 	}
 	return st, keyID, nil
+}
+
+// checkAuditEnvelope checks a signed audit report's envelope (audit
+// --sign-key), and with report the report's bytes against the signed
+// ones. isAudit is false for any other file.
+func checkAuditEnvelope(path string, keys []ed25519.PublicKey, report string) (line string, isAudit bool, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil || receipt.PayloadTypeOf(b) != receipt.AuditPayloadType {
+		return "", false, nil
+	}
+	payload, keyID, err := receipt.OpenAs(b, receipt.AuditPayloadType, keys)
+	if err != nil {
+		return "", true, err
+	}
+	var rep struct {
+		From, To time.Time
+		OK       bool
+	}
+	if err := json.Unmarshal(payload, &rep); err != nil {
+		return "", true, &receipt.MismatchError{What: "the signed payload is not an audit report"}
+	}
+	verdict := map[bool]string{true: "PASSED", false: "FAILED"}[rep.OK]
+	line = fmt.Sprintf("signed by key %s: audit report %s to %s, %s", keyID, rep.From.Format(time.DateOnly), rep.To.Format(time.DateOnly), verdict)
+	if report != "" {
+		got, err := os.ReadFile(report)
+		if err != nil {
+			return "", true, err
+		}
+		if !bytes.Equal(got, payload) {
+			return "", true, &receipt.MismatchError{What: fmt.Sprintf("%s is not the report that was signed (%d bytes, signed %d)", report, len(got), len(payload))}
+		}
+		line += "; the report's bytes match"
+	}
+	return line, true, nil
 }

@@ -132,6 +132,22 @@ func TestSignedReceipts(t *testing.T) {
 		}
 	}
 
+	// A signed audit report: the envelope signs the report's very bytes.
+	code, report, errOut := run(t, "--catalog", w.catalog, "audit", "--from", today, "--format", "json", "--sign-key", priv, "--receipt-out", filepath.Join(keys, "audit.dsse.json"))
+	seen = append(seen, report, errOut)
+	if code != 0 {
+		t.Fatalf("audit --sign-key: exit %d\n%s", code, errOut)
+	}
+	reportFile := filepath.Join(keys, "audit.json")
+	os.WriteFile(reportFile, []byte(report), 0o600)
+	if code, out, _ := run(t, "receipt", "verify", filepath.Join(keys, "audit.dsse.json"), "--key", pub, "--report", reportFile); code != 0 || !strings.Contains(out, "audit report") || !strings.Contains(out, "the report's bytes match") {
+		t.Errorf("receipt verify of the signed audit: exit %d\n%s", code, out)
+	}
+	os.WriteFile(reportFile, []byte(strings.Replace(report, `"ok": true`, `"ok": false`, 1)), 0o600)
+	if code, out, _ := run(t, "receipt", "verify", filepath.Join(keys, "audit.dsse.json"), "--key", pub, "--report", reportFile); code != exitProofFailed {
+		t.Errorf("receipt verify of a changed audit report: exit %d\n%s", code, out)
+	}
+
 	// The private key is nowhere but its file.
 	cat, _ := os.ReadFile(w.catalog)
 	js, _ := json.Marshal([]any{first, second})

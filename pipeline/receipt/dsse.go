@@ -13,6 +13,10 @@ import (
 // PayloadType of a receipt's envelope: an in-toto statement.
 const PayloadType = "application/vnd.in-toto+json"
 
+// AuditPayloadType is a signed audit report's (audit --sign-key): the
+// report's JSON as audit --format json writes it.
+const AuditPayloadType = "application/vnd.pgattest.audit+json"
+
 // Envelope is a DSSE envelope.
 type Envelope struct {
 	PayloadType string      `json:"payloadType"`
@@ -70,12 +74,17 @@ func (e *MismatchError) Error() string { return e.What }
 // keys (whatever key id it names): the payload, and the id of the key that
 // signed it. An envelope no trusted key signed is a *MismatchError.
 func Open(b []byte, trusted []ed25519.PublicKey) (payload []byte, keyID string, err error) {
+	return OpenAs(b, PayloadType, trusted)
+}
+
+// OpenAs is Open for an envelope of the payload type given.
+func OpenAs(b []byte, payloadType string, trusted []ed25519.PublicKey) (payload []byte, keyID string, err error) {
 	var env Envelope
 	if err := json.Unmarshal(b, &env); err != nil {
 		return nil, "", &MismatchError{What: "not a DSSE envelope: " + err.Error()}
 	}
-	if env.PayloadType != PayloadType {
-		return nil, "", &MismatchError{What: fmt.Sprintf("payload type %q, not %q", env.PayloadType, PayloadType)}
+	if env.PayloadType != payloadType {
+		return nil, "", &MismatchError{What: fmt.Sprintf("payload type %q, not %q", env.PayloadType, payloadType)}
 	}
 	payload, err = decode64(env.Payload)
 	if err != nil {
@@ -97,6 +106,16 @@ func Open(b []byte, trusted []ed25519.PublicKey) (payload []byte, keyID string, 
 		}
 	}
 	return nil, "", &MismatchError{What: "no signature by a trusted key (signed by another key, or altered)"}
+}
+
+// PayloadTypeOf is the payload type an envelope says it holds ("" when
+// it is not one).
+func PayloadTypeOf(b []byte) string {
+	var env Envelope
+	if json.Unmarshal(b, &env) != nil {
+		return ""
+	}
+	return env.PayloadType
 }
 
 // ProofFailed marks a receipt that does not check as evidence (exit 3).
