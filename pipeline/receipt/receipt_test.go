@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,6 +120,23 @@ func TestReceiptChecksWithOpenSSLAndDSSE(t *testing.T) {
 	want := "DSSEv1 28 application/vnd.in-toto+json " + strconvItoa(len(payload)) + " "
 	if pae := receipt.PAE(e.PayloadType, payload); !bytes.HasPrefix(pae, []byte(want)) {
 		t.Errorf("PAE starts %q, want %q", pae[:len(want)], want)
+	}
+
+	// The README's commands: openssl, jq and coreutils alone.
+	envFile := filepath.Join(dir, "r.receipt.json")
+	os.WriteFile(envFile, env, 0o644)
+	script, _ := filepath.Abs("testdata/verify-with-openssl.sh")
+	sh := func(args ...string) (string, error) {
+		if _, err := exec.LookPath("jq"); err != nil && os.Getenv(pgtest.RequirePGEnv) == "1" {
+			t.Fatalf("jq is not installed: %v", err)
+		}
+		cmd := exec.Command("sh", append([]string{script}, args...)...)
+		cmd.Dir = t.TempDir()
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := sh(envFile, pubPath); err != nil || !strings.Contains(out, "Signature Verified Successfully") {
+		t.Errorf("README's openssl commands: %v\n%s", err, out)
 	}
 
 	// An independent DSSE implementation.
@@ -256,5 +276,69 @@ func TestSigningKeyFiles(t *testing.T) {
 	}
 	if _, err := receipt.LoadPublic(privPath); err == nil || !strings.Contains(err.Error(), "private key") {
 		t.Errorf("a private key as a trusted key: %v", err)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/predicate-v1.golden.json")
+
+// TestPredicateV1Golden: the statement pgattest signs is a contract of its
+// own (DESIGN.md, Receipts): its JSON for a known record is the golden
+// file's, byte for byte. A change here changes what auditors' tools read:
+// add fields, never rename, or make v2.
+func TestPredicateV1Golden(t *testing.T) {
+	st, err := receipt.For(sampleRecord(), sampleProof(), "shop-20261101T020000Z.dump", strings.Repeat("1", 64), strings.Repeat("c", 64), time.Date(2026, 11, 1, 2, 0, 5, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.MarshalIndent(st, "", "  ")
+	got = append(got, '\n')
+	golden := filepath.Join("testdata", "predicate-v1.golden.json")
+	if *update {
+		os.WriteFile(golden, got, 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the v1 statement changed:\n%s\nwant (%s):\n%s", got, golden, want)
+	}
+}
+
+// TestArchiveDigestWithCoreutils: the README's check of an archive against
+// its receipt (sha256sum) passes for the archive and fails (exit 3) for
+// another.
+func TestArchiveDigestWithCoreutils(t *testing.T) {
+	_, pubPath := opensslKey(t)
+	privPath := strings.TrimSuffix(pubPath, ".pub.pem") + ".pem"
+	s, err := receipt.LoadSigner(privPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "shop.dump")
+	data := []byte("PGDMP the archive's bytes")
+	os.WriteFile(archive, data, 0o600)
+	rec := sampleRecord()
+	sum := sha256.Sum256(data)
+	rec.Archive.SHA256 = hex.EncodeToString(sum[:])
+	st, _ := receipt.For(rec, sampleProof(), "shop.dump", "", "h", time.Now())
+	env, _, _ := s.Seal(st)
+	envFile := filepath.Join(dir, "shop.receipt.json")
+	os.WriteFile(envFile, env, 0o644)
+	script, _ := filepath.Abs("testdata/verify-with-openssl.sh")
+	run := func(a string) (string, int) {
+		cmd := exec.Command("sh", script, envFile, pubPath, a)
+		cmd.Dir = t.TempDir()
+		out, _ := cmd.CombinedOutput()
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	if out, code := run(archive); code != 0 || !strings.Contains(out, "archive sha256 matches") {
+		t.Errorf("the archive: exit %d\n%s", code, out)
+	}
+	other := filepath.Join(dir, "other.dump")
+	os.WriteFile(other, []byte("PGDMP another"), 0o600)
+	if out, code := run(other); code != 3 {
+		t.Errorf("another archive: exit %d, want 3\n%s", code, out)
 	}
 }
