@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,17 +72,32 @@ func BenchmarkBackupVsBaseline(b *testing.B) {
 	if out, err := exec.Command("go", "build", "-o", current, "..").CombinedOutput(); err != nil {
 		b.Fatalf("build pgattest: %v\n%s", err, out)
 	}
-	src := pgtest.New(b)
-	if err := testenv.LoadSample(context.Background(), src, "shop"); err != nil {
-		b.Fatal(err)
+	// The sample database, or with PGATTEST_BENCH_SIZE the generated one
+	// bench:recipe uses (1GB: PGATTEST_BENCH_SIZE=1GB).
+	var src *testenv.Cluster
+	db := "shop"
+	if size := os.Getenv("PGATTEST_BENCH_SIZE"); size != "" {
+		src, _ = benchSource(b, parseSize(size, 1<<30))
+		db = "bench"
+	} else {
+		src = pgtest.New(b)
+		if err := testenv.LoadSample(context.Background(), src, "shop"); err != nil {
+			b.Fatal(err)
+		}
 	}
+	// PGATTEST_BENCH_CURRENT_ARGS are given to this tree's build only:
+	// "--sign-key FILE" against the same build without it times a receipt.
+	extra := strings.Fields(os.Getenv("PGATTEST_BENCH_CURRENT_ARGS"))
 	times := map[string][]float64{}
 	for i := 0; i < b.N*rounds; i++ {
-		for _, v := range []struct{ name, bin string }{{"baseline", baseline}, {"current", current}} {
+		for _, v := range []struct {
+			name, bin string
+			extra     []string
+		}{{"baseline", baseline, nil}, {"current", current, extra}} {
 			dir := b.TempDir()
 			t0 := time.Now()
-			out, err := exec.Command(v.bin, "--catalog", filepath.Join(dir, "c.db"), "backup", "--dir", dir,
-				"--db", src.ConnString("shop"), "--name", "shop").CombinedOutput()
+			out, err := exec.Command(v.bin, append([]string{"--catalog", filepath.Join(dir, "c.db"), "backup", "--dir", dir,
+				"--db", src.ConnString(db), "--name", db}, v.extra...)...).CombinedOutput()
 			if err != nil {
 				b.Fatalf("%s: %v\n%s", v.name, err, out)
 			}
