@@ -620,3 +620,41 @@ func logLines(o *pipeline.Options) func() []string {
 		return slices.Clone(lines)
 	}
 }
+
+// TestManifestRefusedKeepsTheArchive: the manifest's name is taken (a
+// writer of the folder planted a file there) once the archive is stored:
+// the proven archive is not deleted (the old code deleted it) but set aside
+// with its manifest for catalog import, and the error says where.
+func TestManifestRefusedKeepsTheArchive(t *testing.T) {
+	src := shopCluster(t)
+	o := backupOptions(t, src.ConnString("shop"))
+	o.Name = "shop"
+	nameDir := filepath.Join(o.Dir, "shop")
+	pipeline.SetStepHook(func(step string) {
+		if step != "archive completed" {
+			return
+		}
+		archives, _ := filepath.Glob(filepath.Join(nameDir, "shop-*.dump"))
+		for _, a := range archives {
+			os.WriteFile(strings.TrimSuffix(a, ".dump")+".manifest.json", []byte("planted"), 0o600)
+		}
+	})
+	t.Cleanup(func() { pipeline.SetStepHook(func(string) {}) })
+	_, err := pipeline.Backup(context.Background(), o)
+	var nr *pipeline.NotRecordedError
+	if !errors.As(err, &nr) || nr.Manifest == "" || !strings.Contains(nr.Archive, pipeline.UnrecordedDir) {
+		t.Fatalf("error %v (%T), want the archive set aside with its manifest", err, err)
+	}
+	m, err := pipeline.ReadManifest(nr.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Record.Status != catalog.StatusVerified || m.Record.Archive.Path != nr.Archive {
+		t.Errorf("the set-aside manifest: status %s, archive %s", m.Record.Status, m.Record.Archive.Path)
+	}
+	d, err := verify.HashArchive(nr.Archive, verify.FormatCustom)
+	if err != nil || d.BLAKE3 != m.Record.Archive.BLAKE3 {
+		t.Errorf("the set-aside archive %s (%v) is not the one proven", nr.Archive, err)
+	}
+	assertNoRecords(t, o.CatalogPath)
+}

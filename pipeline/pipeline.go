@@ -563,6 +563,10 @@ func (r *run) record(ctx context.Context) (catalog.Event, error) {
 		}
 	}
 	if err := r.storeArchive(ctx, entries); err != nil {
+		var mf *manifestFailed
+		if errors.As(err, &mf) { // a folder keeps the proven archive, for catalog import
+			return catalog.Event{}, r.setAsideUnrecorded(ctx, entries, writeErrOf(r.repo, err))
+		}
 		return catalog.Event{}, err
 	}
 	r.archive = "" // stored: the partial file is gone, or adopted

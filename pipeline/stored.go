@@ -272,8 +272,8 @@ func (r *run) storeArchive(ctx context.Context, entries []catalog.TOCEntry) erro
 			return writeErrOf(r.repo, err)
 		}
 	} else {
-		if err := r.holdKey(); err != nil {
-			return writeErrOf(r.repo, err)
+		if err := r.holdKey(); err != nil { // a file of this machine's temp folder, not the repository's
+			return fmt.Errorf("mark %s as being completed (in %s): %w", showKey(r.repo, r.key), os.TempDir(), err)
 		}
 		var err error
 		if obj, err = r.upload.Commit(ctx); err != nil {
@@ -291,6 +291,9 @@ func (r *run) storeArchive(ctx context.Context, entries []catalog.TOCEntry) erro
 		placeRetention(rec, r.retainUntil, r.o.LockMode)
 	}
 	if err := r.storeManifest(ctx, l.manifest, rec, entries); err != nil {
+		if keepsUnrecorded(r.repo) { // a proven archive is kept, set aside for catalog import
+			return &manifestFailed{err}
+		}
 		if derr := r.deleteKeys(ctx, stored); derr != nil {
 			return writeErrOf(r.repo, fmt.Errorf("store the manifest: %w (and the archive %s, stored without it, could not be removed: %v; the next backup of the name sets it aside)", err, rec.Archive.Path, derr))
 		}
@@ -301,6 +304,13 @@ func (r *run) storeArchive(ctx context.Context, entries []catalog.TOCEntry) erro
 	stepHook("manifest stored")
 	return nil
 }
+
+// manifestFailed: the archive is stored and its manifest could not be;
+// where the repository keeps such runs, record sets the archive aside.
+type manifestFailed struct{ err error }
+
+func (e *manifestFailed) Error() string { return "store the manifest: " + e.err.Error() }
+func (e *manifestFailed) Unwrap() error { return e.err }
 
 // stepHook is called at each step of a backup's completion: nothing, but
 // in the fault tests (SetStepHook).
@@ -314,7 +324,9 @@ func (r *run) notRecorded(ctx context.Context, entries []catalog.TOCEntry, cause
 	if !keepsUnrecorded(r.repo) {
 		return r.notStored(cause)
 	}
-	if err := r.storeArchive(ctx, entries); err != nil {
+	err := r.storeArchive(ctx, entries)
+	var mf *manifestFailed
+	if err != nil && !errors.As(err, &mf) {
 		return &NotRecordedError{Archive: showKey(r.repo, r.key), Err: cause, KeepErr: err}
 	}
 	return r.setAsideUnrecorded(ctx, entries, cause)
