@@ -46,9 +46,29 @@ func NewLocal(root string) (*Local, error) {
 // URL is file:///ROOT.
 func (l *Local) URL() string { return Location{Scheme: "file", Path: l.Root}.URL() }
 
+// path is key's file below Root. No folder between Root and the file may
+// be a link: a writer of the folder who makes NAME/ (or its unrecorded
+// folder) a link to elsewhere would have archives written, moved and
+// deleted outside the repository. (A folder not made yet is made by the
+// writer, 0700.)
 func (l *Local) path(key string) (string, error) {
 	if err := cleanKey(key); err != nil {
 		return "", err
+	}
+	parts := strings.Split(key, "/")
+	dir := l.Root
+	for _, part := range parts[:len(parts)-1] {
+		dir = filepath.Join(dir, part)
+		fi, err := os.Lstat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+		if !fi.IsDir() {
+			return "", fmt.Errorf("%s is not a folder (%s): the repository's folders are never links", dir, fi.Mode().Type())
+		}
 	}
 	return filepath.Join(l.Root, filepath.FromSlash(key)), nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -435,5 +436,40 @@ func TestLocalCommitsTheBytesWritten(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(partial); string(b) != "PGDMP hostile" {
 		t.Errorf("the planted file was touched")
+	}
+}
+
+// TestLocalFollowsNoLinkedFolder: a writer of the folder makes NAME/ a
+// link to a folder elsewhere; nothing is written, listed, moved or deleted
+// through it.
+func TestLocalFollowsNoLinkedFolder(t *testing.T) {
+	ctx := context.Background()
+	l, err := repo.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := t.TempDir()
+	os.WriteFile(filepath.Join(elsewhere, "shop-1.dump"), []byte("precious"), 0o600)
+	if err := os.Symlink(elsewhere, filepath.Join(l.Root, "shop")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Create(ctx, "shop/shop-2.dump", repo.CreateOptions{}); err == nil {
+		t.Errorf("Create wrote through a linked folder")
+	}
+	if err := l.Delete(ctx, "shop/shop-1.dump", ""); err == nil {
+		t.Errorf("Delete went through a linked folder")
+	}
+	if err := l.Move(ctx, "shop/shop-1.dump", "other/shop-1.dump"); err == nil {
+		t.Errorf("Move went through a linked folder")
+	}
+	if objs, _ := l.List(ctx, "shop/"); len(objs) != 0 {
+		t.Errorf("List read through a linked folder: %v", objs)
+	}
+	if b, err := os.ReadFile(filepath.Join(elsewhere, "shop-1.dump")); err != nil || string(b) != "precious" {
+		t.Errorf("the file elsewhere was touched: %q %v", b, err)
+	}
+	entries, _ := os.ReadDir(elsewhere)
+	if len(entries) != 1 {
+		t.Errorf("something was written elsewhere: %v", entries)
 	}
 }
