@@ -249,6 +249,16 @@ func (c *Catalog) Add(r *Record) (Event, error) {
 	return c.AddWithTOC(r, nil)
 }
 
+// EntriesDigest is the digest a record keeps of its TOC entries
+// (TOC.EntriesBLAKE3), as AddWithTOC takes it.
+func EntriesDigest(entries []TOCEntry) (string, error) {
+	b, err := json.Marshal(entries)
+	if err != nil {
+		return "", err
+	}
+	return digest(b), nil
+}
+
 // AddWithTOC is Add that also stores the archive's TOC entries. The record
 // keeps their digest (TOC.EntriesBLAKE3), so the event chain, which covers
 // the record, covers the entries too.

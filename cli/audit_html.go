@@ -62,6 +62,9 @@ func auditHTML(w io.Writer, rep *catalog.AuditReport, path string) error {
 				}
 				if da.Receipt != "" {
 					c.Title += "\nreceipt sha256 " + da.Receipt
+					if !rep.ReceiptsChecked {
+						c.Title += " (signature not checked: audit --trust-key checks it)"
+					}
 				}
 				if da.Backups > 1 {
 					c.Title += fmt.Sprintf("\n%d backups that day", da.Backups)
@@ -121,6 +124,7 @@ var auditTemplate = template.Must(template.New("audit").Parse(`<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <title>Backup audit {{.From}} to {{.To}}: {{.Verdict}}</title>
 <style>
 body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; color: #111; margin: 24px; }

@@ -104,7 +104,7 @@ func runReceiptVerify(e *env, o receiptVerifyOptions) error {
 		}
 		p := st.Predicate
 		fmt.Fprintf(e.stdout, "%s: OK signed by key %s: backup %s (%s), archive %s sha256 %s, proof %s %s",
-			safe(f), keyID, safe(p.Backup.ID), safe(p.Backup.Name), safe(st.Subject[0].Name), st.Subject[0].Digest["sha256"], p.Proof.Mode, p.Proof.Verdict)
+			safe(f), keyID, safe(p.Backup.ID), safe(p.Backup.Name), safe(st.Subject[0].Name), st.Subject[0].Digest["sha256"], safe(p.Proof.Mode), safe(p.Proof.Verdict))
 		if p.Proof.Verdict == "passed" {
 			fmt.Fprintf(e.stdout, ", %d rows in %d tables", p.Proof.Rows, len(p.Proof.Tables))
 		}

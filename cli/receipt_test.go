@@ -74,8 +74,8 @@ func TestSignedReceipts(t *testing.T) {
 	if err != nil || st.Predicate.PreviousReceipt != rc.SHA256 {
 		t.Errorf("the second receipt chains to %q (%v), want the first's %s", st.Predicate.PreviousReceipt, err, rc.SHA256)
 	}
-	if st, _ := receipt.Unverified(rc.Envelope); st.Predicate.PreviousReceipt != "" {
-		t.Errorf("the first receipt chains to %q", st.Predicate.PreviousReceipt)
+	if st, _ := receipt.Unverified(rc.Envelope); st.Predicate.PreviousReceipt != "" || st.Predicate.TOC.EntriesBLAKE3 != first.TOC.EntriesBLAKE3 || first.TOC.EntriesBLAKE3 == "" {
+		t.Errorf("the first receipt chains to %q, names entries %q (the record's %q)", st.Predicate.PreviousReceipt, st.Predicate.TOC.EntriesBLAKE3, first.TOC.EntriesBLAKE3)
 	}
 
 	// A later proof gets its receipt too, chained to the newest of the
@@ -181,19 +181,30 @@ func TestRebuildTrustsKeysNotFiles(t *testing.T) {
 	unsigned := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop")
 	time.Sleep(1100 * time.Millisecond)
 	stranger := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--sign-key", otherPriv)
+	time.Sleep(1100 * time.Millisecond)
+	swapped := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--sign-key", priv)
+	time.Sleep(1100 * time.Millisecond)
+	moved := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--sign-key", priv)
+
+	// A genuine receipt and manifest beside another archive of the same
+	// size (the manifest's digest untouched: only --rehash would read it).
+	junk := make([]byte, swapped.Archive.Size)
+	copy(junk, "PGDMP")
+	os.WriteFile(swapped.Archive.Path, junk, 0o600)
+	// A genuine backup's manifest moved a day earlier (to fill a gap).
+	editManifest(t, moved.Archive.Manifest, func(r map[string]any) {
+		r["started_at"] = moved.StartedAt.Add(-24 * time.Hour).Format(time.RFC3339Nano)
+	})
 
 	// The forgery: the victim's manifest claims the genuine backup's proof.
-	b, _ := os.ReadFile(victim.Archive.Manifest)
-	var m map[string]any
-	json.Unmarshal(b, &m)
-	var proofs []map[string]any
-	pb, _ := json.Marshal(genuine.Proofs)
-	json.Unmarshal(pb, &proofs)
-	proofs[0]["rows"] = 424242
-	m["record"].(map[string]any)["proofs"] = proofs
-	m["record"].(map[string]any)["status"] = "verified"
-	b, _ = json.Marshal(m)
-	os.WriteFile(victim.Archive.Manifest, b, 0o600)
+	editManifest(t, victim.Archive.Manifest, func(r map[string]any) {
+		var proofs []map[string]any
+		pb, _ := json.Marshal(genuine.Proofs)
+		json.Unmarshal(pb, &proofs)
+		proofs[0]["rows"] = 424242
+		r["proofs"] = proofs
+		r["status"] = "verified"
+	})
 
 	rebuilt := func(args ...string) (map[string]string, string) {
 		cat := filepath.Join(t.TempDir(), "rebuilt.db")
@@ -213,16 +224,36 @@ func TestRebuildTrustsKeysNotFiles(t *testing.T) {
 		t.Errorf("a rebuild that trusts files: the forgery is %s (it was recorded as the file says: verified); output\n%s", trusting[victim.ID], out)
 	}
 	status, out := rebuilt("--trust-key", pub)
-	want := map[string]string{victim.ID: "unverified", genuine.ID: "verified", unsigned.ID: "unverified", stranger.ID: "unverified"}
+	want := map[string]string{victim.ID: "unverified", genuine.ID: "verified", unsigned.ID: "unverified", stranger.ID: "unverified",
+		swapped.ID: "unverified", moved.ID: "unverified"}
 	for id, st := range want {
 		if status[id] != st {
 			t.Errorf("%s is %s, want %s\n%s", id, status[id], st, out)
 		}
 	}
-	if !strings.Contains(out, "receipts: 1 signed by a trusted key; recorded unverified: 1 unsigned, 1 by an unknown key, 1 whose receipt does not match") {
+	if !strings.Contains(out, "receipts: 1 signed by a trusted key; recorded unverified: 1 unsigned, 1 by an unknown key, 3 whose receipt does not match") {
 		t.Errorf("the summary does not count each:\n%s", out)
 	}
 	if strings.Contains(out, "no --trust-key") {
 		t.Errorf("a rebuild with a key says it trusts the files:\n%s", out)
+	}
+}
+
+// editManifest rewrites the record in a manifest file, as a writer of the
+// repository would.
+func editManifest(t *testing.T, path string, edit func(record map[string]any)) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m["record"].(map[string]any))
+	b, _ = json.Marshal(m)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,16 +1,19 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"io"
+	"path"
 	"strings"
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline/receipt"
 	"github.com/pgattest/pgattest/pipeline/repo"
+	"github.com/pgattest/pgattest/verify"
 )
 
 // A rebuild that trusts keys, not files (catalog rebuild --trust-key): a
@@ -45,13 +48,17 @@ func loadTrusted(paths []string) ([]ed25519.PublicKey, error) {
 	return keys, nil
 }
 
-// attest checks rec (read from the manifest at mkey) against the receipt
-// beside it, and keeps in rec.Proofs only the proofs a trusted receipt
-// covers; the others go to rec.UnattestedProofs. It returns what it found
-// (one of the Attest words), or an error when the store could not say.
-func attest(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey string, keys []ed25519.PublicKey) (string, error) {
+// attest checks rec (read from the manifest at mkey, its archive placed
+// at archiveKey) against the receipt beside it, and keeps in rec.Proofs
+// only the proofs a trusted receipt covers; the others go to
+// rec.UnattestedProofs. The archive's bytes are read whole: the receipt's
+// digests must be theirs, and the record's segment digests (what a
+// restore checks each piece against) are taken from them, not from the
+// manifest. It returns what it found (one of the Attest words), or an
+// error when the store could not say.
+func attest(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, mkey, archiveKey string, entries []catalog.TOCEntry, keys []ed25519.PublicKey) (string, error) {
 	rkey := strings.TrimSuffix(mkey, ".manifest.json") + ".receipt.json"
-	why, err := attestWith(ctx, r, rec, rkey, keys)
+	why, err := attestWith(ctx, r, rec, asked, rkey, archiveKey, entries, keys)
 	if err != nil {
 		return "", err
 	}
@@ -64,7 +71,7 @@ func attest(ctx context.Context, r repo.Repo, rec *catalog.Record, mkey string, 
 	return why, nil
 }
 
-func attestWith(ctx context.Context, r repo.Repo, rec *catalog.Record, rkey string, keys []ed25519.PublicKey) (string, error) {
+func attestWith(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, rkey, archiveKey string, entries []catalog.TOCEntry, keys []ed25519.PublicKey) (string, error) {
 	body, err := r.Open(ctx, rkey, "")
 	if errors.Is(err, repo.ErrNotFound) {
 		return AttestUnsigned, nil
@@ -82,23 +89,51 @@ func attestWith(ctx context.Context, r repo.Repo, rec *catalog.Record, rkey stri
 		return unopened(b, keys), nil
 	}
 	st, err := receipt.Parse(payload)
+	if err != nil || len(rec.Proofs) > 1 || rec.Archive.Format != verify.FormatCustom {
+		return AttestMismatch, nil // a manifest holds the backup's proof alone; receipts name one file
+	}
+	// The signed statement must be the one this record makes, field by
+	// field: backup, source, tools, times, TOC (its entries' digest from
+	// the manifest's entries), archive, proof.
+	want := *rec
+	want.Name = asked
+	if entries != nil {
+		if want.TOC.EntriesBLAKE3, err = catalog.EntriesDigest(entries); err != nil {
+			return "", err
+		}
+	}
+	if want.Archive.SHA256 == "" {
+		want.Archive.SHA256 = st.Subject[0].Digest["sha256"] // checked against the bytes below
+	}
+	var proof *catalog.Proof
+	if len(rec.Proofs) == 1 {
+		proof = &rec.Proofs[0]
+	}
+	pr := st.Predicate
+	mine, err := receipt.For(&want, proof, path.Base(strings.TrimSuffix(archiveKey, "/")), pr.PreviousReceipt, pr.CatalogHead, pr.MadeAt)
 	if err != nil {
 		return AttestMismatch, nil
 	}
-	pr, subj := st.Predicate, st.Subject[0]
-	a := rec.Archive
-	if pr.Backup.ID != rec.ID || pr.Backup.Name != strings.SplitN(rec.Name, "~", 2)[0] || subj.Digest["blake3"] != a.BLAKE3 ||
-		(a.SHA256 != "" && subj.Digest["sha256"] != a.SHA256) || pr.Archive.Size != a.Size || pr.Archive.Format != a.Format {
+	a, _ := json.Marshal(mine)
+	s, _ := json.Marshal(st)
+	if !bytes.Equal(a, s) {
 		return AttestMismatch, nil
 	}
-	// The backup's proof is the one its receipt covers (later proofs by
-	// verify are not in manifests): every proof the manifest lists must
-	// be it.
-	for _, p := range rec.Proofs {
-		if !covers(pr.Proof, p) {
+	// The archive's bytes, read whole: what the receipt names, and what a
+	// restore will check each segment of.
+	b3, sha, segs, size, err := storedDigests(ctx, rec)
+	if err != nil {
+		var missing *verify.MissingError
+		if errors.As(err, &missing) {
 			return AttestMismatch, nil
 		}
+		return "", err
 	}
+	if b3 != st.Subject[0].Digest["blake3"] || sha != st.Subject[0].Digest["sha256"] || size != pr.Archive.Size {
+		return AttestMismatch, nil
+	}
+	rec.Archive.SHA256 = sha
+	rec.Archive.Segments = &catalog.Segments{Size: verify.SegmentSize, BLAKE3: segs}
 	rec.Receipts = []catalog.Receipt{{SHA256: receipt.Digest(b), KeyID: keyID, Path: location{repo: r}.show(rkey), Envelope: json.RawMessage(b)}}
 	return AttestSigned, nil
 }
@@ -119,21 +154,6 @@ func unopened(b []byte, keys []ed25519.PublicKey) string {
 		}
 	}
 	return AttestUnknownKey
-}
-
-// covers says whether a receipt's proof is the record's proof p: its mode,
-// verdict, start, duration, rows and every table's count.
-func covers(rp receipt.ProofRef, p catalog.Proof) bool {
-	if rp.Mode != p.Mode || rp.Verdict != p.Status || rp.Rows != p.Rows || !rp.StartedAt.Equal(p.StartedAt) ||
-		rp.DurationMS != p.DurationMS || len(rp.Tables) != len(p.Tables) {
-		return false
-	}
-	for i, t := range p.Tables {
-		if rp.Tables[i] != (receipt.TableRef{Schema: t.Schema, Name: t.Name, Rows: t.Rows}) {
-			return false
-		}
-	}
-	return true
 }
 
 // ReceiptChecker loads trusted public keys and returns what an audit asks

@@ -83,6 +83,9 @@ func importOne(cat *catalog.Catalog, path string, last *catalog.Event) (*catalog
 		return nil, err
 	}
 	rec := m.Record
+	// A manifest is written before any receipt: receipts and attestations
+	// in one are somebody's writing, never taken.
+	rec.Receipts, rec.Attestation, rec.UnattestedProofs = nil, "", nil
 	if _, err := cat.Get(rec.ID); err == nil {
 		return rec, errAlreadyRecorded
 	}

@@ -571,7 +571,7 @@ func (r *run) record(ctx context.Context) (catalog.Event, error) {
 	}
 	r.archive = "" // stored: the partial file is gone, or adopted
 	if r.signer != nil {
-		if err := r.storeReceipt(ctx, cat); err != nil {
+		if err := r.storeReceipt(ctx, cat, entries); err != nil {
 			return catalog.Event{}, r.storedNotRecorded(ctx, entries, err)
 		}
 	}

@@ -195,7 +195,7 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 			row.Note = strings.TrimPrefix(row.Note+"; "+note, "; ")
 		}
 		if row.Err == nil && keys != nil {
-			row.Attestation, row.Err = attest(ctx, r, rec, f.obj.Key, keys)
+			row.Attestation, row.Err = attest(ctx, r, rec, asked, f.obj.Key, archiveKeyOf(f.obj.Key, rec), f.m.TOCEntries, keys)
 			if row.Err != nil {
 				row.Err = storeErrOf(r, row.Err)
 			} else if row.Attestation != AttestSigned {
@@ -206,7 +206,10 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 			var ev catalog.Event
 			if ev, row.Err = cat.Import(rec, f.m.TOCEntries, row.Manifest); row.Err == nil {
 				res.Event = ev
-				if !known {
+				// Only what a trusted key attests binds a name, when keys
+				// are given: a forged manifest older than the genuine
+				// backups would push them to NAME~2.
+				if !known && (keys == nil || row.Attestation == AttestSigned) {
 					bind(asked, name, rec.Source.Identity)
 				}
 			}
@@ -278,6 +281,11 @@ func describeSource(rec *catalog.Record) string {
 		return describeIdentity(*id)
 	}
 	return fmt.Sprintf("database %s on %s:%d", rec.Source.Database, rec.Source.Host, rec.Source.Port)
+}
+
+// archiveKeyOf is the key of the archive beside the manifest at mkey.
+func archiveKeyOf(mkey string, rec *catalog.Record) string {
+	return strings.TrimSuffix(mkey, ".manifest.json") + extOf(rec.Archive)
 }
 
 // placeFound points a manifest's record at its archive where the rebuild

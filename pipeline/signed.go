@@ -51,8 +51,15 @@ func receiptTime(rc catalog.Receipt) (time.Time, error) {
 
 // storeReceipt makes the receipt of the backup's proof, stores it beside
 // the archive and adds it to the record.
-func (r *run) storeReceipt(ctx context.Context, cat *catalog.Catalog) error {
+func (r *run) storeReceipt(ctx context.Context, cat *catalog.Catalog, entries []catalog.TOCEntry) error {
 	rec := r.rec
+	if entries != nil { // as AddWithTOC will record it: the receipt names the same
+		d, err := catalog.EntriesDigest(entries)
+		if err != nil {
+			return err
+		}
+		rec.TOC.EntriesBLAKE3 = d
+	}
 	prev, err := previousReceipt(cat, rec.Name)
 	if err != nil {
 		return err

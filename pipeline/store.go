@@ -84,6 +84,27 @@ func HashStored(ctx context.Context, rec *catalog.Record) (verify.Digest, error)
 	return d, err
 }
 
+// storedDigests reads a record's custom-format archive once where it is
+// kept and returns what its bytes are: BLAKE3, SHA-256, the segments'
+// digests and the size (no comparison: the caller compares with what it
+// trusts).
+func storedDigests(ctx context.Context, rec *catalog.Record) (blake3, sha string, segs []string, size int64, err error) {
+	loc, err := locate(rec)
+	if err != nil {
+		return "", "", nil, 0, err
+	}
+	body, err := loc.open(ctx)
+	if err != nil {
+		return "", "", nil, 0, err
+	}
+	defer body.Close()
+	h := verify.NewSegmentedHasher().WithSHA256()
+	if _, err := io.CopyBuffer(h, body, make([]byte, 1<<20)); err != nil {
+		return "", "", nil, 0, fmt.Errorf("read %s: %w", rec.Archive.Path, err)
+	}
+	return h.Sum(), h.SHA256(), h.Segments(), h.Size(), nil
+}
+
 // hashStored is HashStored, with the SHA-256 of the same bytes in the same
 // pass when asked (a custom-format archive; "" otherwise).
 func hashStored(ctx context.Context, rec *catalog.Record, withSHA bool) (verify.Digest, string, error) {

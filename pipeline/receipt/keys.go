@@ -16,7 +16,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"syscall"
 )
 
 // Signer is a private signing key, with the id of its public half.
@@ -71,14 +73,25 @@ func (e *KeyError) Hint() string {
 // LoadSigner reads a PKCS#8 PEM ed25519 private key. The file must not
 // be readable by others (0600, as ssh asks of its keys).
 func LoadSigner(path string) (*Signer, error) {
-	fi, err := os.Stat(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, &KeyError{Path: path, Err: err}
+	}
+	defer f.Close()
+	fi, err := f.Stat() // the file read is the file checked
+	if err != nil {
+		return nil, &KeyError{Path: path, Err: err}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &KeyError{Path: path, Err: errors.New("not a regular file")}
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		return nil, &KeyError{Path: path, Err: fmt.Errorf("readable by others (mode %04o); a signing key must be 0600", fi.Mode().Perm())}
 	}
-	b, err := os.ReadFile(path)
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return nil, &KeyError{Path: path, Err: fmt.Errorf("owned by uid %d, not this user: a signing key is its user's own", st.Uid)}
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
 	if err != nil {
 		return nil, &KeyError{Path: path, Err: err}
 	}
