@@ -139,6 +139,8 @@ func runVerify(c *ucli.Context, e *env, recs []*catalog.Record, o pipeline.Repro
 		return proofErrorf("'pgattest show ID' has the details of each failed proof", "%d of %d backups failed their proof", res.Failed, len(res.Rows))
 	case res.Errors > 0:
 		return withHint(fmt.Errorf("%d of %d proofs could not run", res.Errors, len(res.Rows)), "the DETAIL column says why; fix it and run verify again")
+	case res.Unsigned > 0:
+		return withHint(fmt.Errorf("%d of %d proofs were recorded without the receipt --sign-key asked for", res.Unsigned, len(res.Rows)), "the DETAIL column says why (a directory-format archive has no SHA-256 of one file to name)")
 	case len(res.Rows) == 0:
 		fmt.Fprintln(e.stderr, "pgattest: no backups matched")
 	}

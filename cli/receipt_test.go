@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline/receipt"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 )
 
 // TestSignedReceipts: key generate writes a 0600 key (never over one);
@@ -255,5 +259,50 @@ func editManifest(t *testing.T, path string, edit func(record map[string]any)) {
 	b, _ = json.Marshal(m)
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestS3SignedReceipts: a signed backup into a bucket with Object Lock
+// keeps its receipt beside the archive under the archive's retention; a
+// catalog rebuilt from the bucket with the key records it verified, and
+// receipt verify checks the object's bytes.
+func TestS3SignedReceipts(t *testing.T) {
+	src := shop(t)
+	s := pgtest.NewS3(t)
+	s.MakeBucket(t, "signed", true)
+	s.SetEnv(t)
+	w := newWorkdir(t)
+	keys := t.TempDir()
+	priv := filepath.Join(keys, "sign.pem")
+	_, pubPEM, _ := run(t, "key", "generate", "--out", priv)
+	pub := filepath.Join(keys, "sign.pub.pem")
+	os.WriteFile(pub, []byte(pubPEM), 0o644)
+
+	rec := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--repo", "s3://signed/pg", "--lock-days", "1", "--sign-key", priv)
+	if len(rec.Receipts) != 1 || !strings.HasPrefix(rec.Receipts[0].Path, "s3://signed/pg/shop/") {
+		t.Fatalf("receipts %+v: want one beside the archive in the bucket", rec.Receipts)
+	}
+	key := strings.TrimPrefix(rec.Receipts[0].Path, "s3://signed/")
+	info, err := s.Client(t).StatObject(context.Background(), "signed", key, minio.StatObjectOptions{})
+	until, perr := time.Parse(time.RFC3339, info.Metadata.Get("X-Amz-Object-Lock-Retain-Until-Date"))
+	if err != nil || perr != nil || !until.Equal(*rec.Archive.Store.RetainUntil) {
+		t.Errorf("the receipt object %s is not under the archive's retention (%v %v, until %v, want %v)", key, err, perr, until, rec.Archive.Store.RetainUntil)
+	}
+	body := s3Object(t, s, "signed", key)
+	file := filepath.Join(t.TempDir(), "r.receipt.json")
+	os.WriteFile(file, body, 0o644)
+	archive := filepath.Join(t.TempDir(), "a.dump")
+	os.WriteFile(archive, s3Object(t, s, "signed", "pg/"+rec.Archive.Store.Key), 0o600)
+	if code, out, _ := run(t, "receipt", "verify", file, "--key", pub, "--archive", archive); code != 0 {
+		t.Errorf("receipt verify of the bucket's receipt: exit %d\n%s", code, out)
+	}
+	cat := filepath.Join(t.TempDir(), "rebuilt.db")
+	code, out, errOut := run(t, "--catalog", cat, "catalog", "rebuild", "--repo", "s3://signed/pg", "--trust-key", pub)
+	if code != 0 || !strings.Contains(out, "receipts: 1 signed by a trusted key") {
+		t.Fatalf("rebuild --trust-key: exit %d\n%s%s", code, out, errOut)
+	}
+	_, js, _ := run(t, "--catalog", cat, "--json", "list")
+	if recs := decodeRecords(t, js); len(recs) != 1 || recs[0].Status != catalog.StatusVerified || len(recs[0].Receipts) != 1 {
+		t.Errorf("rebuilt: %+v", recs)
 	}
 }

@@ -206,6 +206,7 @@ type VerifyRow struct {
 type VerifyResult struct {
 	Rows                            []VerifyRow
 	Passed, Failed, Errors, Skipped int
+	Unsigned                        int // proofs --sign-key could not sign (the row's detail says why)
 	Event                           catalog.Event
 }
 
@@ -274,6 +275,7 @@ func Verify(ctx context.Context, recs []*catalog.Record, o VerifyOptions) (*Veri
 			if signer != nil {
 				if err := signProof(ctx, cat, rec, proof, signer); err != nil {
 					row.Detail += "; no receipt: " + err.Error()
+					res.Unsigned++
 				} else {
 					row.Detail += "; receipt " + rec.Receipts[len(rec.Receipts)-1].Path
 					if kind == "" {
