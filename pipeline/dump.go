@@ -106,7 +106,11 @@ func (r *run) dumpCustom(ctx context.Context, path string, args []string) error 
 	}
 	r.upload = u
 	if d, ok := u.(repo.OnDisk); ok && r.seal == nil { // the plain archive, as it is written: a proof may read it
-		r.archive = d.Path()
+		f, err := d.Reopen()
+		if err != nil {
+			return writeErrOf(r.repo, err)
+		}
+		r.archive, r.archiveFile = d.Path(), f // pg_restore gets the file, never the name
 	}
 	out := []io.Writer{u} // where the stored bytes go
 	sinks := []io.Writer{h}

@@ -658,3 +658,41 @@ func TestManifestRefusedKeepsTheArchive(t *testing.T) {
 	}
 	assertNoRecords(t, o.CatalogPath)
 }
+
+// TestProofReadsTheFileWritten: a writer of the backups folder swaps the
+// partial archive for its own as the proof starts (--verify read reads the
+// file); the proof reads the bytes the dump wrote (handed to pg_restore as
+// /dev/fd/3), not theirs (the old code read the name, and failed on the
+// planted file), and what is committed is the dump's.
+func TestProofReadsTheFileWritten(t *testing.T) {
+	src := shopCluster(t)
+	o := backupOptions(t, src.ConnString("shop"))
+	o.Name, o.Verify = "shop", verify.ModeRead
+	nameDir := filepath.Join(o.Dir, "shop")
+	swapped := 0
+	o.OnEvent = func(ev pipeline.Event) {
+		if ev.Stage != "prove" || ev.Kind != pipeline.StageStart {
+			return
+		}
+		partials, _ := filepath.Glob(filepath.Join(nameDir, ".shop-*.dump.partial-*"))
+		for _, p := range partials {
+			if os.Rename(p, p+".moved") == nil && os.WriteFile(p, []byte("PGDMP hostile, not an archive"), 0o600) == nil {
+				swapped++
+			}
+		}
+	}
+	res, err := pipeline.Backup(context.Background(), o)
+	if swapped != 1 {
+		t.Fatalf("swapped %d partial files, want 1", swapped)
+	}
+	if err != nil {
+		t.Fatalf("backup: %v (the proof read the planted file)", err)
+	}
+	if p := res.Record.LastProof(); p == nil || p.Status != catalog.ProofPassed || p.Mode != "read" {
+		t.Errorf("proof %+v, want a passed read-through", p)
+	}
+	d, err := verify.HashArchive(res.Record.Archive.Path, verify.FormatCustom)
+	if err != nil || d.BLAKE3 != res.Record.Archive.BLAKE3 {
+		t.Errorf("the committed archive is not the one written: %v", err)
+	}
+}

@@ -114,12 +114,13 @@ type run struct {
 	// run needs it: a directory-format one in staging, a custom-format one
 	// the folder's partial file ("" when there is none: in a bucket, or
 	// encrypted; head then holds what pg_restore -l reads).
-	archive string
-	format  string
-	toc     *verify.TOC
-	facts   verify.SchemaFacts
-	cluster *clusterStart
-	stream  *proofSink // the proof restoring while the dump runs, if any
+	archive     string
+	archiveFile *os.File // the custom-format archive being written, open read-only
+	format      string
+	toc         *verify.TOC
+	facts       verify.SchemaFacts
+	cluster     *clusterStart
+	stream      *proofSink // the proof restoring while the dump runs, if any
 	// The repository: the archive goes to upload (at key) as it is
 	// written; head keeps its first bytes, up to the end of its table of
 	// contents, for pg_restore -l.
@@ -469,7 +470,7 @@ func (r *run) prove(ctx context.Context) error {
 		}
 	}
 	o := verify.Options{
-		Archive: r.archive, Format: r.format, Mode: r.o.Verify, Jobs: r.o.Jobs,
+		Archive: r.archive, ArchiveFile: r.archiveFile, Format: r.format, Mode: r.o.Verify, Jobs: r.o.Jobs,
 		Client: r.client, TOC: r.toc, Facts: &r.facts, Scratch: r.staging.Dir,
 		SkipExtensions: r.o.SkipExtensions, Need: r.rec.Source.Size,
 		Superusers: r.src.Superusers, Memberships: r.src.Memberships,
@@ -593,6 +594,9 @@ func (r *run) cleanup() {
 	}
 	if r.upload != nil { // not committed: nothing becomes visible
 		r.upload.Abort(context.Background())
+	}
+	if r.archiveFile != nil {
+		r.archiveFile.Close()
 	}
 	if r.cluster != nil {
 		r.cluster.stop()

@@ -47,9 +47,14 @@ const ProofDB = "pgattest_proof"
 // Options for Prove.
 type Options struct {
 	Archive string
-	Format  string // FormatCustom or FormatDirectory
-	Mode    Mode
-	Jobs    int // parallel restore of a directory-format archive when > 1
+	// ArchiveFile, when set, is the custom-format archive, open: pg_restore
+	// reads it as /dev/fd/3 (the very file the caller wrote or checked),
+	// never by a name that another user could replace meanwhile. Archive
+	// then only names it in messages.
+	ArchiveFile *os.File
+	Format      string // FormatCustom or FormatDirectory
+	Mode        Mode
+	Jobs        int // parallel restore of a directory-format archive when > 1
 
 	// Digest, when set, is the recorded BLAKE3: the archive is re-hashed and
 	// must match before anything else.
@@ -270,9 +275,10 @@ func restore(ctx context.Context, o Options, c *testenv.Cluster, set *setup) err
 		return err
 	}
 	defer remove()
-	args = append(args, "-L", list, o.Archive)
+	arg, files := o.archiveArg()
+	args = append(args, "-L", list, arg)
 	var st restoreState
-	err = runToolIn(ctx, set.sandbox, o.Client.Path("pg_restore"), args, nil, func(line string) {
+	err = runToolIn(ctx, set.sandbox, o.Client.Path("pg_restore"), args, nil, files, func(line string) {
 		st.observe(line)
 		if o.Log != nil {
 			o.Log(line)
@@ -391,7 +397,8 @@ func exitText(err error) string {
 // read and decompressed, nothing is restored.
 func readThrough(ctx context.Context, o Options) error {
 	var st restoreState
-	err := runTool(ctx, o.Client.Path("pg_restore"), []string{"-f", os.DevNull, o.Archive}, func(line string) {
+	arg, files := o.archiveArg()
+	err := runToolIn(ctx, testenv.Sandbox{}, o.Client.Path("pg_restore"), []string{"-f", os.DevNull, arg}, nil, files, func(line string) {
 		st.observe(line)
 		if o.Log != nil {
 			o.Log(line)
@@ -469,18 +476,24 @@ func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 // runTool runs a client tool with stderr streamed line by line to onLine.
 // Cancelling ctx sends SIGTERM, then SIGKILL after 5 seconds.
-func runTool(ctx context.Context, path string, args []string, onLine func(string)) error {
-	return runToolIn(ctx, testenv.Sandbox{}, path, args, nil, onLine)
+func runToolEnv(ctx context.Context, path string, args, env []string, onLine func(string)) error {
+	return runToolIn(ctx, testenv.Sandbox{}, path, args, env, nil, onLine)
 }
 
-func runToolEnv(ctx context.Context, path string, args, env []string, onLine func(string)) error {
-	return runToolIn(ctx, testenv.Sandbox{}, path, args, env, onLine)
+// archiveArg is the archive as pg_restore is to open it: /dev/fd/3 with
+// the open file handed over (ArchiveFile), else its path.
+func (o Options) archiveArg() (string, []*os.File) {
+	if o.ArchiveFile != nil {
+		return "/dev/fd/3", []*os.File{o.ArchiveFile}
+	}
+	return o.Archive, nil
 }
 
 // runToolIn runs a tool as runTool does, in the sandbox sb (no network: a
 // proof's pg_restore only needs the proof server's Unix socket).
-func runToolIn(ctx context.Context, sb testenv.Sandbox, path string, args, env []string, onLine func(string)) error {
+func runToolIn(ctx context.Context, sb testenv.Sandbox, path string, args, env []string, files []*os.File, onLine func(string)) error {
 	cmd := toolCommand(ctx, sb, path, args, env)
+	cmd.ExtraFiles = files // fd 3 onwards
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err

@@ -227,6 +227,22 @@ func (u *localUpload) Write(p []byte) (int, error) {
 // Path is the partial file (OnDisk).
 func (u *localUpload) Path() string { return u.partial }
 
+// Reopen opens the file being written, read-only, through its descriptor
+// (/proc/self/fd/N): this file, whatever became of its name (OnDisk).
+func (u *localUpload) Reopen() (*os.File, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/self/fd/%d", u.f.Fd()))
+	if err != nil { // no /proc: by name, checked to be this file
+		if f, err = os.OpenFile(u.partial, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0); err != nil {
+			return nil, err
+		}
+		if fi, err := f.Stat(); err != nil || !sameInode(fi, u.f) {
+			f.Close()
+			return nil, fmt.Errorf("%s was replaced while it was written", u.partial)
+		}
+	}
+	return f, nil
+}
+
 // Commit gives the bytes written their key: the file this upload holds
 // open is linked under the key (linkat of /proc/self/fd/N, which never
 // replaces a file there), so the bytes committed are the bytes written,

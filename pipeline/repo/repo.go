@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -119,6 +120,9 @@ type Upload interface {
 // reader (a backup's proof from the file) until Commit or Abort.
 type OnDisk interface {
 	Path() string
+	// Reopen opens the file written, read-only: the same file whatever
+	// was done to its name since.
+	Reopen() (*os.File, error)
 }
 
 // Adopter is a repository on this machine's file system, which takes a
