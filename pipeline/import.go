@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline/repo"
 	"github.com/pgattest/pgattest/verify"
 )
 
@@ -113,27 +115,88 @@ func importOne(cat *catalog.Catalog, path string, last *catalog.Event) (*catalog
 		}
 		return rec, err
 	}
-	base := unrecordedBase(path)
-	final, _, err := claimFinal(filepath.Dir(dir), base, archive, rec, m.TOCEntries)
+	// Out of the unrecorded folder, through the folder's repository: the
+	// first free final name is claimed by the manifest (never over one),
+	// then the archive is moved beside it (never over one), and must still
+	// be the file checked.
+	nameDir := filepath.Dir(dir)
+	r := &repo.Local{Root: filepath.Dir(nameDir)}
+	name, base := filepath.Base(nameDir), unrecordedBase(path)
+	aside := name + "/" + UnrecordedDir + "/" + base + extOf(rec.Archive)
+	final, finalManifest, err := claimFinalIn(r, name, base, aside, rec, m.TOCEntries)
 	if err != nil {
 		return rec, err
 	}
-	if err := sameFile(final, checked); err != nil {
-		os.Remove(rec.Archive.Manifest) // nothing under a final name is recorded unchecked
-		keepUnrecorded(dir, base, final, rec, m.TOCEntries)
+	setAside := func() { // nothing under a final name without a record
+		ctx := context.Background()
+		r.Delete(ctx, finalManifest, "")
+		r.Move(ctx, final, aside)
+	}
+	if err := sameFile(filepath.Join(r.Root, filepath.FromSlash(final)), checked); err != nil {
+		setAside()
 		return rec, err
 	}
 	ev, err := cat.Import(rec, m.TOCEntries, path)
-	if err != nil { // set it aside again: nothing under a final name without a record
-		os.Remove(path) // written again beside it
-		keepUnrecorded(dir, base, final, rec, m.TOCEntries)
+	if err != nil {
+		setAside()
 		return rec, err
 	}
 	*last = ev
-	if err := os.Remove(path); err != nil {
+	if err := r.Delete(context.Background(), name+"/"+UnrecordedDir+"/"+base+".manifest.json", ""); err != nil {
 		return rec, fmt.Errorf("recorded, but the unrecorded manifest could not be removed: %w", err)
 	}
 	return rec, nil
+}
+
+// claimFinalIn gives the archive at the key aside and a manifest their
+// final names in NAME/: BASE.dump (or .dir) and BASE.manifest.json, or
+// BASE-2… when those are taken. The manifest claims the name first (an
+// exclusive Create), so a kill in between leaves no archive under a final
+// name without its manifest; rec's archive paths are set to the final ones
+// before it is written. It returns the archive's and the manifest's keys.
+func claimFinalIn(r *repo.Local, name, base, aside string, rec *catalog.Record, entries []catalog.TOCEntry) (string, string, error) {
+	ctx := context.Background()
+	ext := extOf(rec.Archive)
+	var final, manifest string
+	err := eachName(base, 1, func(b string, _ int) (bool, error) {
+		fa, fm := name+"/"+b+ext, name+"/"+b+".manifest.json"
+		l := location{repo: r, key: fa, manifest: fm}
+		l.display = l.show(fa)
+		l.place(rec, repo.Object{})
+		body, err := manifestBytes(rec, entries)
+		if err != nil {
+			return false, err
+		}
+		u, err := r.Create(ctx, fm, repo.CreateOptions{Exclusive: true})
+		if errors.Is(err, repo.ErrExists) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if _, err := u.Write(body); err != nil {
+			u.Abort(ctx)
+			return false, err
+		}
+		if _, err := u.Commit(ctx); errors.Is(err, repo.ErrExists) {
+			return false, nil
+		} else if err != nil {
+			return false, err
+		}
+		err = r.Move(ctx, aside, fa)
+		if err != nil {
+			r.Delete(ctx, fm, "")
+		}
+		if errors.Is(err, repo.ErrExists) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("move archive into place: %w", err)
+		}
+		final, manifest = fa, fm
+		return true, nil
+	})
+	return final, manifest, err
 }
 
 // checkBeside checks the archive at path against the digest: a regular

@@ -583,11 +583,6 @@ func (r *run) record(ctx context.Context) (catalog.Event, error) {
 	return ev, nil
 }
 
-func exists(p string) bool {
-	_, err := os.Lstat(p)
-	return err == nil
-}
-
 func (r *run) cleanup() {
 	if r.stream != nil {
 		r.stream.abort()
