@@ -167,20 +167,11 @@ func claimFinalIn(r *repo.Local, name, base, aside string, rec *catalog.Record, 
 		if err != nil {
 			return false, err
 		}
-		u, err := r.Create(ctx, fm, repo.CreateOptions{Exclusive: true})
+		err = putObject(ctx, r, fm, repo.CreateOptions{Exclusive: true}, body)
 		if errors.Is(err, repo.ErrExists) {
 			return false, nil
 		}
 		if err != nil {
-			return false, err
-		}
-		if _, err := u.Write(body); err != nil {
-			u.Abort(ctx)
-			return false, err
-		}
-		if _, err := u.Commit(ctx); errors.Is(err, repo.ErrExists) {
-			return false, nil
-		} else if err != nil {
 			return false, err
 		}
 		err = r.Move(ctx, aside, fa)

@@ -77,15 +77,7 @@ func (r *run) storeReceipt(ctx context.Context, cat *catalog.Catalog, entries []
 		return err
 	}
 	key := r.keyDir + "/" + r.base + ".receipt.json"
-	u, err := r.repo.Create(ctx, key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode, Exclusive: true})
-	if err != nil {
-		return writeErrOf(r.repo, err)
-	}
-	if _, err := u.Write(env); err != nil {
-		u.Abort(ctx)
-		return writeErrOf(r.repo, err)
-	}
-	if _, err := u.Commit(ctx); err != nil {
+	if err := putObject(ctx, r.repo, key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode, Exclusive: true}, env); err != nil {
 		return writeErrOf(r.repo, err)
 	}
 	rec.Receipts = append(rec.Receipts, catalog.Receipt{SHA256: sum, KeyID: r.signer.KeyID, Path: showKey(r.repo, key), Envelope: env})
@@ -131,15 +123,7 @@ func signProof(ctx context.Context, cat *catalog.Catalog, rec *catalog.Record, p
 	base := strings.TrimSuffix(name, extOf(rec.Archive))
 	key := path.Join(path.Dir(l.key), base+".verify-"+time.Now().UTC().Format(catalog.StampLayout)+".receipt.json")
 	until, mode := retention(rec)
-	u, err := l.repo.Create(ctx, key, repo.CreateOptions{RetainUntil: until, LockMode: mode, Exclusive: true})
-	if err != nil {
-		return storeErrOf(l.repo, err)
-	}
-	if _, err := u.Write(env); err != nil {
-		u.Abort(ctx)
-		return storeErrOf(l.repo, err)
-	}
-	if _, err := u.Commit(ctx); err != nil {
+	if err := putObject(ctx, l.repo, key, repo.CreateOptions{RetainUntil: until, LockMode: mode, Exclusive: true}, env); err != nil {
 		return storeErrOf(l.repo, err)
 	}
 	rec.Receipts = append(rec.Receipts, catalog.Receipt{SHA256: sum, KeyID: s.KeyID, Path: l.show(key), Envelope: env})

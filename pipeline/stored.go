@@ -489,8 +489,13 @@ func (r *run) storeManifest(ctx context.Context, key string, rec *catalog.Record
 	if err != nil {
 		return err
 	}
-	u, err := r.repo.Create(ctx, key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode,
-		Metadata: map[string]string{"pgattest-archive-blake3": rec.Archive.BLAKE3}})
+	return putObject(ctx, r.repo, key, repo.CreateOptions{RetainUntil: r.retainUntil, LockMode: r.o.LockMode,
+		Metadata: map[string]string{"pgattest-archive-blake3": rec.Archive.BLAKE3}}, b)
+}
+
+// putObject stores b whole at key: nothing is there unless all of it is.
+func putObject(ctx context.Context, r repo.Repo, key string, o repo.CreateOptions, b []byte) error {
+	u, err := r.Create(ctx, key, o)
 	if err != nil {
 		return err
 	}
