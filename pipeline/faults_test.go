@@ -434,7 +434,8 @@ func postmasterPID(clusterDir string) int {
 // leaves nothing under a final name without a manifest: it aborts the
 // unfinished uploads, and an archive a killed run completed without its
 // manifest (the old code left it there for good, and its manifest's upload
-// open) is said and set aside under NAME/.pgattest-unrecorded/.
+// open) is said and set aside under NAME/.pgattest-unrecorded/, also after
+// a reboot emptied the temp folder (the marks live in the state folder).
 func TestFaultKilledAtCompletion(t *testing.T) {
 	src := shopCluster(t)
 	s := pgtest.NewS3(t)
@@ -522,6 +523,7 @@ func TestFaultKilledAtCompletion(t *testing.T) {
 			}
 
 			t.Setenv("AWS_ENDPOINT_URL_S3", s.Endpoint)
+			t.Setenv("TMPDIR", t.TempDir()) // a reboot empties the temp folder
 			logged := logLines(&o)
 			res, err := pipeline.Backup(context.Background(), o)
 			if err != nil || res.Record.Status != catalog.StatusVerified {
@@ -576,6 +578,7 @@ func TestFaultKilledAtCompletionFolder(t *testing.T) {
 			}
 			assertNoRecords(t, o.CatalogPath)
 
+			t.Setenv("TMPDIR", t.TempDir()) // a reboot empties the temp folder
 			logged := logLines(&o)
 			res, err := pipeline.Backup(context.Background(), o)
 			if err != nil || res.Record.Status != catalog.StatusVerified {

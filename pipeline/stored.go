@@ -172,7 +172,7 @@ func (r *run) setAsideOrphans(ctx context.Context, name string) error {
 			// Another run's (live, or another machine's), or one whose
 			// manifest a writer of the bucket hid: said, never moved.
 			done(false)
-			r.log("preflight", fmt.Sprintf("%s has no manifest, and no run of this machine was completing it: left where it is (another machine's run, or a manifest hidden or deleted in the bucket)", showKey(r.repo, key)))
+			r.log("preflight", fmt.Sprintf("%s has no manifest, and no run of this machine was completing it: left where it is (another machine's run, or a manifest hidden or deleted in the store)", showKey(r.repo, key)))
 			continue
 		}
 		moved := 0

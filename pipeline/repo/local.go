@@ -206,7 +206,7 @@ func (l *Local) KeyState(key string) (live, dead bool, done func(forget bool)) {
 }
 
 func (l *Local) marks() keyMarks {
-	return keyMarks{dir: filepath.Join(os.TempDir(), fmt.Sprintf("pgattest-marks-%d", os.Getuid())), ns: l.URL()}
+	return keyMarks{dir: MarksHome(), ns: l.URL()}
 }
 
 type localUpload struct {

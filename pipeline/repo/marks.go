@@ -12,10 +12,26 @@ import (
 // keyMarks are the files of this machine that say a process is completing
 // a key (an archive whose manifest is not stored yet): flock-ed by that
 // process while it lives, left free when it is killed. One folder per user
-// serves every repository; ns (the repository) keeps their keys apart.
+// (MarksHome: it outlives a reboot) serves every repository; ns (the
+// repository) keeps their keys apart.
 type keyMarks struct {
 	dir string // 0700, this user's
 	ns  string
+}
+
+// MarksHome is this user's folder of key marks: $XDG_STATE_HOME/pgattest/marks,
+// else ~/.local/state/pgattest/marks (state that must outlive a reboot: a
+// mark in the temp folder, which a reboot may empty, would leave the archive
+// of a run killed at completion said but not set aside), else, with no home,
+// pgattest-marks-UID in the temp folder.
+func MarksHome() string {
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "pgattest", "marks")
+	}
+	if h, err := os.UserHomeDir(); err == nil && filepath.IsAbs(h) {
+		return filepath.Join(h, ".local", "state", "pgattest", "marks")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("pgattest-marks-%d", os.Getuid()))
 }
 
 func (m keyMarks) path(key string) string {
@@ -36,7 +52,7 @@ func (m keyMarks) own() error {
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() || fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("the folder of this machine's key marks, %s, is not this user's own 0700 folder (%s, mode %04o): remove it, or set TMPDIR elsewhere", m.dir, describeMode(fi), fi.Mode().Perm())
+		return fmt.Errorf("the folder of this machine's key marks, %s, is not this user's own 0700 folder (%s, mode %04o): remove it, or set XDG_STATE_HOME elsewhere", m.dir, describeMode(fi), fi.Mode().Perm())
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ type S3 struct {
 	loc     Location
 	client  *minio.Client
 	core    minio.Core
-	staging string // part buffers and the locks that say an upload is live
+	staging string // part buffers (the locks that say an upload is live are among the marks)
 	cfg     S3Config
 }
 
@@ -276,8 +276,9 @@ func s3Error(err error, op string) error {
 	return &S3Error{Op: op, Code: r.Code, Message: r.Message, StatusCode: r.StatusCode, Err: err}
 }
 
-// Create starts a multipart upload; the lock file in the staging folder
-// says the upload is live for as long as this process holds it.
+// Create starts a multipart upload; its lock file among this user's marks
+// (MarksHome, which outlives a reboot) says the upload is live for as long
+// as this process holds it.
 func (s *S3) Create(ctx context.Context, key string, o CreateOptions) (Upload, error) {
 	obj, err := s.object(key)
 	if err != nil {
@@ -296,13 +297,21 @@ func (s *S3) Create(ctx context.Context, key string, o CreateOptions) (Upload, e
 	if err != nil {
 		return nil, s3Error(err, "start upload of "+obj)
 	}
-	lock, err := os.OpenFile(filepath.Join(s.staging, safeName(id)+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	marks := s.marks()
+	err = marks.own()
+	var lock *os.File
+	if err == nil {
+		lock, err = os.OpenFile(s.uploadLock(id), os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
+	}
 	if err == nil {
 		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 	}
 	if err != nil {
 		s.core.AbortMultipartUpload(context.WithoutCancel(ctx), s.loc.Bucket, obj, id)
-		return nil, fmt.Errorf("lock the upload in %s: %w", s.staging, err)
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, fmt.Errorf("lock the upload in %s: %w", marks.dir, err)
 	}
 	if o.Exclusive {
 		if err := s.claim(ctx, key, obj, id); err != nil {
@@ -755,9 +764,14 @@ func (s *S3) Hidden(ctx context.Context, prefix string) ([]Object, error) {
 // start it (another machine's, say) aborts it.
 const staleAfter = 24 * time.Hour
 
+// uploadLock is the lock file of upload id among this user's marks.
+func (s *S3) uploadLock(id string) string {
+	return filepath.Join(s.marks().dir, "upload-"+safeName(id)+".lock")
+}
+
 // AbortStale aborts the multipart uploads under prefix that a process of
-// this machine started and that is gone (its lock file in the staging
-// folder can be taken), and those older than a day.
+// this machine started and that is gone (its lock file among the marks
+// can be taken: also after a reboot), and those older than a day.
 func (s *S3) AbortStale(ctx context.Context, prefix string) (int, error) {
 	full := prefix
 	if s.loc.Prefix != "" {
@@ -769,9 +783,9 @@ func (s *S3) AbortStale(ctx context.Context, prefix string) (int, error) {
 			return n, s3Error(up.Err, "list unfinished uploads under "+full)
 		}
 		stale := time.Since(up.Initiated) > staleAfter
-		lockPath := filepath.Join(s.staging, safeName(up.UploadID)+".lock")
+		lockPath := s.uploadLock(up.UploadID)
 		var lock *os.File
-		if f, err := os.OpenFile(lockPath, os.O_RDWR, 0); err == nil {
+		if f, err := os.OpenFile(lockPath, os.O_RDWR|syscall.O_NOFOLLOW, 0); err == nil {
 			stale = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil
 			lock = f
 		}
@@ -808,7 +822,7 @@ func (s *S3) KeyState(key string) (live, dead bool, done func(forget bool)) {
 }
 
 func (s *S3) marks() keyMarks {
-	return keyMarks{dir: s.staging, ns: "s3://" + s.loc.Bucket + "/" + s.loc.Prefix}
+	return keyMarks{dir: MarksHome(), ns: "s3://" + s.loc.Bucket + "/" + s.loc.Prefix}
 }
 
 // Move puts the current version of the object at from under to (never
