@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 )
 
 func auditCommand(e *env) *ucli.Command {
+	var o auditOptions
 	return &ucli.Command{
 		Name:      "audit",
 		Usage:     "report, day by day, whether each database has a proven backup",
@@ -47,80 +49,104 @@ be read; 2 bad flags; 3 a day without a proven backup, a broken chain, or
 (with --rehash) an archive that no longer matches its digest. The report is
 printed either way, so a CI job can both attach it and alert on the code.`,
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "from", Usage: "first day (a date, or RFC 3339: its day counts)"},
-			&ucli.StringFlag{Name: "to", Usage: "last day, included (a date, or RFC 3339: its day counts; default today)"},
-			&ucli.StringSliceFlag{Name: "name", Usage: "only this name; repeatable"},
-			&ucli.StringFlag{Name: "format", Usage: "text, json, csv, markdown or html (one self-contained file: a calendar per database)", Value: "text"},
-			&ucli.BoolFlag{Name: "rehash", Usage: "re-hash every archive on disk against its recorded digest"},
-			&ucli.StringFlag{Name: "sign-key", Usage: "with --format json, also sign the report: a DSSE envelope over its exact bytes, written to --receipt-out, checked offline with the public key (pgattest receipt verify, or openssl)", EnvVars: []string{"PGATTEST_SIGN_KEY"}},
-			&ucli.StringFlag{Name: "receipt-out", Usage: "where --sign-key writes the report's signed envelope (`FILE`, made 0644, never over a file there)"},
-			&ucli.StringSliceFlag{Name: "trust-key", Usage: "count as signed only the backups whose receipt this public key `FILE` (SPKI PEM) checks; repeatable", EnvVars: []string{"PGATTEST_TRUST_KEY"}},
+			&ucli.StringFlag{Name: "from", Usage: "first day (a date, or RFC 3339: its day counts)", Destination: &o.from},
+			&ucli.StringFlag{Name: "to", Usage: "last day, included (a date, or RFC 3339: its day counts; default today)", Destination: &o.to},
+			listFlag(&o.names, "name", "only this name; repeatable"),
+			&ucli.StringFlag{Name: "format", Usage: "text, json, csv, markdown or html (one self-contained file: a calendar per database)", Value: "text", Destination: &o.format},
+			&ucli.BoolFlag{Name: "rehash", Usage: "re-hash every archive on disk against its recorded digest", Destination: &o.rehash},
+			signKeyFlag(&o.signKey, "with --format json, also sign the report: a DSSE envelope over its exact bytes, written to --receipt-out, checked offline with the public key (pgattest receipt verify, or openssl)"),
+			&ucli.StringFlag{Name: "receipt-out", Usage: "where --sign-key writes the report's signed envelope (`FILE`, made 0644, never over a file there)", Destination: &o.receiptOut},
+			trustKeyFlag(&o.trustKeys, "count as signed only the backups whose receipt this public key `FILE` (SPKI PEM) checks; repeatable"),
 		},
 		Action: func(c *ucli.Context) error {
-			if c.NArg() > 0 {
-				return usageErrorf("for example: pgattest audit --from 2026-11-01 --to 2026-11-30", "audit takes no arguments, got %q", c.Args().First())
-			}
-			if c.String("from") == "" {
-				return usageErrorf("for example: pgattest audit --from 2026-11-01 --to 2026-11-30", "audit needs --from (and --to, which is today when left out)")
-			}
-			from, err := parseTime("from", c.String("from"), true)
-			if err != nil {
+			if err := noArgs(c, "audit", "for example: pgattest audit --from 2026-11-01 --to 2026-11-30"); err != nil {
 				return err
 			}
-			toFlag := c.String("to")
-			if toFlag == "" {
-				toFlag = "today"
-			}
-			to, err := parseTime("to", toFlag, false)
-			if err != nil {
-				return err
-			}
-			if to.Before(from) {
-				return usageErrorf("--from is the first day, --to the last", "--to %s is before --from %s", c.String("to"), c.String("from"))
-			}
-			format := c.String("format")
-			if e.json {
-				format = "json"
-			}
-			switch format {
-			case "text", "json", "csv", "markdown", "html":
-			default:
-				return usageErrorf("use text, json, csv, markdown or html", "--format %q is not a report format", format)
-			}
-			q := catalog.AuditQuery{From: from, To: to, Names: c.StringSlice("name"), Whole: format == "html"}
-			if q.Receipt, err = pipeline.ReceiptChecker(c.StringSlice("trust-key")); err != nil {
-				return err
-			}
-			if c.Bool("rehash") {
-				q.Check = func(r *catalog.Record) string {
-					if _, err := pipeline.HashStored(c.Context, r); err != nil {
-						return err.Error()
-					}
-					return ""
-				}
-			}
-			if (c.String("sign-key") != "") != (c.String("receipt-out") != "") || (c.String("sign-key") != "" && format != "json") {
-				return usageErrorf("pgattest audit --from 2026-07-01 --format json --sign-key sign.pem --receipt-out q3.audit.dsse.json > q3.json",
-					"--sign-key and --receipt-out go together, with --format json")
-			}
-			var signer *receipt.Signer
-			if k := c.String("sign-key"); k != "" {
-				s, err := receipt.LoadSigner(k)
-				var ke *receipt.KeyError
-				if errors.As(err, &ke) {
-					return usageErrorf(ke.Hint(), "%v", err)
-				}
-				if err != nil {
-					return err
-				}
-				signer = s
-			}
-			return runAudit(e, q, format, signer, c.String("receipt-out"))
+			return runAudit(c.Context, e, o)
 		},
 	}
 }
 
-func runAudit(e *env, q catalog.AuditQuery, format string, signer *receipt.Signer, receiptOut string) error {
+// auditOptions are audit's flags.
+type auditOptions struct {
+	from, to            string
+	names               []string
+	format              string
+	rehash              bool
+	signKey, receiptOut string
+	trustKeys           []string
+}
+
+// query checks the flags and makes the catalog's query, the report's
+// format and its signer of them.
+func (o auditOptions) query(ctx context.Context, e *env) (q catalog.AuditQuery, format string, signer *receipt.Signer, err error) {
+	if o.from == "" {
+		return q, "", nil, usageErrorf("for example: pgattest audit --from 2026-11-01 --to 2026-11-30", "audit needs --from (and --to, which is today when left out)")
+	}
+	from, err := parseTime("from", o.from, true)
+	if err != nil {
+		return q, "", nil, err
+	}
+	toFlag := o.to
+	if toFlag == "" {
+		toFlag = "today"
+	}
+	to, err := parseTime("to", toFlag, false)
+	if err != nil {
+		return q, "", nil, err
+	}
+	if to.Before(from) {
+		return q, "", nil, usageErrorf("--from is the first day, --to the last", "--to %s is before --from %s", o.to, o.from)
+	}
+	format = o.format
+	if e.json {
+		format = "json"
+	}
+	switch format {
+	case "text", "json", "csv", "markdown", "html":
+	default:
+		return q, "", nil, usageErrorf("use text, json, csv, markdown or html", "--format %q is not a report format", format)
+	}
+	q = catalog.AuditQuery{From: from, To: to, Names: o.names, Whole: format == "html"}
+	if q.Receipt, err = pipeline.ReceiptChecker(o.trustKeys); err != nil {
+		return q, "", nil, err
+	}
+	if o.rehash {
+		q.Check = func(r *catalog.Record) string {
+			if _, err := pipeline.HashStored(ctx, r); err != nil {
+				return err.Error()
+			}
+			return ""
+		}
+	}
+	if (o.signKey != "") != (o.receiptOut != "") || (o.signKey != "" && format != "json") {
+		return q, "", nil, usageErrorf("pgattest audit --from 2026-07-01 --format json --sign-key sign.pem --receipt-out q3.audit.dsse.json > q3.json",
+			"--sign-key and --receipt-out go together, with --format json")
+	}
+	if o.signKey != "" {
+		s, err := receipt.LoadSigner(o.signKey)
+		var ke *receipt.KeyError
+		if errors.As(err, &ke) {
+			return q, "", nil, usageErrorf(ke.Hint(), "%v", err)
+		}
+		if err != nil {
+			return q, "", nil, err
+		}
+		signer = s
+	}
+	return q, format, signer, nil
+}
+
+func runAudit(ctx context.Context, e *env, o auditOptions) error {
+	q, format, signer, err := o.query(ctx, e)
+	if err != nil {
+		return err
+	}
+	return auditReport(e, q, format, signer, o.receiptOut)
+}
+
+// auditReport reads the catalog and writes the report.
+func auditReport(e *env, q catalog.AuditQuery, format string, signer *receipt.Signer, receiptOut string) error {
 	cat, err := openCatalog(e)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,6 +14,7 @@ import (
 )
 
 func backupCommand(e *env) *ucli.Command {
+	o := backupOptions{}
 	return &ucli.Command{
 		Name:      "backup",
 		Usage:     "dump a database, hash it, prove it restores, record it",
@@ -76,54 +78,70 @@ Exit codes: 0 proven; 1 failure, nothing recorded (or recorded unverified:
 the proof could not run, or the machine ran short); 2 usage error; 3 the
 archive failed its proof (recorded as failed), or the catalog is damaged.
 --verify read and none record unverified: only a restore proves a backup.`,
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "db", Usage: "connection string: postgresql://… URL or libpq key=value", EnvVars: []string{"DATABASE_URL"}},
-			&ucli.StringFlag{Name: "name", Usage: "name the backups of this database are filed under (default: database@host, and +port unless 5432); a name holds one source only"},
-			&ucli.BoolFlag{Name: "force-name", Usage: "record under --name although its earlier backups are of another source (a database moved to a new server)"},
-			&ucli.StringFlag{Name: "dir", Usage: "folder for archives (NAME/ is made inside)", EnvVars: []string{"PGATTEST_DIR"}, Value: "backups"},
-			&ucli.StringFlag{Name: "repo", Usage: "where archives go instead of --dir: `s3://BUCKET[/PREFIX]` (streamed to an S3-compatible store; credentials and endpoint from the AWS variables) or file:///abs/path", EnvVars: []string{"PGATTEST_REPO"}},
-			&ucli.IntFlag{Name: "lock-days", Usage: "S3 Object Lock retention of the archive and its manifest, in `DAYS` (the bucket must have Object Lock enabled)"},
-			&ucli.StringSliceFlag{Name: "encrypt-to", Usage: "encrypt the archive to this age `RECIPIENT` (age1…, or an SSH ssh-ed25519/ssh-rsa public key); repeatable: any one identity decrypts"},
-			&ucli.StringSliceFlag{Name: "encrypt-to-file", Usage: "encrypt to the recipients in this `FILE` (one per line, # comments, as age -R reads)", EnvVars: []string{"PGATTEST_RECIPIENTS_FILE"}},
-			&ucli.StringFlag{Name: "sign-key", Usage: "sign the proof's receipt with this ed25519 private key `FILE` (PKCS#8 PEM, 0600; pgattest key generate makes one): a DSSE/in-toto receipt stored beside the archive and in the record, checked offline with the public key (pgattest receipt verify, or openssl)", EnvVars: []string{"PGATTEST_SIGN_KEY"}},
-			&ucli.StringFlag{Name: "lock-mode", Usage: "retention mode: governance (a user allowed to bypass it may delete early) or compliance (no one can)", Value: "governance"},
-			&ucli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel jobs; > 1 writes a directory-format archive", Value: 1},
-			&ucli.IntFlag{Name: "compress", Aliases: []string{"Z"}, Usage: "compression level 0-9 (gzip, as pg_restore reads it); pgattest deflates pg_dump's output on every core (pg_dump compresses with --jobs N). 1 is the fastest; 3 makes archives about a sixth smaller for ~10% more time with the proof (README, Performance)", Value: 1},
-			&ucli.StringFlag{Name: "verify", Usage: "proof: restore (into a throwaway Postgres), read (pg_restore reads it through) or none", Value: "restore"},
-			&ucli.BoolFlag{Name: "allow-pooled", Usage: "accept a pooled connection (pg_dump needs a direct one)"},
-			&ucli.StringSliceFlag{Name: "verify-skip-extension", Usage: "when the proving Postgres lacks extension `NAME`, prove the rest without it (recorded in the proof); repeatable"},
-			&ucli.StringSliceFlag{Name: "pg-bin", Usage: "folder with pg_dump, pg_restore (and postgres, initdb); repeatable"},
-			&ucli.StringSliceFlag{Name: "label", Usage: "key=value stored with the record; repeatable"},
-		},
+		Flags: append([]ucli.Flag{
+			&ucli.StringFlag{Name: "db", Usage: "connection string: postgresql://… URL or libpq key=value", EnvVars: []string{"DATABASE_URL"}, Destination: &o.db},
+			&ucli.StringFlag{Name: "name", Usage: "name the backups of this database are filed under (default: database@host, and +port unless 5432); a name holds one source only", Destination: &o.name},
+			&ucli.BoolFlag{Name: "force-name", Usage: "record under --name although its earlier backups are of another source (a database moved to a new server)", Destination: &o.forceName},
+			dirFlag(&o.dir, "folder for archives (NAME/ is made inside)"),
+			repoFlag(&o.repo, "where archives go instead of --dir: `s3://BUCKET[/PREFIX]` (streamed to an S3-compatible store; credentials and endpoint from the AWS variables) or file:///abs/path"),
+			&ucli.IntFlag{Name: "lock-days", Usage: "S3 Object Lock retention of the archive and its manifest, in `DAYS` (the bucket must have Object Lock enabled)", Destination: &o.lockDays},
+			&ucli.StringFlag{Name: "lock-mode", Usage: "retention mode: governance (a user allowed to bypass it may delete early) or compliance (no one can)", Value: "governance", Destination: &o.lockMode},
+			signKeyFlag(&o.signKey, "sign the proof's receipt with this ed25519 private key `FILE` (PKCS#8 PEM, 0600; pgattest key generate makes one): a DSSE/in-toto receipt stored beside the archive and in the record, checked offline with the public key (pgattest receipt verify, or openssl)"),
+			jobsFlag(&o.jobs, "parallel jobs; > 1 writes a directory-format archive"),
+			&ucli.IntFlag{Name: "compress", Aliases: []string{"Z"}, Usage: "compression level 0-9 (gzip, as pg_restore reads it); pgattest deflates pg_dump's output on every core (pg_dump compresses with --jobs N). 1 is the fastest; 3 makes archives about a sixth smaller for ~10% more time with the proof (README, Performance)", Value: 1, Destination: &o.compress},
+			&ucli.StringFlag{Name: "verify", Usage: "proof: restore (into a throwaway Postgres), read (pg_restore reads it through) or none", Value: "restore", Destination: &o.verify},
+			allowPooledFlag(&o.allowPooled, "accept a pooled connection (pg_dump needs a direct one)"),
+			skipExtensionFlag(&o.skipExtensions),
+			pgBinFlag(&o.pgBin),
+			listFlag(&o.labels, "label", "key=value stored with the record; repeatable"),
+		}, recipientFlags(&o.recipients)...),
 		Action: func(c *ucli.Context) error {
-			if c.NArg() > 0 {
-				return usageErrorf("pass the connection string with --db", "backup takes no arguments, got %q", c.Args().First())
-			}
-			mode, err := verify.ParseMode(c.String("verify"))
-			if err != nil || mode == verify.ModeHash {
-				return usageErrorf("use --verify restore, read or none", "--verify %q is not a proof mode for backup", c.String("verify"))
-			}
-			labels, err := parseLabels(c.StringSlice("label"))
-			if err != nil {
+			if err := noArgs(c, "backup", "pass the connection string with --db"); err != nil {
 				return err
 			}
-			if c.Int("jobs") < 1 || c.Int("jobs") > 64 {
-				return usageErrorf("use --jobs 1 (custom format) up to 64", "--jobs %d is out of range", c.Int("jobs"))
-			}
-			warnPasswordInArgv(e, "db", c.String("db"), "DATABASE_URL")
-			o := pipeline.Options{
-				DB: c.String("db"), Name: c.String("name"), Dir: c.String("dir"), Repo: c.String("repo"),
-				LockDays: c.Int("lock-days"), LockMode: c.String("lock-mode"),
-				EncryptTo: c.StringSlice("encrypt-to"), EncryptToFiles: c.StringSlice("encrypt-to-file"), SignKey: c.String("sign-key"),
-				Jobs: c.Int("jobs"), Compress: c.Int("compress"), Verify: mode,
-				AllowPooled: c.Bool("allow-pooled"), PGBin: c.StringSlice("pg-bin"), ForceName: c.Bool("force-name"),
-				SkipExtensions: c.StringSlice("verify-skip-extension"),
-				Labels:         labels, CatalogPath: e.catalogPath,
-			}
-			_, err = runBackup(c, e, o)
+			_, err := runBackup(c.Context, e, o)
 			return err
 		},
 	}
+}
+
+// backupOptions are backup's flags.
+type backupOptions struct {
+	db, name, dir, repo   string
+	forceName             bool
+	lockDays              int
+	lockMode              string
+	recipients            recipientOptions
+	signKey               string
+	jobs, compress        int
+	verify                string
+	allowPooled           bool
+	skipExtensions, pgBin []string
+	labels                []string
+}
+
+// pipeline checks the flags and makes the pipeline's options of them.
+func (o backupOptions) pipeline(e *env) (pipeline.Options, error) {
+	mode, err := verify.ParseMode(o.verify)
+	if err != nil || mode == verify.ModeHash {
+		return pipeline.Options{}, usageErrorf("use --verify restore, read or none", "--verify %q is not a proof mode for backup", o.verify)
+	}
+	labels, err := parseLabels(o.labels)
+	if err != nil {
+		return pipeline.Options{}, err
+	}
+	if o.jobs < 1 || o.jobs > 64 {
+		return pipeline.Options{}, usageErrorf("use --jobs 1 (custom format) up to 64", "--jobs %d is out of range", o.jobs)
+	}
+	return pipeline.Options{
+		DB: o.db, Name: o.name, Dir: o.dir, Repo: o.repo,
+		LockDays: o.lockDays, LockMode: o.lockMode,
+		EncryptTo: o.recipients.to, EncryptToFiles: o.recipients.files, SignKey: o.signKey,
+		Jobs: o.jobs, Compress: o.compress, Verify: mode,
+		AllowPooled: o.allowPooled, PGBin: o.pgBin, ForceName: o.forceName,
+		SkipExtensions: o.skipExtensions,
+		Labels:         labels, CatalogPath: e.catalogPath,
+	}, nil
 }
 
 func parseLabels(kvs []string) (map[string]string, error) {
@@ -140,7 +158,17 @@ func parseLabels(kvs []string) (map[string]string, error) {
 
 // runBackup runs the pipeline with progress on stderr and prints the record
 // (text or JSON) on stdout, also when the proof failed.
-func runBackup(c *ucli.Context, e *env, o pipeline.Options) (*pipeline.Result, error) {
+func runBackup(ctx context.Context, e *env, opts backupOptions) (*pipeline.Result, error) {
+	o, err := opts.pipeline(e)
+	if err != nil {
+		return nil, err
+	}
+	warnPasswordInArgv(e, "db", opts.db, "DATABASE_URL")
+	return backupWith(ctx, e, o)
+}
+
+// backupWith runs the pipeline with o (backup's, or the demo's).
+func backupWith(ctx context.Context, e *env, o pipeline.Options) (*pipeline.Result, error) {
 	p := newProgress(e)
 	o.Redactor = e.red
 	o.Version = Version
@@ -148,7 +176,7 @@ func runBackup(c *ucli.Context, e *env, o pipeline.Options) (*pipeline.Result, e
 	o.Started = func(src *pipeline.Source) {
 		p.line("backing up %s (PostgreSQL %s)", src.Display(), src.ServerVersion.Raw)
 	}
-	res, err := pipeline.Backup(c.Context, o)
+	res, err := pipeline.Backup(ctx, o)
 	p.done()
 	if res != nil {
 		if e.json {

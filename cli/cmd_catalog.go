@@ -12,7 +12,29 @@ import (
 	"github.com/pgattest/pgattest/verify"
 )
 
+// catalogVerifyOptions, catalogImportOptions and catalogRebuildOptions are
+// the catalog subcommands' flags and arguments.
+type catalogVerifyOptions struct {
+	archives bool
+}
+
+type catalogImportOptions struct {
+	manifests []string
+	dir       string
+}
+
+type catalogRebuildOptions struct {
+	repo                  string
+	rehash, includeHidden bool
+	trustKeys             []string
+}
+
 func catalogCommand(e *env) *ucli.Command {
+	var (
+		verifyOpts  catalogVerifyOptions
+		importOpts  catalogImportOptions
+		rebuildOpts catalogRebuildOptions
+	)
 	return &ucli.Command{
 		Name:  "catalog",
 		Usage: "check the catalog, import into it, rebuild it from a repository",
@@ -32,13 +54,13 @@ Examples:
 Exit codes: 0 intact; 1 the catalog cannot be read; 3 a broken link or an
 archive that no longer matches its digest.`,
 			Flags: []ucli.Flag{
-				&ucli.BoolFlag{Name: "archives", Usage: "also re-hash every archive that has not been pruned"},
+				&ucli.BoolFlag{Name: "archives", Usage: "also re-hash every archive that has not been pruned", Destination: &verifyOpts.archives},
 			},
 			Action: func(c *ucli.Context) error {
 				if c.NArg() > 0 {
 					return usageErrorf("run 'pgattest catalog verify'", "catalog verify takes no arguments")
 				}
-				return runCatalogVerify(e, c.Bool("archives"))
+				return runCatalogVerify(e, verifyOpts)
 			},
 		}, {
 			Name:      "import",
@@ -60,17 +82,11 @@ Examples:
 Exit codes: 0 imported (or already there); 1 a manifest could not be read or
 recorded; 3 an archive does not match its manifest's digest.`,
 			Flags: []ucli.Flag{
-				&ucli.StringFlag{Name: "dir", Usage: "where to look for unrecorded runs when no MANIFEST is given", EnvVars: []string{"PGATTEST_DIR"}, Value: "backups"},
+				dirFlag(&importOpts.dir, "where to look for unrecorded runs when no MANIFEST is given"),
 			},
 			Action: func(c *ucli.Context) error {
-				manifests := c.Args().Slice()
-				if len(manifests) == 0 {
-					var err error
-					if manifests, err = pipeline.UnrecordedManifests(c.String("dir")); err != nil {
-						return err
-					}
-				}
-				return runCatalogImport(e, manifests)
+				importOpts.manifests = c.Args().Slice()
+				return runCatalogImport(e, importOpts)
 			},
 		}, {
 			Name:      "rebuild",
@@ -100,30 +116,41 @@ Exit codes: 0 rebuilt; 1 a manifest could not be read or the store reached; 2
 the catalog holds records already; 3 an archive is missing or does not match
 its manifest.`,
 			Flags: []ucli.Flag{
-				&ucli.StringFlag{Name: "repo", Usage: "the repository: s3://BUCKET[/PREFIX] (credentials from the AWS variables), file:///path or a folder", EnvVars: []string{"PGATTEST_REPO"}},
-				&ucli.BoolFlag{Name: "rehash", Usage: "re-hash every archive (reads them all), not only check each is there"},
-				&ucli.BoolFlag{Name: "include-hidden", Usage: "also record backups whose manifest a delete marker hides in a versioned bucket (listed, not recorded, without it)"},
-				&ucli.StringSliceFlag{Name: "trust-key", Usage: "record a backup verified only when a receipt signed by this public key `FILE` (SPKI PEM) covers its archive and proof; repeatable", EnvVars: []string{"PGATTEST_TRUST_KEY"}},
+				repoFlag(&rebuildOpts.repo, "the repository: s3://BUCKET[/PREFIX] (credentials from the AWS variables), file:///path or a folder"),
+				&ucli.BoolFlag{Name: "rehash", Usage: "re-hash every archive (reads them all), not only check each is there", Destination: &rebuildOpts.rehash},
+				&ucli.BoolFlag{Name: "include-hidden", Usage: "also record backups whose manifest a delete marker hides in a versioned bucket (listed, not recorded, without it)", Destination: &rebuildOpts.includeHidden},
+				trustKeyFlag(&rebuildOpts.trustKeys, "record a backup verified only when a receipt signed by this public key `FILE` (SPKI PEM) covers its archive and proof; repeatable"),
 			},
 			Action: func(c *ucli.Context) error {
-				if c.NArg() > 0 {
-					return usageErrorf("name the repository with --repo", "catalog rebuild takes no arguments, got %q", c.Args().First())
-				}
-				if c.String("repo") == "" {
-					return usageErrorf("give --repo s3://BUCKET/PREFIX or --repo /path/to/backups", "catalog rebuild needs the repository to read")
-				}
-				res, err := pipeline.Rebuild(c.Context, pipeline.RebuildOptions{CatalogPath: e.catalogPath, Repo: c.String("repo"), Rehash: c.Bool("rehash"),
-					IncludeHidden: c.Bool("include-hidden"), TrustKeys: c.StringSlice("trust-key")})
-				if err != nil {
+				if err := noArgs(c, "catalog rebuild", "name the repository with --repo"); err != nil {
 					return err
 				}
-				return printImport(e, res, "rebuilt")
+				return runCatalogRebuild(c.Context, e, rebuildOpts)
 			},
 		}},
 	}
 }
 
-func runCatalogImport(e *env, manifests []string) error {
+func runCatalogRebuild(ctx context.Context, e *env, o catalogRebuildOptions) error {
+	if o.repo == "" {
+		return usageErrorf("give --repo s3://BUCKET/PREFIX or --repo /path/to/backups", "catalog rebuild needs the repository to read")
+	}
+	res, err := pipeline.Rebuild(ctx, pipeline.RebuildOptions{CatalogPath: e.catalogPath, Repo: o.repo, Rehash: o.rehash,
+		IncludeHidden: o.includeHidden, TrustKeys: o.trustKeys})
+	if err != nil {
+		return err
+	}
+	return printImport(e, res, "rebuilt")
+}
+
+func runCatalogImport(e *env, o catalogImportOptions) error {
+	manifests := o.manifests
+	if len(manifests) == 0 {
+		var err error
+		if manifests, err = pipeline.UnrecordedManifests(o.dir); err != nil {
+			return err
+		}
+	}
 	res, err := pipeline.Import(e.catalogPath, manifests)
 	if err != nil {
 		return err
@@ -234,7 +261,8 @@ type archiveCheck struct {
 	Failures map[string]string `json:"failures"` // backup id → why
 }
 
-func runCatalogVerify(e *env, archives bool) error {
+func runCatalogVerify(e *env, o catalogVerifyOptions) error {
+	archives := o.archives
 	cat, err := openCatalog(e)
 	if err != nil {
 		return err

@@ -18,7 +18,13 @@ import (
 	"github.com/pgattest/pgattest/verify"
 )
 
+// demoOptions are demo's flags.
+type demoOptions struct {
+	dir string
+}
+
 func demoCommand(e *env) *ucli.Command {
+	var o demoOptions
 	return &ucli.Command{
 		Name:      "demo",
 		Usage:     "run the whole pipeline on a throwaway sample database",
@@ -37,18 +43,19 @@ Examples:
    pgattest demo --dir /tmp/pgattest-demo
    pgattest --json demo | jq .proofs[0].rows`,
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "dir", Usage: "folder for the demo's archives and catalog", Value: "pgattest-demo"},
+			&ucli.StringFlag{Name: "dir", Usage: "folder for the demo's archives and catalog", Value: "pgattest-demo", Destination: &o.dir},
 		},
 		Action: func(c *ucli.Context) error {
-			if c.NArg() > 0 {
-				return usageErrorf("run 'pgattest demo' alone", "demo takes no arguments, got %q", c.Args().First())
+			if err := noArgs(c, "demo", "run 'pgattest demo' alone"); err != nil {
+				return err
 			}
-			return runDemo(c, e, c.String("dir"))
+			return runDemo(c.Context, e, o)
 		},
 	}
 }
 
-func runDemo(c *ucli.Context, e *env, dir string) error {
+func runDemo(ctx context.Context, e *env, opts demoOptions) error {
+	dir := opts.dir
 	p := newProgress(e)
 	tc, err := testenv.Find(testenv.Want{Tools: testenv.ServerTools})
 	if err != nil {
@@ -61,12 +68,12 @@ func runDemo(c *ucli.Context, e *env, dir string) error {
 	password := hex.EncodeToString(b[:]) // exercises the password path; never shown
 	e.red.Add(password)
 	t0 := time.Now()
-	src, err := testenv.Start(c.Context, testenv.Options{Toolchain: tc, Password: password, Superuser: testenv.Superuser})
+	src, err := testenv.Start(ctx, testenv.Options{Toolchain: tc, Password: password, Superuser: testenv.Superuser})
 	if err != nil {
 		return fmt.Errorf("start the demo source: %w", err)
 	}
 	defer src.Stop(context.Background())
-	if err := testenv.LoadSample(c.Context, src, "shop"); err != nil {
+	if err := testenv.LoadSample(ctx, src, "shop"); err != nil {
 		return fmt.Errorf("load the sample database: %w", err)
 	}
 	p.line("  source    ready in %s", formatDuration(time.Since(t0)))
@@ -77,7 +84,7 @@ func runDemo(c *ucli.Context, e *env, dir string) error {
 		Compress: 1, Verify: verify.ModeRestore, CatalogPath: catPath,
 		Labels: map[string]string{"demo": "true"},
 	}
-	res, err := runBackup(c, e, o)
+	res, err := backupWith(ctx, e, o)
 	if err != nil || e.json {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 )
 
 func pruneCommand(e *env) *ucli.Command {
+	var o pruneOptions
 	return &ucli.Command{
 		Name:      "prune",
 		Usage:     "delete old archives by a retention policy, keeping their records",
@@ -49,45 +50,56 @@ Exit codes: 0 done; 1 an archive could not be deleted, or a store could
 not say whether one is there; 2 no or bad policy;
 3 the catalog's chain is broken.`,
 		Flags: []ucli.Flag{
-			&ucli.IntFlag{Name: "keep-last", Usage: "keep the newest N proven backups"},
-			&ucli.IntFlag{Name: "keep-hourly", Usage: "keep the newest proven backup of each of the newest N hours"},
-			&ucli.IntFlag{Name: "keep-daily", Usage: "keep the newest proven backup of each of the newest N days"},
-			&ucli.IntFlag{Name: "keep-weekly", Usage: "keep the newest proven backup of each of the newest N weeks"},
-			&ucli.IntFlag{Name: "keep-monthly", Usage: "keep the newest proven backup of each of the newest N months"},
-			&ucli.IntFlag{Name: "keep-yearly", Usage: "keep the newest proven backup of each of the newest N years"},
-			&ucli.StringFlag{Name: "keep-within", Usage: "keep every proven backup started within this span of the newest (30d, 6m, 1y6m, 36h)"},
-			&ucli.StringFlag{Name: "name", Usage: "only backups filed under this name"},
-			&ucli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show the decision table; delete nothing"},
+			&ucli.IntFlag{Name: "keep-last", Usage: "keep the newest N proven backups", Destination: &o.policy.Last},
+			&ucli.IntFlag{Name: "keep-hourly", Usage: "keep the newest proven backup of each of the newest N hours", Destination: &o.policy.Hourly},
+			&ucli.IntFlag{Name: "keep-daily", Usage: "keep the newest proven backup of each of the newest N days", Destination: &o.policy.Daily},
+			&ucli.IntFlag{Name: "keep-weekly", Usage: "keep the newest proven backup of each of the newest N weeks", Destination: &o.policy.Weekly},
+			&ucli.IntFlag{Name: "keep-monthly", Usage: "keep the newest proven backup of each of the newest N months", Destination: &o.policy.Monthly},
+			&ucli.IntFlag{Name: "keep-yearly", Usage: "keep the newest proven backup of each of the newest N years", Destination: &o.policy.Yearly},
+			&ucli.StringFlag{Name: "keep-within", Usage: "keep every proven backup started within this span of the newest (30d, 6m, 1y6m, 36h)", Destination: &o.within},
+			&ucli.StringFlag{Name: "name", Usage: "only backups filed under this name", Destination: &o.name},
+			&ucli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show the decision table; delete nothing", Destination: &o.dryRun},
 		},
 		Action: func(c *ucli.Context) error {
-			if c.NArg() > 0 {
-				return usageErrorf("for example: pgattest prune --keep-daily 7 --dry-run", "prune takes no arguments, got %q", c.Args().First())
+			if err := noArgs(c, "prune", "for example: pgattest prune --keep-daily 7 --dry-run"); err != nil {
+				return err
 			}
-			var p catalog.Policy
-			for _, f := range []struct {
-				name string
-				to   *int
-			}{{"keep-last", &p.Last}, {"keep-hourly", &p.Hourly}, {"keep-daily", &p.Daily}, {"keep-weekly", &p.Weekly}, {"keep-monthly", &p.Monthly}, {"keep-yearly", &p.Yearly}} {
-				n := c.Int(f.name)
-				if n < -1 {
-					return usageErrorf("use a count, or -1 for all", "--%s %d is out of range", f.name, n)
-				}
-				*f.to = n
-			}
-			if s := c.String("keep-within"); s != "" {
-				span, err := catalog.ParseSpan(s)
-				if err != nil {
-					return usageErrorf("for example --keep-within 30d", "--keep-within: %v", err)
-				}
-				p.Within = span
-			}
-			if p.Empty() {
-				return usageErrorf("say what to keep, for example --keep-daily 7 --keep-weekly 4 --keep-monthly 12 (add --dry-run to see the decision first)",
-					"no retention policy given")
-			}
-			return runPrune(e, pipeline.PruneOptions{Policy: p, Name: c.String("name"), DryRun: c.Bool("dry-run")})
+			return runPrune(e, o)
 		},
 	}
+}
+
+// pruneOptions are prune's flags.
+type pruneOptions struct {
+	policy catalog.Policy // the counts; Within from within
+	within string
+	name   string
+	dryRun bool
+}
+
+// pipeline checks the policy and makes the pipeline's options of it.
+func (o pruneOptions) pipeline() (pipeline.PruneOptions, error) {
+	p := o.policy
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"keep-last", p.Last}, {"keep-hourly", p.Hourly}, {"keep-daily", p.Daily}, {"keep-weekly", p.Weekly}, {"keep-monthly", p.Monthly}, {"keep-yearly", p.Yearly}} {
+		if f.n < -1 {
+			return pipeline.PruneOptions{}, usageErrorf("use a count, or -1 for all", "--%s %d is out of range", f.name, f.n)
+		}
+	}
+	if s := o.within; s != "" {
+		span, err := catalog.ParseSpan(s)
+		if err != nil {
+			return pipeline.PruneOptions{}, usageErrorf("for example --keep-within 30d", "--keep-within: %v", err)
+		}
+		p.Within = span
+	}
+	if p.Empty() {
+		return pipeline.PruneOptions{}, usageErrorf("say what to keep, for example --keep-daily 7 --keep-weekly 4 --keep-monthly 12 (add --dry-run to see the decision first)",
+			"no retention policy given")
+	}
+	return pipeline.PruneOptions{Policy: p, Name: o.name, DryRun: o.dryRun}, nil
 }
 
 // pruneJSON is the JSON of prune.
@@ -116,7 +128,11 @@ type pruneRow struct {
 	Reasons   []string  `json:"reasons,omitempty"`
 }
 
-func runPrune(e *env, o pipeline.PruneOptions) error {
+func runPrune(e *env, opts pruneOptions) error {
+	o, err := opts.pipeline()
+	if err != nil {
+		return err
+	}
 	if _, err := os.Stat(e.catalogPath); errors.Is(err, fs.ErrNotExist) {
 		return noCatalog(e)
 	}

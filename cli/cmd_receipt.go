@@ -47,11 +47,12 @@ Examples:
 Exit codes: 0 every receipt checks; 2 usage error; 3 a receipt (or the
 archive) does not match, named.`,
 			Flags: []ucli.Flag{
-				&ucli.StringSliceFlag{Name: "key", Usage: "a trusted public key `FILE` (SPKI PEM: pgattest key public, or openssl pkey -pubout); repeatable", Required: true},
+				&ucli.StringSliceFlag{Name: "key", Usage: "a trusted public key `FILE` (SPKI PEM: pgattest key public, or openssl pkey -pubout); repeatable", Required: true,
+					Action: func(_ *ucli.Context, v []string) error { o.keys = v; return nil }},
 				&ucli.StringFlag{Name: "archive", Aliases: []string{"report"}, Usage: "the archive `FILE` the receipt is for: its bytes must hash to the subject (one receipt); for a signed audit, the report (--report), whose bytes must be the ones signed", Destination: &o.archive},
 			},
 			Action: func(c *ucli.Context) error {
-				o.files, o.keys = c.Args().Slice(), c.StringSlice("key")
+				o.files = c.Args().Slice()
 				return runReceiptVerify(e, o)
 			},
 		}},

@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"context"
+
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/pgattest/pgattest/pipeline"
 )
 
 func reencryptCommand(e *env) *ucli.Command {
+	var o reencryptOptions
 	return &ucli.Command{
 		Name:      "reencrypt",
 		Usage:     "write a backup's archive again for new recipients (key rotation), as a new record",
@@ -26,44 +29,54 @@ Examples:
 
 Exit codes: 0 re-encrypted and recorded; 1 failure (a wrong identity, the
 store); 2 usage error; 3 the archive does not match its record.`,
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "identity", Usage: "age identity `FILE` (or SSH private key) that decrypts the archive now", EnvVars: []string{"PGATTEST_IDENTITY"}},
-			&ucli.StringSliceFlag{Name: "encrypt-to", Usage: "new age `RECIPIENT` (age1…, or an SSH public key); repeatable"},
-			&ucli.StringSliceFlag{Name: "encrypt-to-file", Usage: "new recipients, one per line, from this `FILE`", EnvVars: []string{"PGATTEST_RECIPIENTS_FILE"}},
-		},
+		Flags: append([]ucli.Flag{
+			identityFlag(&o.identity, "that decrypts the archive now"),
+		}, recipientFlags(&o.recipients)...),
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return usageErrorf("'pgattest list' prints the IDs", "reencrypt takes one backup ID")
 			}
-			if len(c.StringSlice("encrypt-to")) == 0 && len(c.StringSlice("encrypt-to-file")) == 0 {
-				return usageErrorf("give the new recipients with --encrypt-to age1… or --encrypt-to-file FILE", "reencrypt needs the recipients to encrypt to")
-			}
-			cat, err := openCatalog(e)
-			if err != nil {
-				return err
-			}
-			rec, err := resolve(cat, c.Args().First())
-			cat.Close()
-			if err != nil {
-				return err
-			}
-			ids, err := pipeline.LoadIdentities(c.String("identity"))
-			if err != nil {
-				return err
-			}
-			p := newProgress(e)
-			p.line("re-encrypting %s (%s) …", rec.ID, rec.Archive.Path)
-			res, err := pipeline.Reencrypt(c.Context, pipeline.ReencryptOptions{CatalogPath: e.catalogPath, Record: rec, Identities: ids,
-				EncryptTo: c.StringSlice("encrypt-to"), EncryptToFiles: c.StringSlice("encrypt-to-file")})
-			p.done()
-			if err != nil {
-				return err
-			}
-			if e.json {
-				return writeJSON(e.stdout, res.Record)
-			}
-			printRecord(e.stdout, res.Record)
-			return nil
+			o.id = c.Args().First()
+			return runReencrypt(c.Context, e, o)
 		},
 	}
+}
+
+// reencryptOptions are reencrypt's flags and argument.
+type reencryptOptions struct {
+	id         string
+	identity   string
+	recipients recipientOptions
+}
+
+func runReencrypt(ctx context.Context, e *env, o reencryptOptions) error {
+	if !o.recipients.any() {
+		return usageErrorf("give the new recipients with --encrypt-to age1… or --encrypt-to-file FILE", "reencrypt needs the recipients to encrypt to")
+	}
+	cat, err := openCatalog(e)
+	if err != nil {
+		return err
+	}
+	rec, err := resolve(cat, o.id)
+	cat.Close()
+	if err != nil {
+		return err
+	}
+	ids, err := pipeline.LoadIdentities(o.identity)
+	if err != nil {
+		return err
+	}
+	p := newProgress(e)
+	p.line("re-encrypting %s (%s) …", rec.ID, rec.Archive.Path)
+	res, err := pipeline.Reencrypt(ctx, pipeline.ReencryptOptions{CatalogPath: e.catalogPath, Record: rec, Identities: ids,
+		EncryptTo: o.recipients.to, EncryptToFiles: o.recipients.files})
+	p.done()
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return writeJSON(e.stdout, res.Record)
+	}
+	printRecord(e.stdout, res.Record)
+	return nil
 }

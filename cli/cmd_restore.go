@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,6 +14,7 @@ import (
 )
 
 func restoreCommand(e *env) *ucli.Command {
+	var o restoreOptions
 	return &ucli.Command{
 		Name:      "restore",
 		Usage:     "restore a proven backup into a database, picked by ID or by date",
@@ -43,101 +45,116 @@ Exit codes: 0 restored (or planned, with --dry-run); 1 failure (an identity
 that is not a recipient's); 2 usage error (an encrypted backup without
 --identity); 3 the archive no longer matches its digest, or pg_restore failed.`,
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "id", Usage: "the backup to restore (any unique prefix)"},
-			&ucli.StringFlag{Name: "name", Usage: "restore the newest proven backup of this name"},
-			&ucli.StringFlag{Name: "as-of", Usage: "with --name: newest proven backup started at or before this time (RFC 3339 or date)"},
-			&ucli.StringFlag{Name: "target", Usage: "connection string of the database to restore into (required)", EnvVars: []string{"PGATTEST_TARGET"}},
-			&ucli.BoolFlag{Name: "no-owner", Usage: "do not set object owners; the target user owns everything"},
-			&ucli.BoolFlag{Name: "no-acl", Usage: "leave grants and default privileges out (pg_restore --no-privileges), and policies for roles the target lacks"},
-			&ucli.BoolFlag{Name: "create-roles", Usage: "create the roles the archive names that the target lacks, NOLOGIN, granted to the target user (it needs CREATEROLE)"},
-			&ucli.BoolFlag{Name: "clean", Usage: "drop the archive's objects before creating them (with --if-exists); a partitioned table's partitions' indexes go with their parent's"},
-			&ucli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel restore jobs (not in one transaction)", Value: 1},
-			&ucli.StringSliceFlag{Name: "table", Usage: "schema.name: restore only this table with its data, indexes and constraints; repeatable"},
-			&ucli.BoolFlag{Name: "dry-run", Usage: "say which backup, which entries and where; change nothing"},
-			&ucli.BoolFlag{Name: "force", Usage: "allow restoring into the backup's own source database"},
-			&ucli.BoolFlag{Name: "allow-pooled", Usage: "accept a target behind a pooler in transaction or statement mode"},
-			&ucli.StringSliceFlag{Name: "pg-bin", Usage: "folder with pg_restore; repeatable"},
-			&ucli.StringFlag{Name: "identity", Usage: "age identity `FILE` (age-keygen's, or an SSH private key) to decrypt an encrypted backup; keep it off the backup host", EnvVars: []string{"PGATTEST_IDENTITY"}},
+			&ucli.StringFlag{Name: "id", Usage: "the backup to restore (any unique prefix)", Destination: &o.id},
+			&ucli.StringFlag{Name: "name", Usage: "restore the newest proven backup of this name", Destination: &o.name},
+			&ucli.StringFlag{Name: "as-of", Usage: "with --name: newest proven backup started at or before this time (RFC 3339 or date)", Destination: &o.asOf},
+			&ucli.StringFlag{Name: "target", Usage: "connection string of the database to restore into (required)", EnvVars: []string{"PGATTEST_TARGET"}, Destination: &o.target},
+			&ucli.BoolFlag{Name: "no-owner", Usage: "do not set object owners; the target user owns everything", Destination: &o.noOwner},
+			&ucli.BoolFlag{Name: "no-acl", Usage: "leave grants and default privileges out (pg_restore --no-privileges), and policies for roles the target lacks", Destination: &o.noACL},
+			&ucli.BoolFlag{Name: "create-roles", Usage: "create the roles the archive names that the target lacks, NOLOGIN, granted to the target user (it needs CREATEROLE)", Destination: &o.createRoles},
+			&ucli.BoolFlag{Name: "clean", Usage: "drop the archive's objects before creating them (with --if-exists); a partitioned table's partitions' indexes go with their parent's", Destination: &o.clean},
+			jobsFlag(&o.jobs, "parallel restore jobs (not in one transaction)"),
+			listFlag(&o.tables, "table", "schema.name: restore only this table with its data, indexes and constraints; repeatable"),
+			&ucli.BoolFlag{Name: "dry-run", Usage: "say which backup, which entries and where; change nothing", Destination: &o.dryRun},
+			&ucli.BoolFlag{Name: "force", Usage: "allow restoring into the backup's own source database", Destination: &o.force},
+			allowPooledFlag(&o.allowPooled, "accept a target behind a pooler in transaction or statement mode"),
+			pgBinFlag(&o.pgBin),
+			identityFlag(&o.identity, "to decrypt an encrypted backup"),
 		},
 		Action: func(c *ucli.Context) error {
-			if c.NArg() > 0 {
-				return usageErrorf("use --id ID or --name NAME", "restore takes no arguments, got %q", c.Args().First())
-			}
-			if c.String("target") == "" {
-				return usageErrorf("pass --target URL of an existing database (createdb it first)", "restore needs --target")
-			}
-			if (c.String("id") == "") == (c.String("name") == "") {
-				return usageErrorf("for example: --name shop-prod --as-of 2026-11-01, or --id ID", "say which backup: --id, or --name with an optional --as-of")
-			}
-			if c.String("id") != "" && c.IsSet("as-of") {
-				return usageErrorf("--as-of picks among the backups of --name", "--as-of goes with --name, not --id")
-			}
-			if c.Int("jobs") < 1 {
-				return usageErrorf("use --jobs 1 or more", "--jobs %d is out of range", c.Int("jobs"))
-			}
-			asOf := time.Now().UTC()
-			if s := c.String("as-of"); s != "" {
-				t, err := parseTime("as-of", s, false)
-				if err != nil {
-					return err
-				}
-				asOf = t
-			}
-			cat, err := openCatalog(e)
-			if err != nil {
+			if err := noArgs(c, "restore", "use --id ID or --name NAME"); err != nil {
 				return err
 			}
-			var rec *catalog.Record
-			if id := c.String("id"); id != "" {
-				rec, err = resolve(cat, id)
-			} else {
-				rec, err = cat.AsOf(c.String("name"), asOf)
-				var none *catalog.NoneAsOfError
-				if errors.As(err, &none) {
-					err = withHint(err, "'pgattest list --name "+c.String("name")+"' shows its backups; --id restores one that is not proven")
-				}
-			}
-			cat.Close()
-			if err != nil {
-				return err
-			}
-			warnPasswordInArgv(e, "target", c.String("target"), "PGATTEST_TARGET")
-			switch rec.Status {
-			case catalog.StatusFailed:
-				why := ""
-				if p := rec.LastProof(); p != nil && p.Error != "" {
-					why, _, _ = strings.Cut(p.Error, "\n")
-					why = " (" + why + ")"
-				}
-				fmt.Fprintf(e.stderr, "pgattest: warning: backup %s failed its proof%s: it may not restore\n", rec.ID, why)
-			case catalog.StatusUnverified:
-				fmt.Fprintf(e.stderr, "pgattest: warning: backup %s was never proven by a restore\n", rec.ID)
-			}
-			ids, err := pipeline.LoadIdentities(c.String("identity"))
-			if err != nil {
-				return err
-			}
-			p := newProgress(e)
-			o := pipeline.RestoreOptions{Identities: ids,
-				Record: rec, Target: c.String("target"), NoOwner: c.Bool("no-owner"), Clean: c.Bool("clean"),
-				NoACL: c.Bool("no-acl"), CreateRoles: c.Bool("create-roles"),
-				Jobs: c.Int("jobs"), Tables: c.StringSlice("table"), DryRun: c.Bool("dry-run"), Force: c.Bool("force"), AllowPooled: c.Bool("allow-pooled"),
-				PGBin: c.StringSlice("pg-bin"), Redactor: e.red, CatalogPath: e.catalogPath,
-			}
-			if e.verbose {
-				o.Log = func(line string) { p.line("    | %s", line) }
-			}
-			o.Starting = func(target *pipeline.Source) {
-				p.line("restoring %s (%s, started %s) into %s …", rec.ID, rec.Name, formatTime(rec.StartedAt), target.Display())
-			}
-			t0 := time.Now()
-			plan, err := pipeline.Restore(c.Context, o)
-			if err != nil {
-				return err
-			}
-			return printRestore(e, plan, o.DryRun, time.Since(t0), plan.Event)
+			return runRestore(c.Context, e, o)
 		},
 	}
+}
+
+// restoreOptions are restore's flags.
+type restoreOptions struct {
+	id, name, asOf, target             string
+	noOwner, noACL, createRoles, clean bool
+	jobs                               int
+	tables                             []string
+	dryRun, force, allowPooled         bool
+	pgBin                              []string
+	identity                           string
+}
+
+func runRestore(ctx context.Context, e *env, opts restoreOptions) error {
+	if opts.target == "" {
+		return usageErrorf("pass --target URL of an existing database (createdb it first)", "restore needs --target")
+	}
+	if (opts.id == "") == (opts.name == "") {
+		return usageErrorf("for example: --name shop-prod --as-of 2026-11-01, or --id ID", "say which backup: --id, or --name with an optional --as-of")
+	}
+	if opts.id != "" && opts.asOf != "" {
+		return usageErrorf("--as-of picks among the backups of --name", "--as-of goes with --name, not --id")
+	}
+	if opts.jobs < 1 {
+		return usageErrorf("use --jobs 1 or more", "--jobs %d is out of range", opts.jobs)
+	}
+	asOf := time.Now().UTC()
+	if s := opts.asOf; s != "" {
+		t, err := parseTime("as-of", s, false)
+		if err != nil {
+			return err
+		}
+		asOf = t
+	}
+	cat, err := openCatalog(e)
+	if err != nil {
+		return err
+	}
+	var rec *catalog.Record
+	if id := opts.id; id != "" {
+		rec, err = resolve(cat, id)
+	} else {
+		rec, err = cat.AsOf(opts.name, asOf)
+		var none *catalog.NoneAsOfError
+		if errors.As(err, &none) {
+			err = withHint(err, "'pgattest list --name "+opts.name+"' shows its backups; --id restores one that is not proven")
+		}
+	}
+	cat.Close()
+	if err != nil {
+		return err
+	}
+	warnPasswordInArgv(e, "target", opts.target, "PGATTEST_TARGET")
+	switch rec.Status {
+	case catalog.StatusFailed:
+		why := ""
+		if p := rec.LastProof(); p != nil && p.Error != "" {
+			why, _, _ = strings.Cut(p.Error, "\n")
+			why = " (" + why + ")"
+		}
+		fmt.Fprintf(e.stderr, "pgattest: warning: backup %s failed its proof%s: it may not restore\n", rec.ID, why)
+	case catalog.StatusUnverified:
+		fmt.Fprintf(e.stderr, "pgattest: warning: backup %s was never proven by a restore\n", rec.ID)
+	}
+	ids, err := pipeline.LoadIdentities(opts.identity)
+	if err != nil {
+		return err
+	}
+	p := newProgress(e)
+	o := pipeline.RestoreOptions{Identities: ids,
+		Record: rec, Target: opts.target, NoOwner: opts.noOwner, Clean: opts.clean,
+		NoACL: opts.noACL, CreateRoles: opts.createRoles,
+		Jobs: opts.jobs, Tables: opts.tables, DryRun: opts.dryRun, Force: opts.force, AllowPooled: opts.allowPooled,
+		PGBin: opts.pgBin, Redactor: e.red, CatalogPath: e.catalogPath,
+	}
+	if e.verbose {
+		o.Log = func(line string) { p.line("    | %s", line) }
+	}
+	o.Starting = func(target *pipeline.Source) {
+		p.line("restoring %s (%s, started %s) into %s …", rec.ID, rec.Name, formatTime(rec.StartedAt), target.Display())
+	}
+	t0 := time.Now()
+	plan, err := pipeline.Restore(ctx, o)
+	if err != nil {
+		return err
+	}
+	return printRestore(e, plan, o.DryRun, time.Since(t0), plan.Event)
 }
 
 type restoreJSON struct {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -15,6 +16,7 @@ import (
 )
 
 func tocCommand(e *env) *ucli.Command {
+	var o tocOptions
 	return &ucli.Command{
 		Name:      "toc",
 		Usage:     "list an archive's entries (tables, indexes, functions, …) from the catalog",
@@ -33,28 +35,43 @@ Examples:
 Exit codes: 0 listed; 1 the archive or catalog cannot be read; 2 bad ID or
 filter; 3 --live found entries that differ from the catalog's.`,
 		Flags: []ucli.Flag{
-			&ucli.StringSliceFlag{Name: "type", Usage: "only entries of this type (TABLE, INDEX, \"TABLE DATA\", …); repeatable"},
-			&ucli.StringSliceFlag{Name: "schema", Usage: "only entries in this schema; repeatable"},
-			&ucli.BoolFlag{Name: "live", Usage: "read the entries from the archive with pg_restore -l, and compare"},
-			&ucli.StringSliceFlag{Name: "pg-bin", Usage: "with --live: folder with pg_restore; repeatable"},
-			&ucli.StringFlag{Name: "identity", Usage: "age identity `FILE` (age-keygen's, or an SSH private key) with --live: to decrypt an encrypted backup's head; keep it off the backup host", EnvVars: []string{"PGATTEST_IDENTITY"}},
+			listFlag(&o.types, "type", "only entries of this type (TABLE, INDEX, \"TABLE DATA\", …); repeatable"),
+			listFlag(&o.schemas, "schema", "only entries in this schema; repeatable"),
+			&ucli.BoolFlag{Name: "live", Usage: "read the entries from the archive with pg_restore -l, and compare", Destination: &o.live},
+			pgBinFlag(&o.pgBin),
+			identityFlag(&o.identity, "with --live: to decrypt an encrypted backup's head"),
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return usageErrorf("'pgattest list' prints the IDs", "toc takes one backup ID")
 			}
-			var types []string
-			for _, t := range c.StringSlice("type") {
-				k, ok := verify.KnownType(t)
-				if !ok {
-					return usageErrorf(`use a type as pg_restore -l prints it: TABLE, "TABLE DATA", INDEX, CONSTRAINT, "FK CONSTRAINT", SEQUENCE, FUNCTION, VIEW, SCHEMA, …`,
-						"--type %q is not a pg_dump entry type", t)
-				}
-				types = append(types, k)
-			}
-			return runTOC(c, e, c.Args().First(), tocFilter{types: types, schemas: c.StringSlice("schema")})
+			o.id = c.Args().First()
+			return runTOC(c.Context, e, o)
 		},
 	}
+}
+
+// tocOptions are toc's flags and argument.
+type tocOptions struct {
+	id             string
+	types, schemas []string
+	live           bool
+	pgBin          []string
+	identity       string
+}
+
+// filter checks --type and --schema.
+func (o tocOptions) filter() (tocFilter, error) {
+	var types []string
+	for _, t := range o.types {
+		k, ok := verify.KnownType(t)
+		if !ok {
+			return tocFilter{}, usageErrorf(`use a type as pg_restore -l prints it: TABLE, "TABLE DATA", INDEX, CONSTRAINT, "FK CONSTRAINT", SEQUENCE, FUNCTION, VIEW, SCHEMA, …`,
+				"--type %q is not a pg_dump entry type", t)
+		}
+		types = append(types, k)
+	}
+	return tocFilter{types: types, schemas: o.schemas}, nil
 }
 
 type tocFilter struct{ types, schemas []string }
@@ -75,12 +92,16 @@ type tocResult struct {
 	Differences    []string `json:"differences,omitempty"`
 }
 
-func runTOC(c *ucli.Context, e *env, id string, f tocFilter) error {
+func runTOC(ctx context.Context, e *env, opts tocOptions) error {
+	f, err := opts.filter()
+	if err != nil {
+		return err
+	}
 	cat, err := openCatalog(e)
 	if err != nil {
 		return err
 	}
-	rec, err := resolve(cat, id)
+	rec, err := resolve(cat, opts.id)
 	if err != nil {
 		cat.Close()
 		return err
@@ -91,12 +112,12 @@ func runTOC(c *ucli.Context, e *env, id string, f tocFilter) error {
 		return storedErr // a broken link is evidence: exit 3
 	}
 	res := tocResult{BackupID: rec.ID, Source: "catalog", Entries: stored}
-	if c.Bool("live") {
-		ids, err := pipeline.LoadIdentities(c.String("identity"))
+	if opts.live {
+		ids, err := pipeline.LoadIdentities(opts.identity)
 		if err != nil {
 			return err
 		}
-		live, err := pipeline.LiveTOC(c.Context, rec, c.StringSlice("pg-bin"), ids)
+		live, err := pipeline.LiveTOC(ctx, rec, opts.pgBin, ids)
 		if err != nil {
 			return err
 		}

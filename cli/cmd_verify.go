@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 
@@ -11,6 +12,7 @@ import (
 )
 
 func verifyCommand(e *env) *ucli.Command {
+	var o verifyOptions
 	return &ucli.Command{
 		Name:      "verify",
 		Usage:     "prove recorded backups again: re-hash, and restore unless --hash-only",
@@ -34,74 +36,89 @@ stays verified, and the DETAIL column says what ran short and where.
 
 Exit codes: 0 all passed; 1 a proof could not run; 3 an archive failed.`,
 		Flags: []ucli.Flag{
-			&ucli.BoolFlag{Name: "all", Usage: "every backup in the catalog"},
-			&ucli.StringFlag{Name: "since", Usage: "backups started at or after this time (RFC 3339 or date)"},
-			&ucli.StringFlag{Name: "name", Usage: "with --all or --since: only this name"},
-			&ucli.BoolFlag{Name: "hash-only", Usage: "only re-hash the archives; no restore"},
-			&ucli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "parallel restore jobs for directory-format archives", Value: 1},
-			&ucli.StringSliceFlag{Name: "pg-bin", Usage: "folder with pg_restore, postgres and initdb; repeatable"},
-			&ucli.StringFlag{Name: "identity", Usage: "age identity `FILE` (age-keygen's, or an SSH private key) to decrypt encrypted backups for a restore proof (--hash-only needs none); keep it off the backup host", EnvVars: []string{"PGATTEST_IDENTITY"}},
-			&ucli.StringSliceFlag{Name: "verify-skip-extension", Usage: "when the proving Postgres lacks extension `NAME`, prove the rest without it (recorded in the proof); repeatable"},
-			&ucli.StringFlag{Name: "sign-key", Usage: "sign a receipt of each proof with this ed25519 private key `FILE` (as backup --sign-key), stored beside the archive (NAME-STAMP.verify-STAMP.receipt.json) and in the record", EnvVars: []string{"PGATTEST_SIGN_KEY"}},
+			&ucli.BoolFlag{Name: "all", Usage: "every backup in the catalog", Destination: &o.all},
+			&ucli.StringFlag{Name: "since", Usage: "backups started at or after this time (RFC 3339 or date)", Destination: &o.since},
+			&ucli.StringFlag{Name: "name", Usage: "with --all or --since: only this name", Destination: &o.name},
+			&ucli.BoolFlag{Name: "hash-only", Usage: "only re-hash the archives; no restore", Destination: &o.hashOnly},
+			jobsFlag(&o.jobs, "parallel restore jobs for directory-format archives"),
+			pgBinFlag(&o.pgBin),
+			identityFlag(&o.identity, "to decrypt encrypted backups for a restore proof (--hash-only needs none)"),
+			skipExtensionFlag(&o.skipExtensions),
+			signKeyFlag(&o.signKey, "sign a receipt of each proof with this ed25519 private key `FILE` (as backup --sign-key), stored beside the archive (NAME-STAMP.verify-STAMP.receipt.json) and in the record"),
 		},
 		Action: func(c *ucli.Context) error {
-			ids := c.Args().Slice()
-			sel := 0
-			for _, b := range []bool{len(ids) > 0, c.Bool("all"), c.IsSet("since")} {
-				if b {
-					sel++
-				}
-			}
-			if sel != 1 {
-				return usageErrorf("for example: pgattest verify ID, or pgattest verify --all", "say which backups: IDs, --all or --since")
-			}
-			q := catalog.Query{Name: c.String("name")}
-			if s := c.String("since"); s != "" {
-				t, err := parseTime("since", s, true)
-				if err != nil {
-					return err
-				}
-				q.Since = t
-			}
-			cat, err := openCatalog(e)
-			if err != nil {
-				return err
-			}
-			var recs []*catalog.Record
-			if len(ids) > 0 {
-				for _, id := range ids {
-					r, err := resolve(cat, id)
-					if err != nil {
-						cat.Close()
-						return err
-					}
-					recs = append(recs, r)
-				}
-			} else {
-				recs, err = cat.List(q)
-			}
-			cat.Close() // not held while proofs run: others may use the catalog meanwhile
-			if err != nil {
-				return err
-			}
-			keys, err := pipeline.LoadIdentities(c.String("identity"))
-			if err != nil {
-				return err
-			}
-			o := pipeline.ReproveOptions{HashOnly: c.Bool("hash-only"), Jobs: c.Int("jobs"), PGBin: c.StringSlice("pg-bin"),
-				SkipExtensions: c.StringSlice("verify-skip-extension"), Redactor: e.red, Identities: keys}
-			return runVerify(c, e, recs, o, c.String("sign-key"))
+			o.ids = c.Args().Slice()
+			return runVerify(c.Context, e, o)
 		},
 	}
 }
 
-func runVerify(c *ucli.Context, e *env, recs []*catalog.Record, o pipeline.ReproveOptions, signKey string) error {
+// verifyOptions are verify's flags and arguments.
+type verifyOptions struct {
+	ids                   []string // the backups named
+	all                   bool
+	since, name           string
+	hashOnly              bool
+	jobs                  int
+	pgBin, skipExtensions []string
+	identity, signKey     string
+}
+
+// records are the backups the options select.
+func (o verifyOptions) records(e *env) ([]*catalog.Record, error) {
+	sel := 0
+	for _, b := range []bool{len(o.ids) > 0, o.all, o.since != ""} {
+		if b {
+			sel++
+		}
+	}
+	if sel != 1 {
+		return nil, usageErrorf("for example: pgattest verify ID, or pgattest verify --all", "say which backups: IDs, --all or --since")
+	}
+	q := catalog.Query{Name: o.name}
+	if o.since != "" {
+		t, err := parseTime("since", o.since, true)
+		if err != nil {
+			return nil, err
+		}
+		q.Since = t
+	}
+	cat, err := openCatalog(e)
+	if err != nil {
+		return nil, err
+	}
+	defer cat.Close() // not held while proofs run: others may use the catalog meanwhile
+	if len(o.ids) == 0 {
+		return cat.List(q)
+	}
+	var recs []*catalog.Record
+	for _, id := range o.ids {
+		r, err := resolve(cat, id)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, r)
+	}
+	return recs, nil
+}
+
+func runVerify(ctx context.Context, e *env, opts verifyOptions) error {
+	recs, err := opts.records(e)
+	if err != nil {
+		return err
+	}
+	keys, err := pipeline.LoadIdentities(opts.identity)
+	if err != nil {
+		return err
+	}
+	o := pipeline.ReproveOptions{HashOnly: opts.hashOnly, Jobs: opts.jobs, PGBin: opts.pgBin,
+		SkipExtensions: opts.skipExtensions, Redactor: e.red, Identities: keys}
 	p := newProgress(e)
 	if e.verbose {
 		o.Log = func(line string) { p.line("    | %s", line) }
 	}
 	verb := map[bool]string{true: "hashing", false: "proving"}[o.HashOnly]
-	res, err := pipeline.Verify(c.Context, recs, pipeline.VerifyOptions{ReproveOptions: o, CatalogPath: e.catalogPath, SignKey: signKey,
+	res, err := pipeline.Verify(ctx, recs, pipeline.VerifyOptions{ReproveOptions: o, CatalogPath: e.catalogPath, SignKey: opts.signKey,
 		OnStart: func(i, n int, rec *catalog.Record) { p.line("[%d/%d] %s %s", i+1, n, verb, rec.ID) }})
 	p.done()
 	if res == nil {

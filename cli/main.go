@@ -128,16 +128,12 @@ Exit codes:
    3  proof failed or evidence of damage (digest mismatch, restore error,
       damaged catalog or broken chain, audit gap)`,
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "catalog", Usage: "catalog file", EnvVars: []string{"PGATTEST_CATALOG"}, Value: defaultCatalogPath()},
-			&ucli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout and nothing else there"},
-			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress, only the result and errors"},
-			&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print tool output, command lines and the catalog's head hash"},
+			&ucli.StringFlag{Name: "catalog", Usage: "catalog file", EnvVars: []string{"PGATTEST_CATALOG"}, Value: defaultCatalogPath(), Destination: &e.catalogPath},
+			&ucli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout and nothing else there", Destination: &e.json},
+			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print no progress, only the result and errors", Destination: &e.quiet},
+			&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print tool output, command lines and the catalog's head hash", Destination: &e.verbose},
 		},
 		Before: func(c *ucli.Context) error {
-			e.json = c.Bool("json")
-			e.quiet = c.Bool("quiet")
-			e.verbose = c.Bool("verbose")
-			e.catalogPath = c.String("catalog")
 			e.interactive = e.interactive && !e.quiet
 			return nil
 		},
