@@ -92,9 +92,9 @@ archive failed its proof (recorded as failed), or the catalog is damaged.
 			&ucli.StringFlag{Name: "verify", Usage: "proof: restore (into a throwaway Postgres), read (pg_restore reads it through) or none", Value: "restore", Destination: &o.verify},
 			allowPooledFlag(&o.allowPooled, "accept a pooled connection (pg_dump needs a direct one)"),
 			skipExtensionFlag(&o.skipExtensions),
-			pgBinFlag(&o.pgBin),
+			pgBinFlag(&o.pgBin, "pg_dump, pg_restore (and postgres, initdb for the proof)"),
 			listFlag(&o.labels, "label", "key=value stored with the record; repeatable"),
-		}, recipientFlags(&o.recipients)...),
+		}, recipientFlags(&o.recipients, "the archive")...),
 		Action: func(c *ucli.Context) error {
 			if err := noArgs(c, "backup", "pass the connection string with --db"); err != nil {
 				return err

@@ -31,7 +31,7 @@ Exit codes: 0 re-encrypted and recorded; 1 failure (a wrong identity, the
 store); 2 usage error; 3 the archive does not match its record.`,
 		Flags: append([]ucli.Flag{
 			identityFlag(&o.identity, "that decrypts the archive now"),
-		}, recipientFlags(&o.recipients)...),
+		}, recipientFlags(&o.recipients, "the new archive")...),
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return usageErrorf("'pgattest list' prints the IDs", "reencrypt takes one backup ID")

@@ -58,7 +58,7 @@ that is not a recipient's); 2 usage error (an encrypted backup without
 			&ucli.BoolFlag{Name: "dry-run", Usage: "say which backup, which entries and where; change nothing", Destination: &o.dryRun},
 			&ucli.BoolFlag{Name: "force", Usage: "allow restoring into the backup's own source database", Destination: &o.force},
 			allowPooledFlag(&o.allowPooled, "accept a target behind a pooler in transaction or statement mode"),
-			pgBinFlag(&o.pgBin),
+			pgBinFlag(&o.pgBin, "pg_restore"),
 			identityFlag(&o.identity, "to decrypt an encrypted backup"),
 		},
 		Action: func(c *ucli.Context) error {

@@ -38,7 +38,7 @@ filter; 3 --live found entries that differ from the catalog's.`,
 			listFlag(&o.types, "type", "only entries of this type (TABLE, INDEX, \"TABLE DATA\", …); repeatable"),
 			listFlag(&o.schemas, "schema", "only entries in this schema; repeatable"),
 			&ucli.BoolFlag{Name: "live", Usage: "read the entries from the archive with pg_restore -l, and compare", Destination: &o.live},
-			pgBinFlag(&o.pgBin),
+			pgBinFlag(&o.pgBin, "pg_restore (with --live)"),
 			identityFlag(&o.identity, "with --live: to decrypt an encrypted backup's head"),
 		},
 		Action: func(c *ucli.Context) error {

@@ -16,9 +16,9 @@ func listFlag(dst *[]string, name, usage string, env ...string) *ucli.StringSlic
 		Action: func(_ *ucli.Context, v []string) error { *dst = v; return nil }}
 }
 
-// pgBinFlag: where the PostgreSQL programs are.
-func pgBinFlag(dst *[]string) ucli.Flag {
-	return listFlag(dst, "pg-bin", "folder with the PostgreSQL programs pgattest runs (pg_dump, pg_restore, postgres, initdb); repeatable, searched before PATH and the usual places")
+// pgBinFlag: where the PostgreSQL programs this command runs are.
+func pgBinFlag(dst *[]string, programs string) ucli.Flag {
+	return listFlag(dst, "pg-bin", "folder with "+programs+"; repeatable")
 }
 
 // jobsFlag: parallel jobs, and what they mean to this command.
@@ -40,11 +40,12 @@ type recipientOptions struct {
 
 func (r recipientOptions) any() bool { return len(r.to)+len(r.files) > 0 }
 
-// recipientFlags: --encrypt-to and --encrypt-to-file.
-func recipientFlags(dst *recipientOptions) []ucli.Flag {
+// recipientFlags: --encrypt-to and --encrypt-to-file; which says whose
+// recipients they are ("the archive", "the new archive").
+func recipientFlags(dst *recipientOptions, which string) []ucli.Flag {
 	return []ucli.Flag{
-		listFlag(&dst.to, "encrypt-to", "encrypt the archive to this age `RECIPIENT` (age1…, or an SSH ssh-ed25519/ssh-rsa public key); repeatable: any one identity decrypts"),
-		listFlag(&dst.files, "encrypt-to-file", "encrypt to the recipients in this `FILE` (one per line, # comments, as age -R reads); repeatable", "PGATTEST_RECIPIENTS_FILE"),
+		listFlag(&dst.to, "encrypt-to", "encrypt "+which+" to this age `RECIPIENT` (age1…, or an SSH ssh-ed25519/ssh-rsa public key); repeatable: any one identity decrypts"),
+		listFlag(&dst.files, "encrypt-to-file", "encrypt "+which+" to the recipients in this `FILE` (one per line, # comments, as age -R reads); repeatable", "PGATTEST_RECIPIENTS_FILE"),
 	}
 }
 
