@@ -19,11 +19,12 @@ package pipeline_test
 //	ba pgattest backup --encrypt-to age1… (restore proof, 1 job)
 //	ea pgattest backup --verify none --encrypt-to age1…
 //	ra plain pg_restore --single-transaction of a pgattest archive
+//	rp the same, the archive on a pipe (as pgattest hands it over)
 //	rf pgattest restore of it from the folder (checked segment by segment)
 //	rs pgattest restore of the same backup kept in a bucket
 //
-// It prints the medians, the ratios b/a, c/a, e/d, s/b, ba/b, ea/d, rf/ra
-// and rs/ra, archive sizes,
+// It prints the medians, the ratios b/a, c/a, e/d, s/b, ba/b, ea/d, rf/ra,
+// rs/ra, rp/ra and rf/rp, archive sizes,
 // pgattest's peak RSS and, for s and rs, the peak of its local staging (the
 // part buffers or private copies it holds open), and writes them as JSON to PGATTEST_BENCH_JSON
 // (default: the temp folder). The generated database is kept in the cache
@@ -385,6 +386,14 @@ func BenchmarkVsByHand(b *testing.B) {
 				return benchRun{Seconds: took.Seconds(), Bytes: pathSize(restoreArchive[0])}
 			})
 		}},
+		{"rp", "plain pg_restore --single-transaction, the archive on a pipe", func(round int) benchRun {
+			return restoreInto(round, "rp", func(db string) benchRun {
+				// As pgattest hands it over: on stdin, through a pipe
+				// (cat), not a file pg_restore may seek in.
+				took, _ := runTimed(b, false, "sh", "-c", `cat "$1" | "$2" --single-transaction -d "$3"`, "sh", restoreArchive[0], tc.Path("pg_restore"), byHand.ConnString(db))
+				return benchRun{Seconds: took.Seconds(), Bytes: pathSize(restoreArchive[0])}
+			})
+		}},
 		{"rf", "pgattest restore from a folder", pgattestRestore("rf", "rsrc")},
 		{"rs", "pgattest restore from a bucket", pgattestRestore("rs", "rsrcs")},
 		{"a", "by hand: pg_dump -Fc, createdb, pg_restore", func(round int) benchRun {
@@ -458,6 +467,8 @@ func BenchmarkVsByHand(b *testing.B) {
 	rep.Ratios["ba/b"] = rep.Median["ba"] / rep.Median["b"]
 	rep.Ratios["ea/d"] = rep.Median["ea"] / rep.Median["d"]
 	rep.Ratios["rf/ra"] = rep.Median["rf"] / rep.Median["ra"]
+	rep.Ratios["rp/ra"] = rep.Median["rp"] / rep.Median["ra"]
+	rep.Ratios["rf/rp"] = rep.Median["rf"] / rep.Median["rp"]
 	rep.Ratios["rs/ra"] = rep.Median["rs"] / rep.Median["ra"]
 	fmt.Printf("\nsource database %d MB, %d rounds, medians:\n", srcSize>>20, rounds)
 	for _, v := range variants {
@@ -481,6 +492,8 @@ func BenchmarkVsByHand(b *testing.B) {
 	fmt.Printf("  ba/b %.3f (goal ≤ 1.05)   ea/d %.3f (goal < 1)\n", rep.Ratios["ba/b"], rep.Ratios["ea/d"])
 	fmt.Printf("  rf/ra %.3f   rs/ra %.3f (restores: goal within 5%% of plain pg_restore; peak RSS < 64 MB; local disk from a bucket < 2 segments)\n",
 		rep.Ratios["rf/ra"], rep.Ratios["rs/ra"])
+	fmt.Printf("  rp/ra %.3f (the pipe's part)   rf/rp %.3f (pgattest's own, against pg_restore reading the same pipe)\n",
+		rep.Ratios["rp/ra"], rep.Ratios["rf/rp"])
 	out := os.Getenv("PGATTEST_BENCH_JSON")
 	if out == "" {
 		out = filepath.Join(os.TempDir(), "pgattest-bench-vs-by-hand.json")

@@ -205,7 +205,7 @@ func restoreBackup(ctx context.Context, o RestoreOptions) (*RestorePlan, error) 
 	switch {
 	case a.Encryption != nil && o.Identities == nil:
 		return nil, &IdentityNeededError{ID: rec.ID, Recipients: a.Encryption.Recipients}
-	case a.Encryption != nil && storedHere(rec):
+	case hashWholeFirst(rec):
 		if _, err := HashStored(ctx, rec); err != nil {
 			return nil, err
 		}

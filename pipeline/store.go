@@ -247,7 +247,7 @@ func openStream(ctx context.Context, rec *catalog.Record, ids *seal.Identities) 
 	if a.Encryption != nil {
 		plain, err := ids.Decrypt(st.tee)
 		if err != nil {
-			st.body.Close()
+			st.Close()
 			if st.seg != nil && st.seg.err != nil && st.seg.err != io.EOF {
 				return nil, st.seg.err
 			}
@@ -266,7 +266,7 @@ func openStream(ctx context.Context, rec *catalog.Record, ids *seal.Identities) 
 		}
 		if err != nil {
 			st.failed(err)
-			st.body.Close()
+			st.Close()
 			return nil, st.err
 		}
 	}
@@ -365,4 +365,9 @@ func (s *storedStream) rest() error {
 	}
 }
 
-func (s *storedStream) Close() error { return s.body.Close() }
+func (s *storedStream) Close() error {
+	if s.seg != nil {
+		s.seg.close()
+	}
+	return s.body.Close()
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -93,10 +94,52 @@ func TestSegmentsCheckedBeforeUse(t *testing.T) {
 			}
 		})
 	}
+	// A reader left early (pg_restore failed) and closed stops reading
+	// ahead (its goroutine ends), and a Read after that says it is closed
+	// rather than wait for a segment that will not come.
+	before := settledGoroutines()
+	pr, pw := io.Pipe()
+	r, err := newSegmentReader(pr, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go pw.Write(archive)
+	if _, err := io.ReadFull(r, make([]byte, 10)); err != nil {
+		t.Fatal(err)
+	}
+	r.close()
+	pr.Close()
+	if _, err := r.Read(make([]byte, verify.SegmentSize)); err == nil {
+		// (what the first segment still held may come first)
+		if _, err := r.Read(make([]byte, verify.SegmentSize)); err == nil {
+			t.Error("a closed reader gave more than the segment it held")
+		}
+	}
+	for i := 0; runtime.NumGoroutine() > before && i < 100; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after the reader was closed, %d before: it still reads ahead", n, before)
+	}
 	// A record whose digests do not cover its size is refused.
 	bad := a
 	bad.Segments = &catalog.Segments{Size: verify.SegmentSize, BLAKE3: a.Segments.BLAKE3[:3]}
 	if _, err := newSegmentReader(bytes.NewReader(archive), bad); err == nil {
 		t.Error("a record with too few segment digests was accepted")
 	}
+}
+
+// settledGoroutines is the number of goroutines once those ending (the
+// writers and readers of the cases before) have ended.
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for i := 0; i < 50; i++ {
+		time.Sleep(10 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			return n
+		}
+		n = m
+	}
+	return n
 }

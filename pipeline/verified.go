@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/verify"
@@ -28,16 +29,31 @@ import (
 // time (see above). Its errors are sticky: a *verify.DigestMismatchError
 // for a segment that differs, an archive that is shorter or longer than
 // recorded.
+//
+// The next segment is read and checked while the one before is passed on
+// (a goroutine, one segment ahead), so whoever reads it (pg_restore) does
+// not wait for a segment's read and hash at each boundary: at most three
+// segments are in memory, each passed on only once it is checked.
 type segmentReader struct {
 	body    io.Reader
 	path    string
 	size    int64 // a segment's
 	total   int64 // the archive's
 	digests []string
-	i       int    // segments read
+	ahead   chan checkedSegment // segments read and checked, in order
+	free    chan []byte         // buffers passed on, for the next segments
+	stop    chan struct{}       // closed: read no further (close)
+	stopped sync.Once
 	buf     []byte // the last segment read, checked
 	off     int    // how much of buf was passed on
 	err     error
+}
+
+// checkedSegment is a segment that hashed to the record, or why not (the
+// last one sent: an error, io.EOF at the end).
+type checkedSegment struct {
+	buf []byte
+	err error
 }
 
 func newSegmentReader(body io.Reader, a catalog.Archive) (*segmentReader, error) {
@@ -49,51 +65,96 @@ func newSegmentReader(body io.Reader, a catalog.Archive) (*segmentReader, error)
 	if s.Size <= 0 || s.Size > 256<<20 || len(s.BLAKE3) != want {
 		return nil, fmt.Errorf("the record of %s holds %d segment digests of %d bytes for %d bytes: not a record pgattest wrote", a.Path, len(s.BLAKE3), s.Size, a.Size)
 	}
-	return &segmentReader{body: body, path: a.Path, size: s.Size, total: a.Size, digests: s.BLAKE3, buf: make([]byte, 0, s.Size)}, nil
+	r := &segmentReader{body: body, path: a.Path, size: s.Size, total: a.Size, digests: s.BLAKE3,
+		ahead: make(chan checkedSegment, 1), free: make(chan []byte, 2), stop: make(chan struct{})}
+	go r.readAhead()
+	return r, nil
+}
+
+// readAhead reads the segments in order, checks each, and sends it; it
+// stops at the first error (sent), at the end (io.EOF sent), or when the
+// reader is closed.
+func (r *segmentReader) readAhead() {
+	send := func(c checkedSegment) bool {
+		select {
+		case r.ahead <- c:
+			return true
+		case <-r.stop:
+			return false
+		}
+	}
+	for i := range r.digests {
+		select {
+		case <-r.stop:
+			return
+		default:
+		}
+		var buf []byte
+		select {
+		case buf = <-r.free:
+		default:
+			buf = make([]byte, 0, r.size)
+		}
+		at := int64(i) * r.size
+		buf = buf[:min(r.size, r.total-at)]
+		n, err := io.ReadFull(r.body, buf)
+		switch {
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			send(checkedSegment{err: r.mismatch(i, fmt.Sprintf("%d bytes, not the recorded %d", at+int64(n), r.total))})
+			return
+		case err != nil:
+			send(checkedSegment{err: fmt.Errorf("read %s: %w", r.path, err)})
+			return
+		}
+		if got := verify.SegmentDigest(buf); got != r.digests[i] {
+			send(checkedSegment{err: r.mismatch(i, "BLAKE3 "+got)})
+			return
+		}
+		if !send(checkedSegment{buf: buf}) {
+			return
+		}
+	}
+	var one [1]byte
+	if n, _ := io.ReadFull(r.body, one[:]); n > 0 {
+		send(checkedSegment{err: r.mismatch(len(r.digests), fmt.Sprintf("more than the recorded %d bytes", r.total))})
+		return
+	}
+	send(checkedSegment{err: io.EOF})
 }
 
 func (r *segmentReader) Read(p []byte) (int, error) {
-	if r.off < len(r.buf) {
-		n := copy(p, r.buf[r.off:])
-		r.off += n
-		return n, nil
-	}
-	if r.err != nil {
-		return 0, r.err
-	}
-	if r.i == len(r.digests) {
-		var one [1]byte
-		if n, _ := io.ReadFull(r.body, one[:]); n > 0 {
-			r.err = r.mismatch(fmt.Sprintf("more than the recorded %d bytes", r.total))
+	for r.off >= len(r.buf) {
+		if r.err != nil {
 			return 0, r.err
 		}
-		r.err = io.EOF
-		return 0, io.EOF
+		if r.buf != nil {
+			select {
+			case r.free <- r.buf[:0]:
+			default:
+			}
+		}
+		select {
+		case <-r.stop: // closed: nothing more, also not what was read ahead
+		default:
+			select {
+			case c := <-r.ahead:
+				r.buf, r.off, r.err = c.buf, 0, c.err
+				continue
+			case <-r.stop:
+			}
+		}
+		r.buf, r.off, r.err = nil, 0, fmt.Errorf("read %s: closed", r.path)
 	}
-	at := int64(r.i) * r.size
-	r.buf, r.off = r.buf[:min(r.size, r.total-at)], 0
-	n, err := io.ReadFull(r.body, r.buf)
-	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		r.buf = r.buf[:0]
-		r.err = r.mismatch(fmt.Sprintf("%d bytes, not the recorded %d", at+int64(n), r.total))
-		return 0, r.err
-	case err != nil:
-		r.buf = r.buf[:0]
-		r.err = fmt.Errorf("read %s: %w", r.path, err)
-		return 0, r.err
-	}
-	if got := verify.SegmentDigest(r.buf); got != r.digests[r.i] {
-		r.buf = r.buf[:0]
-		r.err = r.mismatch("BLAKE3 " + got)
-		return 0, r.err
-	}
-	r.i++
-	return r.Read(p)
+	n := copy(p, r.buf[r.off:])
+	r.off += n
+	return n, nil
 }
 
-func (r *segmentReader) mismatch(got string) error {
-	return &verify.DigestMismatchError{Path: r.path, Got: got, Segment: r.i + 1, Segments: len(r.digests), Offset: int64(r.i) * r.size}
+// close stops the reading ahead (the body is the caller's to close).
+func (r *segmentReader) close() { r.stopped.Do(func() { close(r.stop) }) }
+
+func (r *segmentReader) mismatch(i int, got string) error {
+	return &verify.DigestMismatchError{Path: r.path, Got: got, Segment: i + 1, Segments: len(r.digests), Offset: int64(i) * r.size}
 }
 
 // spoolChecked copies body whole into a private file in the temp folder,
