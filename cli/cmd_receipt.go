@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 
@@ -38,6 +40,11 @@ statement has pgattest's shape; with --archive, when the archive's bytes
 also hash to its subject. README ("Signed receipts") shows the same check
 with openssl alone.
 
+Receipts of a name chain (each names the SHA-256 of the one before). Given
+several, every receipt but the oldest given must follow one given: one that
+follows a receipt not there means a receipt is missing (a failed proof's,
+deleted?) and is a broken link.
+
 Examples:
    pgattest receipt verify shop-20261101T020000Z.receipt.json --key sign.pub.pem
    pgattest receipt verify backups/shop/*.receipt.json --key sign.pub.pem
@@ -45,7 +52,7 @@ Examples:
        --archive shop-20261101T020000Z.dump
 
 Exit codes: 0 every receipt checks; 2 usage error; 3 a receipt (or the
-archive) does not match, named.`,
+archive) does not match, or a chain has a broken link, named.`,
 			Flags: []ucli.Flag{
 				&ucli.StringSliceFlag{Name: "key", Usage: "a trusted public key `FILE` (SPKI PEM: pgattest key public, or openssl pkey -pubout); repeatable", Required: true,
 					Action: func(_ *ucli.Context, v []string) error { o.keys = v; return nil }},
@@ -79,6 +86,7 @@ func runReceiptVerify(e *env, o receiptVerifyOptions) error {
 		keys = append(keys, pub)
 	}
 	bad := 0
+	var ok []chained
 	for _, f := range o.files {
 		if line, isAudit, err := checkAuditEnvelope(f, keys, o.archive); isAudit {
 			var m *receipt.MismatchError
@@ -93,7 +101,7 @@ func runReceiptVerify(e *env, o receiptVerifyOptions) error {
 			}
 			continue
 		}
-		st, keyID, err := checkReceipt(f, keys, o.archive)
+		st, keyID, digest, err := checkReceipt(f, keys, o.archive)
 		if err != nil {
 			var m *receipt.MismatchError
 			if !errors.As(err, &m) {
@@ -103,6 +111,7 @@ func runReceiptVerify(e *env, o receiptVerifyOptions) error {
 			fmt.Fprintf(e.stdout, "%s: DOES NOT MATCH: %s\n", safe(f), safeText(err.Error()))
 			continue
 		}
+		ok = append(ok, chained{file: f, digest: digest, st: st})
 		p := st.Predicate
 		fmt.Fprintf(e.stdout, "%s: OK signed by key %s: backup %s (%s), archive %s sha256 %s, proof %s %s",
 			safe(f), keyID, safe(p.Backup.ID), safe(p.Backup.Name), safe(st.Subject[0].Name), st.Subject[0].Digest["sha256"], safe(p.Proof.Mode), safe(p.Proof.Verdict))
@@ -114,37 +123,106 @@ func runReceiptVerify(e *env, o receiptVerifyOptions) error {
 		}
 		fmt.Fprintln(e.stdout)
 	}
+	broken := checkChains(e, ok)
 	if bad > 0 {
 		return proofErrorf("a receipt that does not check is no evidence: ask for the signer's key, or find out who changed it", "%d of %d receipts do not match", bad, len(o.files))
+	}
+	if broken > 0 {
+		return proofErrorf("give every receipt of the name (NAME/*.receipt.json, and a bucket's older versions); a missing one may hide a failed proof", "%d broken link(s) in the receipts' chains", broken)
 	}
 	return nil
 }
 
-// checkReceipt checks one receipt file (and the archive, when given).
-func checkReceipt(path string, keys []ed25519.PublicKey, archive string) (*receipt.Statement, string, error) {
+// checkReceipt checks one receipt file (and the archive, when given); the
+// digest is the SHA-256 of the file's bytes, by which the next receipt of
+// its name names it.
+func checkReceipt(path string, keys []ed25519.PublicKey, archive string) (st *receipt.Statement, keyID, digest string, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	payload, keyID, err := receipt.Open(b, keys)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	st, err := receipt.Parse(payload)
-	if err != nil {
-		return nil, "", err
+	if st, err = receipt.Parse(payload); err != nil {
+		return nil, "", "", err
 	}
 	if archive != "" {
 		f, err := os.OpenFile(archive, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 		if err != nil {
-			return nil, "", err
+			return nil, "", "", err
 		}
 		defer f.Close()
 		if err := st.CheckArchive(f); err != nil {
-			return nil, "", err
+			return nil, "", "", err
 		}
 	}
-	return st, keyID, nil
+	return st, keyID, receipt.Digest(b), nil
+}
+
+// chained is a receipt that checked, for the chains of its name.
+type chained struct {
+	file, digest string
+	st           *receipt.Statement
+}
+
+// checkChains follows each name's chain through the receipts given (each
+// names the SHA-256 of the one before): a receipt whose previous one is
+// not among them, other than the oldest given, means one is missing (a
+// proof's receipt deleted, a failed one hidden) and is a broken link; two
+// that follow the same one are said (concurrent runs, or two histories).
+// It prints a line per name and returns the broken links.
+func checkChains(e *env, ok []chained) (broken int) {
+	byName := map[string][]chained{}
+	for _, c := range ok {
+		byName[c.st.Predicate.Backup.Name] = append(byName[c.st.Predicate.Backup.Name], c)
+	}
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		rs := byName[name]
+		if len(rs) < 2 {
+			continue
+		}
+		slices.SortStableFunc(rs, func(a, b chained) int { return a.st.Predicate.MadeAt.Compare(b.st.Predicate.MadeAt) })
+		have := map[string]bool{}
+		followers := map[string]int{}
+		for _, c := range rs {
+			have[c.digest] = true
+			followers[c.st.Predicate.PreviousReceipt]++
+		}
+		gaps := 0
+		for i, c := range rs {
+			prev := c.st.Predicate.PreviousReceipt
+			if i == 0 || have[prev] {
+				continue
+			}
+			gaps++
+			what := "names no previous receipt"
+			if prev != "" {
+				what = "follows a receipt that is not among these (sha256 " + prev + ")"
+			}
+			fmt.Fprintf(e.stdout, "chain %s: BROKEN at %s: it %s, so a receipt of %s made before it is missing\n", safe(name), safe(c.file), what, safe(name))
+		}
+		forks := 0
+		for prev, n := range followers {
+			if prev != "" && have[prev] && n > 1 {
+				forks++
+			}
+		}
+		line := fmt.Sprintf("chain %s: %d receipts, %s to %s", safe(name), len(rs), formatTime(rs[0].st.Predicate.MadeAt), formatTime(rs[len(rs)-1].st.Predicate.MadeAt))
+		switch {
+		case gaps > 0:
+			line += fmt.Sprintf(", %d broken link(s)", gaps)
+		default:
+			line += ", each linked to the one before"
+		}
+		if forks > 0 {
+			line += fmt.Sprintf("; %d receipt(s) followed by two or more (runs at the same time, or two histories)", forks)
+		}
+		fmt.Fprintln(e.stdout, line)
+		broken += gaps
+	}
+	return broken
 }
 
 // checkAuditEnvelope checks a signed audit report's envelope (audit

@@ -106,6 +106,22 @@ func TestSignedReceipts(t *testing.T) {
 		t.Errorf("the unsigned backup's receipt against its archive: exit %d\n%s", code, out)
 	}
 
+	// The receipts of a name chain: all of them link; the oldest given
+	// may follow one not given (the chain began before); any other that
+	// follows a receipt not given means one is missing: exit 3, named.
+	u := reverified[1].Receipts[0]
+	all := []string{rc.Path, second.Receipts[0].Path, later.Path, u.Path}
+	if code, out, _ := run(t, append([]string{"receipt", "verify", "--key", pub}, all...)...); code != 0 || !strings.Contains(out, "chain shop: 4 receipts") || !strings.Contains(out, "each linked to the one before") {
+		t.Errorf("receipt verify of the whole chain: exit %d\n%s", code, out)
+	}
+	if code, out, _ := run(t, "receipt", "verify", "--key", pub, second.Receipts[0].Path, later.Path, u.Path); code != 0 || !strings.Contains(out, "chain shop: 3 receipts") {
+		t.Errorf("receipt verify of the chain from its second receipt on: exit %d\n%s", code, out)
+	}
+	code, out, errOut = run(t, "receipt", "verify", "--key", pub, rc.Path, later.Path, u.Path)
+	if code != exitProofFailed || !strings.Contains(out, "BROKEN at "+later.Path) || !strings.Contains(out, second.Receipts[0].SHA256) || !strings.Contains(errOut, "broken link") {
+		t.Errorf("receipt verify with the second backup's receipt left out: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// A changed archive, another key: exit 3, named.
 	changed := filepath.Join(t.TempDir(), "changed.dump")
 	b, _ := os.ReadFile(first.Archive.Path)
