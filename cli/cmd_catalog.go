@@ -99,14 +99,17 @@ that its archive is there (of the recorded size; with --rehash, of the
 recorded BLAKE3 too) and records it, oldest first, in a new catalog: list,
 audit and restore --as-of then work as before. Backups that many machines
 wrote into one bucket are rebuilt together. Proofs made later by verify are
-not in manifests; run verify again to add them.
+not in manifests: with --trust-key they are taken from their signed receipts
+(NAME-STAMP.verify-STAMP.receipt.json); without, run verify again to add them.
 
 A manifest is a file: whoever can write to the repository could have written
 it. With --trust-key (the public half of backup --sign-key's key), a backup
 is recorded verified only when the receipt beside it, signed by a trusted
 key, covers its archive's digest and its proof; any other is recorded
 unverified, its claimed proofs kept apart, and the summary counts why
-(unsigned, unknown key, receipt does not match).
+(unsigned, unknown key, receipt does not match). A later proof whose receipt a
+trusted key signed for these very bytes counts too, also for a backup that
+was not signed.
 
 Examples:
    pgattest catalog rebuild --repo s3://acme-backups/pg --catalog ~/rebuilt.db --trust-key sign.pub.pem

@@ -12,6 +12,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/pgattest/pgattest/catalog"
+	"github.com/pgattest/pgattest/pipeline"
 	"github.com/pgattest/pgattest/pipeline/receipt"
 	"github.com/pgattest/pgattest/testenv/pgtest"
 )
@@ -121,6 +122,37 @@ func TestSignedReceipts(t *testing.T) {
 	if code != exitProofFailed || !strings.Contains(out, "BROKEN at "+later.Path) || !strings.Contains(out, second.Receipts[0].SHA256) || !strings.Contains(errOut, "broken link") {
 		t.Errorf("receipt verify with the second backup's receipt left out: exit %d\n%s%s", code, out, errOut)
 	}
+
+	// Later proofs are in no manifest: a rebuild that trusts the key takes
+	// them from their receipts. The unsigned backup, re-verified with the
+	// key, is verified by that proof alone (its backup's proof kept as
+	// unattested); the first has both its proofs. Another backup's receipt
+	// planted beside it adds nothing.
+	planted := strings.TrimSuffix(unsigned.Archive.Path, ".dump") + ".verify-20261231T000000Z.receipt.json"
+	lb, _ := os.ReadFile(later.Path)
+	os.WriteFile(planted, lb, 0o644)
+	ub, _ := os.ReadFile(u.Path) // and its own receipt again, under another name
+	copied := strings.TrimSuffix(unsigned.Archive.Path, ".dump") + ".verify-20261231T000001Z.receipt.json"
+	os.WriteFile(copied, ub, 0o644)
+	rebuilt := filepath.Join(t.TempDir(), "rebuilt.db")
+	code, out, errOut = run(t, "--catalog", rebuilt, "catalog", "rebuild", "--repo", w.dir, "--trust-key", pub)
+	if code != 0 || !strings.Contains(out, "later proof(s) taken from their signed receipts") {
+		t.Fatalf("rebuild --trust-key: exit %d\n%s%s", code, out, errOut)
+	}
+	_, listed, _ := run(t, "--catalog", rebuilt, "--json", "list")
+	got := map[string]*catalog.Record{}
+	for _, r := range decodeRecords(t, listed) {
+		got[r.ID] = r
+	}
+	if r := got[first.ID]; r == nil || r.Status != catalog.StatusVerified || len(r.Proofs) != 2 || len(r.Receipts) != 2 || r.Attestation != pipeline.AttestSigned {
+		t.Errorf("rebuilt first backup: %+v; want verified with its backup's and its re-verify's proofs and receipts", r)
+	}
+	if r := got[unsigned.ID]; r == nil || r.Status != catalog.StatusVerified || len(r.Proofs) != 1 || len(r.Receipts) != 1 ||
+		r.Attestation != pipeline.AttestUnsigned || len(r.UnattestedProofs) != 1 || !r.Proofs[0].StartedAt.Equal(reverified[1].Proofs[1].StartedAt) {
+		t.Errorf("rebuilt unsigned backup: %+v; want verified by its signed re-verify alone, its backup's proof unattested", r)
+	}
+	os.Remove(planted)
+	os.Remove(copied)
 
 	// A changed archive, another key: exit 3, named.
 	changed := filepath.Join(t.TempDir(), "changed.dump")

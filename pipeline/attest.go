@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/pgattest/pgattest/catalog"
@@ -56,11 +57,19 @@ func loadTrusted(paths []string) ([]ed25519.PublicKey, error) {
 // restore checks each piece against) are taken from them, not from the
 // manifest. It returns what it found (one of the Attest words), or an
 // error when the store could not say.
-func attest(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, mkey, archiveKey string, entries []catalog.TOCEntry, keys []ed25519.PublicKey) (string, error) {
-	rkey := strings.TrimSuffix(mkey, ".manifest.json") + ".receipt.json"
-	why, err := attestWith(ctx, r, rec, asked, rkey, archiveKey, entries, keys)
+//
+// Later proofs (verify --sign-key) are in no manifest: their receipts
+// beside it (NAME-STAMP.verify-STAMP.receipt.json) are their only record in
+// the repository. Each a trusted key signed, whose statement is the one
+// this record makes with that proof, about these very bytes, adds its
+// proof and receipt (later: how many), also to a record whose backup was
+// not signed.
+func attest(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, mkey, archiveKey string, entries []catalog.TOCEntry, keys []ed25519.PublicKey) (why string, later int, err error) {
+	base := strings.TrimSuffix(mkey, ".manifest.json")
+	stored := storedOnce(ctx, rec)
+	why, err = attestWith(ctx, r, rec, asked, base+".receipt.json", archiveKey, entries, keys, stored)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if why != AttestSigned {
 		rec.UnattestedProofs = append(rec.UnattestedProofs, rec.Proofs...)
@@ -68,19 +77,149 @@ func attest(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, mkey, 
 		rec.Receipts = nil
 	}
 	rec.Attestation = why
-	return why, nil
+	later, err = laterProofs(ctx, r, rec, asked, base+".verify-", archiveKey, entries, keys, stored)
+	return why, later, err
 }
 
-func attestWith(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, rkey, archiveKey string, entries []catalog.TOCEntry, keys []ed25519.PublicKey) (string, error) {
-	body, err := r.Open(ctx, rkey, "")
+// storedBytes are an archive's digests, from its bytes read whole.
+type storedBytes struct {
+	blake3, sha256 string
+	segments       []string
+	size           int64
+}
+
+// storedOnce reads rec's archive whole the first time it is asked, and
+// gives the same digests after (a *verify.MissingError when it is gone).
+func storedOnce(ctx context.Context, rec *catalog.Record) func() (storedBytes, error) {
+	var sb storedBytes
+	var err error
+	read := false
+	return func() (storedBytes, error) {
+		if !read {
+			read = true
+			sb.blake3, sb.sha256, sb.segments, sb.size, err = storedDigests(ctx, rec)
+		}
+		return sb, err
+	}
+}
+
+// signedAs checks that st is the statement rec makes with proof p, about
+// the archive named archiveKey, and that the stored bytes are its
+// subject; then rec takes the bytes' SHA-256 and segment digests. ok is
+// false for a statement that is not (err: the store could not say).
+func signedAs(st *receipt.Statement, rec *catalog.Record, p *catalog.Proof, asked, archiveKey string, entries []catalog.TOCEntry, stored func() (storedBytes, error)) (ok bool, err error) {
+	want := *rec
+	want.Name = asked
+	if entries != nil {
+		if want.TOC.EntriesBLAKE3, err = catalog.EntriesDigest(entries); err != nil {
+			return false, err
+		}
+	}
+	if want.Archive.SHA256 == "" {
+		want.Archive.SHA256 = st.Subject[0].Digest["sha256"] // checked against the bytes below
+	}
+	pr := st.Predicate
+	mine, err := receipt.For(&want, p, path.Base(strings.TrimSuffix(archiveKey, "/")), pr.PreviousReceipt, pr.CatalogHead, pr.MadeAt)
+	if err != nil {
+		return false, nil
+	}
+	a, _ := json.Marshal(mine)
+	s, _ := json.Marshal(st)
+	if !bytes.Equal(a, s) {
+		return false, nil
+	}
+	// The archive's bytes, read whole: what the receipt names, and what a
+	// restore will check each segment of.
+	sb, err := stored()
+	if err != nil {
+		var missing *verify.MissingError
+		if errors.As(err, &missing) {
+			return false, nil
+		}
+		return false, err
+	}
+	if sb.blake3 != st.Subject[0].Digest["blake3"] || sb.sha256 != st.Subject[0].Digest["sha256"] || sb.size != pr.Archive.Size {
+		return false, nil
+	}
+	rec.Archive.SHA256 = sb.sha256
+	rec.Archive.Segments = &catalog.Segments{Size: verify.SegmentSize, BLAKE3: sb.segments}
+	return true, nil
+}
+
+// laterProofs adds the proofs of the later receipts under prefix that a
+// trusted key signed for rec (see attest), oldest first.
+func laterProofs(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, prefix, archiveKey string, entries []catalog.TOCEntry, keys []ed25519.PublicKey, stored func() (storedBytes, error)) (int, error) {
+	if rec.Archive.Format != verify.FormatCustom {
+		return 0, nil // receipts name one file
+	}
+	objs, err := r.List(ctx, prefix)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, o := range objs {
+		if !strings.HasSuffix(o.Key, ".receipt.json") || strings.Contains(strings.TrimPrefix(o.Key, prefix), "/") {
+			continue
+		}
+		b, err := readSmall(ctx, r, o.Key)
+		if err != nil {
+			return n, err
+		}
+		if slices.ContainsFunc(rec.Receipts, func(rc catalog.Receipt) bool { return rc.SHA256 == receipt.Digest(b) }) {
+			continue // a copy of one taken: one proof, once
+		}
+		payload, keyID, err := receipt.Open(b, keys)
+		if err != nil {
+			continue // unsigned, another key's, altered: no evidence
+		}
+		st, err := receipt.Parse(payload)
+		if err != nil || st.Predicate.Backup.ID != rec.ID {
+			continue
+		}
+		p := proofOf(st.Predicate.Proof)
+		ok, err := signedAs(st, rec, &p, asked, archiveKey, entries, stored)
+		if err != nil {
+			return n, err
+		}
+		if !ok {
+			continue
+		}
+		rec.Proofs = append(rec.Proofs, p)
+		rec.Receipts = append(rec.Receipts, catalog.Receipt{SHA256: receipt.Digest(b), KeyID: keyID, Path: location{repo: r}.show(o.Key), Envelope: json.RawMessage(b)})
+		n++
+	}
+	return n, nil
+}
+
+// proofOf is the proof a receipt signed, as a record keeps it: what the
+// statement says, and digest_checked (its subject is the bytes' digest).
+func proofOf(pr receipt.ProofRef) catalog.Proof {
+	p := catalog.Proof{Mode: pr.Mode, Status: pr.Verdict, StartedAt: pr.StartedAt, DurationMS: pr.DurationMS,
+		Error: pr.Error, Rows: pr.Rows, DigestChecked: true, Skipped: pr.Skipped, Tables: []catalog.TableCount{}}
+	if len(p.Skipped) == 0 {
+		p.Skipped = nil
+	}
+	for _, t := range pr.Tables {
+		p.Tables = append(p.Tables, catalog.TableCount{Schema: t.Schema, Name: t.Name, Rows: t.Rows})
+	}
+	return p
+}
+
+// readSmall reads a receipt-sized object (at most 16 MiB).
+func readSmall(ctx context.Context, r repo.Repo, key string) ([]byte, error) {
+	body, err := r.Open(ctx, key, "")
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	return io.ReadAll(io.LimitReader(body, 16<<20))
+}
+
+func attestWith(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, rkey, archiveKey string, entries []catalog.TOCEntry, keys []ed25519.PublicKey, stored func() (storedBytes, error)) (string, error) {
+	b, err := readSmall(ctx, r, rkey)
 	if errors.Is(err, repo.ErrNotFound) {
 		return AttestUnsigned, nil
 	}
-	if err != nil {
-		return "", err
-	}
-	b, err := io.ReadAll(io.LimitReader(body, 16<<20))
-	body.Close()
 	if err != nil {
 		return "", err
 	}
@@ -94,46 +233,15 @@ func attestWith(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, rk
 	}
 	// The signed statement must be the one this record makes, field by
 	// field: backup, source, tools, times, TOC (its entries' digest from
-	// the manifest's entries), archive, proof.
-	want := *rec
-	want.Name = asked
-	if entries != nil {
-		if want.TOC.EntriesBLAKE3, err = catalog.EntriesDigest(entries); err != nil {
-			return "", err
-		}
-	}
-	if want.Archive.SHA256 == "" {
-		want.Archive.SHA256 = st.Subject[0].Digest["sha256"] // checked against the bytes below
-	}
+	// the manifest's entries), archive, proof; and its subject the bytes.
 	var proof *catalog.Proof
 	if len(rec.Proofs) == 1 {
 		proof = &rec.Proofs[0]
 	}
-	pr := st.Predicate
-	mine, err := receipt.For(&want, proof, path.Base(strings.TrimSuffix(archiveKey, "/")), pr.PreviousReceipt, pr.CatalogHead, pr.MadeAt)
-	if err != nil {
-		return AttestMismatch, nil
+	ok, err := signedAs(st, rec, proof, asked, archiveKey, entries, stored)
+	if err != nil || !ok {
+		return AttestMismatch, err
 	}
-	a, _ := json.Marshal(mine)
-	s, _ := json.Marshal(st)
-	if !bytes.Equal(a, s) {
-		return AttestMismatch, nil
-	}
-	// The archive's bytes, read whole: what the receipt names, and what a
-	// restore will check each segment of.
-	b3, sha, segs, size, err := storedDigests(ctx, rec)
-	if err != nil {
-		var missing *verify.MissingError
-		if errors.As(err, &missing) {
-			return AttestMismatch, nil
-		}
-		return "", err
-	}
-	if b3 != st.Subject[0].Digest["blake3"] || sha != st.Subject[0].Digest["sha256"] || size != pr.Archive.Size {
-		return AttestMismatch, nil
-	}
-	rec.Archive.SHA256 = sha
-	rec.Archive.Segments = &catalog.Segments{Size: verify.SegmentSize, BLAKE3: segs}
 	rec.Receipts = []catalog.Receipt{{SHA256: receipt.Digest(b), KeyID: keyID, Path: location{repo: r}.show(rkey), Envelope: json.RawMessage(b)}}
 	return AttestSigned, nil
 }

@@ -194,12 +194,18 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 		if note != "" {
 			row.Note = strings.TrimPrefix(row.Note+"; "+note, "; ")
 		}
+		later := 0 // proofs taken from later receipts
 		if row.Err == nil && keys != nil {
-			row.Attestation, row.Err = attest(ctx, r, rec, asked, f.obj.Key, archiveKeyOf(f.obj.Key, rec), f.m.TOCEntries, keys)
-			if row.Err != nil {
+			row.Attestation, later, row.Err = attest(ctx, r, rec, asked, f.obj.Key, archiveKeyOf(f.obj.Key, rec), f.m.TOCEntries, keys)
+			switch {
+			case row.Err != nil:
 				row.Err = storeErrOf(r, row.Err)
-			} else if row.Attestation != AttestSigned {
+			case row.Attestation != AttestSigned && later == 0:
 				row.Note = strings.TrimPrefix(row.Note+"; "+"recorded unverified: "+row.Attestation+" (the proofs its manifest claims are kept as unattested)", "; ")
+			case row.Attestation != AttestSigned:
+				row.Note = strings.TrimPrefix(row.Note+"; "+fmt.Sprintf("its backup's proof %s (kept as unattested); %d later proof(s) taken from their signed receipts", row.Attestation, later), "; ")
+			case later > 0:
+				row.Note = strings.TrimPrefix(row.Note+"; "+fmt.Sprintf("%d later proof(s) taken from their signed receipts", later), "; ")
 			}
 		}
 		if row.Err == nil {
@@ -209,7 +215,7 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 				// Only what a trusted key attests binds a name, when keys
 				// are given: a forged manifest older than the genuine
 				// backups would push them to NAME~2.
-				if !known && (keys == nil || row.Attestation == AttestSigned) {
+				if !known && (keys == nil || row.Attestation == AttestSigned || later > 0) {
 					bind(asked, name, rec.Source.Identity)
 				}
 			}
