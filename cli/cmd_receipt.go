@@ -170,9 +170,12 @@ type chained struct {
 // checkChains follows each name's chain through the receipts given (each
 // names the SHA-256 of the one before): a receipt whose previous one is
 // not among them, other than the oldest given, means one is missing (a
-// proof's receipt deleted, a failed one hidden) and is a broken link; two
-// that follow the same one are said (concurrent runs, or two histories).
-// It prints a line per name and returns the broken links.
+// proof's receipt deleted, a failed one hidden) or was rewritten, and is a
+// broken link; one that names none begins a chain again (a new catalog,
+// another machine) and two that follow the same one (concurrent runs) are
+// said. The newest and the oldest receipts can go unnoticed: nothing
+// after or before them names them. It prints a line per name and returns
+// the broken links.
 func checkChains(e *env, ok []chained) (broken int) {
 	byName := map[string][]chained{}
 	for _, c := range ok {
@@ -190,18 +193,18 @@ func checkChains(e *env, ok []chained) (broken int) {
 			have[c.digest] = true
 			followers[c.st.Predicate.PreviousReceipt]++
 		}
-		gaps := 0
+		gaps, starts := 0, 0
 		for i, c := range rs {
 			prev := c.st.Predicate.PreviousReceipt
-			if i == 0 || have[prev] {
-				continue
+			switch {
+			case i == 0 || have[prev]:
+			case prev == "": // a chain begun again: a new catalog, another machine
+				starts++
+			default:
+				gaps++
+				fmt.Fprintf(e.stdout, "chain %s: BROKEN at %s: it follows a receipt that is not among these (sha256 %s): a receipt of %s made before it is missing, or its file was rewritten\n",
+					safe(name), safe(c.file), prev, safe(name))
 			}
-			gaps++
-			what := "names no previous receipt"
-			if prev != "" {
-				what = "follows a receipt that is not among these (sha256 " + prev + ")"
-			}
-			fmt.Fprintf(e.stdout, "chain %s: BROKEN at %s: it %s, so a receipt of %s made before it is missing\n", safe(name), safe(c.file), what, safe(name))
 		}
 		forks := 0
 		for prev, n := range followers {
@@ -215,6 +218,9 @@ func checkChains(e *env, ok []chained) (broken int) {
 			line += fmt.Sprintf(", %d broken link(s)", gaps)
 		default:
 			line += ", each linked to the one before"
+		}
+		if starts > 0 {
+			line += fmt.Sprintf("; %d begin(s) a chain again (a new catalog, or another machine's)", starts)
 		}
 		if forks > 0 {
 			line += fmt.Sprintf("; %d receipt(s) followed by two or more (runs at the same time, or two histories)", forks)

@@ -131,12 +131,22 @@ func TestSignedReceipts(t *testing.T) {
 	planted := strings.TrimSuffix(unsigned.Archive.Path, ".dump") + ".verify-20261231T000000Z.receipt.json"
 	lb, _ := os.ReadFile(later.Path)
 	os.WriteFile(planted, lb, 0o644)
-	ub, _ := os.ReadFile(u.Path) // and its own receipt again, under another name
+	// Its own receipt again, re-encoded (other bytes, the same signed
+	// statement); the first backup's own receipt under a later name; a
+	// planted object too large to be a receipt.
+	var reenc bytes.Buffer
+	ub, _ := os.ReadFile(u.Path)
+	json.Indent(&reenc, ub, "", "  ")
 	copied := strings.TrimSuffix(unsigned.Archive.Path, ".dump") + ".verify-20261231T000001Z.receipt.json"
-	os.WriteFile(copied, ub, 0o644)
+	os.WriteFile(copied, reenc.Bytes(), 0o644)
+	ownAgain := strings.TrimSuffix(first.Archive.Path, ".dump") + ".verify-20261231T000002Z.receipt.json"
+	rb, _ := os.ReadFile(rc.Path)
+	os.WriteFile(ownAgain, rb, 0o644)
+	huge := strings.TrimSuffix(first.Archive.Path, ".dump") + ".verify-20261231T000003Z.receipt.json"
+	os.WriteFile(huge, bytes.Repeat([]byte(" "), 5<<20), 0o644)
 	rebuilt := filepath.Join(t.TempDir(), "rebuilt.db")
 	code, out, errOut = run(t, "--catalog", rebuilt, "catalog", "rebuild", "--repo", w.dir, "--trust-key", pub)
-	if code != 0 || !strings.Contains(out, "later proof(s) taken from their signed receipts") {
+	if code != 0 || !strings.Contains(out, "later proof(s) taken from their signed receipts") || !strings.Contains(out, "1 receipt(s) beside it could not be read") {
 		t.Fatalf("rebuild --trust-key: exit %d\n%s%s", code, out, errOut)
 	}
 	_, listed, _ := run(t, "--catalog", rebuilt, "--json", "list")
@@ -151,8 +161,9 @@ func TestSignedReceipts(t *testing.T) {
 		r.Attestation != pipeline.AttestUnsigned || len(r.UnattestedProofs) != 1 || !r.Proofs[0].StartedAt.Equal(reverified[1].Proofs[1].StartedAt) {
 		t.Errorf("rebuilt unsigned backup: %+v; want verified by its signed re-verify alone, its backup's proof unattested", r)
 	}
-	os.Remove(planted)
-	os.Remove(copied)
+	for _, f := range []string{planted, copied, ownAgain, huge} {
+		os.Remove(f)
+	}
 
 	// A changed archive, another key: exit 3, named.
 	changed := filepath.Join(t.TempDir(), "changed.dump")

@@ -10,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline/receipt"
@@ -64,12 +65,12 @@ func loadTrusted(paths []string) ([]ed25519.PublicKey, error) {
 // this record makes with that proof, about these very bytes, adds its
 // proof and receipt (later: how many), also to a record whose backup was
 // not signed.
-func attest(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, mkey, archiveKey string, entries []catalog.TOCEntry, keys []ed25519.PublicKey) (why string, later int, err error) {
+func attest(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, mkey, archiveKey string, entries []catalog.TOCEntry, keys []ed25519.PublicKey) (why string, later, unread int, err error) {
 	base := strings.TrimSuffix(mkey, ".manifest.json")
 	stored := storedOnce(ctx, rec)
 	why, err = attestWith(ctx, r, rec, asked, base+".receipt.json", archiveKey, entries, keys, stored)
 	if err != nil {
-		return "", 0, err
+		return "", 0, 0, err
 	}
 	if why != AttestSigned {
 		rec.UnattestedProofs = append(rec.UnattestedProofs, rec.Proofs...)
@@ -77,8 +78,8 @@ func attest(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, mkey, 
 		rec.Receipts = nil
 	}
 	rec.Attestation = why
-	later, err = laterProofs(ctx, r, rec, asked, base+".verify-", archiveKey, entries, keys, stored)
-	return why, later, err
+	later, unread, err = laterProofs(ctx, r, rec, asked, base, archiveKey, entries, keys, stored)
+	return why, later, unread, err
 }
 
 // storedBytes are an archive's digests, from its bytes read whole.
@@ -146,49 +147,92 @@ func signedAs(st *receipt.Statement, rec *catalog.Record, p *catalog.Proof, aske
 	return true, nil
 }
 
-// laterProofs adds the proofs of the later receipts under prefix that a
-// trusted key signed for rec (see attest), oldest first.
-func laterProofs(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, prefix, archiveKey string, entries []catalog.TOCEntry, keys []ed25519.PublicKey, stored func() (storedBytes, error)) (int, error) {
+// maxReceipt is the largest receipt a rebuild reads (one lists every
+// table with its rows: a megabyte holds ten thousand tables).
+const maxReceipt = 4 << 20
+
+// laterProofs adds the proofs of the later receipts beside the manifest
+// (base.verify-*.receipt.json) that a trusted key signed for rec (see
+// attest), in the order the proofs ran, each signed statement once: a
+// copy or a re-encoding of one taken, the backup's own statement under a
+// later name, a statement of no proof add nothing. A receipt that cannot
+// be read (or is larger than any pgattest writes) is left out and counted
+// in unread: a planted object never stops the rebuild of a genuine backup.
+func laterProofs(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, base, archiveKey string, entries []catalog.TOCEntry, keys []ed25519.PublicKey, stored func() (storedBytes, error)) (n, unread int, err error) {
 	if rec.Archive.Format != verify.FormatCustom {
-		return 0, nil // receipts name one file
+		return 0, 0, nil // receipts name one file
 	}
+	prefix := base + ".verify-"
 	objs, err := r.List(ctx, prefix)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	n := 0
+	seen := map[string]bool{} // signed statements taken, by the SHA-256 of the payload
+	own := [][]byte{}
+	for _, rc := range rec.Receipts {
+		own = append(own, rc.Envelope)
+	}
+	if b, err := readSmall(ctx, r, base+".receipt.json"); err == nil {
+		own = append(own, b) // the backup's own, also when it did not check
+	}
+	for _, b := range own {
+		if payload, _, err := receipt.Open(b, keys); err == nil {
+			seen[receipt.Digest(payload)] = true
+		}
+	}
+	type later struct {
+		p  catalog.Proof
+		rc catalog.Receipt
+		at time.Time
+	}
+	var found []later
 	for _, o := range objs {
 		if !strings.HasSuffix(o.Key, ".receipt.json") || strings.Contains(strings.TrimPrefix(o.Key, prefix), "/") {
 			continue
 		}
+		if o.Size > maxReceipt {
+			unread++
+			continue
+		}
 		b, err := readSmall(ctx, r, o.Key)
 		if err != nil {
-			return n, err
-		}
-		if slices.ContainsFunc(rec.Receipts, func(rc catalog.Receipt) bool { return rc.SHA256 == receipt.Digest(b) }) {
-			continue // a copy of one taken: one proof, once
+			unread++ // gone since the listing, unreadable: not evidence either way
+			continue
 		}
 		payload, keyID, err := receipt.Open(b, keys)
-		if err != nil {
-			continue // unsigned, another key's, altered: no evidence
+		if err != nil || seen[receipt.Digest(payload)] {
+			continue // unsigned, another key's, altered, or one taken already
 		}
 		st, err := receipt.Parse(payload)
-		if err != nil || st.Predicate.Backup.ID != rec.ID {
+		if err != nil || st.Predicate.Backup.ID != rec.ID || st.Predicate.Proof.Mode == "none" {
 			continue
 		}
 		p := proofOf(st.Predicate.Proof)
 		ok, err := signedAs(st, rec, &p, asked, archiveKey, entries, stored)
 		if err != nil {
-			return n, err
+			return 0, unread, err
 		}
 		if !ok {
 			continue
 		}
-		rec.Proofs = append(rec.Proofs, p)
-		rec.Receipts = append(rec.Receipts, catalog.Receipt{SHA256: receipt.Digest(b), KeyID: keyID, Path: location{repo: r}.show(o.Key), Envelope: json.RawMessage(b)})
-		n++
+		seen[receipt.Digest(payload)] = true
+		found = append(found, later{p: p, at: st.Predicate.MadeAt,
+			rc: catalog.Receipt{SHA256: receipt.Digest(b), KeyID: keyID, Path: location{repo: r}.show(o.Key), Envelope: json.RawMessage(b)}})
 	}
-	return n, nil
+	// In the order they ran, whatever the objects are called: the last
+	// proof decides a record's status.
+	slices.SortStableFunc(found, func(a, b later) int {
+		if c := a.p.StartedAt.Compare(b.p.StartedAt); c != 0 {
+			return c
+		}
+		return a.at.Compare(b.at)
+	})
+	for _, l := range found {
+		rec.Proofs = append(rec.Proofs, l.p)
+		rec.Receipts = append(rec.Receipts, l.rc)
+	}
+	slices.SortStableFunc(rec.Proofs, func(a, b catalog.Proof) int { return a.StartedAt.Compare(b.StartedAt) })
+	return len(found), unread, nil
 }
 
 // proofOf is the proof a receipt signed, as a record keeps it: what the
@@ -205,14 +249,14 @@ func proofOf(pr receipt.ProofRef) catalog.Proof {
 	return p
 }
 
-// readSmall reads a receipt-sized object (at most 16 MiB).
+// readSmall reads a receipt-sized object (at most maxReceipt bytes).
 func readSmall(ctx context.Context, r repo.Repo, key string) ([]byte, error) {
 	body, err := r.Open(ctx, key, "")
 	if err != nil {
 		return nil, err
 	}
 	defer body.Close()
-	return io.ReadAll(io.LimitReader(body, 16<<20))
+	return io.ReadAll(io.LimitReader(body, maxReceipt))
 }
 
 func attestWith(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, rkey, archiveKey string, entries []catalog.TOCEntry, keys []ed25519.PublicKey, stored func() (storedBytes, error)) (string, error) {

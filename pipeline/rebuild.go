@@ -194,9 +194,9 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 		if note != "" {
 			row.Note = strings.TrimPrefix(row.Note+"; "+note, "; ")
 		}
-		later := 0 // proofs taken from later receipts
+		later, unread := 0, 0 // proofs taken from later receipts; receipts that could not be read
 		if row.Err == nil && keys != nil {
-			row.Attestation, later, row.Err = attest(ctx, r, rec, asked, f.obj.Key, archiveKeyOf(f.obj.Key, rec), f.m.TOCEntries, keys)
+			row.Attestation, later, unread, row.Err = attest(ctx, r, rec, asked, f.obj.Key, archiveKeyOf(f.obj.Key, rec), f.m.TOCEntries, keys)
 			switch {
 			case row.Err != nil:
 				row.Err = storeErrOf(r, row.Err)
@@ -206,6 +206,9 @@ func Rebuild(ctx context.Context, o RebuildOptions) (*ImportResult, error) {
 				row.Note = strings.TrimPrefix(row.Note+"; "+fmt.Sprintf("its backup's proof %s (kept as unattested); %d later proof(s) taken from their signed receipts", row.Attestation, later), "; ")
 			case later > 0:
 				row.Note = strings.TrimPrefix(row.Note+"; "+fmt.Sprintf("%d later proof(s) taken from their signed receipts", later), "; ")
+			}
+			if unread > 0 {
+				row.Note = strings.TrimPrefix(row.Note+"; "+fmt.Sprintf("%d receipt(s) beside it could not be read (or are larger than any pgattest writes): left out", unread), "; ")
 			}
 		}
 		if row.Err == nil {
