@@ -15,7 +15,9 @@ import (
 // attachment). Every name and message goes through html/template's
 // escaping. Each day is a cell with data-day, data-name and data-status
 // (proven, failed or none), coloured and marked (✓ ✗ ·) so that it reads in
-// black and white; hovering a cell (its title) says the day's backups.
+// black and white; hovering a cell (its title) says the day's backups, and
+// each database's "Each day's backup" (a details element: a click, no
+// script) lists the same for every day with a backup.
 func auditHTML(w io.Writer, rep *catalog.AuditReport, path string) error {
 	type cell struct {
 		Day, Status, Mark, Title, Month string
@@ -29,6 +31,7 @@ func auditHTML(w io.Writer, rep *catalog.AuditReport, path string) error {
 		Cells     []cell
 		Failures  []string
 		Uncovered string
+		Days      []string // each day with a backup, as its cell's title says it: for a click, and for print
 	}
 	type month struct {
 		Label string
@@ -83,6 +86,9 @@ func auditHTML(w io.Writer, rep *catalog.AuditReport, path string) error {
 				}
 			}
 			r.Cells = append(r.Cells, c)
+			if c.Status != "none" {
+				r.Days = append(r.Days, c.Title)
+			}
 			if i == 0 {
 				label := d.Format("Jan 2006")
 				if len(months) == 0 || months[len(months)-1].Label != label {
@@ -149,6 +155,7 @@ section.db { margin: 16px 0; page-break-inside: avoid; }
 section.db h2 { font-size: 15px; margin: 0; }
 section.db p, section.db ul { margin: 2px 0; }
 .small { color: #555; font-size: 12px; }
+details.days li { white-space: pre-line; margin-bottom: 4px; font-size: 12px; }
 @media print {
   @page { size: landscape; margin: 10mm; }
   body { margin: 0; font-size: 10px; }
@@ -168,7 +175,7 @@ section.db p, section.db ul { margin: 2px 0; }
 <dt>Catalog</dt><dd><code>{{.Catalog}}</code></dd>
 <dt>Made</dt><dd>{{.Generated}} by pgattest {{.Version}}</dd>
 </dl>
-<p class="small">A day is proven when a backup started that day (UTC) and its newest proof passed: the archive was restored into a throwaway PostgreSQL and every table's rows counted. Hover a day for its backup, digest, proof time, rows and receipt.</p>
+<p class="small">A day is proven when a backup started that day (UTC) and its newest proof passed: the archive was restored into a throwaway PostgreSQL and every table's rows counted. Hover a day for its backup, digest, proof time, rows and receipt, or open "Each day's backup" below the calendar.</p>
 <p class="legend"><span>✓ proven</span><span>✗ failed or not proven</span><span>· no backup</span></p>
 <table class="cal" id="calendar">
 <thead><tr><th></th>{{range .Months}}<th class="month" colspan="{{.Span}}">{{.Label}}</th>{{end}}<th></th></tr></thead>
@@ -182,6 +189,7 @@ section.db p, section.db ul { margin: 2px 0; }
 <p>Longest gap between proven backups: {{.Gap}}</p>
 {{if .Uncovered}}<p>Days without a proven backup: {{.Uncovered}}</p>{{end}}
 {{if .Failures}}<ul>{{range .Failures}}<li>{{.}}</li>{{end}}</ul>{{end}}
+{{if .Days}}<details class="days"><summary>Each day's backup ({{len .Days}} days)</summary><ul>{{range .Days}}<li>{{.}}</li>{{end}}</ul></details>{{end}}
 </section>
 {{end}}
 </body>

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"html"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,6 +146,26 @@ func TestAuditHTMLCalendar(t *testing.T) {
 	}
 	if !strings.Contains(dom, `id="verdict">FAILED`) || !strings.Contains(dom, rep.Chain.Head) {
 		t.Errorf("the rendered page lacks the verdict or the chain head")
+	}
+	// A click (no script) lists each day's backup too: every proven day's
+	// backup and digest are in a database's "Each day's backup".
+	var lists strings.Builder
+	for _, part := range strings.Split(dom, `<details class="days">`)[1:] {
+		lists.WriteString(html.UnescapeString(strings.SplitN(part, "</details>", 2)[0]))
+	}
+	proven := 0
+	for _, na := range rep.Names {
+		for _, da := range na.Days {
+			if da.Covered {
+				proven++
+				if !strings.Contains(lists.String(), da.BackupID) || !strings.Contains(lists.String(), da.BLAKE3) {
+					t.Errorf("%s %s: its backup %s is not in the page's list of each day", na.Name, da.Date, da.BackupID)
+				}
+			}
+		}
+	}
+	if proven == 0 || lists.Len() == 0 {
+		t.Errorf("no day's backup listed (%d proven days)", proven)
 	}
 }
 
