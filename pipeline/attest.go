@@ -200,8 +200,12 @@ func laterProofs(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, b
 			continue
 		}
 		payload, keyID, err := receipt.Open(b, keys)
-		if err != nil || seen[receipt.Digest(payload)] {
-			continue // unsigned, another key's, altered, or one taken already
+		if err != nil {
+			continue // unsigned, another key's, altered
+		}
+		statement := receipt.Digest(payload)
+		if seen[statement] {
+			continue // one taken already
 		}
 		st, err := receipt.Parse(payload)
 		if err != nil || st.Predicate.Backup.ID != rec.ID || st.Predicate.Proof.Mode == "none" {
@@ -215,7 +219,7 @@ func laterProofs(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, b
 		if !ok {
 			continue
 		}
-		seen[receipt.Digest(payload)] = true
+		seen[statement] = true
 		found = append(found, later{p: p, at: st.Predicate.MadeAt,
 			rc: catalog.Receipt{SHA256: receipt.Digest(b), KeyID: keyID, Path: location{repo: r}.show(o.Key), Envelope: json.RawMessage(b)}})
 	}

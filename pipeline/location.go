@@ -419,16 +419,13 @@ func recordedVersion(rec *catalog.Record) string {
 	return ""
 }
 
-// storedHere says whether a record's archive is a file of this machine.
-func storedHere(rec *catalog.Record) bool { return rec.Archive.Store == nil }
-
 // hashWholeFirst says whether a restore reads the archive whole, hashing
 // it, before anything else: an encrypted file of this machine, cheap to
 // read twice, so a changed ciphertext is refused before a connection is
 // made (in a bucket, the checked segments stop it before pg_restore sees a
 // byte of it).
 func hashWholeFirst(rec *catalog.Record) bool {
-	return rec.Archive.Encryption != nil && storedHere(rec)
+	return rec.Archive.Encryption != nil && rec.Archive.Store == nil // a file of this machine
 }
 
 // storeOf opens the repository a record's archive is kept in.
