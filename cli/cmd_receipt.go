@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pgattest/pgattest/pipeline/receipt"
+	"github.com/pgattest/pgattest/verify"
 	ucli "github.com/urfave/cli/v2"
 )
 
@@ -34,7 +35,8 @@ func receiptCommand(e *env) *ucli.Command {
 			ArgsUsage: "FILE...",
 			Description: `Each FILE is a receipt (NAME-STAMP.receipt.json, beside the archive): a
 DSSE envelope signed with ed25519 around an in-toto Statement v1 whose
-subject is the stored archive (sha256 and blake3 of its bytes). A receipt
+subject is the stored archive (sha256 and blake3 of its bytes; for a
+directory-format archive, one subject per file, FOLDER/PATH). A receipt
 passes when a --key signed it (its keyid is a hint, never trusted) and its
 statement has pgattest's shape; with --archive, when the archive's bytes
 also hash to its subject. README ("Signed receipts") shows the same check
@@ -50,13 +52,15 @@ Examples:
    pgattest receipt verify backups/shop/*.receipt.json --key sign.pub.pem
    pgattest receipt verify shop-20261101T020000Z.receipt.json --key sign.pub.pem \
        --archive shop-20261101T020000Z.dump
+   pgattest receipt verify shop-20261101T020000Z.receipt.json --key sign.pub.pem \
+       --archive shop-20261101T020000Z.dir
 
 Exit codes: 0 every receipt checks; 2 usage error; 3 a receipt (or the
 archive) does not match, or a chain has a broken link, named.`,
 			Flags: []ucli.Flag{
 				&ucli.StringSliceFlag{Name: "key", Usage: "a trusted public key `FILE` (SPKI PEM: pgattest key public, or openssl pkey -pubout); repeatable", Required: true,
 					Action: func(_ *ucli.Context, v []string) error { o.keys = v; return nil }},
-				&ucli.StringFlag{Name: "archive", Aliases: []string{"report"}, Usage: "the archive `FILE` the receipt is for: its bytes must hash to the subject (one receipt); for a signed audit, the report (--report), whose bytes must be the ones signed", Destination: &o.archive},
+				&ucli.StringFlag{Name: "archive", Aliases: []string{"report"}, Usage: "the archive `PATH` the receipt is for: its bytes must hash to the subject (one receipt; a directory-format archive's folder: every file to its subject, none missing or added); for a signed audit, the report (--report), whose bytes must be the ones signed", Destination: &o.archive},
 			},
 			Action: func(c *ucli.Context) error {
 				o.files = c.Args().Slice()
@@ -113,13 +117,18 @@ func runReceiptVerify(e *env, o receiptVerifyOptions) error {
 		}
 		ok = append(ok, chained{file: f, digest: digest, st: st})
 		p := st.Predicate
-		fmt.Fprintf(e.stdout, "%s: OK signed by key %s: backup %s (%s), archive %s sha256 %s, proof %s %s",
-			safe(f), keyID, safe(p.Backup.ID), safe(p.Backup.Name), safe(st.Subject[0].Name), st.Subject[0].Digest["sha256"], safe(p.Proof.Mode), safe(p.Proof.Verdict))
+		archive := fmt.Sprintf("archive %s sha256 %s", safe(st.Subject[0].Name), st.Subject[0].Digest["sha256"])
+		if p.Archive.Format == receipt.FormatDirectory {
+			folder, _ := st.Folder()
+			archive = fmt.Sprintf("archive folder %s of %d files, blake3 %s", safe(folder), len(st.Subject), p.Archive.BLAKE3)
+		}
+		fmt.Fprintf(e.stdout, "%s: OK signed by key %s: backup %s (%s), %s, proof %s %s",
+			safe(f), keyID, safe(p.Backup.ID), safe(p.Backup.Name), archive, safe(p.Proof.Mode), safe(p.Proof.Verdict))
 		if p.Proof.Verdict == "passed" {
 			fmt.Fprintf(e.stdout, ", %d rows in %d tables", p.Proof.Rows, len(p.Proof.Tables))
 		}
 		if o.archive != "" {
-			fmt.Fprint(e.stdout, "; the archive's bytes match")
+			fmt.Fprint(e.stdout, "; the archive's bytes match") // every file's, for a folder
 		}
 		fmt.Fprintln(e.stdout)
 	}
@@ -148,7 +157,21 @@ func checkReceipt(path string, keys []ed25519.PublicKey, archive string) (st *re
 	if st, err = receipt.Parse(payload); err != nil {
 		return nil, "", "", err
 	}
-	if archive != "" {
+	if fi, err := os.Lstat(archive); err == nil && fi.IsDir() {
+		// A directory-format archive: each file's digests against its
+		// subject, none missing, none added.
+		_, files, err := verify.HashFolder(archive, true)
+		if err != nil {
+			return nil, "", "", err
+		}
+		fs := make([]receipt.File, len(files))
+		for i, f := range files {
+			fs[i] = receipt.File{Path: f.Path, SHA256: f.SHA256, BLAKE3: f.BLAKE3}
+		}
+		if err := st.CheckFiles(fs); err != nil {
+			return nil, "", "", err
+		}
+	} else if archive != "" {
 		f, err := os.OpenFile(archive, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 		if err != nil {
 			return nil, "", "", err

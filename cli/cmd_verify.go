@@ -157,7 +157,7 @@ func runVerify(ctx context.Context, e *env, opts verifyOptions) error {
 	case res.Errors > 0:
 		return withHint(fmt.Errorf("%d of %d proofs could not run", res.Errors, len(res.Rows)), "the DETAIL column says why; fix it and run verify again")
 	case res.Unsigned > 0:
-		return withHint(fmt.Errorf("%d of %d proofs were recorded without the receipt --sign-key asked for", res.Unsigned, len(res.Rows)), "the DETAIL column says why (a directory-format archive has no SHA-256 of one file to name)")
+		return withHint(fmt.Errorf("%d of %d proofs were recorded without the receipt --sign-key asked for", res.Unsigned, len(res.Rows)), "the DETAIL column says why (the archive could not be read, or the receipt not stored); run verify --sign-key again once it is fixed")
 	case len(res.Rows) == 0:
 		fmt.Fprintln(e.stderr, "pgattest: no backups matched")
 	}

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -221,6 +224,136 @@ func TestSignedReceipts(t *testing.T) {
 	}
 }
 
+// TestSignedDirectoryReceipts: a directory-format backup (--jobs 2) with
+// --sign-key leaves a receipt naming each of its files (FOLDER/PATH, with
+// the sha256 and blake3 of its bytes), which receipt verify --archive
+// FOLDER and openssl with sha256sum (the README's commands) check; a
+// changed, added or removed file is exit 3; verify --sign-key signs a
+// later proof of the folder; a rebuild that trusts the key records the
+// backup verified with both proofs, and a forged manifest beside it (a
+// --verify none backup claiming that proof, rows 424242) unverified.
+func TestSignedDirectoryReceipts(t *testing.T) {
+	src := shop(t)
+	w := newWorkdir(t)
+	keys := t.TempDir()
+	priv := filepath.Join(keys, "sign.pem")
+	_, pubPEM, _ := run(t, "key", "generate", "--out", priv)
+	pub := filepath.Join(keys, "sign.pub.pem")
+	os.WriteFile(pub, []byte(pubPEM), 0o644)
+
+	rec := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shopdir", "--jobs", "2", "--sign-key", priv)
+	if rec.Archive.Format != "directory" || len(rec.Receipts) != 1 || rec.Status != catalog.StatusVerified {
+		t.Fatalf("a signed --jobs 2 backup: format %s, status %s, receipts %+v", rec.Archive.Format, rec.Status, rec.Receipts)
+	}
+	rc := rec.Receipts[0]
+	folder := rec.Archive.Path
+	st, err := receipt.Unverified(rc.Envelope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	filepath.WalkDir(folder, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(folder, p)
+			files = append(files, rel)
+		}
+		return err
+	})
+	if len(files) < 2 || len(st.Subject) != len(files) || rec.Archive.Files != len(files) || st.Predicate.Archive.BLAKE3 != rec.Archive.BLAKE3 {
+		t.Fatalf("the receipt names %d subjects, folder digest %s; the folder holds %d files (record: %d, %s)", len(st.Subject), st.Predicate.Archive.BLAKE3, len(files), rec.Archive.Files, rec.Archive.BLAKE3)
+	}
+	for _, sub := range st.Subject {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(folder), filepath.FromSlash(sub.Name)))
+		if err != nil || receipt.Digest(b) != sub.Digest["sha256"] {
+			t.Errorf("subject %s: not a file of the folder with its sha256 (%v)", sub.Name, err)
+		}
+	}
+	code, out, errOut := run(t, "receipt", "verify", rc.Path, "--key", pub, "--archive", folder)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("of %d files", len(files))) || !strings.Contains(out, "the archive's bytes match") {
+		t.Fatalf("receipt verify --archive FOLDER: exit %d\n%s%s", code, out, errOut)
+	}
+	script, _ := filepath.Abs("../pipeline/receipt/testdata/verify-with-openssl.sh")
+	openssl := func(dir string) (string, int) {
+		cmd := exec.Command("sh", script, rc.Path, pub, dir)
+		cmd.Dir = t.TempDir()
+		out, _ := cmd.CombinedOutput()
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	if out, code := openssl(folder); code != 0 || !strings.Contains(out, "archive folder matches") {
+		t.Errorf("openssl and sha256sum on the folder: exit %d\n%s", code, out)
+	}
+
+	// A copy of the folder, damaged: exit 3 from both checks.
+	for what, damage := range map[string]func(dir string){
+		"a file changed": func(dir string) {
+			p := filepath.Join(dir, "toc.dat")
+			b, _ := os.ReadFile(p)
+			b[len(b)/2] ^= 1
+			os.WriteFile(p, b, 0o600)
+		},
+		"a file added": func(dir string) { os.WriteFile(filepath.Join(dir, "9999.dat.gz"), []byte("planted"), 0o600) },
+		"a file removed": func(dir string) {
+			os.Remove(filepath.Join(dir, slices.DeleteFunc(slices.Clone(files), func(f string) bool { return f == "toc.dat" })[0]))
+		},
+	} {
+		dir := filepath.Join(t.TempDir(), filepath.Base(folder))
+		if out, err := exec.Command("cp", "-a", folder, dir).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v %s", err, out)
+		}
+		damage(dir)
+		code, out, errOut := run(t, "receipt", "verify", rc.Path, "--key", pub, "--archive", dir)
+		if code != exitProofFailed || !strings.Contains(out, "DOES NOT MATCH") {
+			t.Errorf("receipt verify with %s: exit %d\n%s%s", what, code, out, errOut)
+		}
+		if out, code := openssl(dir); code != 3 {
+			t.Errorf("openssl and sha256sum with %s: exit %d, want 3\n%s", what, code, out)
+		}
+	}
+
+	// A later proof of the folder gets its receipt.
+	code, out, errOut = run(t, "--catalog", w.catalog, "--json", "verify", rec.ID, "--sign-key", priv)
+	if code != 0 {
+		t.Fatalf("verify --sign-key of the folder: exit %d\n%s%s", code, out, errOut)
+	}
+	reverified := decodeRecords(t, out)
+	if len(reverified) != 1 || len(reverified[0].Receipts) != 2 {
+		t.Fatalf("after verify --sign-key: %+v", reverified)
+	}
+	later := reverified[0].Receipts[1]
+	if code, out, _ := run(t, "receipt", "verify", later.Path, "--key", pub, "--archive", folder); code != 0 {
+		t.Errorf("receipt verify of the later proof's receipt: exit %d\n%s", code, out)
+	}
+
+	// The forgery beside it: a --verify none folder backup's manifest
+	// claims the genuine proof, with other rows.
+	time.Sleep(1100 * time.Millisecond)
+	victim := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shopdir", "--jobs", "2", "--verify", "none", "--sign-key", priv)
+	editManifest(t, victim.Archive.Manifest, func(r map[string]any) {
+		var proofs []map[string]any
+		pb, _ := json.Marshal(rec.Proofs)
+		json.Unmarshal(pb, &proofs)
+		proofs[0]["rows"] = 424242
+		r["proofs"] = proofs
+		r["status"] = "verified"
+	})
+	rebuilt := filepath.Join(t.TempDir(), "rebuilt.db")
+	code, out, errOut = run(t, "--catalog", rebuilt, "catalog", "rebuild", "--repo", w.dir, "--trust-key", pub)
+	if code != 0 || !strings.Contains(out, "later proof(s) taken from their signed receipts") {
+		t.Fatalf("rebuild --trust-key: exit %d\n%s%s", code, out, errOut)
+	}
+	_, listed, _ := run(t, "--catalog", rebuilt, "--json", "list")
+	got := map[string]*catalog.Record{}
+	for _, r := range decodeRecords(t, listed) {
+		got[r.ID] = r
+	}
+	if r := got[rec.ID]; r == nil || r.Status != catalog.StatusVerified || len(r.Proofs) != 2 || len(r.Receipts) != 2 || r.Attestation != pipeline.AttestSigned {
+		t.Errorf("rebuilt folder backup: %+v; want verified with its backup's and its re-verify's proofs and receipts", r)
+	}
+	if r := got[victim.ID]; r == nil || r.Status != catalog.StatusUnverified || r.Attestation != pipeline.AttestMismatch {
+		t.Errorf("rebuilt forgery: %+v; want unverified, %q", r, pipeline.AttestMismatch)
+	}
+}
+
 // TestRebuildTrustsKeysNotFiles: a bucket writer's forgery (a --verify
 // none backup's manifest given another backup's passed proof, its rows set
 // to 424242) is recorded verified by a rebuild that trusts the files, and
@@ -355,13 +488,29 @@ func TestS3SignedReceipts(t *testing.T) {
 	if code, out, _ := run(t, "receipt", "verify", file, "--key", pub, "--archive", archive); code != 0 {
 		t.Errorf("receipt verify of the bucket's receipt: exit %d\n%s", code, out)
 	}
+	// A directory-format archive in the bucket: a receipt naming each
+	// object of its folder, and one for a later proof.
+	dir := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shopdir", "--repo", "s3://signed/pg", "--jobs", "2", "--sign-key", priv)
+	if dir.Archive.Format != "directory" || len(dir.Receipts) != 1 {
+		t.Fatalf("a signed --jobs 2 backup to the bucket: format %s, receipts %+v", dir.Archive.Format, dir.Receipts)
+	}
+	if code, out, errOut := run(t, "--catalog", w.catalog, "verify", dir.ID, "--sign-key", priv); code != 0 {
+		t.Fatalf("verify --sign-key of the bucket's folder: exit %d\n%s%s", code, out, errOut)
+	}
 	cat := filepath.Join(t.TempDir(), "rebuilt.db")
 	code, out, errOut := run(t, "--catalog", cat, "catalog", "rebuild", "--repo", "s3://signed/pg", "--trust-key", pub)
-	if code != 0 || !strings.Contains(out, "receipts: 1 signed by a trusted key") {
+	if code != 0 || !strings.Contains(out, "receipts: 2 signed by a trusted key") || !strings.Contains(out, "1 later proof(s) taken from their signed receipts") {
 		t.Fatalf("rebuild --trust-key: exit %d\n%s%s", code, out, errOut)
 	}
 	_, js, _ := run(t, "--catalog", cat, "--json", "list")
-	if recs := decodeRecords(t, js); len(recs) != 1 || recs[0].Status != catalog.StatusVerified || len(recs[0].Receipts) != 1 {
-		t.Errorf("rebuilt: %+v", recs)
+	recs := map[string]*catalog.Record{}
+	for _, r := range decodeRecords(t, js) {
+		recs[r.ID] = r
+	}
+	if r := recs[rec.ID]; len(recs) != 2 || r == nil || r.Status != catalog.StatusVerified || len(r.Receipts) != 1 {
+		t.Errorf("rebuilt: %+v", r)
+	}
+	if r := recs[dir.ID]; r == nil || r.Status != catalog.StatusVerified || len(r.Receipts) != 2 || len(r.Proofs) != 2 {
+		t.Errorf("rebuilt folder backup: %+v; want verified with both proofs and receipts", r)
 	}
 }

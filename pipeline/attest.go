@@ -82,11 +82,13 @@ func attest(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, mkey, 
 	return why, later, unread, err
 }
 
-// storedBytes are an archive's digests, from its bytes read whole.
+// storedBytes are an archive's digests, from its bytes read whole; a
+// folder's blake3 is over its files, each in files with its SHA-256.
 type storedBytes struct {
 	blake3, sha256 string
 	segments       []string
 	size           int64
+	files          []verify.FileDigest
 }
 
 // storedOnce reads rec's archive whole the first time it is asked, and
@@ -98,7 +100,7 @@ func storedOnce(ctx context.Context, rec *catalog.Record) func() (storedBytes, e
 	return func() (storedBytes, error) {
 		if !read {
 			read = true
-			sb.blake3, sb.sha256, sb.segments, sb.size, err = storedDigests(ctx, rec)
+			sb, err = storedDigests(ctx, rec)
 		}
 		return sb, err
 	}
@@ -116,11 +118,18 @@ func signedAs(st *receipt.Statement, rec *catalog.Record, p *catalog.Proof, aske
 			return false, err
 		}
 	}
-	if want.Archive.SHA256 == "" {
-		want.Archive.SHA256 = st.Subject[0].Digest["sha256"] // checked against the bytes below
+	name := path.Base(strings.TrimSuffix(archiveKey, "/"))
+	subjects := st.Subject // a folder's files: checked against the bytes below
+	if want.Archive.Format != verify.FormatDirectory {
+		if want.Archive.SHA256 == "" {
+			want.Archive.SHA256 = st.Subject[0].Digest["sha256"] // checked against the bytes below
+		}
+		subjects = receipt.FileSubject(name, want.Archive)
+	} else if folder, err := st.Folder(); err != nil || folder != name {
+		return false, nil
 	}
 	pr := st.Predicate
-	mine, err := receipt.For(&want, p, path.Base(strings.TrimSuffix(archiveKey, "/")), pr.PreviousReceipt, pr.CatalogHead, pr.MadeAt)
+	mine, err := receipt.For(&want, p, subjects, pr.PreviousReceipt, pr.CatalogHead, pr.MadeAt)
 	if err != nil {
 		return false, nil
 	}
@@ -138,6 +147,16 @@ func signedAs(st *receipt.Statement, rec *catalog.Record, p *catalog.Proof, aske
 			return false, nil
 		}
 		return false, err
+	}
+	if rec.Archive.Format == verify.FormatDirectory {
+		fs := make([]receipt.File, len(sb.files))
+		for i, f := range sb.files {
+			fs[i] = receipt.File{Path: f.Path, SHA256: f.SHA256, BLAKE3: f.BLAKE3}
+		}
+		// The folder's digest is the record's (the statement names it),
+		// and each file is the subject of its name.
+		ok := sb.blake3 == rec.Archive.BLAKE3 && sb.size == pr.Archive.Size && st.CheckFiles(fs) == nil
+		return ok, nil
 	}
 	if sb.blake3 != st.Subject[0].Digest["blake3"] || sb.sha256 != st.Subject[0].Digest["sha256"] || sb.size != pr.Archive.Size {
 		return false, nil
@@ -159,9 +178,6 @@ const maxReceipt = 4 << 20
 // be read (or is larger than any pgattest writes) is left out and counted
 // in unread: a planted object never stops the rebuild of a genuine backup.
 func laterProofs(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, base, archiveKey string, entries []catalog.TOCEntry, keys []ed25519.PublicKey, stored func() (storedBytes, error)) (n, unread int, err error) {
-	if rec.Archive.Format != verify.FormatCustom {
-		return 0, 0, nil // receipts name one file
-	}
 	prefix := base + ".verify-"
 	objs, err := r.List(ctx, prefix)
 	if err != nil {
@@ -276,8 +292,8 @@ func attestWith(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, rk
 		return unopened(b, keys), nil
 	}
 	st, err := receipt.Parse(payload)
-	if err != nil || len(rec.Proofs) > 1 || rec.Archive.Format != verify.FormatCustom {
-		return AttestMismatch, nil // a manifest holds the backup's proof alone; receipts name one file
+	if err != nil || len(rec.Proofs) > 1 {
+		return AttestMismatch, nil // a manifest holds the backup's proof alone
 	}
 	// The signed statement must be the one this record makes, field by
 	// field: backup, source, tools, times, TOC (its entries' digest from
@@ -327,10 +343,19 @@ func ReceiptChecker(paths []string) (func(*catalog.Record) bool, error) {
 				continue
 			}
 			st, err := receipt.Parse(payload)
-			if err == nil && st.Predicate.Backup.ID == r.ID && st.Subject[0].Digest["blake3"] == r.Archive.BLAKE3 {
+			if err == nil && st.Predicate.Backup.ID == r.ID && namesArchive(st, r.Archive) {
 				return true
 			}
 		}
 		return false
 	}, nil
+}
+
+// namesArchive: the statement's digest of the archive is the record's (a
+// file's subject; a folder's digest over its files).
+func namesArchive(st *receipt.Statement, a catalog.Archive) bool {
+	if a.Format == verify.FormatDirectory {
+		return st.Predicate.Archive.Format == verify.FormatDirectory && st.Predicate.Archive.BLAKE3 == a.BLAKE3
+	}
+	return st.Predicate.Archive.Format != verify.FormatDirectory && st.Subject[0].Digest["blake3"] == a.BLAKE3
 }

@@ -261,10 +261,11 @@ func (r *run) dumpDirectory(ctx context.Context, path string, args []string) err
 	if err != nil {
 		return &DirError{Dir: r.o.Dir, Err: fmt.Errorf("sync archive: %w", err)}
 	}
-	d, err := verify.HashArchive(r.archive, verify.FormatDirectory)
+	d, files, err := verify.HashFolder(r.archive, r.signer != nil) // each file's SHA-256 for the receipt
 	if err != nil {
 		return &DumpError{Err: err}
 	}
+	r.files = files
 	w.set(d.Size)
 	w.flush()
 	r.rec.Archive.Size, r.rec.Archive.BLAKE3, r.rec.Archive.Files = d.Size, d.BLAKE3, d.Files

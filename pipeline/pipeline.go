@@ -124,8 +124,9 @@ type run struct {
 	// The repository: the archive goes to upload (at key) as it is
 	// written; head keeps its first bytes, up to the end of its table of
 	// contents, for pg_restore -l.
-	seal        *seal.Recipients // encrypt to these, when set
-	signer      *receipt.Signer  // sign the proof's receipt, when set
+	seal        *seal.Recipients    // encrypt to these, when set
+	signer      *receipt.Signer     // sign the proof's receipt, when set
+	files       []verify.FileDigest // a directory-format archive's, as dumped (with SHA-256s when signing)
 	repo        repo.Repo
 	upload      repo.Upload
 	key         string
@@ -250,10 +251,6 @@ func (r *run) preflight(ctx context.Context) error {
 		return err
 	}
 	if r.o.SignKey != "" {
-		if r.format == verify.FormatDirectory {
-			return &UsageError{Err: errors.New("a signed receipt names the archive's SHA-256, taken as one file is written: a directory-format archive (--jobs) has none yet"),
-				hint: "sign a one-job backup, or leave out --sign-key"}
-		}
 		s, err := receipt.LoadSigner(r.o.SignKey)
 		var ke *receipt.KeyError
 		if errors.As(err, &ke) {

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"path"
 	"strings"
 	"time"
@@ -19,6 +18,20 @@ import (
 // proof, NAME-STAMP.verify-STAMP.receipt.json for a later one; the
 // archive's retention) and in the record, which the catalog's chain covers. Receipts of a name
 // chain: each names the SHA-256 of the one before.
+
+// subjectsOf names the stored archive at key as a statement does: the
+// file, or each of the folder's files (their digests as read).
+func subjectsOf(rec *catalog.Record, key string, files []verify.FileDigest) []receipt.Subject {
+	name := path.Base(strings.TrimSuffix(key, "/"))
+	if rec.Archive.Format != verify.FormatDirectory {
+		return receipt.FileSubject(name, rec.Archive)
+	}
+	fs := make([]receipt.File, len(files))
+	for i, f := range files {
+		fs[i] = receipt.File{Path: f.Path, SHA256: f.SHA256, BLAKE3: f.BLAKE3}
+	}
+	return receipt.FolderSubjects(name, fs)
+}
 
 // previousReceipt is the SHA-256 of the newest receipt of name in the
 // catalog ("" when there is none).
@@ -68,7 +81,7 @@ func (r *run) storeReceipt(ctx context.Context, cat *catalog.Catalog, entries []
 	if err != nil {
 		return err
 	}
-	st, err := receipt.For(rec, rec.LastProof(), path.Base(strings.TrimSuffix(r.key, "/")), prev, head, time.Now())
+	st, err := receipt.For(rec, rec.LastProof(), subjectsOf(rec, r.key, r.files), prev, head, time.Now())
 	if err != nil {
 		return err
 	}
@@ -89,10 +102,15 @@ func (r *run) storeReceipt(ctx context.Context, cat *catalog.Catalog, entries []
 // records it). A record without the archive's SHA-256 (made unsigned) gets
 // it from one more read, checked against its BLAKE3 in the same pass.
 func signProof(ctx context.Context, cat *catalog.Catalog, rec *catalog.Record, p *catalog.Proof, s *receipt.Signer) error {
+	var files []verify.FileDigest
 	if rec.Archive.Format == verify.FormatDirectory {
-		return errors.New("a directory-format archive has no SHA-256 for a receipt to name")
-	}
-	if rec.Archive.SHA256 == "" {
+		// Each file's SHA-256, from one more read of the folder, its
+		// files checked against the record's digest in the same pass.
+		var err error
+		if files, err = folderDigests(ctx, rec); err != nil {
+			return err
+		}
+	} else if rec.Archive.SHA256 == "" {
 		_, sum, err := hashStored(ctx, rec, true)
 		if err != nil {
 			return err
@@ -112,7 +130,7 @@ func signProof(ctx context.Context, cat *catalog.Catalog, rec *catalog.Record, p
 		return err
 	}
 	name := path.Base(strings.TrimSuffix(l.key, "/"))
-	st, err := receipt.For(rec, p, name, prev, head, time.Now())
+	st, err := receipt.For(rec, p, subjectsOf(rec, l.key, files), prev, head, time.Now())
 	if err != nil {
 		return err
 	}
@@ -121,7 +139,7 @@ func signProof(ctx context.Context, cat *catalog.Catalog, rec *catalog.Record, p
 		return err
 	}
 	base := strings.TrimSuffix(name, extOf(rec.Archive))
-	key := path.Join(path.Dir(l.key), base+".verify-"+time.Now().UTC().Format(catalog.StampLayout)+".receipt.json")
+	key := path.Join(path.Dir(strings.TrimSuffix(l.key, "/")), base+".verify-"+time.Now().UTC().Format(catalog.StampLayout)+".receipt.json")
 	until, mode := retention(rec)
 	if err := putObject(ctx, l.repo, key, repo.CreateOptions{RetainUntil: until, LockMode: mode, Exclusive: true}, env); err != nil {
 		return storeErrOf(l.repo, err)

@@ -49,7 +49,7 @@ func archiveFile(ctx context.Context, rec *catalog.Record, dir string, ids *seal
 			return "", err
 		}
 		folder := filepath.Join(dir, path.Base(strings.TrimSuffix(loc.key, "/")))
-		if _, err := hashFolder(ctx, loc, rec, folder); err != nil {
+		if _, _, err := hashFolder(ctx, loc, rec, folder, false); err != nil {
 			os.RemoveAll(folder)
 			return "", err
 		}
@@ -84,25 +84,29 @@ func HashStored(ctx context.Context, rec *catalog.Record) (verify.Digest, error)
 	return d, err
 }
 
-// storedDigests reads a record's custom-format archive once where it is
-// kept and returns what its bytes are: BLAKE3, SHA-256, the segments'
-// digests and the size (no comparison: the caller compares with what it
-// trusts).
-func storedDigests(ctx context.Context, rec *catalog.Record) (blake3, sha string, segs []string, size int64, err error) {
+// storedDigests reads a record's archive once where it is kept and
+// returns what its bytes are: BLAKE3, SHA-256, the segments' digests and
+// the size; for a folder, its digest over its files, and each file's with
+// its SHA-256 (no comparison: the caller compares with what it trusts).
+func storedDigests(ctx context.Context, rec *catalog.Record) (storedBytes, error) {
 	loc, err := locate(rec)
 	if err != nil {
-		return "", "", nil, 0, err
+		return storedBytes{}, err
+	}
+	if rec.Archive.Format == verify.FormatDirectory {
+		d, files, err := readFolder(ctx, loc, "", true)
+		return storedBytes{blake3: d.BLAKE3, size: d.Size, files: files}, err
 	}
 	body, err := loc.open(ctx)
 	if err != nil {
-		return "", "", nil, 0, err
+		return storedBytes{}, err
 	}
 	defer body.Close()
 	h := verify.NewSegmentedHasher().WithSHA256()
 	if _, err := io.CopyBuffer(h, body, make([]byte, 1<<20)); err != nil {
-		return "", "", nil, 0, fmt.Errorf("read %s: %w", rec.Archive.Path, err)
+		return storedBytes{}, fmt.Errorf("read %s: %w", rec.Archive.Path, err)
 	}
-	return h.Sum(), h.SHA256(), h.Segments(), h.Size(), nil
+	return storedBytes{blake3: h.Sum(), sha256: h.SHA256(), segments: h.Segments(), size: h.Size()}, nil
 }
 
 // hashStored is HashStored, with the SHA-256 of the same bytes in the same
@@ -114,7 +118,7 @@ func hashStored(ctx context.Context, rec *catalog.Record, withSHA bool) (verify.
 		return verify.Digest{}, "", err
 	}
 	if a.Format == verify.FormatDirectory {
-		d, err := hashFolder(ctx, loc, rec, "")
+		d, _, err := hashFolder(ctx, loc, rec, "", false)
 		return d, "", err
 	}
 	body, err := loc.open(ctx)
@@ -136,14 +140,35 @@ func hashStored(ctx context.Context, rec *catalog.Record, withSHA bool) (verify.
 	return d, h.SHA256(), nil
 }
 
+// folderDigests reads a directory-format archive's files where they are
+// kept, once, and gives each one's digests with its SHA-256, once the
+// folder's digest matched the record's.
+func folderDigests(ctx context.Context, rec *catalog.Record) ([]verify.FileDigest, error) {
+	loc, err := locate(rec)
+	if err != nil {
+		return nil, err
+	}
+	_, files, err := hashFolder(ctx, loc, rec, "", true)
+	return files, err
+}
+
 // hashFolder hashes the files of a directory-format archive as DESIGN §3
 // says (verify.DirDigest) and compares the digest with the record's; with a
 // folder given, it writes them there too, 0600 in 0700, as they are
-// hashed: a copy to use once it matched.
-func hashFolder(ctx context.Context, loc location, rec *catalog.Record, folder string) (verify.Digest, error) {
+// hashed: a copy to use once it matched. It gives each file's digests,
+// with its SHA-256 when withSHA (in the same pass).
+func hashFolder(ctx context.Context, loc location, rec *catalog.Record, folder string, withSHA bool) (verify.Digest, []verify.FileDigest, error) {
+	d, files, err := readFolder(ctx, loc, folder, withSHA)
+	if err == nil && d.BLAKE3 != rec.Archive.BLAKE3 {
+		err = &verify.DigestMismatchError{Path: rec.Archive.Path, Want: rec.Archive.BLAKE3, Got: d.BLAKE3}
+	}
+	return d, files, err
+}
+
+func readFolder(ctx context.Context, loc location, folder string, withSHA bool) (verify.Digest, []verify.FileDigest, error) {
 	objs, err := loc.files(ctx)
 	if err != nil {
-		return verify.Digest{}, err
+		return verify.Digest{}, nil, err
 	}
 	var files []verify.FileDigest
 	buf := make([]byte, 1<<20)
@@ -151,20 +176,23 @@ func hashFolder(ctx context.Context, loc location, rec *catalog.Record, folder s
 		rel := o.Key
 		body, err := loc.repo.Open(ctx, loc.key+rel, "")
 		if err != nil {
-			return verify.Digest{}, &verify.MissingError{Path: loc.display, Err: err}
+			return verify.Digest{}, nil, &verify.MissingError{Path: loc.display, Err: err}
 		}
 		h := verify.NewHasher()
+		if withSHA {
+			h.WithSHA256()
+		}
 		w := io.Writer(h)
 		var f *os.File
 		if folder != "" {
 			p := filepath.Join(folder, filepath.FromSlash(rel))
 			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 				body.Close()
-				return verify.Digest{}, err
+				return verify.Digest{}, nil, err
 			}
 			if f, err = os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err != nil {
 				body.Close()
-				return verify.Digest{}, err
+				return verify.Digest{}, nil, err
 			}
 			w = io.MultiWriter(f, h)
 		}
@@ -176,15 +204,11 @@ func hashFolder(ctx context.Context, loc location, rec *catalog.Record, folder s
 			}
 		}
 		if err != nil {
-			return verify.Digest{}, fmt.Errorf("read %s: %w", rel, err)
+			return verify.Digest{}, nil, fmt.Errorf("read %s: %w", rel, err)
 		}
-		files = append(files, verify.FileDigest{Path: rel, Digest: verify.Digest{BLAKE3: h.Sum(), Size: h.Size()}})
+		files = append(files, verify.FileDigest{Path: rel, Digest: verify.Digest{BLAKE3: h.Sum(), Size: h.Size()}, SHA256: h.SHA256()})
 	}
-	d := verify.DirDigest(files)
-	if d.BLAKE3 != rec.Archive.BLAKE3 {
-		return d, &verify.DigestMismatchError{Path: rec.Archive.Path, Want: rec.Archive.BLAKE3, Got: d.BLAKE3}
-	}
-	return d, nil
+	return verify.DirDigest(files), files, nil
 }
 
 // storedStream is a custom-format archive on its way to pg_restore (or

@@ -135,12 +135,14 @@ func HashArchive(path, format string) (Digest, error) {
 		if !fi.IsDir() {
 			return Digest{}, &NotArchiveError{Path: path, Want: "a directory-format folder", Found: describe(fi)}
 		}
-		return hashDir(path)
+		d, _, err := HashFolder(path, false)
+		return d, err
 	default:
 		if !fi.Mode().IsRegular() {
 			return Digest{}, &NotArchiveError{Path: path, Want: "a custom-format file", Found: describe(fi)}
 		}
-		return hashFile(path)
+		d, _, err := hashFile(path, false)
+		return d, err
 	}
 }
 
@@ -159,23 +161,28 @@ func describe(fi fs.FileInfo) string {
 	return "a special file"
 }
 
-func hashFile(path string) (Digest, error) {
+func hashFile(path string, withSHA bool) (Digest, string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return Digest{}, err
+		return Digest{}, "", err
 	}
 	defer f.Close()
 	h := NewHasher()
-	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
-		return Digest{}, fmt.Errorf("read %s: %w", path, err)
+	if withSHA {
+		h.WithSHA256()
 	}
-	return Digest{BLAKE3: h.Sum(), Size: h.Size(), Files: 1}, nil
+	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
+		return Digest{}, "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return Digest{BLAKE3: h.Sum(), Size: h.Size(), Files: 1}, h.SHA256(), nil
 }
 
-// hashDir hashes every file of a directory-format archive in parallel, then
-// hashes the sorted lines "<relative path> <size> <blake3 of file>\n", so a
-// changed, added or missing file changes the digest.
-func hashDir(root string) (Digest, error) {
+// HashFolder hashes every file of a directory-format archive in parallel,
+// then hashes the sorted lines "<relative path> <size> <blake3 of file>\n",
+// so a changed, added or missing file changes the digest. It also returns
+// each file's digests, sorted by path, with its SHA-256 taken in the same
+// pass when withSHA (what a signed receipt's subjects name).
+func HashFolder(root string, withSHA bool) (Digest, []FileDigest, error) {
 	var files []string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -192,10 +199,11 @@ func hashDir(root string) (Digest, error) {
 		return nil
 	})
 	if err != nil {
-		return Digest{}, fmt.Errorf("list archive folder %s: %w", root, err)
+		return Digest{}, nil, fmt.Errorf("list archive folder %s: %w", root, err)
 	}
 	sort.Strings(files)
 	sums := make([]Digest, len(files))
+	shas := make([]string, len(files))
 	errs := make([]error, len(files))
 	var wg sync.WaitGroup
 	next := make(chan int)
@@ -204,7 +212,7 @@ func hashDir(root string) (Digest, error) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				sums[i], errs[i] = hashFile(filepath.Join(root, files[i]))
+				sums[i], shas[i], errs[i] = hashFile(filepath.Join(root, files[i]), withSHA)
 			}
 		}()
 	}
@@ -214,20 +222,22 @@ func hashDir(root string) (Digest, error) {
 	close(next)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return Digest{}, err
+		return Digest{}, nil, err
 	}
 	out := make([]FileDigest, len(files))
 	for i, f := range files {
-		out[i] = FileDigest{Path: f, Digest: sums[i]}
+		out[i] = FileDigest{Path: f, Digest: sums[i], SHA256: shas[i]}
 	}
-	return DirDigest(out), nil
+	return DirDigest(out), out, nil
 }
 
 // FileDigest is one file of a directory-format archive: its path relative
-// to the folder (slash-separated) and its digest.
+// to the folder (slash-separated), its digest, and its SHA-256 when taken
+// ("" otherwise; not part of the folder's digest).
 type FileDigest struct {
 	Path string
 	Digest
+	SHA256 string
 }
 
 // DirDigest is a directory-format archive's digest from its files', in

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,7 +89,7 @@ func TestReceiptChecksWithOpenSSLAndDSSE(t *testing.T) {
 		t.Fatalf("key id of the public file %s, of the private %s", receipt.KeyID(pub), s.KeyID)
 	}
 	rec, p := sampleRecord(), sampleProof()
-	st, err := receipt.For(rec, p, "shop-20261101T020000Z.dump", strings.Repeat("1", 64), "headhash", time.Date(2026, 11, 1, 2, 0, 5, 0, time.UTC))
+	st, err := receipt.For(rec, p, receipt.FileSubject("shop-20261101T020000Z.dump", rec.Archive), strings.Repeat("1", 64), "headhash", time.Date(2026, 11, 1, 2, 0, 5, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +207,8 @@ func TestReceiptTamperingFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, other, _ := receipt.Generate()
-	st, _ := receipt.For(sampleRecord(), sampleProof(), "shop.dump", "", "h", time.Now())
+	rec := sampleRecord()
+	st, _ := receipt.For(rec, sampleProof(), receipt.FileSubject("shop.dump", rec.Archive), "", "h", time.Now())
 	env, _, _ := s.Seal(st)
 	trusted := []ed25519.PublicKey{s.Pub}
 	var e receipt.Envelope
@@ -279,29 +281,107 @@ func TestSigningKeyFiles(t *testing.T) {
 	}
 }
 
-var update = flag.Bool("update", false, "rewrite testdata/predicate-v1.golden.json")
+var update = flag.Bool("update", false, "rewrite testdata/predicate-v1*.golden.json")
 
 // TestPredicateV1Golden: the statement pgattest signs is a contract of its
 // own (DESIGN.md, Receipts): its JSON for a known record is the golden
-// file's, byte for byte. A change here changes what auditors' tools read:
-// add fields, never rename, or make v2.
+// file's, byte for byte, for a custom-format archive (one subject) and a
+// directory-format one (a subject per file, the folder's digest in the
+// predicate). A change here changes what auditors' tools read: add
+// fields, never rename, or make v2.
 func TestPredicateV1Golden(t *testing.T) {
-	st, err := receipt.For(sampleRecord(), sampleProof(), "shop-20261101T020000Z.dump", strings.Repeat("1", 64), strings.Repeat("c", 64), time.Date(2026, 11, 1, 2, 0, 5, 0, time.UTC))
-	if err != nil {
-		t.Fatal(err)
+	rec := sampleRecord()
+	dir := sampleRecord()
+	dir.Archive = catalog.Archive{Format: "directory", Size: 3000, BLAKE3: strings.Repeat("d", 64), Files: 2, Jobs: 2}
+	for golden, c := range map[string]struct {
+		rec      *catalog.Record
+		subjects []receipt.Subject
+	}{
+		"predicate-v1.golden.json": {rec, receipt.FileSubject("shop-20261101T020000Z.dump", rec.Archive)},
+		"predicate-v1-directory.golden.json": {dir, receipt.FolderSubjects("shop-20261101T020000Z.dir", []receipt.File{
+			{Path: "toc.dat", SHA256: strings.Repeat("7", 64), BLAKE3: strings.Repeat("8", 64)},
+			{Path: "3001.dat.gz", SHA256: strings.Repeat("5", 64), BLAKE3: strings.Repeat("6", 64)}})},
+	} {
+		st, err := receipt.For(c.rec, sampleProof(), c.subjects, strings.Repeat("1", 64), strings.Repeat("c", 64), time.Date(2026, 11, 1, 2, 0, 5, 0, time.UTC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := json.MarshalIndent(st, "", "  ")
+		got = append(got, '\n')
+		golden = filepath.Join("testdata", golden)
+		if *update {
+			os.WriteFile(golden, got, 0o644)
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("the v1 statement changed:\n%s\nwant (%s):\n%s", got, golden, want)
+		}
+		if _, err := receipt.Parse(got); err != nil {
+			t.Errorf("%s does not parse: %v", golden, err)
+		}
 	}
-	got, _ := json.MarshalIndent(st, "", "  ")
-	got = append(got, '\n')
-	golden := filepath.Join("testdata", "predicate-v1.golden.json")
-	if *update {
-		os.WriteFile(golden, got, 0o644)
+}
+
+// TestFolderSubjectsRefuseAHostileShape: a directory-format statement whose
+// subjects are not the files of one folder, each once, at a clean path,
+// does not parse; and a folder checks against its subjects only with the
+// same files and bytes.
+func TestFolderSubjectsRefuseAHostileShape(t *testing.T) {
+	rec := sampleRecord()
+	rec.Archive = catalog.Archive{Format: "directory", Size: 3000, BLAKE3: strings.Repeat("d", 64), Files: 2}
+	files := []receipt.File{
+		{Path: "toc.dat", SHA256: strings.Repeat("7", 64), BLAKE3: strings.Repeat("8", 64)},
+		{Path: "3001.dat.gz", SHA256: strings.Repeat("5", 64), BLAKE3: strings.Repeat("6", 64)}}
+	parse := func(subjects []receipt.Subject) error {
+		st, err := receipt.For(rec, sampleProof(), subjects, "", "h", time.Now())
+		if err != nil {
+			return err
+		}
+		b, _ := json.Marshal(st)
+		_, err = receipt.Parse(b)
+		return err
 	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
+	if err := parse(receipt.FolderSubjects("shop.dir", files)); err != nil {
+		t.Fatalf("a genuine folder statement: %v", err)
 	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("the v1 statement changed:\n%s\nwant (%s):\n%s", got, golden, want)
+	sub := func(name string) receipt.Subject {
+		return receipt.Subject{Name: name, Digest: map[string]string{"sha256": strings.Repeat("7", 64), "blake3": strings.Repeat("8", 64)}}
+	}
+	for what, subjects := range map[string][]receipt.Subject{
+		"a path out of the folder": {sub("shop.dir/../../etc/passwd")},
+		"an absolute path":         {sub("shop.dir//etc/passwd")},
+		"no folder":                {sub("toc.dat")},
+		"two folders":              {sub("shop.dir/toc.dat"), sub("other.dir/3001.dat.gz")},
+		"a file twice":             {sub("shop.dir/toc.dat"), sub("shop.dir/./toc.dat")},
+		"the same path twice":      {sub("shop.dir/toc.dat"), sub("shop.dir/toc.dat")},
+	} {
+		var mm *receipt.MismatchError
+		if err := parse(subjects); !errors.As(err, &mm) {
+			t.Errorf("%s: parsed (%v)", what, err)
+		}
+	}
+
+	st, _ := receipt.For(rec, sampleProof(), receipt.FolderSubjects("shop.dir", files), "", "h", time.Now())
+	if err := st.CheckFiles(files); err != nil {
+		t.Fatalf("the folder's own files: %v", err)
+	}
+	changed := slices.Clone(files)
+	changed[1].SHA256 = strings.Repeat("0", 64)
+	for what, fs := range map[string][]receipt.File{
+		"a file missing": files[:1],
+		"a file added":   append(slices.Clone(files), receipt.File{Path: "9999.dat.gz", SHA256: strings.Repeat("1", 64), BLAKE3: strings.Repeat("2", 64)}),
+		"a file changed": changed,
+	} {
+		var mm *receipt.MismatchError
+		if err := st.CheckFiles(fs); !errors.As(err, &mm) {
+			t.Errorf("%s: the folder checked (%v)", what, err)
+		}
+	}
+	if err := st.CheckArchive(strings.NewReader("PGDMP")); err == nil {
+		t.Error("a folder's receipt checked one file's bytes")
 	}
 }
 
@@ -322,7 +402,7 @@ func TestArchiveDigestWithCoreutils(t *testing.T) {
 	rec := sampleRecord()
 	sum := sha256.Sum256(data)
 	rec.Archive.SHA256 = hex.EncodeToString(sum[:])
-	st, _ := receipt.For(rec, sampleProof(), "shop.dump", "", "h", time.Now())
+	st, _ := receipt.For(rec, sampleProof(), receipt.FileSubject("shop.dump", rec.Archive), "", "h", time.Now())
 	env, _, _ := s.Seal(st)
 	envFile := filepath.Join(dir, "shop.receipt.json")
 	os.WriteFile(envFile, env, 0o644)

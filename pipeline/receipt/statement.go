@@ -6,7 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"path"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/pgattest/pgattest/catalog"
@@ -31,7 +35,8 @@ type Statement struct {
 
 // Subject is the stored archive: its file name, and the digests of its
 // stored bytes (sha256, which in-toto's consumers know, and blake3,
-// pgattest's own).
+// pgattest's own). A directory-format archive is one subject per file,
+// named FOLDER/PATH.
 type Subject struct {
 	Name   string            `json:"name"`
 	Digest map[string]string `json:"digest"`
@@ -118,14 +123,45 @@ type ArchiveRef struct {
 	Size       int64    `json:"size"`
 	Encryption string   `json:"encryption,omitempty"` // "age" when encrypted
 	Recipients []string `json:"recipients,omitempty"`
+	// For a directory-format archive: how many files, and the folder's
+	// BLAKE3 over them (DESIGN §3), as the record has it; a file's
+	// digests are its subject's.
+	Files  int    `json:"files,omitempty"`
+	BLAKE3 string `json:"blake3,omitempty"`
 }
 
-// For makes the statement of a proof of rec, whose stored archive is
-// named name (its file name). The record's SHA-256 and BLAKE3 are the
-// stored bytes'.
-func For(rec *catalog.Record, p *catalog.Proof, name, previous, head string, now time.Time) (*Statement, error) {
-	if rec.Archive.SHA256 == "" {
-		return nil, fmt.Errorf("the record of %s holds no SHA-256 of its archive (made before receipts)", rec.ID)
+// File is one file of a directory-format archive: its path in the
+// folder (slash-separated) and the digests of its stored bytes.
+type File struct{ Path, SHA256, BLAKE3 string }
+
+// FileSubject is a custom-format archive as a statement names it: its
+// file name, and the record's digests of its stored bytes.
+func FileSubject(name string, a catalog.Archive) []Subject {
+	return []Subject{{Name: name, Digest: map[string]string{"sha256": a.SHA256, "blake3": a.BLAKE3}}}
+}
+
+// FolderSubjects is a directory-format archive as a statement names it:
+// each file as FOLDER/PATH with its digests, in path order.
+func FolderSubjects(folder string, files []File) []Subject {
+	files = slices.Clone(files)
+	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
+	out := make([]Subject, 0, len(files))
+	for _, f := range files {
+		out = append(out, Subject{Name: folder + "/" + f.Path, Digest: map[string]string{"sha256": f.SHA256, "blake3": f.BLAKE3}})
+	}
+	return out
+}
+
+// For makes the statement of a proof of rec about its stored archive, as
+// subjects name it (FileSubject, FolderSubjects).
+func For(rec *catalog.Record, p *catalog.Proof, subjects []Subject, previous, head string, now time.Time) (*Statement, error) {
+	if len(subjects) == 0 {
+		return nil, fmt.Errorf("a statement about %s names no file", rec.ID)
+	}
+	for _, s := range subjects {
+		if s.Digest["sha256"] == "" {
+			return nil, fmt.Errorf("the record of %s holds no SHA-256 of its archive (made before receipts)", rec.ID)
+		}
 	}
 	pr := Predicate{
 		Backup:          BackupRef{ID: rec.ID, Name: rec.Name},
@@ -143,6 +179,9 @@ func For(rec *catalog.Record, p *catalog.Proof, name, previous, head string, now
 	}
 	if e := rec.Archive.Encryption; e != nil {
 		pr.Archive.Encryption, pr.Archive.Recipients = e.Scheme, e.Recipients
+	}
+	if rec.Archive.Format == FormatDirectory {
+		pr.Archive.Files, pr.Archive.BLAKE3 = rec.Archive.Files, rec.Archive.BLAKE3
 	}
 	var dump time.Duration
 	for _, s := range rec.Stages {
@@ -164,9 +203,11 @@ func For(rec *catalog.Record, p *catalog.Proof, name, previous, head string, now
 	if pr.Proof.Skipped == nil {
 		pr.Proof.Skipped = []string{}
 	}
-	return &Statement{Type: StatementType, PredicateType: PredicateType, Predicate: pr,
-		Subject: []Subject{{Name: name, Digest: map[string]string{"sha256": rec.Archive.SHA256, "blake3": rec.Archive.BLAKE3}}}}, nil
+	return &Statement{Type: StatementType, PredicateType: PredicateType, Predicate: pr, Subject: subjects}, nil
 }
+
+// FormatDirectory is the record's word for a directory-format archive.
+const FormatDirectory = "directory"
 
 // Seal signs the statement: the envelope's JSON, and its SHA-256 (what
 // the next receipt of the name chains to, and the catalog records).
@@ -192,8 +233,11 @@ func Digest(b []byte) string {
 
 var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// Parse checks a statement's shape: in-toto v1, one subject with a sha256
-// and a blake3 of 64 hex digits, pgattest's predicate type, a backup id.
+// Parse checks a statement's shape: in-toto v1, pgattest's predicate
+// type, a backup id, and subjects with a sha256 and a blake3 of 64 hex
+// digits each: one for a file; for a folder, one per file, each named
+// FOLDER/PATH (one folder, a clean relative path, no path twice), and the
+// folder's digest.
 func Parse(payload []byte) (*Statement, error) {
 	var st Statement
 	if err := json.Unmarshal(payload, &st); err != nil {
@@ -204,19 +248,90 @@ func Parse(payload []byte) (*Statement, error) {
 		return nil, &MismatchError{What: fmt.Sprintf("statement type %q, not %q", st.Type, StatementType)}
 	case st.PredicateType != PredicateType:
 		return nil, &MismatchError{What: fmt.Sprintf("predicate type %q, not %q", st.PredicateType, PredicateType)}
-	case len(st.Subject) != 1:
-		return nil, &MismatchError{What: fmt.Sprintf("%d subjects, not one archive", len(st.Subject))}
-	case !hex64.MatchString(st.Subject[0].Digest["sha256"]) || !hex64.MatchString(st.Subject[0].Digest["blake3"]):
-		return nil, &MismatchError{What: "the subject's digest lacks a sha256 or a blake3 of 64 hex digits"}
 	case st.Predicate.Backup.ID == "":
 		return nil, &MismatchError{What: "the predicate names no backup"}
+	case st.Predicate.Archive.Format != FormatDirectory && len(st.Subject) != 1:
+		return nil, &MismatchError{What: fmt.Sprintf("%d subjects, not one archive file", len(st.Subject))}
+	case len(st.Subject) == 0:
+		return nil, &MismatchError{What: "no subject: the statement names no file"}
+	}
+	for _, s := range st.Subject {
+		if !hex64.MatchString(s.Digest["sha256"]) || !hex64.MatchString(s.Digest["blake3"]) {
+			return nil, &MismatchError{What: "a subject's digest lacks a sha256 or a blake3 of 64 hex digits"}
+		}
+	}
+	if st.Predicate.Archive.Format == FormatDirectory {
+		if _, err := st.Folder(); err != nil {
+			return nil, err
+		}
+		if !hex64.MatchString(st.Predicate.Archive.BLAKE3) {
+			return nil, &MismatchError{What: "the predicate lacks the folder's blake3 of 64 hex digits"}
+		}
 	}
 	return &st, nil
+}
+
+// Folder is the folder a directory-format archive's subjects name, and
+// each file's path in it.
+func (st *Statement) Folder() (string, error) {
+	folder := ""
+	seen := map[string]bool{}
+	for _, s := range st.Subject {
+		dir, rel, ok := strings.Cut(s.Name, "/")
+		if !ok || dir == "" || (folder != "" && dir != folder) || !cleanPath(rel) || seen[rel] {
+			return "", &MismatchError{What: fmt.Sprintf("subject %q is not a file of one archive folder (FOLDER/PATH, each once)", s.Name)}
+		}
+		folder, seen[rel] = dir, true
+	}
+	return folder, nil
+}
+
+// cleanPath: a relative slash path without empty, "." or ".." elements.
+func cleanPath(rel string) bool {
+	if rel == "" || path.Clean(rel) != rel || path.IsAbs(rel) {
+		return false
+	}
+	return !slices.Contains(strings.Split(rel, "/"), "..")
+}
+
+// CheckFiles compares a directory-format archive's files (their stored
+// bytes' digests, as read) with the statement's subjects: the same paths,
+// none missing or added, the same digests.
+func (st *Statement) CheckFiles(files []File) error {
+	if st.Predicate.Archive.Format != FormatDirectory {
+		return &MismatchError{What: "the receipt is about one archive file (" + st.Subject[0].Name + "), not a folder"}
+	}
+	folder, err := st.Folder()
+	if err != nil {
+		return err
+	}
+	want := map[string]map[string]string{}
+	for _, s := range st.Subject {
+		want[strings.TrimPrefix(s.Name, folder+"/")] = s.Digest
+	}
+	for _, f := range files {
+		d, ok := want[f.Path]
+		switch {
+		case !ok:
+			return &MismatchError{What: fmt.Sprintf("the folder holds %s, which the receipt does not name", f.Path)}
+		case d["sha256"] != f.SHA256 || d["blake3"] != f.BLAKE3:
+			return &MismatchError{What: fmt.Sprintf("%s does not match the receipt's subject %s/%s (sha256 %s, receipt says %s)", f.Path, folder, f.Path, f.SHA256, d["sha256"])}
+		}
+		delete(want, f.Path)
+	}
+	if len(want) > 0 {
+		missing := slices.Sorted(maps.Keys(want))
+		return &MismatchError{What: fmt.Sprintf("%d of the receipt's files are not in the folder (%s first)", len(missing), missing[0])}
+	}
+	return nil
 }
 
 // CheckArchive hashes r (the stored bytes) and compares both digests with
 // the statement's subject.
 func (st *Statement) CheckArchive(r io.Reader) error {
+	if st.Predicate.Archive.Format == FormatDirectory {
+		return &MismatchError{What: "the receipt is about a directory-format archive: give its folder"}
+	}
 	s, b := sha256.New(), blake3.New()
 	if _, err := io.CopyBuffer(io.MultiWriter(s, b), r, make([]byte, 1<<20)); err != nil {
 		return err
