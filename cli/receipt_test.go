@@ -323,6 +323,10 @@ func TestSignedDirectoryReceipts(t *testing.T) {
 	if code, out, _ := run(t, "receipt", "verify", later.Path, "--key", pub, "--archive", folder); code != 0 {
 		t.Errorf("receipt verify of the later proof's receipt: exit %d\n%s", code, out)
 	}
+	today := time.Now().UTC().Format(time.DateOnly)
+	if _, out, _ := run(t, "--catalog", w.catalog, "audit", "--from", today, "--trust-key", pub); !strings.Contains(out, "1 of 1 backups have a receipt signed by a trusted key") {
+		t.Errorf("audit --trust-key does not count the folder's receipt:\n%s", out)
+	}
 
 	// The forgery beside it: a --verify none folder backup's manifest
 	// claims the genuine proof, with other rows.
@@ -512,5 +516,30 @@ func TestS3SignedReceipts(t *testing.T) {
 	}
 	if r := recs[dir.ID]; r == nil || r.Status != catalog.StatusVerified || len(r.Receipts) != 2 || len(r.Proofs) != 2 {
 		t.Errorf("rebuilt folder backup: %+v; want verified with both proofs and receipts", r)
+	}
+
+	// A writer of the bucket replaces the folder's toc.dat with other
+	// bytes of its size (a new version over the key): the rebuild reads
+	// the folder's objects, and no receipt covers them.
+	toc := "pg/" + dir.Archive.Store.Key + "toc.dat"
+	b := s3Object(t, s, "signed", toc)
+	b[len(b)/2] ^= 1
+	if _, err := s.Client(t).PutObject(context.Background(), "signed", toc, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cat = filepath.Join(t.TempDir(), "rebuilt-again.db")
+	code, out, errOut = run(t, "--catalog", cat, "catalog", "rebuild", "--repo", "s3://signed/pg", "--trust-key", pub)
+	if code != 0 || !strings.Contains(out, "receipts: 1 signed by a trusted key") {
+		t.Fatalf("rebuild --trust-key after the swap: exit %d\n%s%s", code, out, errOut)
+	}
+	_, js, _ = run(t, "--catalog", cat, "--json", "list")
+	var swapped *catalog.Record
+	for _, r := range decodeRecords(t, js) {
+		if r.ID == dir.ID {
+			swapped = r
+		}
+	}
+	if swapped == nil || swapped.Status == catalog.StatusVerified || swapped.Attestation != pipeline.AttestMismatch || len(swapped.Receipts) != 0 {
+		t.Errorf("the folder with a swapped file, rebuilt: %+v; want unverified, %q, no receipt", swapped, pipeline.AttestMismatch)
 	}
 }
