@@ -159,8 +159,15 @@ func checkReceipt(path string, keys []ed25519.PublicKey, archive string) (st *re
 	}
 	if fi, err := os.Lstat(archive); err == nil && fi.IsDir() {
 		// A directory-format archive: each file's digests against its
-		// subject, none missing, none added.
+		// subject, none missing, none added, nothing but files.
+		if st.Predicate.Archive.Format != receipt.FormatDirectory {
+			return nil, "", "", &receipt.MismatchError{What: fmt.Sprintf("the receipt is about one archive file (%s), not a folder", safe(st.Subject[0].Name))}
+		}
 		_, files, err := verify.HashFolder(archive, true)
+		var na *verify.NotArchiveError
+		if errors.As(err, &na) {
+			return nil, "", "", &receipt.MismatchError{What: fmt.Sprintf("the folder holds %s, which no backup writes", na.Found)}
+		}
 		if err != nil {
 			return nil, "", "", err
 		}

@@ -284,6 +284,7 @@ func TestSignedDirectoryReceipts(t *testing.T) {
 	}
 
 	// A copy of the folder, damaged: exit 3 from both checks.
+	dataFile := slices.DeleteFunc(slices.Clone(files), func(f string) bool { return f == "toc.dat" })[0]
 	for what, damage := range map[string]func(dir string){
 		"a file changed": func(dir string) {
 			p := filepath.Join(dir, "toc.dat")
@@ -291,10 +292,11 @@ func TestSignedDirectoryReceipts(t *testing.T) {
 			b[len(b)/2] ^= 1
 			os.WriteFile(p, b, 0o600)
 		},
-		"a file added": func(dir string) { os.WriteFile(filepath.Join(dir, "9999.dat.gz"), []byte("planted"), 0o600) },
-		"a file removed": func(dir string) {
-			os.Remove(filepath.Join(dir, slices.DeleteFunc(slices.Clone(files), func(f string) bool { return f == "toc.dat" })[0]))
-		},
+		"a file added":   func(dir string) { os.WriteFile(filepath.Join(dir, "9999.dat.gz"), []byte("planted"), 0o600) },
+		"a file removed": func(dir string) { os.Remove(filepath.Join(dir, dataFile)) },
+		// pg_restore opens NNNN.dat before NNNN.dat.gz: a link there
+		// would be restored in the file's place.
+		"a link planted": func(dir string) { os.Symlink("/etc/passwd", filepath.Join(dir, strings.TrimSuffix(dataFile, ".gz"))) },
 	} {
 		dir := filepath.Join(t.TempDir(), filepath.Base(folder))
 		if out, err := exec.Command("cp", "-a", folder, dir).CombinedOutput(); err != nil {
@@ -355,6 +357,28 @@ func TestSignedDirectoryReceipts(t *testing.T) {
 	}
 	if r := got[victim.ID]; r == nil || r.Status != catalog.StatusUnverified || r.Attestation != pipeline.AttestMismatch {
 		t.Errorf("rebuilt forgery: %+v; want unverified, %q", r, pipeline.AttestMismatch)
+	}
+
+	// A link planted in the stored folder: its files still hash to the
+	// receipt's, but the folder is not what the key signed. The rebuild
+	// records the backup unverified; a re-verify fails it.
+	if err := os.Symlink("/etc/passwd", filepath.Join(folder, strings.TrimSuffix(dataFile, ".gz"))); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt = filepath.Join(t.TempDir(), "rebuilt-again.db")
+	run(t, "--catalog", rebuilt, "catalog", "rebuild", "--repo", w.dir, "--trust-key", pub)
+	_, listed, _ = run(t, "--catalog", rebuilt, "--json", "list")
+	var linked *catalog.Record
+	for _, r := range decodeRecords(t, listed) {
+		if r.ID == rec.ID {
+			linked = r
+		}
+	}
+	if linked != nil && linked.Status == catalog.StatusVerified {
+		t.Errorf("the folder with a planted link, rebuilt: %+v; want it not verified", linked)
+	}
+	if code, out, errOut := run(t, "--catalog", w.catalog, "verify", rec.ID); code != exitProofFailed || !strings.Contains(out+errOut, "a symbolic link") {
+		t.Errorf("verify of the folder with a planted link: exit %d\n%s%s", code, out, errOut)
 	}
 }
 

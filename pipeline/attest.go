@@ -142,8 +142,7 @@ func signedAs(st *receipt.Statement, rec *catalog.Record, p *catalog.Proof, aske
 	// restore will check each segment of.
 	sb, err := stored()
 	if err != nil {
-		var missing *verify.MissingError
-		if errors.As(err, &missing) {
+		if errors.Is(err, verify.ErrMissing) { // gone, or not what pgattest wrote
 			return false, nil
 		}
 		return false, err

@@ -88,6 +88,9 @@ func importOne(cat *catalog.Catalog, path string, last *catalog.Event) (*catalog
 	// A manifest is written before any receipt: receipts and attestations
 	// in one are somebody's writing, never taken.
 	rec.Receipts, rec.Attestation, rec.UnattestedProofs = nil, "", nil
+	if rec.Archive.Format == verify.FormatDirectory { // a folder has no digests of one file
+		rec.Archive.SHA256, rec.Archive.Segments = "", nil
+	}
 	if _, err := cat.Get(rec.ID); err == nil {
 		return rec, errAlreadyRecorded
 	}

@@ -75,6 +75,14 @@ func (l location) open(ctx context.Context) (io.ReadCloser, error) {
 
 // files lists a directory-format archive's files, as keys below it.
 func (l location) files(ctx context.Context) ([]repo.Object, error) {
+	if local, ok := l.repo.(*repo.Local); ok {
+		// The listing leaves out what is not a regular file; a folder
+		// holding a link (pg_restore by hand would follow a NNNN.dat
+		// planted beside NNNN.dat.gz) is not one pgattest wrote.
+		if err := onlyFiles(filepath.Join(local.Root, filepath.FromSlash(strings.TrimSuffix(l.key, "/"))), l.display); err != nil {
+			return nil, err
+		}
+	}
 	objs, err := l.repo.List(ctx, l.key)
 	if err != nil {
 		return nil, err
@@ -86,6 +94,34 @@ func (l location) files(ctx context.Context) ([]repo.Object, error) {
 		objs[i].Key = strings.TrimPrefix(objs[i].Key, l.key)
 	}
 	return objs, nil
+}
+
+// onlyFiles: the folder at dir holds folders and regular files alone,
+// links not followed.
+func onlyFiles(dir, display string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // gone: the listing says so
+			}
+			return err
+		}
+		if p == dir && d.Type()&fs.ModeSymlink != 0 {
+			return &verify.NotArchiveError{Path: display, Want: "a folder", Found: "a symbolic link"}
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			rel, _ := filepath.Rel(dir, p)
+			return &verify.NotArchiveError{Path: display, Want: "a folder of pg_dump's files", Found: fmt.Sprintf("%q in it, %s", filepath.ToSlash(rel), describeEntry(d))}
+		}
+		return nil
+	})
+}
+
+func describeEntry(d fs.DirEntry) string {
+	if fi, err := d.Info(); err == nil {
+		return verify.Describe(fi)
+	}
+	return "not a regular file"
 }
 
 // absence is why an archive is not there whole; the zero value is "it is".

@@ -3,8 +3,11 @@ package pipeline
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -72,8 +75,35 @@ func parseManifest(path string, b []byte) (*Manifest, error) {
 	if err := json.Unmarshal(b, &m); err != nil || m.Manifest != 1 || m.Record == nil || m.Record.ID == "" {
 		return nil, fmt.Errorf("%s is not a pgattest manifest", path)
 	}
+	if field := badDigest(m.Record); field != "" {
+		return nil, fmt.Errorf("%s is not a pgattest manifest: its %s is not 64 hex digits", path, field)
+	}
 	return &m, nil
 }
+
+// badDigest names a digest of a manifest's record that is not 64 hex
+// digits (or absent): whoever wrote the file chose every byte of it, and
+// show prints digests as they are.
+func badDigest(rec *catalog.Record) string {
+	a := rec.Archive
+	fields := map[string]string{"archive.blake3": a.BLAKE3, "archive.sha256": a.SHA256, "toc.entries_blake3": rec.TOC.EntriesBLAKE3}
+	if a.Encryption != nil {
+		fields["archive.encryption.plaintext_blake3"] = a.Encryption.PlaintextBLAKE3
+	}
+	if a.Segments != nil {
+		for i, d := range a.Segments.BLAKE3 {
+			fields[fmt.Sprintf("archive.segments.blake3[%d]", i)] = d
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		if d := fields[k]; d != "" && !hex64.MatchString(d) {
+			return k
+		}
+	}
+	return ""
+}
+
+var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // archiveExt is the archive's suffix for a format.
 func archiveExt(format string) string {

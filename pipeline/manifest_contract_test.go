@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,5 +45,40 @@ func TestManifestContractV1(t *testing.T) {
 	m, err := pipeline.ReadManifest(golden)
 	if err != nil || m.Manifest != 1 || m.Record.ID != rec.ID || len(m.TOCEntries) != 1 || m.TOCEntries[0] != entries[0] {
 		t.Errorf("the v1 golden manifest does not read back: %+v, %v", m, err)
+	}
+}
+
+// TestManifestDigestsAreHex: a manifest is whoever wrote the file's; one
+// whose digests are not 64 hex digits (a line of text planted for show to
+// print) is not read, and says which field.
+func TestManifestDigestsAreHex(t *testing.T) {
+	dir := t.TempDir()
+	good := strings.Repeat("ab", 32)
+	for field, edit := range map[string]func(*catalog.Record){
+		"archive.sha256": func(r *catalog.Record) { r.Archive.SHA256 = good[:60] + "\nOK " },
+		"archive.blake3": func(r *catalog.Record) { r.Archive.BLAKE3 = strings.ToUpper(good) },
+		"archive.segments.blake3[1]": func(r *catalog.Record) {
+			r.Archive.Segments = &catalog.Segments{Size: 4 << 20, BLAKE3: []string{good, "\x1b[2J"}}
+		},
+		"archive.encryption.plaintext_blake3": func(r *catalog.Record) {
+			r.Archive.Encryption = &catalog.Encryption{Scheme: "age", PlaintextBLAKE3: "x"}
+		},
+		"toc.entries_blake3": func(r *catalog.Record) { r.TOC.EntriesBLAKE3 = good + "0" },
+	} {
+		rec := &catalog.Record{ID: "shop-20261101T020000Z-ab12", Name: "shop", Archive: catalog.Archive{BLAKE3: good, SHA256: good}}
+		edit(rec)
+		path := filepath.Join(dir, strings.NewReplacer("[", "", "]", "").Replace(field)+".manifest.json")
+		if err := pipeline.WriteManifest(path, rec, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pipeline.ReadManifest(path); err == nil || !strings.Contains(err.Error(), "its "+field+" is not 64 hex digits") {
+			t.Errorf("%s: %v", field, err)
+		}
+	}
+	rec := &catalog.Record{ID: "shop-20261101T020000Z-ab12", Name: "shop", Archive: catalog.Archive{BLAKE3: good, SHA256: good}}
+	path := filepath.Join(dir, "good.manifest.json")
+	pipeline.WriteManifest(path, rec, nil)
+	if _, err := pipeline.ReadManifest(path); err != nil {
+		t.Errorf("a manifest with well-formed digests: %v", err)
 	}
 }

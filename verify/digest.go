@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/zeebo/blake3"
 )
@@ -162,11 +163,18 @@ func describe(fi fs.FileInfo) string {
 }
 
 func hashFile(path string, withSHA bool) (Digest, string, error) {
-	f, err := os.Open(path)
+	// No link followed, and a FIFO swapped in since the listing neither
+	// blocks the open nor is read.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return Digest{}, "", err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return Digest{}, "", err
+	} else if !fi.Mode().IsRegular() {
+		return Digest{}, "", &NotArchiveError{Path: path, Want: "a regular file", Found: describe(fi)}
+	}
 	h := NewHasher()
 	if withSHA {
 		h.WithSHA256()
@@ -192,12 +200,21 @@ func HashFolder(root string, withSHA bool) (Digest, []FileDigest, error) {
 			return nil
 		}
 		if !d.Type().IsRegular() {
-			return fmt.Errorf("%s is not a regular file", p)
+			rel, _ := filepath.Rel(root, p)
+			found := "not a regular file"
+			if fi, err := d.Info(); err == nil {
+				found = describe(fi)
+			}
+			return &NotArchiveError{Path: root, Want: "a folder of regular files", Found: fmt.Sprintf("%q in it, %s", filepath.ToSlash(rel), found)}
 		}
 		rel, _ := filepath.Rel(root, p)
 		files = append(files, filepath.ToSlash(rel))
 		return nil
 	})
+	var na *NotArchiveError
+	if errors.As(err, &na) {
+		return Digest{}, nil, na
+	}
 	if err != nil {
 		return Digest{}, nil, fmt.Errorf("list archive folder %s: %w", root, err)
 	}

@@ -336,7 +336,9 @@ func TestFolderSubjectsRefuseAHostileShape(t *testing.T) {
 		{Path: "toc.dat", SHA256: strings.Repeat("7", 64), BLAKE3: strings.Repeat("8", 64)},
 		{Path: "3001.dat.gz", SHA256: strings.Repeat("5", 64), BLAKE3: strings.Repeat("6", 64)}}
 	parse := func(subjects []receipt.Subject) error {
-		st, err := receipt.For(rec, sampleProof(), subjects, "", "h", time.Now())
+		r := *rec
+		r.Archive.Files = len(subjects)
+		st, err := receipt.For(&r, sampleProof(), subjects, "", "h", time.Now())
 		if err != nil {
 			return err
 		}
@@ -351,20 +353,51 @@ func TestFolderSubjectsRefuseAHostileShape(t *testing.T) {
 		return receipt.Subject{Name: name, Digest: map[string]string{"sha256": strings.Repeat("7", 64), "blake3": strings.Repeat("8", 64)}}
 	}
 	for what, subjects := range map[string][]receipt.Subject{
-		"a path out of the folder": {sub("shop.dir/../../etc/passwd")},
-		"an absolute path":         {sub("shop.dir//etc/passwd")},
-		"no folder":                {sub("toc.dat")},
-		"two folders":              {sub("shop.dir/toc.dat"), sub("other.dir/3001.dat.gz")},
-		"a file twice":             {sub("shop.dir/toc.dat"), sub("shop.dir/./toc.dat")},
-		"the same path twice":      {sub("shop.dir/toc.dat"), sub("shop.dir/toc.dat")},
+		"a path out of the folder":  {sub("shop.dir/../../etc/passwd")},
+		"an absolute path":          {sub("shop.dir//etc/passwd")},
+		"no folder":                 {sub("toc.dat")},
+		"two folders":               {sub("shop.dir/toc.dat"), sub("other.dir/3001.dat.gz")},
+		"a file twice":              {sub("shop.dir/toc.dat"), sub("shop.dir/./toc.dat")},
+		"the same path twice":       {sub("shop.dir/toc.dat"), sub("shop.dir/toc.dat")},
+		"a path twice but for case": {sub("shop.dir/toc.dat"), sub("shop.dir/TOC.dat")},
+		"the folder ..":             {sub("../toc.dat")},
+		"the folder .":              {sub("./toc.dat")},
+		"a newline in a name":       {sub("shop.dir/toc.dat\n0000  /etc/passwd")},
+		"a backslash in a name":     {sub("shop.dir/toc\\.dat")},
 	} {
 		var mm *receipt.MismatchError
 		if err := parse(subjects); !errors.As(err, &mm) {
 			t.Errorf("%s: parsed (%v)", what, err)
 		}
 	}
+	// The predicate's count of files is the subjects'.
+	st, _ := receipt.For(rec, sampleProof(), receipt.FolderSubjects("shop.dir", files[:1]), "", "h", time.Now())
+	b, _ := json.Marshal(st)
+	var mm *receipt.MismatchError
+	if _, err := receipt.Parse(b); !errors.As(err, &mm) || !strings.Contains(err.Error(), "says 2 files, the subjects name 1") {
+		t.Errorf("a statement of 2 files naming 1: %v", err)
+	}
+	// A statement about one file names a file, and no folder's digest.
+	custom := sampleRecord()
+	for what, c := range map[string]struct {
+		name string
+		edit func(*receipt.Statement)
+	}{
+		"a path":            {"../shop.dump", nil},
+		"a folder's files":  {"shop.dump", func(st *receipt.Statement) { st.Predicate.Archive.Files = 2 }},
+		"a folder's digest": {"shop.dump", func(st *receipt.Statement) { st.Predicate.Archive.BLAKE3 = strings.Repeat("d", 64) }},
+	} {
+		st, _ := receipt.For(custom, sampleProof(), receipt.FileSubject(c.name, custom.Archive), "", "h", time.Now())
+		if c.edit != nil {
+			c.edit(st)
+		}
+		b, _ := json.Marshal(st)
+		if _, err := receipt.Parse(b); !errors.As(err, &mm) {
+			t.Errorf("a file's statement with %s: parsed (%v)", what, err)
+		}
+	}
 
-	st, _ := receipt.For(rec, sampleProof(), receipt.FolderSubjects("shop.dir", files), "", "h", time.Now())
+	st, _ = receipt.For(rec, sampleProof(), receipt.FolderSubjects("shop.dir", files), "", "h", time.Now())
 	if err := st.CheckFiles(files); err != nil {
 		t.Fatalf("the folder's own files: %v", err)
 	}

@@ -259,29 +259,49 @@ func Parse(payload []byte) (*Statement, error) {
 		if !hex64.MatchString(s.Digest["sha256"]) || !hex64.MatchString(s.Digest["blake3"]) {
 			return nil, &MismatchError{What: "a subject's digest lacks a sha256 or a blake3 of 64 hex digits"}
 		}
+		if !plainName(s.Name) {
+			return nil, &MismatchError{What: fmt.Sprintf("subject %q: a name with a control character or a backslash", s.Name)}
+		}
 	}
-	if st.Predicate.Archive.Format == FormatDirectory {
-		if _, err := st.Folder(); err != nil {
-			return nil, err
+	a := st.Predicate.Archive
+	if a.Format != FormatDirectory {
+		if n := st.Subject[0].Name; strings.Contains(n, "/") || n == "." || n == ".." || n == "" {
+			return nil, &MismatchError{What: fmt.Sprintf("subject %q is not an archive file's name", n)}
 		}
-		if !hex64.MatchString(st.Predicate.Archive.BLAKE3) {
-			return nil, &MismatchError{What: "the predicate lacks the folder's blake3 of 64 hex digits"}
+		if a.Files != 0 || a.BLAKE3 != "" {
+			return nil, &MismatchError{What: "a statement about one archive file gives a folder's files or digest"}
 		}
+		return &st, nil
+	}
+	if _, err := st.Folder(); err != nil {
+		return nil, err
+	}
+	if !hex64.MatchString(a.BLAKE3) {
+		return nil, &MismatchError{What: "the predicate lacks the folder's blake3 of 64 hex digits"}
+	}
+	if a.Files != len(st.Subject) {
+		return nil, &MismatchError{What: fmt.Sprintf("the predicate says %d files, the subjects name %d", a.Files, len(st.Subject))}
 	}
 	return &st, nil
+}
+
+// plainName: no control character (a newline would split sha256sum's
+// lines) and no backslash (which sha256sum -c reads as an escape).
+func plainName(n string) bool {
+	return !strings.ContainsFunc(n, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' })
 }
 
 // Folder is the folder a directory-format archive's subjects name, and
 // each file's path in it.
 func (st *Statement) Folder() (string, error) {
 	folder := ""
-	seen := map[string]bool{}
+	seen := map[string]bool{} // by lower case: one file on any file system
 	for _, s := range st.Subject {
 		dir, rel, ok := strings.Cut(s.Name, "/")
-		if !ok || dir == "" || (folder != "" && dir != folder) || !cleanPath(rel) || seen[rel] {
+		if !ok || dir == "" || dir == "." || dir == ".." || (folder != "" && dir != folder) || !cleanPath(rel) || seen[strings.ToLower(rel)] {
 			return "", &MismatchError{What: fmt.Sprintf("subject %q is not a file of one archive folder (FOLDER/PATH, each once)", s.Name)}
 		}
-		folder, seen[rel] = dir, true
+		folder, seen[strings.ToLower(rel)] = dir, true
 	}
 	return folder, nil
 }

@@ -15,13 +15,15 @@ cat payload.json >> pae.bin
 openssl pkeyutl -verify -pubin -inkey "$PUB" -rawin -in pae.bin -sigfile sig.bin
 if [ $# -ge 3 ] && [ -d "$3" ]; then
   # A directory-format archive (backup --jobs): a subject per file, named
-  # FOLDER/PATH; every one must match, and the folder hold no other file.
+  # FOLDER/PATH. The folder holds those names and nothing else (a link
+  # planted beside the files is a name too), and each file matches.
+  jq -r '.subject[].name' payload.json | LC_ALL=C sort > want.txt
+  (cd "$(dirname "$3")" && find "$(basename "$3")" ! -type d) | LC_ALL=C sort > got.txt
+  cmp -s want.txt got.txt || { echo "$3 holds other names than the receipt's:"; diff want.txt got.txt || true; exit 3; }
   jq -r '.subject[] | "\(.digest.sha256)  \(.name)"' payload.json > sums.txt
   sums=$(pwd)/sums.txt
   (cd "$(dirname "$3")" && sha256sum --quiet --strict -c "$sums") || { echo "a file of $3 does not match the receipt"; exit 3; }
-  want=$(jq '.subject | length' payload.json)
-  got=$(find "$3" -type f | wc -l)
-  [ "$want" = "$got" ] && echo "archive folder matches: $got files" || { echo "$3 holds $got files, the receipt names $want"; exit 3; }
+  echo "archive folder matches: $(wc -l < got.txt) files"
 elif [ $# -ge 3 ]; then
   want=$(jq -r '.subject[0].digest.sha256' payload.json)
   got=$(sha256sum < "$3" | cut -d' ' -f1)
