@@ -88,6 +88,9 @@ func BenchmarkBackupVsBaseline(b *testing.B) {
 	// PGATTEST_BENCH_CURRENT_ARGS are given to this tree's build only:
 	// "--sign-key FILE" against the same build without it times a receipt.
 	extra := strings.Fields(os.Getenv("PGATTEST_BENCH_CURRENT_ARGS"))
+	// PGATTEST_BENCH_ARGS are given to both ("--jobs 2": the directory
+	// format).
+	both := strings.Fields(os.Getenv("PGATTEST_BENCH_ARGS"))
 	times := map[string][]float64{}
 	for i := 0; i < b.N*rounds; i++ {
 		for _, v := range []struct {
@@ -97,7 +100,7 @@ func BenchmarkBackupVsBaseline(b *testing.B) {
 			dir := b.TempDir()
 			t0 := time.Now()
 			out, err := exec.Command(v.bin, append([]string{"--catalog", filepath.Join(dir, "c.db"), "backup", "--dir", dir,
-				"--db", src.ConnString(db), "--name", db}, v.extra...)...).CombinedOutput()
+				"--db", src.ConnString(db), "--name", db}, append(slices.Clone(both), v.extra...)...)...).CombinedOutput()
 			if err != nil {
 				b.Fatalf("%s: %v\n%s", v.name, err, out)
 			}
