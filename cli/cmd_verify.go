@@ -44,7 +44,7 @@ Exit codes: 0 all passed; 1 a proof could not run; 3 an archive failed.`,
 			pgBinFlag(&o.pgBin, "pg_restore, postgres and initdb"),
 			identityFlag(&o.identity, "to decrypt encrypted backups for a restore proof (--hash-only needs none)"),
 			skipExtensionFlag(&o.skipExtensions),
-			signKeyFlag(&o.signKey, "sign a receipt of each proof with this ed25519 private key `FILE` (as backup --sign-key), stored beside the archive (NAME-STAMP.verify-STAMP.receipt.json) and in the record"),
+			signKeyFlag(&o.signKey, "sign a receipt of each proof with this ed25519 private key `FILE` (as backup --sign-key), stored beside the archive (NAME-STAMP.verify-STAMP.receipt.json) and in the record", true),
 		},
 		Action: func(c *ucli.Context) error {
 			o.ids = c.Args().Slice()

@@ -49,9 +49,16 @@ func recipientFlags(dst *recipientOptions, which string) []ucli.Flag {
 	}
 }
 
-// signKeyFlag: the ed25519 private key that signs receipts.
-func signKeyFlag(dst *string, usage string) ucli.Flag {
-	return &ucli.StringFlag{Name: "sign-key", Usage: usage, EnvVars: []string{"PGATTEST_SIGN_KEY"}, Destination: dst}
+// signKeyFlag: the ed25519 private key that signs receipts, from
+// PGATTEST_SIGN_KEY too when fromEnv (a backup's and a verify's, which
+// sign what they prove; an audit signs its report only when asked, so the
+// variable a nightly job sets for its backups does not change its audit).
+func signKeyFlag(dst *string, usage string, fromEnv bool) ucli.Flag {
+	f := &ucli.StringFlag{Name: "sign-key", Usage: usage, Destination: dst}
+	if fromEnv {
+		f.EnvVars = []string{"PGATTEST_SIGN_KEY"}
+	}
+	return f
 }
 
 // trustKeyFlag: the public keys whose receipts are trusted.

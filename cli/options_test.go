@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -114,5 +115,26 @@ func TestSharedFlagsBindFromTheEnvironment(t *testing.T) {
 	code := Main(context.Background(), []string{"pgattest", "--catalog", filepath.Join(t.TempDir(), "c.db"), "audit", "--from", "2026-11-01"}, &out, &errs)
 	if code == 0 || !strings.Contains(errs.String(), "from-the-environment.pub.pem") {
 		t.Fatalf("exit %d, stderr %q: want audit to read the trusted key PGATTEST_TRUST_KEY names", code, errs.String())
+	}
+}
+
+// TestAuditIgnoresTheBackupsSignKey: a nightly job that exports
+// PGATTEST_SIGN_KEY for its backups still runs its plain audit (the
+// variable is backup's and verify's: an audit signs only when asked), and
+// backup reads it.
+func TestAuditIgnoresTheBackupsSignKey(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "from-the-environment.pem")
+	t.Setenv("PGATTEST_SIGN_KEY", key)
+	t.Setenv("PGATTEST_TRUST_KEY", "") // restored after the test
+	os.Unsetenv("PGATTEST_TRUST_KEY")
+	cat := filepath.Join(t.TempDir(), "c.db")
+	var out, errs bytes.Buffer
+	if code := Main(context.Background(), []string{"pgattest", "--catalog", cat, "audit", "--from", "2026-11-01", "--to", "2026-11-02"}, &out, &errs); code == exitUsage {
+		t.Errorf("audit with PGATTEST_SIGN_KEY set: exit %d\n%s", code, errs.String())
+	}
+	errs.Reset()
+	code := Main(context.Background(), []string{"pgattest", "--catalog", cat, "backup", "--db", "postgres://127.0.0.1:1/x", "--name", "x"}, &out, &errs)
+	if code == 0 || !strings.Contains(errs.String(), "from-the-environment.pem") {
+		t.Errorf("backup does not read the key PGATTEST_SIGN_KEY names: exit %d\n%s", code, errs.String())
 	}
 }

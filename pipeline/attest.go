@@ -226,7 +226,7 @@ func laterProofs(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, b
 		if err != nil || st.Predicate.Backup.ID != rec.ID || st.Predicate.Proof.Mode == "none" {
 			continue
 		}
-		p := proofOf(st.Predicate.Proof)
+		p := proofOf(st)
 		ok, err := signedAs(st, rec, &p, asked, archiveKey, entries, stored)
 		if err != nil {
 			return 0, unread, err
@@ -255,10 +255,13 @@ func laterProofs(ctx context.Context, r repo.Repo, rec *catalog.Record, asked, b
 }
 
 // proofOf is the proof a receipt signed, as a record keeps it: what the
-// statement says, and digest_checked (its subject is the bytes' digest).
-func proofOf(pr receipt.ProofRef) catalog.Proof {
+// statement says (the tools that ran it among them), and digest_checked
+// (its subject is the bytes' digest).
+func proofOf(st *receipt.Statement) catalog.Proof {
+	pr := st.Predicate.Proof
 	p := catalog.Proof{Mode: pr.Mode, Status: pr.Verdict, StartedAt: pr.StartedAt, DurationMS: pr.DurationMS,
-		Error: pr.Error, Rows: pr.Rows, DigestChecked: true, Skipped: pr.Skipped, Tables: []catalog.TableCount{}}
+		Error: pr.Error, Rows: pr.Rows, DigestChecked: true, Skipped: pr.Skipped, Tables: []catalog.TableCount{},
+		ServerVersion: st.Predicate.Tools.ProofServer, RestoreTool: st.Predicate.Tools.PgRestore}
 	if len(p.Skipped) == 0 {
 		p.Skipped = nil
 	}

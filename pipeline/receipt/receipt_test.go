@@ -455,3 +455,23 @@ func TestArchiveDigestWithCoreutils(t *testing.T) {
 		t.Errorf("another archive: exit %d, want 3\n%s", code, out)
 	}
 }
+
+// TestLaterProofNamesItsOwnTools: a later proof that ran on another server
+// and pg_restore than the backup's names those in its statement; a proof
+// that says none (a hash check) keeps the record's.
+func TestLaterProofNamesItsOwnTools(t *testing.T) {
+	rec := sampleRecord()
+	later := sampleProof()
+	later.ServerVersion, later.RestoreTool = "16.4", "16.4"
+	st, err := receipt.For(rec, later, receipt.FileSubject("shop.dump", rec.Archive), "", "h", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tl := st.Predicate.Tools; tl.ProofServer != "16.4" || tl.PgRestore != "16.4" || tl.PgDump != rec.Tools.PgDump {
+		t.Errorf("a later proof on 16.4 is signed as run by %+v", tl)
+	}
+	st, _ = receipt.For(rec, sampleProof(), receipt.FileSubject("shop.dump", rec.Archive), "", "h", time.Now())
+	if tl := st.Predicate.Tools; tl.ProofServer != rec.Tools.ProofServer || tl.PgRestore != rec.Tools.PgRestore {
+		t.Errorf("a proof naming no tools is signed as run by %+v, want the record's %+v", tl, rec.Tools)
+	}
+}

@@ -191,6 +191,14 @@ func For(rec *catalog.Record, p *catalog.Proof, subjects []Subject, previous, he
 	}
 	pr.Dump = Span{StartedAt: rec.StartedAt, FinishedAt: rec.StartedAt.Add(dump), DurationMS: dump.Milliseconds()}
 	if p != nil {
+		// The tools that ran this proof: a later one may have run on
+		// another server or pg_restore than the backup's.
+		if p.ServerVersion != "" {
+			pr.Tools.ProofServer = p.ServerVersion
+		}
+		if p.RestoreTool != "" {
+			pr.Tools.PgRestore = p.RestoreTool
+		}
 		d := time.Duration(p.DurationMS) * time.Millisecond
 		pr.Proof = ProofRef{Span: Span{StartedAt: p.StartedAt, FinishedAt: p.StartedAt.Add(d), DurationMS: p.DurationMS},
 			Mode: p.Mode, Verdict: p.Status, Error: p.Error, Rows: p.Rows, Tables: []TableRef{}, Skipped: p.Skipped}
