@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -291,21 +292,31 @@ var update = flag.Bool("update", false, "rewrite testdata/predicate-v1*.golden.j
 // fields, never rename, or make v2.
 func TestPredicateV1Golden(t *testing.T) {
 	rec := sampleRecord()
+	rec.Archive.Encryption = &catalog.Encryption{Scheme: "age", Recipients: []string{"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"},
+		PlaintextBLAKE3: strings.Repeat("a", 64), PlaintextSize: 4321}
 	dir := sampleRecord()
 	dir.Archive = catalog.Archive{Format: "directory", Size: 3000, BLAKE3: strings.Repeat("d", 64), Files: 2, Jobs: 2}
+	failed := sampleProof()
+	failed.Status, failed.Error, failed.Rows, failed.Tables = "failed", "pg_restore: error: could not execute query: ERROR: type \"geometry\" does not exist", 0, nil
+	seen := map[string]bool{}
 	for golden, c := range map[string]struct {
 		rec      *catalog.Record
+		proof    *catalog.Proof
 		subjects []receipt.Subject
 	}{
-		"predicate-v1.golden.json": {rec, receipt.FileSubject("shop-20261101T020000Z.dump", rec.Archive)},
-		"predicate-v1-directory.golden.json": {dir, receipt.FolderSubjects("shop-20261101T020000Z.dir", []receipt.File{
+		"predicate-v1.golden.json": {rec, sampleProof(), receipt.FileSubject("shop-20261101T020000Z.dump.age", rec.Archive)},
+		"predicate-v1-directory.golden.json": {dir, failed, receipt.FolderSubjects("shop-20261101T020000Z.dir", []receipt.File{
 			{Path: "toc.dat", SHA256: strings.Repeat("7", 64), BLAKE3: strings.Repeat("8", 64)},
 			{Path: "3001.dat.gz", SHA256: strings.Repeat("5", 64), BLAKE3: strings.Repeat("6", 64)}})},
 	} {
-		st, err := receipt.For(c.rec, sampleProof(), c.subjects, strings.Repeat("1", 64), strings.Repeat("c", 64), time.Date(2026, 11, 1, 2, 0, 5, 0, time.UTC))
+		st, err := receipt.For(c.rec, c.proof, c.subjects, strings.Repeat("1", 64), strings.Repeat("c", 64), time.Date(2026, 11, 1, 2, 0, 5, 0, time.UTC))
 		if err != nil {
 			t.Fatal(err)
 		}
+		var doc any
+		b, _ := json.Marshal(st)
+		json.Unmarshal(b, &doc)
+		jsonPaths(doc, "", seen)
 		got, _ := json.MarshalIndent(st, "", "  ")
 		got = append(got, '\n')
 		golden = filepath.Join("testdata", golden)
@@ -323,6 +334,61 @@ func TestPredicateV1Golden(t *testing.T) {
 			t.Errorf("%s does not parse: %v", golden, err)
 		}
 	}
+	// Between them the fixtures set every field of the statement: one
+	// added to the types fails here until a fixture sets it and the
+	// reviewed golden file shows it.
+	for _, f := range typePaths(reflect.TypeOf(receipt.Statement{}), "") {
+		if !seen[f] {
+			t.Errorf("no golden fixture sets %s", f)
+		}
+	}
+}
+
+// jsonPaths adds the dotted paths of a decoded JSON document's fields (an
+// array's elements under the array's path; a map of strings or numbers is
+// one field).
+func jsonPaths(v any, prefix string, seen map[string]bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			p := strings.TrimPrefix(prefix+"."+k, ".")
+			seen[p] = true
+			jsonPaths(x, p, seen)
+		}
+	case []any:
+		for _, x := range v {
+			jsonPaths(x, prefix, seen)
+		}
+	}
+}
+
+// typePaths lists the dotted JSON paths of a type's fields, as jsonPaths
+// sees them (maps are leaves; time.Time is a leaf; embedded structs flatten).
+func typePaths(t reflect.Type, prefix string) []string {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t == reflect.TypeOf(time.Time{}) {
+		return nil
+	}
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" {
+			out = append(out, typePaths(f.Type, prefix)...)
+			continue
+		}
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		p := strings.TrimPrefix(prefix+"."+name, ".")
+		out = append(out, p)
+		if f.Type.Kind() != reflect.Map {
+			out = append(out, typePaths(f.Type, p)...)
+		}
+	}
+	return out
 }
 
 // TestFolderSubjectsRefuseAHostileShape: a directory-format statement whose
