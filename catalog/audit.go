@@ -108,6 +108,20 @@ type DayAudit struct {
 	ProvedAt  *time.Time `json:"proved_at,omitempty"`     // the standing backup's newest passed proof
 	Rows      int64      `json:"rows,omitempty"`          // the rows that proof restored
 	Receipt   string     `json:"receipt,omitempty"`       // the SHA-256 of its newest receipt
+	// Each is every backup that started that day, newest first: what a
+	// reader of the report looks up for a day not proven.
+	Each []DayBackup `json:"each,omitempty"`
+}
+
+// DayBackup is one backup of a day, as the audit saw it.
+type DayBackup struct {
+	ID     string `json:"id"`
+	BLAKE3 string `json:"blake3"`
+	Status string `json:"status"`          // the record's: verified, failed, unverified, pruned
+	Proof  string `json:"proof,omitempty"` // its newest proof's verdict: passed, failed, error ("" for none)
+	// ProvedAt and Rows are its newest proof's start and restored rows.
+	ProvedAt *time.Time `json:"proved_at,omitempty"`
+	Rows     int64      `json:"rows,omitempty"`
 }
 
 // Audit reports, for every day in the range and every name, whether a proven
@@ -290,6 +304,12 @@ func auditName(name string, first, last, end time.Time, recs []*Record, check fu
 		for _, r := range byDay[k] {
 			da.Backups++
 			na.Backups++
+			db := DayBackup{ID: r.ID, BLAKE3: r.Archive.BLAKE3, Status: r.Status}
+			if p := r.LastProof(); p != nil {
+				at := p.StartedAt
+				db.Proof, db.ProvedAt, db.Rows = p.Status, &at, p.Rows
+			}
+			da.Each = append(da.Each, db)
 			switch p := r.LastProof(); {
 			case standsProven(r):
 				na.Proven++

@@ -70,7 +70,7 @@ func auditHTML(w io.Writer, rep *catalog.AuditReport, path string) error {
 					}
 				}
 				if da.Backups > 1 {
-					c.Title += fmt.Sprintf("\n%d backups that day", da.Backups)
+					c.Title += fmt.Sprintf("\n%d backups that day:", da.Backups) + dayBackups(da.Each)
 				}
 			case ok && da.Backups > 0:
 				c.Status, c.Mark = "failed", "✗"
@@ -78,6 +78,7 @@ func auditHTML(w io.Writer, rep *catalog.AuditReport, path string) error {
 				if da.Check != "" {
 					c.Title += "\n" + firstLineOf(da.Check)
 				}
+				c.Title += dayBackups(da.Each)
 			default:
 				c.Status, c.Mark = "none", "·"
 				c.Title = fmt.Sprintf("%s %s: no backup", na.Name, k)
@@ -118,6 +119,25 @@ func auditHTML(w io.Writer, rep *catalog.AuditReport, path string) error {
 func day0(t time.Time) time.Time {
 	t = t.UTC()
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// dayBackups is a line per backup of a day: ID, status, its newest
+// proof, digest.
+func dayBackups(each []catalog.DayBackup) string {
+	var b strings.Builder
+	for _, d := range each {
+		fmt.Fprintf(&b, "\n%s %s", d.ID, d.Status)
+		switch {
+		case d.Proof == "":
+			b.WriteString(", never proven")
+		case d.ProvedAt != nil && d.Proof == catalog.ProofPassed:
+			fmt.Fprintf(&b, ", proof passed %s UTC, %d rows", d.ProvedAt.UTC().Format("2006-01-02 15:04"), d.Rows)
+		case d.ProvedAt != nil:
+			fmt.Fprintf(&b, ", proof %s %s UTC", d.Proof, d.ProvedAt.UTC().Format("2006-01-02 15:04"))
+		}
+		fmt.Fprintf(&b, ", BLAKE3 %s", d.BLAKE3)
+	}
+	return b.String()
 }
 
 func firstLineOf(s string) string {

@@ -147,13 +147,14 @@ func TestAuditHTMLCalendar(t *testing.T) {
 	if !strings.Contains(dom, `id="verdict">FAILED`) || !strings.Contains(dom, rep.Chain.Head) {
 		t.Errorf("the rendered page lacks the verdict or the chain head")
 	}
-	// A click (no script) lists each day's backup too: every proven day's
-	// backup and digest are in a database's "Each day's backup".
+	// A click (no script) lists each day's backups too: every backup of
+	// every day, proven or not, with its digest, is in a database's "Each
+	// day's backup".
 	var lists strings.Builder
 	for _, part := range strings.Split(dom, `<details class="days">`)[1:] {
 		lists.WriteString(html.UnescapeString(strings.SplitN(part, "</details>", 2)[0]))
 	}
-	proven := 0
+	proven, failed := 0, 0
 	for _, na := range rep.Names {
 		for _, da := range na.Days {
 			if da.Covered {
@@ -161,11 +162,21 @@ func TestAuditHTMLCalendar(t *testing.T) {
 				if !strings.Contains(lists.String(), da.BackupID) || !strings.Contains(lists.String(), da.BLAKE3) {
 					t.Errorf("%s %s: its backup %s is not in the page's list of each day", na.Name, da.Date, da.BackupID)
 				}
+			} else if da.Backups > 0 {
+				failed++
+			}
+			if len(da.Each) != da.Backups {
+				t.Errorf("%s %s: the report lists %d of the day's %d backups", na.Name, da.Date, len(da.Each), da.Backups)
+			}
+			for _, b := range da.Each {
+				if !strings.Contains(lists.String(), b.ID+" "+b.Status) || !strings.Contains(lists.String(), b.BLAKE3) {
+					t.Errorf("%s %s: backup %s (%s) is not in the page's list of each day", na.Name, da.Date, b.ID, b.Status)
+				}
 			}
 		}
 	}
-	if proven == 0 || lists.Len() == 0 {
-		t.Errorf("no day's backup listed (%d proven days)", proven)
+	if proven == 0 || failed == 0 || lists.Len() == 0 {
+		t.Errorf("the days listed: %d proven, %d failed; want both", proven, failed)
 	}
 }
 

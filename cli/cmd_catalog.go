@@ -60,7 +60,7 @@ archive that no longer matches its digest.`,
 				if c.NArg() > 0 {
 					return usageErrorf("run 'pgattest catalog verify'", "catalog verify takes no arguments")
 				}
-				return runCatalogVerify(e, verifyOpts)
+				return runCatalogVerify(c.Context, e, verifyOpts)
 			},
 		}, {
 			Name:      "import",
@@ -86,7 +86,7 @@ recorded; 3 an archive does not match its manifest's digest.`,
 			},
 			Action: func(c *ucli.Context) error {
 				importOpts.manifests = c.Args().Slice()
-				return runCatalogImport(e, importOpts)
+				return runCatalogImport(c.Context, e, importOpts)
 			},
 		}, {
 			Name:      "rebuild",
@@ -146,7 +146,7 @@ func runCatalogRebuild(ctx context.Context, e *env, o catalogRebuildOptions) err
 	return printImport(e, res, "rebuilt")
 }
 
-func runCatalogImport(e *env, o catalogImportOptions) error {
+func runCatalogImport(ctx context.Context, e *env, o catalogImportOptions) error {
 	manifests := o.manifests
 	if len(manifests) == 0 {
 		var err error
@@ -264,7 +264,7 @@ type archiveCheck struct {
 	Failures map[string]string `json:"failures"` // backup id → why
 }
 
-func runCatalogVerify(e *env, o catalogVerifyOptions) error {
+func runCatalogVerify(ctx context.Context, e *env, o catalogVerifyOptions) error {
 	archives := o.archives
 	cat, err := openCatalog(e)
 	if err != nil {
@@ -291,7 +291,7 @@ func runCatalogVerify(e *env, o catalogVerifyOptions) error {
 				continue
 			}
 			res.Archives.Checked++
-			if _, err := pipeline.HashStored(context.Background(), r); err != nil {
+			if _, err := pipeline.HashStored(ctx, r); err != nil {
 				res.Archives.Failures[r.ID] = err.Error()
 				res.OK = false
 			}

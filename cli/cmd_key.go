@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -53,7 +54,7 @@ exists).`,
 					if c.NArg() > 0 {
 						return usageErrorf("give the file with --out", "key generate takes no arguments, got %q", c.Args().First())
 					}
-					return runKeyGenerate(e, o)
+					return runKeyGenerate(c.Context, e, o)
 				},
 			},
 			{
@@ -76,14 +77,14 @@ format).`,
 						return usageErrorf("pgattest key public sign.pem > sign.pub.pem", "key public takes the private key's file")
 					}
 					o.file = c.Args().First()
-					return runKeyPublic(e, o)
+					return runKeyPublic(c.Context, e, o)
 				},
 			},
 		},
 	}
 }
 
-func runKeyGenerate(e *env, o keyOptions) error {
+func runKeyGenerate(ctx context.Context, e *env, o keyOptions) error {
 	pemBytes, s, err := receipt.Generate()
 	if err != nil {
 		return err
@@ -113,7 +114,7 @@ func runKeyGenerate(e *env, o keyOptions) error {
 	return nil
 }
 
-func runKeyPublic(e *env, o keyOptions) error {
+func runKeyPublic(ctx context.Context, e *env, o keyOptions) error {
 	s, err := receipt.LoadSigner(o.file)
 	var ke *receipt.KeyError
 	if errors.As(err, &ke) {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -33,7 +34,7 @@ read; 2 bad flags.`,
 			if err := noArgs(c, "list", "'pgattest show ID' shows one backup"); err != nil {
 				return err
 			}
-			return runList(e, o)
+			return runList(c.Context, e, o)
 		},
 	}
 }
@@ -44,7 +45,7 @@ type listOptions struct {
 	limit                      int
 }
 
-func runList(e *env, o listOptions) error {
+func runList(ctx context.Context, e *env, o listOptions) error {
 	q := catalog.Query{Name: o.name, Status: o.status, Limit: o.limit}
 	switch q.Status {
 	case "", catalog.StatusVerified, catalog.StatusFailed, catalog.StatusUnverified, catalog.StatusPruned, catalog.StatusMissing:
@@ -102,7 +103,7 @@ an ID prefix that matches several.`,
 			if c.NArg() != 1 {
 				return usageErrorf("'pgattest list' prints the IDs", "show takes one backup ID")
 			}
-			return runShow(e, showOptions{id: c.Args().First()})
+			return runShow(c.Context, e, showOptions{id: c.Args().First()})
 		},
 	}
 }
@@ -112,7 +113,7 @@ type showOptions struct {
 	id string
 }
 
-func runShow(e *env, o showOptions) error {
+func runShow(ctx context.Context, e *env, o showOptions) error {
 	cat, err := openCatalog(e)
 	if err != nil {
 		return err

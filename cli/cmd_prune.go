@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -64,7 +65,7 @@ not say whether one is there; 2 no or bad policy;
 			if err := noArgs(c, "prune", "for example: pgattest prune --keep-daily 7 --dry-run"); err != nil {
 				return err
 			}
-			return runPrune(e, o)
+			return runPrune(c.Context, e, o)
 		},
 	}
 }
@@ -128,7 +129,7 @@ type pruneRow struct {
 	Reasons   []string  `json:"reasons,omitempty"`
 }
 
-func runPrune(e *env, opts pruneOptions) error {
+func runPrune(ctx context.Context, e *env, opts pruneOptions) error {
 	o, err := opts.pipeline()
 	if err != nil {
 		return err
@@ -140,7 +141,7 @@ func runPrune(e *env, opts pruneOptions) error {
 		o.Log = func(line string) { fmt.Fprintf(e.stderr, "  %s\n", line) }
 	}
 	o.CatalogPath = e.catalogPath
-	res, err := pipeline.Prune(o)
+	res, err := pipeline.Prune(ctx, o)
 	var refused *pipeline.CatalogRefusedError
 	if errors.As(err, &refused) {
 		return &hintError{err: fmt.Errorf("refusing to prune: %w", refused.Err), kind: errProofFailed,

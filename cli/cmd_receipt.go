@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -64,13 +65,13 @@ archive) does not match, or a chain has a broken link, named.`,
 			},
 			Action: func(c *ucli.Context) error {
 				o.files = c.Args().Slice()
-				return runReceiptVerify(e, o)
+				return runReceiptVerify(c.Context, e, o)
 			},
 		}},
 	}
 }
 
-func runReceiptVerify(e *env, o receiptVerifyOptions) error {
+func runReceiptVerify(ctx context.Context, e *env, o receiptVerifyOptions) error {
 	if len(o.files) == 0 {
 		return usageErrorf("pgattest receipt verify FILE.receipt.json --key PUB.pem", "give the receipts to check")
 	}

@@ -37,7 +37,8 @@ func TestJSONOutputContractV1(t *testing.T) {
 			Chain: catalog.ChainSummary{OK: true, Events: 2, HeadSeq: 2, Head: "ab"},
 			Names: []catalog.NameAudit{{Name: "shop", TrackedFrom: "2026-11-01", DaysInRange: 1, DaysCovered: 1, Backups: 1, Proven: 1, Signed: 1, ProofsRun: 1, ProofsOK: 1,
 				LongestGap: catalog.Gap{From: t0, To: t0, Hours: 0}, Uncovered: []string{}, Failures: []catalog.Failure{{BackupID: "b", At: t0, What: "proof", Error: "restore failed"}},
-				Days:       []catalog.DayAudit{{Date: "2026-11-01", Covered: true, BackupID: "a", BLAKE3: "bb", Status: "verified", Backups: 1, ProofsOK: 1, Check: "match", ProvedAt: &proved, Rows: 42, Receipt: "rr"}},
+				Days: []catalog.DayAudit{{Date: "2026-11-01", Covered: true, BackupID: "a", BLAKE3: "bb", Status: "verified", Backups: 1, ProofsOK: 1, Check: "match", ProvedAt: &proved, Rows: 42, Receipt: "rr",
+					Each: []catalog.DayBackup{{ID: "a", BLAKE3: "bb", Status: "verified", Proof: "passed", ProvedAt: &proved, Rows: 42}}}},
 				Mismatched: []string{"c"}}}},
 		"error": jsonError{Error: "no catalog at c.db yet", Hint: "run 'pgattest backup' first", ExitCode: 1},
 	}

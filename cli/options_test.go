@@ -61,13 +61,13 @@ func TestRunXChecksItsOptions(t *testing.T) {
 			return runVerify(ctx, e, verifyOptions{ids: []string{"2026"}, all: true, jobs: 1})
 		}, "say which backups"},
 		{"prune with no policy", func(e *env) error {
-			return runPrune(e, pruneOptions{name: "shop"})
+			return runPrune(ctx, e, pruneOptions{name: "shop"})
 		}, "no retention policy given"},
 		{"prune --keep-weekly -2", func(e *env) error {
-			return runPrune(e, pruneOptions{policy: catalog.Policy{Daily: 7, Weekly: -2}})
+			return runPrune(ctx, e, pruneOptions{policy: catalog.Policy{Daily: 7, Weekly: -2}})
 		}, "--keep-weekly -2 is out of range"},
 		{"prune --keep-within", func(e *env) error {
-			return runPrune(e, pruneOptions{within: "fortnight"})
+			return runPrune(ctx, e, pruneOptions{within: "fortnight"})
 		}, "--keep-within"},
 		{"audit without --from", func(e *env) error {
 			return runAudit(ctx, e, auditOptions{format: "text"})
@@ -88,8 +88,14 @@ func TestRunXChecksItsOptions(t *testing.T) {
 			return runReencrypt(ctx, e, reencryptOptions{id: "2026"})
 		}, "reencrypt needs the recipients"},
 		{"list --status", func(e *env) error {
-			return runList(e, listOptions{status: "proven", limit: 50})
+			return runList(ctx, e, listOptions{status: "proven", limit: 50})
 		}, `--status "proven" is not a status`},
+		{"receipt verify without receipts", func(e *env) error {
+			return runReceiptVerify(ctx, e, receiptVerifyOptions{keys: []string{"sign.pub.pem"}})
+		}, "give the receipts to check"},
+		{"receipt verify --archive of two receipts", func(e *env) error {
+			return runReceiptVerify(ctx, e, receiptVerifyOptions{files: []string{"a.receipt.json", "b.receipt.json"}, keys: []string{"sign.pub.pem"}, archive: "a.dump"})
+		}, "--archive goes with one receipt, got 2"},
 		{"catalog rebuild without --repo", func(e *env) error {
 			return runCatalogRebuild(ctx, e, catalogRebuildOptions{})
 		}, "catalog rebuild needs the repository"},

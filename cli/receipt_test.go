@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -70,6 +71,56 @@ func TestSignedReceipts(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "OK signed by key "+rc.KeyID) || !strings.Contains(out, first.ID) || !strings.Contains(out, "the archive's bytes match") {
 		t.Fatalf("receipt verify: exit %d\n%s%s", code, out, errOut)
 	}
+	// Every field of the statement is the record's (the one For makes
+	// from it, and spot checks of what the server and the proof said).
+	st0, _ := receipt.Unverified(rc.Envelope)
+	mine, _ := receipt.For(first, first.LastProof(), receipt.FileSubject(filepath.Base(first.Archive.Path), first.Archive), "", st0.Predicate.CatalogHead, st0.Predicate.MadeAt)
+	a, _ := json.Marshal(mine)
+	b0, _ := json.Marshal(st0)
+	if p, lp := st0.Predicate, first.LastProof(); !bytes.Equal(a, b0) || p.Source.SystemID == "" || p.Source.SystemID != first.Source.Identity.SystemID ||
+		p.Proof.Rows == 0 || p.Proof.Rows != lp.Rows || len(p.Proof.Tables) != len(lp.Tables) || !p.Proof.StartedAt.Equal(lp.StartedAt) ||
+		p.TOC.Entries != first.TOC.Entries || p.Tools.PgDump != first.Tools.PgDump || !p.Dump.StartedAt.Equal(first.StartedAt) ||
+		st0.Subject[0].Digest["sha256"] != first.Archive.SHA256 || st0.Subject[0].Digest["blake3"] != first.Archive.BLAKE3 || p.CatalogHead == "" {
+		t.Errorf("the receipt's statement is not the record's:\n%s\nwant\n%s", b0, a)
+	}
+	// Any byte of the payload or the signature changed: exit 3; the same
+	// envelope in URL-safe base64: it checks.
+	tamper := func(edit func(env *receipt.Envelope)) (int, string) {
+		var env receipt.Envelope
+		json.Unmarshal(file, &env)
+		edit(&env)
+		b, _ := json.Marshal(env)
+		p := filepath.Join(t.TempDir(), "r.receipt.json")
+		os.WriteFile(p, b, 0o644)
+		code, out, _ := run(t, "receipt", "verify", p, "--key", pub)
+		return code, out
+	}
+	flip := func(s string, at func(n int) int) string {
+		b, _ := base64.StdEncoding.DecodeString(s)
+		b[at(len(b))] ^= 0x20
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	for what, edit := range map[string]func(env *receipt.Envelope){
+		"the payload's first byte": func(env *receipt.Envelope) { env.Payload = flip(env.Payload, func(int) int { return 0 }) },
+		"a byte in the payload":    func(env *receipt.Envelope) { env.Payload = flip(env.Payload, func(n int) int { return n / 2 }) },
+		"the signature's last byte": func(env *receipt.Envelope) {
+			env.Signatures[0].Sig = flip(env.Signatures[0].Sig, func(n int) int { return n - 1 })
+		},
+		"the payload type": func(env *receipt.Envelope) { env.PayloadType = "application/json" },
+	} {
+		if code, out := tamper(edit); code != exitProofFailed || !strings.Contains(out, "DOES NOT MATCH") {
+			t.Errorf("receipt verify with %s changed: exit %d\n%s", what, code, out)
+		}
+	}
+	if code, out := tamper(func(env *receipt.Envelope) {
+		for _, s := range []*string{&env.Payload, &env.Signatures[0].Sig} {
+			b, _ := base64.StdEncoding.DecodeString(*s)
+			*s = base64.URLEncoding.EncodeToString(b)
+		}
+	}); code != 0 {
+		t.Errorf("receipt verify of the envelope in URL-safe base64: exit %d\n%s", code, out)
+	}
+
 	code, out, _ = run(t, "--catalog", w.catalog, "show", first.ID)
 	seen = append(seen, out)
 	if code != 0 || !strings.Contains(out, rc.Path) || !strings.Contains(out, rc.SHA256) {

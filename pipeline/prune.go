@@ -73,7 +73,7 @@ func (e *PruneCheckError) Hint() string {
 // so an auditor sees what existed and when it went. The chain is verified
 // first: a catalog that was edited behind pgattest's back could point the
 // deletions anywhere, so Prune refuses to act on it.
-func Prune(o PruneOptions) (*PruneResult, error) {
+func Prune(ctx context.Context, o PruneOptions) (*PruneResult, error) {
 	if o.Policy.Empty() {
 		return nil, &UsageError{Err: errors.New("no retention policy given"),
 			hint: "say what to keep: the newest N, so many daily, weekly, monthly or yearly backups, or those within a span"}
@@ -114,7 +114,6 @@ func Prune(o PruneOptions) (*PruneResult, error) {
 	// Only an archive that is there fills a slot: ask the store of each
 	// (a stat, no byte read). One it cannot answer for stops the prune
 	// before anything is deleted.
-	ctx := context.Background()
 	there := live[:0:0]
 	for _, r := range live {
 		why, err := archivePresent(ctx, r)

@@ -148,14 +148,14 @@ func TestRetentionKeepsWhatRestores(t *testing.T) {
 			remove(newer)
 			dry := keepLast1
 			dry.DryRun = true
-			res, err := pipeline.Prune(dry)
+			res, err := pipeline.Prune(context.Background(), dry)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(res.Removed) != 0 || len(res.Missing) != 1 || res.Missing[0].Record.ID != newer.ID || status(newer.ID) != catalog.StatusVerified {
 				t.Errorf("dry run: removed %d, missing %+v, newer %s; want nothing removed, the newer named missing, its record unchanged", len(res.Removed), res.Missing, status(newer.ID))
 			}
-			res, err = pipeline.Prune(keepLast1)
+			res, err = pipeline.Prune(context.Background(), keepLast1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,7 +181,7 @@ func TestRetentionKeepsWhatRestores(t *testing.T) {
 				t.Errorf("restore would pick %v (%v), want the intact %s", pick, err, older.ID)
 			}
 			// A second prune marks nothing again and keeps the same.
-			if res, err = pipeline.Prune(keepLast1); err != nil || len(res.Kept) != 1 || res.Kept[0].Record.ID != older.ID || res.Event.Seq != 0 {
+			if res, err = pipeline.Prune(context.Background(), keepLast1); err != nil || len(res.Kept) != 1 || res.Kept[0].Record.ID != older.ID || res.Event.Seq != 0 {
 				t.Errorf("second prune: %v, %+v", err, res)
 			}
 
@@ -195,7 +195,7 @@ func TestRetentionKeepsWhatRestores(t *testing.T) {
 			if !cp.StartedAt.Equal(older.StartedAt) {
 				t.Fatalf("the copy starts at %s, the original at %s", cp.StartedAt, older.StartedAt)
 			}
-			if res, err = pipeline.Prune(keepLast1); err != nil {
+			if res, err = pipeline.Prune(context.Background(), keepLast1); err != nil {
 				t.Fatal(err)
 			}
 			if len(res.Kept) != 1 || res.Kept[0].Record.ID != cp.ID {
@@ -220,7 +220,7 @@ func TestRetentionKeepsWhatRestores(t *testing.T) {
 			// next prune gives the record back its proofs' status, and it
 			// counts again (the newest, it is the one kept).
 			put(newer, saved)
-			if res, err = pipeline.Prune(keepLast1); err != nil {
+			if res, err = pipeline.Prune(context.Background(), keepLast1); err != nil {
 				t.Fatal(err)
 			}
 			if status(newer.ID) != catalog.StatusVerified || len(res.Kept) != 1 || res.Kept[0].Record.ID != newer.ID {
