@@ -108,8 +108,10 @@ type DayAudit struct {
 	ProvedAt  *time.Time `json:"proved_at,omitempty"`     // the standing backup's newest passed proof
 	Rows      int64      `json:"rows,omitempty"`          // the rows that proof restored
 	Receipt   string     `json:"receipt,omitempty"`       // the SHA-256 of its newest receipt
-	// Each is every backup that started that day, newest first: what a
-	// reader of the report looks up for a day not proven.
+	// Each is, for a day not proven, every backup that started it,
+	// newest first: what a reader of the report looks up. (A proven day
+	// names its backup above; listing every backup of every day would
+	// grow the report with the backups, not the days.)
 	Each []DayBackup `json:"each,omitempty"`
 }
 
@@ -117,7 +119,7 @@ type DayAudit struct {
 type DayBackup struct {
 	ID     string `json:"id"`
 	BLAKE3 string `json:"blake3"`
-	Status string `json:"status"`          // the record's: verified, failed, unverified, pruned
+	Status string `json:"status"`          // the record's: verified, failed, unverified, pruned, missing
 	Proof  string `json:"proof,omitempty"` // its newest proof's verdict: passed, failed, error ("" for none)
 	// ProvedAt and Rows are its newest proof's start and restored rows.
 	ProvedAt *time.Time `json:"proved_at,omitempty"`
@@ -301,6 +303,7 @@ func auditName(name string, first, last, end time.Time, recs []*Record, check fu
 	for d := first; !d.After(last); d = d.AddDate(0, 0, 1) {
 		k := d.Format(time.DateOnly)
 		da := DayAudit{Date: k}
+		var each []DayBackup
 		for _, r := range byDay[k] {
 			da.Backups++
 			na.Backups++
@@ -309,7 +312,7 @@ func auditName(name string, first, last, end time.Time, recs []*Record, check fu
 				at := p.StartedAt
 				db.Proof, db.ProvedAt, db.Rows = p.Status, &at, p.Rows
 			}
-			da.Each = append(da.Each, db)
+			each = append(each, db)
 			switch p := r.LastProof(); {
 			case standsProven(r):
 				na.Proven++
@@ -373,6 +376,7 @@ func auditName(name string, first, last, end time.Time, recs []*Record, check fu
 			na.DaysCovered++
 		} else {
 			na.Uncovered = append(na.Uncovered, k)
+			da.Each = each
 		}
 		na.DaysInRange++
 		na.Days = append(na.Days, da)

@@ -59,7 +59,7 @@ func auditHTML(w io.Writer, rep *catalog.AuditReport, path string) error {
 			switch {
 			case ok && da.Covered:
 				c.Status, c.Mark = "proven", "✓"
-				c.Title = fmt.Sprintf("%s %s: proven by %s\nBLAKE3 %s", na.Name, k, da.BackupID, da.BLAKE3)
+				c.Title = fmt.Sprintf("%s %s: proven by %s\nBLAKE3 %s", na.Name, k, safe(da.BackupID), safe(da.BLAKE3))
 				if da.ProvedAt != nil {
 					c.Title += fmt.Sprintf("\nrestored %s UTC, %d rows", da.ProvedAt.UTC().Format("2006-01-02 15:04"), da.Rows)
 				}
@@ -70,7 +70,7 @@ func auditHTML(w io.Writer, rep *catalog.AuditReport, path string) error {
 					}
 				}
 				if da.Backups > 1 {
-					c.Title += fmt.Sprintf("\n%d backups that day:", da.Backups) + dayBackups(da.Each)
+					c.Title += fmt.Sprintf("\n%d backups that day", da.Backups)
 				}
 			case ok && da.Backups > 0:
 				c.Status, c.Mark = "failed", "✗"
@@ -121,21 +121,23 @@ func day0(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
 
-// dayBackups is a line per backup of a day: ID, status, its newest
-// proof, digest.
+// dayBackups is a line per backup of a day not proven: ID, status, its
+// newest proof, digest. Values from a manifest are whoever wrote it's: a
+// control character (a newline would be a line of its own) is shown
+// escaped.
 func dayBackups(each []catalog.DayBackup) string {
 	var b strings.Builder
 	for _, d := range each {
-		fmt.Fprintf(&b, "\n%s %s", d.ID, d.Status)
+		fmt.Fprintf(&b, "\n%s %s", safe(d.ID), safe(d.Status))
 		switch {
 		case d.Proof == "":
 			b.WriteString(", never proven")
 		case d.ProvedAt != nil && d.Proof == catalog.ProofPassed:
 			fmt.Fprintf(&b, ", proof passed %s UTC, %d rows", d.ProvedAt.UTC().Format("2006-01-02 15:04"), d.Rows)
 		case d.ProvedAt != nil:
-			fmt.Fprintf(&b, ", proof %s %s UTC", d.Proof, d.ProvedAt.UTC().Format("2006-01-02 15:04"))
+			fmt.Fprintf(&b, ", proof %s %s UTC", safe(d.Proof), d.ProvedAt.UTC().Format("2006-01-02 15:04"))
 		}
-		fmt.Fprintf(&b, ", BLAKE3 %s", d.BLAKE3)
+		fmt.Fprintf(&b, ", BLAKE3 %s", safe(d.BLAKE3))
 	}
 	return b.String()
 }

@@ -142,11 +142,11 @@ func runAudit(ctx context.Context, e *env, o auditOptions) error {
 	if err != nil {
 		return err
 	}
-	return auditReport(e, q, format, signer, o.receiptOut)
+	return auditReport(ctx, e, q, format, signer, o.receiptOut)
 }
 
 // auditReport reads the catalog and writes the report.
-func auditReport(e *env, q catalog.AuditQuery, format string, signer *receipt.Signer, receiptOut string) error {
+func auditReport(ctx context.Context, e *env, q catalog.AuditQuery, format string, signer *receipt.Signer, receiptOut string) error {
 	cat, err := openCatalog(e)
 	if err != nil {
 		return err
@@ -155,6 +155,9 @@ func auditReport(e *env, q catalog.AuditQuery, format string, signer *receipt.Si
 	cat.Close() // --rehash can take long: backups must not wait for the catalog meanwhile
 	if err != nil {
 		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err // interrupted: a --rehash stopped midway is no finding
 	}
 	rep := data.Report()
 	switch format {

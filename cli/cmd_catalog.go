@@ -291,7 +291,11 @@ func runCatalogVerify(ctx context.Context, e *env, o catalogVerifyOptions) error
 				continue
 			}
 			res.Archives.Checked++
-			if _, err := pipeline.HashStored(ctx, r); err != nil {
+			_, err := pipeline.HashStored(ctx, r)
+			if ctx.Err() != nil {
+				return ctx.Err() // interrupted: an unfinished read is no finding
+			}
+			if err != nil {
 				res.Archives.Failures[r.ID] = err.Error()
 				res.OK = false
 			}

@@ -433,6 +433,47 @@ func TestSignedDirectoryReceipts(t *testing.T) {
 	}
 }
 
+// TestRebuildTakesALaterProofsOwnTools: a later proof that ran on another
+// server and pg_restore (a verify --sign-key on another machine) is signed
+// naming those, and a rebuild that trusts the key takes the proof with
+// them from its receipt.
+func TestRebuildTakesALaterProofsOwnTools(t *testing.T) {
+	src := shop(t)
+	w := newWorkdir(t)
+	priv := filepath.Join(t.TempDir(), "sign.pem")
+	_, pubPEM, _ := run(t, "key", "generate", "--out", priv)
+	pub := filepath.Join(t.TempDir(), "sign.pub.pem")
+	os.WriteFile(pub, []byte(pubPEM), 0o644)
+	rec := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--sign-key", priv)
+
+	later := *rec.LastProof()
+	later.StartedAt = later.StartedAt.Add(time.Hour)
+	later.ServerVersion, later.RestoreTool = "16.9", "16.9"
+	st, err := receipt.For(rec, &later, receipt.FileSubject(filepath.Base(rec.Archive.Path), rec.Archive), rec.Receipts[0].SHA256, "head", later.StartedAt.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := receipt.LoadSigner(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _, err := signer.Seal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(strings.TrimSuffix(rec.Archive.Path, ".dump")+".verify-20261231T000000Z.receipt.json", env, 0o600)
+
+	cat := filepath.Join(t.TempDir(), "rebuilt.db")
+	if code, out, errOut := run(t, "--catalog", cat, "catalog", "rebuild", "--repo", w.dir, "--trust-key", pub); code != 0 || !strings.Contains(out, "1 later proof(s) taken") {
+		t.Fatalf("rebuild --trust-key: exit %d\n%s%s", code, out, errOut)
+	}
+	_, js, _ := run(t, "--catalog", cat, "--json", "list")
+	recs := decodeRecords(t, js)
+	if len(recs) != 1 || len(recs[0].Proofs) != 2 || recs[0].Proofs[1].ServerVersion != "16.9" || recs[0].Proofs[1].RestoreTool != "16.9" {
+		t.Errorf("rebuilt: %+v; want the later proof, run by 16.9", recs)
+	}
+}
+
 // TestRebuildTrustsKeysNotFiles: a bucket writer's forgery (a --verify
 // none backup's manifest given another backup's passed proof, its rows set
 // to 424242) is recorded verified by a rebuild that trusts the files, and
