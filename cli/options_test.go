@@ -3,10 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/pipeline"
@@ -142,5 +144,28 @@ func TestAuditIgnoresTheBackupsSignKey(t *testing.T) {
 	code := Main(context.Background(), []string{"pgattest", "--catalog", cat, "backup", "--db", "postgres://127.0.0.1:1/x", "--name", "x"}, &out, &errs)
 	if code == 0 || !strings.Contains(errs.String(), "from-the-environment.pem") {
 		t.Errorf("backup does not read the key PGATTEST_SIGN_KEY names: exit %d\n%s", code, errs.String())
+	}
+}
+
+// TestInterruptedArchiveChecksAreNoFinding: catalog verify --archives and
+// audit --rehash stopped by Ctrl-C (a cancelled context) say they were
+// interrupted, never that archives do not match (exit 3): one seeded
+// backup's archive is gone, which an uninterrupted check reports.
+func TestInterruptedArchiveChecksAreNoFinding(t *testing.T) {
+	w := newWorkdir(t)
+	recs := seed(t, w, nightly("shop", time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC), 3, func(int) string { return catalog.StatusVerified })...)
+	os.Remove(recs[1].Archive.Path)
+	e, _ := optionsEnv(t)
+	e.catalogPath = w.catalog
+	if err := runCatalogVerify(context.Background(), e, catalogVerifyOptions{archives: true}); exitCode(err) != exitProofFailed {
+		t.Fatalf("catalog verify --archives of archives not there: %v (exit %d), want exit 3", err, exitCode(err))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := runCatalogVerify(ctx, e, catalogVerifyOptions{archives: true}); !errors.Is(err, context.Canceled) {
+		t.Errorf("catalog verify --archives interrupted: %v (exit %d), want the interruption", err, exitCode(err))
+	}
+	if err := runAudit(ctx, e, auditOptions{from: "2026-11-01", to: "2026-11-03", format: "text", rehash: true}); !errors.Is(err, context.Canceled) {
+		t.Errorf("audit --rehash interrupted: %v (exit %d), want the interruption", err, exitCode(err))
 	}
 }
