@@ -165,6 +165,9 @@ func hashFolder(ctx context.Context, loc location, rec *catalog.Record, folder s
 	return d, files, err
 }
 
+// readFolder reads a directory-format archive's files where they are kept,
+// once each, into the folder's digest and each file's (no comparison);
+// with folder given, it writes them there as they are read.
 func readFolder(ctx context.Context, loc location, folder string, withSHA bool) (verify.Digest, []verify.FileDigest, error) {
 	objs, err := loc.files(ctx)
 	if err != nil {
