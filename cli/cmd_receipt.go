@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgattest/pgattest/pipeline"
 	"github.com/pgattest/pgattest/pipeline/receipt"
 	"github.com/pgattest/pgattest/verify"
 	ucli "github.com/urfave/cli/v2"
@@ -172,11 +173,7 @@ func checkReceipt(path string, keys []ed25519.PublicKey, archive string) (st *re
 		if err != nil {
 			return nil, "", "", err
 		}
-		fs := make([]receipt.File, len(files))
-		for i, f := range files {
-			fs[i] = receipt.File{Path: f.Path, SHA256: f.SHA256, BLAKE3: f.BLAKE3}
-		}
-		if err := st.CheckFiles(fs); err != nil {
+		if err := st.CheckFiles(pipeline.ReceiptFiles(files)); err != nil {
 			return nil, "", "", err
 		}
 	} else if archive != "" {

@@ -198,15 +198,9 @@ func TestSignedReceipts(t *testing.T) {
 	os.WriteFile(ownAgain, rb, 0o644)
 	huge := strings.TrimSuffix(first.Archive.Path, ".dump") + ".verify-20261231T000003Z.receipt.json"
 	os.WriteFile(huge, bytes.Repeat([]byte(" "), 5<<20), 0o644)
-	rebuilt := filepath.Join(t.TempDir(), "rebuilt.db")
-	code, out, errOut = run(t, "--catalog", rebuilt, "catalog", "rebuild", "--repo", w.dir, "--trust-key", pub)
+	code, out, got := rebuildTrusting(t, w.dir, pub)
 	if code != 0 || !strings.Contains(out, "later proof(s) taken from their signed receipts") || !strings.Contains(out, "1 receipt(s) beside it could not be read") {
-		t.Fatalf("rebuild --trust-key: exit %d\n%s%s", code, out, errOut)
-	}
-	_, listed, _ := run(t, "--catalog", rebuilt, "--json", "list")
-	got := map[string]*catalog.Record{}
-	for _, r := range decodeRecords(t, listed) {
-		got[r.ID] = r
+		t.Fatalf("rebuild --trust-key: exit %d\n%s", code, out)
 	}
 	if r := got[first.ID]; r == nil || r.Status != catalog.StatusVerified || len(r.Proofs) != 2 || len(r.Receipts) != 2 || r.Attestation != pipeline.AttestSigned {
 		t.Errorf("rebuilt first backup: %+v; want verified with its backup's and its re-verify's proofs and receipts", r)
@@ -286,11 +280,7 @@ func TestSignedReceipts(t *testing.T) {
 func TestSignedDirectoryReceipts(t *testing.T) {
 	src := shop(t)
 	w := newWorkdir(t)
-	keys := t.TempDir()
-	priv := filepath.Join(keys, "sign.pem")
-	_, pubPEM, _ := run(t, "key", "generate", "--out", priv)
-	pub := filepath.Join(keys, "sign.pub.pem")
-	os.WriteFile(pub, []byte(pubPEM), 0o644)
+	priv, pub := signingKey(t)
 
 	rec := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shopdir", "--jobs", "2", "--sign-key", priv)
 	if rec.Archive.Format != "directory" || len(rec.Receipts) != 1 || rec.Status != catalog.StatusVerified {
@@ -393,15 +383,9 @@ func TestSignedDirectoryReceipts(t *testing.T) {
 		r["proofs"] = proofs
 		r["status"] = "verified"
 	})
-	rebuilt := filepath.Join(t.TempDir(), "rebuilt.db")
-	code, out, errOut = run(t, "--catalog", rebuilt, "catalog", "rebuild", "--repo", w.dir, "--trust-key", pub)
+	code, out, got := rebuildTrusting(t, w.dir, pub)
 	if code != 0 || !strings.Contains(out, "later proof(s) taken from their signed receipts") {
-		t.Fatalf("rebuild --trust-key: exit %d\n%s%s", code, out, errOut)
-	}
-	_, listed, _ := run(t, "--catalog", rebuilt, "--json", "list")
-	got := map[string]*catalog.Record{}
-	for _, r := range decodeRecords(t, listed) {
-		got[r.ID] = r
+		t.Fatalf("rebuild --trust-key: exit %d\n%s", code, out)
 	}
 	if r := got[rec.ID]; r == nil || r.Status != catalog.StatusVerified || len(r.Proofs) != 2 || len(r.Receipts) != 2 || r.Attestation != pipeline.AttestSigned {
 		t.Errorf("rebuilt folder backup: %+v; want verified with its backup's and its re-verify's proofs and receipts", r)
@@ -416,16 +400,8 @@ func TestSignedDirectoryReceipts(t *testing.T) {
 	if err := os.Symlink("/etc/passwd", filepath.Join(folder, strings.TrimSuffix(dataFile, ".gz"))); err != nil {
 		t.Fatal(err)
 	}
-	rebuilt = filepath.Join(t.TempDir(), "rebuilt-again.db")
-	run(t, "--catalog", rebuilt, "catalog", "rebuild", "--repo", w.dir, "--trust-key", pub)
-	_, listed, _ = run(t, "--catalog", rebuilt, "--json", "list")
-	var linked *catalog.Record
-	for _, r := range decodeRecords(t, listed) {
-		if r.ID == rec.ID {
-			linked = r
-		}
-	}
-	if linked != nil && linked.Status == catalog.StatusVerified {
+	_, _, got = rebuildTrusting(t, w.dir, pub)
+	if linked := got[rec.ID]; linked != nil && linked.Status == catalog.StatusVerified {
 		t.Errorf("the folder with a planted link, rebuilt: %+v; want it not verified", linked)
 	}
 	if code, out, errOut := run(t, "--catalog", w.catalog, "verify", rec.ID); code != exitProofFailed || !strings.Contains(out+errOut, "a symbolic link") {
@@ -440,10 +416,7 @@ func TestSignedDirectoryReceipts(t *testing.T) {
 func TestRebuildTakesALaterProofsOwnTools(t *testing.T) {
 	src := shop(t)
 	w := newWorkdir(t)
-	priv := filepath.Join(t.TempDir(), "sign.pem")
-	_, pubPEM, _ := run(t, "key", "generate", "--out", priv)
-	pub := filepath.Join(t.TempDir(), "sign.pub.pem")
-	os.WriteFile(pub, []byte(pubPEM), 0o644)
+	priv, pub := signingKey(t)
 	rec := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--sign-key", priv)
 
 	later := *rec.LastProof()
@@ -463,14 +436,12 @@ func TestRebuildTakesALaterProofsOwnTools(t *testing.T) {
 	}
 	os.WriteFile(strings.TrimSuffix(rec.Archive.Path, ".dump")+".verify-20261231T000000Z.receipt.json", env, 0o600)
 
-	cat := filepath.Join(t.TempDir(), "rebuilt.db")
-	if code, out, errOut := run(t, "--catalog", cat, "catalog", "rebuild", "--repo", w.dir, "--trust-key", pub); code != 0 || !strings.Contains(out, "1 later proof(s) taken") {
-		t.Fatalf("rebuild --trust-key: exit %d\n%s%s", code, out, errOut)
+	code, out, recs := rebuildTrusting(t, w.dir, pub)
+	if code != 0 || !strings.Contains(out, "1 later proof(s) taken") {
+		t.Fatalf("rebuild --trust-key: exit %d\n%s", code, out)
 	}
-	_, js, _ := run(t, "--catalog", cat, "--json", "list")
-	recs := decodeRecords(t, js)
-	if len(recs) != 1 || len(recs[0].Proofs) != 2 || recs[0].Proofs[1].ServerVersion != "16.9" || recs[0].Proofs[1].RestoreTool != "16.9" {
-		t.Errorf("rebuilt: %+v; want the later proof, run by 16.9", recs)
+	if r := recs[rec.ID]; len(recs) != 1 || r == nil || len(r.Proofs) != 2 || r.Proofs[1].ServerVersion != "16.9" || r.Proofs[1].RestoreTool != "16.9" {
+		t.Errorf("rebuilt: %+v; want the later proof, run by 16.9", r)
 	}
 }
 
@@ -555,6 +526,38 @@ func TestRebuildTrustsKeysNotFiles(t *testing.T) {
 	}
 }
 
+// signingKey makes a key pair with key generate: the private key's file
+// and the public key's.
+func signingKey(t *testing.T) (priv, pub string) {
+	t.Helper()
+	dir := t.TempDir()
+	priv, pub = filepath.Join(dir, "sign.pem"), filepath.Join(dir, "sign.pub.pem")
+	code, pubPEM, errOut := run(t, "key", "generate", "--out", priv)
+	if code != 0 {
+		t.Fatalf("key generate: exit %d\n%s", code, errOut)
+	}
+	if err := os.WriteFile(pub, []byte(pubPEM), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return priv, pub
+}
+
+// rebuildTrusting rebuilds a new catalog from repo with --trust-key pub:
+// its exit code and output, and the records the new catalog holds, by ID
+// (none when it could not be listed).
+func rebuildTrusting(t *testing.T, repo, pub string) (int, string, map[string]*catalog.Record) {
+	t.Helper()
+	cat := filepath.Join(t.TempDir(), "rebuilt.db")
+	code, out, errOut := run(t, "--catalog", cat, "catalog", "rebuild", "--repo", repo, "--trust-key", pub)
+	recs := map[string]*catalog.Record{}
+	if lc, js, _ := run(t, "--catalog", cat, "--json", "list"); lc == 0 {
+		for _, r := range decodeRecords(t, js) {
+			recs[r.ID] = r
+		}
+	}
+	return code, out + errOut, recs
+}
+
 // editManifest rewrites the record in a manifest file, as a writer of the
 // repository would.
 func editManifest(t *testing.T, path string, edit func(record map[string]any)) {
@@ -584,11 +587,7 @@ func TestS3SignedReceipts(t *testing.T) {
 	s.MakeBucket(t, "signed", true)
 	s.SetEnv(t)
 	w := newWorkdir(t)
-	keys := t.TempDir()
-	priv := filepath.Join(keys, "sign.pem")
-	_, pubPEM, _ := run(t, "key", "generate", "--out", priv)
-	pub := filepath.Join(keys, "sign.pub.pem")
-	os.WriteFile(pub, []byte(pubPEM), 0o644)
+	priv, pub := signingKey(t)
 
 	rec := w.mustBackup(t, "--db", src.ConnString("shop"), "--name", "shop", "--repo", "s3://signed/pg", "--lock-days", "1", "--sign-key", priv)
 	if len(rec.Receipts) != 1 || !strings.HasPrefix(rec.Receipts[0].Path, "s3://signed/pg/shop/") {
@@ -617,15 +616,9 @@ func TestS3SignedReceipts(t *testing.T) {
 	if code, out, errOut := run(t, "--catalog", w.catalog, "verify", dir.ID, "--sign-key", priv); code != 0 {
 		t.Fatalf("verify --sign-key of the bucket's folder: exit %d\n%s%s", code, out, errOut)
 	}
-	cat := filepath.Join(t.TempDir(), "rebuilt.db")
-	code, out, errOut := run(t, "--catalog", cat, "catalog", "rebuild", "--repo", "s3://signed/pg", "--trust-key", pub)
+	code, out, recs := rebuildTrusting(t, "s3://signed/pg", pub)
 	if code != 0 || !strings.Contains(out, "receipts: 2 signed by a trusted key") || !strings.Contains(out, "1 later proof(s) taken from their signed receipts") {
-		t.Fatalf("rebuild --trust-key: exit %d\n%s%s", code, out, errOut)
-	}
-	_, js, _ := run(t, "--catalog", cat, "--json", "list")
-	recs := map[string]*catalog.Record{}
-	for _, r := range decodeRecords(t, js) {
-		recs[r.ID] = r
+		t.Fatalf("rebuild --trust-key: exit %d\n%s", code, out)
 	}
 	if r := recs[rec.ID]; len(recs) != 2 || r == nil || r.Status != catalog.StatusVerified || len(r.Receipts) != 1 {
 		t.Errorf("rebuilt: %+v", r)
@@ -643,19 +636,11 @@ func TestS3SignedReceipts(t *testing.T) {
 	if _, err := s.Client(t).PutObject(context.Background(), "signed", toc, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cat = filepath.Join(t.TempDir(), "rebuilt-again.db")
-	code, out, errOut = run(t, "--catalog", cat, "catalog", "rebuild", "--repo", "s3://signed/pg", "--trust-key", pub)
+	code, out, recs = rebuildTrusting(t, "s3://signed/pg", pub)
 	if code != 0 || !strings.Contains(out, "receipts: 1 signed by a trusted key") {
-		t.Fatalf("rebuild --trust-key after the swap: exit %d\n%s%s", code, out, errOut)
+		t.Fatalf("rebuild --trust-key after the swap: exit %d\n%s", code, out)
 	}
-	_, js, _ = run(t, "--catalog", cat, "--json", "list")
-	var swapped *catalog.Record
-	for _, r := range decodeRecords(t, js) {
-		if r.ID == dir.ID {
-			swapped = r
-		}
-	}
-	if swapped == nil || swapped.Status == catalog.StatusVerified || swapped.Attestation != pipeline.AttestMismatch || len(swapped.Receipts) != 0 {
+	if swapped := recs[dir.ID]; swapped == nil || swapped.Status == catalog.StatusVerified || swapped.Attestation != pipeline.AttestMismatch || len(swapped.Receipts) != 0 {
 		t.Errorf("the folder with a swapped file, rebuilt: %+v; want unverified, %q, no receipt", swapped, pipeline.AttestMismatch)
 	}
 }

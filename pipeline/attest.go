@@ -148,13 +148,9 @@ func signedAs(st *receipt.Statement, rec *catalog.Record, p *catalog.Proof, aske
 		return false, err
 	}
 	if rec.Archive.Format == verify.FormatDirectory {
-		fs := make([]receipt.File, len(sb.files))
-		for i, f := range sb.files {
-			fs[i] = receipt.File{Path: f.Path, SHA256: f.SHA256, BLAKE3: f.BLAKE3}
-		}
 		// The folder's digest is the record's (the statement names it),
 		// and each file is the subject of its name.
-		ok := sb.blake3 == rec.Archive.BLAKE3 && sb.size == pr.Archive.Size && st.CheckFiles(fs) == nil
+		ok := sb.blake3 == rec.Archive.BLAKE3 && sb.size == pr.Archive.Size && st.CheckFiles(ReceiptFiles(sb.files)) == nil
 		return ok, nil
 	}
 	if sb.blake3 != st.Subject[0].Digest["blake3"] || sb.sha256 != st.Subject[0].Digest["sha256"] || sb.size != pr.Archive.Size {

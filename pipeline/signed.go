@@ -26,11 +26,17 @@ func subjectsOf(rec *catalog.Record, key string, files []verify.FileDigest) []re
 	if rec.Archive.Format != verify.FormatDirectory {
 		return receipt.FileSubject(name, rec.Archive)
 	}
+	return receipt.FolderSubjects(name, ReceiptFiles(files))
+}
+
+// ReceiptFiles are a folder's file digests (with their SHA-256s) as a
+// statement's subjects name them.
+func ReceiptFiles(files []verify.FileDigest) []receipt.File {
 	fs := make([]receipt.File, len(files))
 	for i, f := range files {
 		fs[i] = receipt.File{Path: f.Path, SHA256: f.SHA256, BLAKE3: f.BLAKE3}
 	}
-	return receipt.FolderSubjects(name, fs)
+	return fs
 }
 
 // previousReceipt is the SHA-256 of the newest receipt of name in the
