@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgattest/pgattest/testenv"
@@ -188,6 +189,28 @@ func shortageKind(err error, c *testenv.Cluster, restorer string) (kind, state s
 	// killer's SIGKILL, an operator's signal) or stopped is the machine's
 	// doing; a process that crashed on what it was given is not.
 	if c != nil && re != nil && lostConnection(re) {
+		// Wait for the log's word only when the server logged no error of
+		// the restorer's (one that did says why its connection ended).
+		return lostServer(c, state == "")
+	}
+	return "", ""
+}
+
+// crashLogWait is how long lostServer waits for the postmaster to log why
+// a connection went: pg_restore can see it go before the postmaster has
+// reaped the process and its logging collector written the line.
+const crashLogWait = 3 * time.Second
+
+// lostServer says why pg_restore's server went away: stopped, a PANIC
+// whose code says what ran short, or a process killed by a signal
+// (ShortKilled); "" for a process that crashed on what it was given, or
+// when the log says nothing (within crashLogWait, when wait).
+func lostServer(c *testenv.Cluster, wait bool) (kind, state string) {
+	deadline := time.Now()
+	if wait {
+		deadline = deadline.Add(crashLogWait)
+	}
+	for ; ; time.Sleep(50 * time.Millisecond) {
 		if c.Exited() {
 			return ShortKilled, ""
 		}
@@ -196,11 +219,16 @@ func shortageKind(err error, c *testenv.Cluster, restorer string) (kind, state s
 		if state := c.PanicState(); kindOf(state) != "" {
 			return kindOf(state), state
 		}
-		if _, sig := c.Crash(); sig == int(syscall.SIGKILL) || sig == int(syscall.SIGTERM) || sig == int(syscall.SIGINT) || sig == int(syscall.SIGQUIT) {
-			return ShortKilled, ""
+		if _, sig := c.Crash(); sig != 0 {
+			if sig == int(syscall.SIGKILL) || sig == int(syscall.SIGTERM) || sig == int(syscall.SIGINT) || sig == int(syscall.SIGQUIT) {
+				return ShortKilled, ""
+			}
+			return "", ""
+		}
+		if time.Now().After(deadline) {
+			return "", ""
 		}
 	}
-	return "", ""
 }
 
 // kindOf is the shortage a SQLSTATE or its class says, or "".
