@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgattest/pgattest/catalog"
 	"github.com/pgattest/pgattest/testenv"
+	"github.com/pgattest/pgattest/testenv/pgtest"
 )
 
 // TestProofDataWhereSet: with --encrypt-to, the proof's throwaway Postgres
@@ -53,7 +54,12 @@ func TestProofDataWhereSet(t *testing.T) {
 				for _, d := range []string{tmp, "/tmp"} {
 					m, _ := filepath.Glob(filepath.Join(d, testenv.ClusterPrefix+"*"))
 					for _, p := range m {
-						if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) < time.Minute && fi.ModTime().After(startedAt) {
+						if fi, err := os.Stat(p); err != nil || time.Since(fi.ModTime()) > time.Minute || !fi.ModTime().After(startedAt) || p == src.Dir {
+							continue
+						}
+						// In /tmp, tests of other packages start clusters too:
+						// only one whose server runs below this test is ours.
+						if d == tmp || pgtest.DescendantWith(p) != 0 {
 							sawTemp.Store(true)
 						}
 					}
